@@ -1,0 +1,285 @@
+// Package manifest reads plugin.toml and runtime.toml into typed, validated
+// Go values. Decoding is strict: an unknown key, a wrong type, a bad size or
+// duration is an Error that names the file, line and key and says how to fix
+// it. Capabilities decode their own sections through Section.
+package manifest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/airlockhq/airlock/host/cron"
+)
+
+// Limits bound one plugin instance. The runtime gives defaults and ceilings;
+// a manifest may lower a limit, and raise it only up to the ceiling.
+type Limits struct {
+	Memory         Size     `toml:"memory"`          // linear memory, rounded up to 64 KiB pages
+	HandlerTimeout Duration `toml:"handler_timeout"` // per event, including time in host calls
+	Queue          int      `toml:"queue"`           // pending events before overflow
+	// Overflow says which event is lost when the queue is full:
+	// "drop_newest" (the default) or "drop_oldest". Either way the plugin
+	// receives a "dropped" event with the count.
+	Overflow string `toml:"overflow"`
+}
+
+// Overflow policies.
+const (
+	DropNewest = "drop_newest"
+	DropOldest = "drop_oldest"
+)
+
+// Timer is a [[trigger.timer]] entry: either every (an interval) or cron.
+type Timer struct {
+	Name  string   `toml:"name"`
+	Every Duration `toml:"every"`
+	Cron  string   `toml:"cron"`
+}
+
+// Manifest is a validated plugin.toml.
+type Manifest struct {
+	File        string // path of plugin.toml
+	Dir         string // directory of plugin.toml; relative paths resolve here
+	Name        string
+	Version     string
+	Description string
+	Wasm        string // absolute path of the module
+	Limits      Limits // resolved: defaults applied, ceilings checked
+	EnvAllow    []string
+	Config      map[string]string
+	Data        bool // a private persistent /data directory
+	Timers      []Timer
+	// Grants holds each capability's decoded grant, by capability name.
+	// A capability that the manifest does not mention has no entry: denied.
+	Grants map[string]any
+	// Triggers holds each capability trigger's decoded rules, by kind
+	// ("udev", "dbus"). Timers are built in and live in Timers.
+	Triggers map[string]any
+}
+
+// SectionFunc decodes one capability-owned section and returns its value.
+type SectionFunc func(Section) (any, error)
+
+// Schema tells the parser which sections capabilities own, besides the
+// built-in ones.
+type Schema struct {
+	Grants   map[string]SectionFunc // top-level tables: "supervisor", "dbus", ...
+	Triggers map[string]SectionFunc // [[trigger.X]] tables other than timer
+}
+
+var (
+	nameRe    = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+	envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*\*?$`)
+)
+
+// Secret reports whether an environment variable must never reach a plugin,
+// whatever its manifest asks: API keys, tokens and passwords.
+func Secret(name string) bool {
+	n := strings.ToUpper(name)
+	for _, s := range []string{"_API_KEY", "APIKEY", "_TOKEN", "_SECRET", "PASSWORD"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+type manifestTop struct {
+	Name        string `toml:"name"`
+	Version     string `toml:"version"`
+	Description string `toml:"description"`
+	Wasm        string `toml:"wasm"`
+	Limits      Limits `toml:"limits"`
+	Env         struct {
+		Allow []string `toml:"allow"`
+	} `toml:"env"`
+	Config  map[string]string `toml:"config"`
+	Storage struct {
+		Data bool `toml:"data"`
+	} `toml:"storage"`
+	Trigger struct {
+		Timer []Timer `toml:"timer"`
+	} `toml:"trigger"`
+}
+
+// LoadManifest reads and validates the plugin.toml at path against the
+// runtime's limits.
+func LoadManifest(path string, rt *Runtime, schema Schema) (*Manifest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	return ParseManifest(path, data, rt, schema)
+}
+
+// ParseManifest validates data as the plugin.toml at path. All problems are
+// reported together, as Errors, in line order.
+func ParseManifest(path string, data []byte, rt *Runtime, schema Schema) (*Manifest, error) {
+	d, err := parseDoc(path, data)
+	if err != nil {
+		return nil, err
+	}
+	known := map[string][]string{}
+	var top manifestTop
+	collectKeys("", reflect.TypeOf(top), known)
+	m := &Manifest{File: path, Dir: filepath.Dir(path), Grants: map[string]any{}, Triggers: map[string]any{}}
+	for _, k := range []string{"name", "version", "description", "wasm", "limits", "env", "config", "storage"} {
+		d.decode(k, fieldOf(&top, k))
+	}
+	// [trigger] mixes built-in timers with capability triggers.
+	if p, ok := d.top["trigger"]; ok {
+		var trig map[string]primitive
+		if d.decodePrim("trigger", p, &trig) {
+			for kind, tp := range trig {
+				key := "trigger." + kind
+				switch fn, ok := schema.Triggers[kind]; {
+				case kind == "timer":
+					d.decodePrim(key, tp, &top.Trigger.Timer)
+				case ok:
+					if v, err := fn(Section{d: d, key: key, prim: tp, known: known}); err == nil && v != nil {
+						m.Triggers[kind] = v
+					}
+				default:
+					d.errorf(key, hintFor(kind, append(keysOf(schema.Triggers), "timer")), "unknown trigger kind %q", kind)
+				}
+			}
+		}
+	}
+	for k, p := range d.top {
+		fn, ok := schema.Grants[k]
+		if !ok || k == "trigger" {
+			continue
+		}
+		if v, err := fn(Section{d: d, key: k, prim: p, known: known}); err == nil && v != nil {
+			m.Grants[k] = v
+		}
+	}
+	known[""] = append(known[""], keysOf(schema.Grants)...)
+	known["trigger"] = append(known["trigger"], keysOf(schema.Triggers)...)
+	d.unknown(known)
+
+	m.Name, m.Version, m.Description = top.Name, top.Version, top.Description
+	m.EnvAllow, m.Config, m.Data, m.Timers = top.Env.Allow, top.Config, top.Storage.Data, top.Trigger.Timer
+	validateManifest(d, m, &top, rt)
+	if err := d.errs.err(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func validateManifest(d *doc, m *Manifest, top *manifestTop, rt *Runtime) {
+	switch {
+	case !d.has("name"):
+		d.errorf("name", `add a line such as name = "my-plugin"`, "missing")
+	case !nameRe.MatchString(m.Name):
+		d.errorf("name", "use lower-case letters, digits and '-', starting with a letter, at most 63 characters", "bad plugin name %q", m.Name)
+	}
+	if top.Wasm == "" {
+		top.Wasm = m.Name + ".wasm"
+	}
+	if filepath.IsAbs(top.Wasm) || strings.Contains(top.Wasm, "..") {
+		d.errorf("wasm", "name a file inside the plugin's directory", "wasm path %q leaves the plugin directory", top.Wasm)
+	}
+	m.Wasm = filepath.Join(m.Dir, top.Wasm)
+	for i, e := range m.EnvAllow {
+		switch {
+		case !envNameRe.MatchString(e):
+			d.errorf("env.allow", "write a variable name such as BALENA_DEVICE_UUID, or a prefix ending in *", "entry %d: bad variable name %q", i, e)
+		case Secret(e):
+			d.errorf("env.allow", "secrets never reach plugins; the host uses the key on the plugin's behalf through a capability such as [supervisor]", "entry %d: %q names a secret", i, e)
+		}
+	}
+	names := map[string]bool{}
+	for i, t := range m.Timers {
+		key := fmt.Sprintf("trigger.timer[%d]", i)
+		if t.Name == "" {
+			t.Name = fmt.Sprintf("timer%d", i+1)
+			m.Timers[i].Name = t.Name
+		}
+		if names[t.Name] {
+			d.errorf("trigger.timer", "give each timer its own name", "duplicate timer name %q", t.Name)
+		}
+		names[t.Name] = true
+		switch {
+		case t.Every == 0 && t.Cron == "":
+			d.errorf("trigger.timer", `add every = "5m" or cron = "*/5 * * * *"`, "%s: neither every nor cron is set", key)
+		case t.Every != 0 && t.Cron != "":
+			d.errorf("trigger.timer", "keep one of them", "%s: both every and cron are set", key)
+		case t.Cron != "":
+			if _, err := cron.Parse(t.Cron); err != nil {
+				d.errorf("trigger.timer", "write five fields: minute hour day-of-month month day-of-week", "%s: %v", key, err)
+			}
+		case t.Every.D() < minTimerEvery:
+			d.errorf("trigger.timer", "use an interval of "+minTimerEvery.String()+" or more", "%s: every = %s is too short", key, t.Every)
+		}
+	}
+	m.Limits = resolveLimits(d, top.Limits, rt)
+}
+
+// resolveLimits applies the runtime's defaults to what the manifest leaves
+// out, and refuses values above the runtime's ceiling.
+func resolveLimits(d *doc, want Limits, rt *Runtime) Limits {
+	l := rt.Limits
+	ceil := rt.Ceiling
+	if want.Memory != 0 {
+		if want.Memory > ceil.Memory {
+			d.errorf("limits.memory", "ask for at most "+ceil.Memory.String()+", or raise [ceiling] memory in "+filepath.Base(rt.File), "%s is above the runtime's ceiling of %s", want.Memory, ceil.Memory)
+		}
+		l.Memory = want.Memory
+	}
+	if want.HandlerTimeout != 0 {
+		if want.HandlerTimeout > ceil.HandlerTimeout {
+			d.errorf("limits.handler_timeout", "ask for at most "+ceil.HandlerTimeout.String()+", or raise [ceiling] handler_timeout in "+filepath.Base(rt.File), "%s is above the runtime's ceiling of %s", want.HandlerTimeout, ceil.HandlerTimeout)
+		}
+		l.HandlerTimeout = want.HandlerTimeout
+	}
+	if d.md.IsDefined("limits", "queue") && !d.reported["limits"] {
+		switch {
+		case want.Queue < 1:
+			d.errorf("limits.queue", "use a number from 1 up", "queue = %d is too small", want.Queue)
+		case want.Queue > ceil.Queue:
+			d.errorf("limits.queue", fmt.Sprintf("ask for at most %d, or raise [ceiling] queue in %s", ceil.Queue, filepath.Base(rt.File)), "%d is above the runtime's ceiling of %d", want.Queue, ceil.Queue)
+		}
+		l.Queue = want.Queue
+	}
+	if want.Overflow != "" {
+		if want.Overflow != DropNewest && want.Overflow != DropOldest {
+			d.errorf("limits.overflow", `use "drop_newest" or "drop_oldest"`, "unknown overflow policy %q", want.Overflow)
+		}
+		l.Overflow = want.Overflow
+	}
+	return l
+}
+
+// fieldOf returns a pointer to the field of top tagged key.
+func fieldOf(top any, key string) any {
+	v := reflect.ValueOf(top).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("toml"), ","); name == key {
+			return v.Field(i).Addr().Interface()
+		}
+	}
+	panic("manifest: no field for " + key)
+}
+
+func keysOf[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// hintFor suggests the known name closest to a misspelt k, or lists them.
+func hintFor(k string, known []string) string {
+	if s := suggest(k, known); s != "" {
+		return fmt.Sprintf("did you mean %q?", s)
+	}
+	return "expected one of: " + strings.Join(known, ", ")
+}

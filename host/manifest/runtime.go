@@ -1,0 +1,171 @@
+package manifest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+type primitive = toml.Primitive
+
+// minTimerEvery is the shortest timer interval, so that a typo such as
+// every = "1ns" cannot turn a plugin into a busy loop.
+const minTimerEvery = 100 * time.Millisecond
+
+// Restart is the backoff policy after a trap, a timeout or an exit.
+type Restart struct {
+	Initial Duration `toml:"initial"` // first delay
+	Max     Duration `toml:"max"`     // the delay doubles up to this
+	// CrashLoop is the number of crashes within Window after which the
+	// plugin is reported as crash-looping and waits Max between tries.
+	CrashLoop int      `toml:"crash_loop"`
+	Window    Duration `toml:"window"`
+}
+
+// Log configures the host's own logs and its audit stream.
+type Log struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // text or json
+	// Audit is where allow/deny records go: "stderr", "stdout", "off" or a
+	// file path (appended to).
+	Audit string `toml:"audit"`
+}
+
+// Runtime is a validated runtime.toml.
+type Runtime struct {
+	File     string
+	Dir      string
+	Plugins  []string // absolute plugin directories, searched one level deep
+	StateDir string   // absolute; holds /data dirs and the compilation cache
+	Device   string   // "sim" (the embedded simulated device) or "real"
+	Limits   Limits   // defaults for every plugin
+	Ceiling  Limits   // the most a manifest may ask for
+	Restart  Restart
+	Log      Log
+	// Sections holds capability sections' decoded values by name.
+	Sections map[string]any
+}
+
+type runtimeTop struct {
+	Plugins  []string `toml:"plugins"`
+	StateDir string   `toml:"state_dir"`
+	Device   string   `toml:"device"`
+	Limits   Limits   `toml:"limits"`
+	Ceiling  Limits   `toml:"ceiling"`
+	Restart  Restart  `toml:"restart"`
+	Log      Log      `toml:"log"`
+}
+
+// DefaultRuntime is what runtime.toml's absent keys mean.
+func DefaultRuntime() Runtime {
+	return Runtime{
+		Plugins:  []string{"plugins"},
+		StateDir: ".airlock",
+		Device:   "sim",
+		Limits:   Limits{Memory: 64 << 20, HandlerTimeout: Duration(5 * time.Second), Queue: 64, Overflow: DropNewest},
+		Ceiling:  Limits{Memory: 512 << 20, HandlerTimeout: Duration(60 * time.Second), Queue: 4096},
+		Restart:  Restart{Initial: Duration(100 * time.Millisecond), Max: Duration(30 * time.Second), CrashLoop: 5, Window: Duration(time.Minute)},
+		Log:      Log{Level: "info", Format: "text", Audit: "stderr"},
+	}
+}
+
+// LoadRuntime reads and validates a runtime.toml. sections are the
+// capability-owned tables it may hold ([supervisor], [dbus], ...).
+func LoadRuntime(path string, sections map[string]SectionFunc) (*Runtime, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read runtime config: %w (pass another with --config)", err)
+	}
+	return ParseRuntime(path, data, sections)
+}
+
+// ParseRuntime validates data as the runtime.toml at path.
+func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*Runtime, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	d, err := parseDoc(path, data)
+	if err != nil {
+		return nil, err
+	}
+	def := DefaultRuntime()
+	top := runtimeTop{Plugins: def.Plugins, StateDir: def.StateDir, Device: def.Device, Limits: def.Limits, Ceiling: def.Ceiling, Restart: def.Restart, Log: def.Log}
+	known := map[string][]string{}
+	collectKeys("", reflect.TypeOf(top), known)
+	for _, k := range []string{"plugins", "state_dir", "device", "limits", "ceiling", "restart", "log"} {
+		d.decode(k, fieldOf(&top, k))
+	}
+	rt := &Runtime{File: path, Dir: filepath.Dir(abs), Sections: map[string]any{}}
+	for k, p := range d.top {
+		if fn, ok := sections[k]; ok {
+			if v, err := fn(Section{d: d, key: k, prim: p, known: known}); err == nil && v != nil {
+				rt.Sections[k] = v
+			}
+		}
+	}
+	known[""] = append(known[""], keysOf(sections)...)
+	d.unknown(known)
+
+	for _, p := range top.Plugins {
+		rt.Plugins = append(rt.Plugins, rt.resolve(p))
+	}
+	rt.StateDir = rt.resolve(top.StateDir)
+	rt.Device, rt.Limits, rt.Ceiling, rt.Restart, rt.Log = top.Device, top.Limits, top.Ceiling, top.Restart, top.Log
+	validateRuntime(d, rt)
+	if err := d.errs.err(); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+func validateRuntime(d *doc, rt *Runtime) {
+	if len(rt.Plugins) == 0 {
+		d.errorf("plugins", `name at least one directory, such as plugins = ["plugins"]`, "no plugin directories")
+	}
+	if rt.Device != "sim" && rt.Device != "real" {
+		d.errorf("device", `use "sim" for the embedded simulated device or "real" on a device`, "unknown device %q", rt.Device)
+	}
+	l, c := rt.Limits, rt.Ceiling
+	if l.Memory > c.Memory {
+		d.errorf("limits.memory", "lower the default or raise [ceiling] memory", "default %s is above the ceiling %s", l.Memory, c.Memory)
+	}
+	if l.HandlerTimeout > c.HandlerTimeout {
+		d.errorf("limits.handler_timeout", "lower the default or raise [ceiling] handler_timeout", "default %s is above the ceiling %s", l.HandlerTimeout, c.HandlerTimeout)
+	}
+	if l.Queue < 1 || l.Queue > c.Queue {
+		d.errorf("limits.queue", "use a number from 1 up to [ceiling] queue", "default %d is out of range", l.Queue)
+	}
+	if l.Overflow != DropNewest && l.Overflow != DropOldest {
+		d.errorf("limits.overflow", `use "drop_newest" or "drop_oldest"`, "unknown overflow policy %q", l.Overflow)
+	}
+	if c.Overflow != "" {
+		d.errorf("ceiling.overflow", "overflow is a policy, not a limit; set it in [limits]", "has no ceiling")
+	}
+	if rt.Restart.Initial > rt.Restart.Max {
+		d.errorf("restart.initial", "make it at most restart.max", "initial delay %s is above max %s", rt.Restart.Initial, rt.Restart.Max)
+	}
+	if rt.Restart.CrashLoop < 1 {
+		d.errorf("restart.crash_loop", "use a number from 1 up", "crash_loop = %d", rt.Restart.CrashLoop)
+	}
+	switch rt.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		d.errorf("log.level", `use "debug", "info", "warn" or "error"`, "unknown level %q", rt.Log.Level)
+	}
+	if rt.Log.Format != "text" && rt.Log.Format != "json" {
+		d.errorf("log.format", `use "text" or "json"`, "unknown format %q", rt.Log.Format)
+	}
+}
+
+// resolve makes p absolute relative to the runtime.toml's directory.
+func (rt *Runtime) resolve(p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(rt.Dir, p)
+}
