@@ -1,0 +1,209 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Operation names, as a manifest's [supervisor] allow list spells them.
+const (
+	OpPing           = "ping"
+	OpBlink          = "blink"
+	OpReboot         = "reboot"
+	OpShutdown       = "shutdown"
+	OpUpdate         = "update"
+	OpAppRestart     = "app.restart"
+	OpAppPurge       = "app.purge"
+	OpServiceRestart = "service.restart"
+	OpServiceStop    = "service.stop"
+	OpServiceStart   = "service.start"
+	OpDeviceRead     = "device.read"
+	OpHostnameSet    = "hostname.set"
+)
+
+// OpInfo describes one grantable operation.
+type OpInfo struct {
+	Name       string
+	PerService bool     // granted per service: "service.restart:main"
+	Endpoints  []string // what the client calls for it
+	Doc        string
+}
+
+// Ops lists every operation a manifest can grant, in the order docs show
+// them. Anything not here is denied.
+var Ops = []OpInfo{
+	{Name: OpPing, Endpoints: []string{"GET /ping", "GET /v1/healthy"}, Doc: "check that the supervisor answers and is healthy"},
+	{Name: OpBlink, Endpoints: []string{"POST /v1/blink"}, Doc: "blink the identification LED"},
+	{Name: OpReboot, Endpoints: []string{"POST /v1/reboot"}, Doc: "reboot the device (update locks apply unless forced)"},
+	{Name: OpShutdown, Endpoints: []string{"POST /v1/shutdown"}, Doc: "power the device off"},
+	{Name: OpUpdate, Endpoints: []string{"POST /v1/update"}, Doc: "trigger an update check"},
+	{Name: OpAppRestart, Endpoints: []string{"POST /v2/applications/:appId/restart"}, Doc: "restart every service of the app"},
+	{Name: OpAppPurge, Endpoints: []string{"POST /v2/applications/:appId/purge"}, Doc: "delete the app's data volumes"},
+	{Name: OpServiceRestart, PerService: true, Endpoints: []string{"POST /v2/applications/:appId/restart-service"}, Doc: "restart the named service"},
+	{Name: OpServiceStop, PerService: true, Endpoints: []string{"POST /v2/applications/:appId/stop-service"}, Doc: "stop the named service"},
+	{Name: OpServiceStart, PerService: true, Endpoints: []string{"POST /v2/applications/:appId/start-service"}, Doc: "start the named service"},
+	{Name: OpDeviceRead, Endpoints: []string{"GET /v1/device", "GET /v2/state/status", "GET /v2/version", "GET /v2/device/name", "GET /v2/device/tags", "GET /v1/device/host-config"}, Doc: "read device info, status, version, name, tags and host config"},
+	{Name: OpHostnameSet, Endpoints: []string{"PATCH /v1/device/host-config"}, Doc: "change the hostname"},
+}
+
+// LookupOp returns the named operation.
+func LookupOp(name string) (OpInfo, bool) {
+	for _, op := range Ops {
+		if op.Name == name {
+			return op, true
+		}
+	}
+	return OpInfo{}, false
+}
+
+// AnyService in a grant ("service.restart:*") allows every service. It is
+// the only wildcard, and only where the manifest writes it.
+const AnyService = "*"
+
+// Grant is a parsed allow list. The zero Grant denies everything. A Grant is
+// immutable once parsed, so it can be shared between goroutines.
+type Grant struct {
+	ops      map[string]bool            // operations granted without a service
+	services map[string]map[string]bool // per-service operation → service names
+}
+
+// ParseGrant parses a manifest's [supervisor] allow list. Every bad entry is
+// reported, each naming its index, with a "did you mean" when one is close.
+func ParseGrant(allow []string) (Grant, error) {
+	g := Grant{ops: map[string]bool{}, services: map[string]map[string]bool{}}
+	var errs []error
+	for i, entry := range allow {
+		if err := g.add(entry); err != nil {
+			errs = append(errs, fmt.Errorf("supervisor.allow[%d] %q: %w", i, entry, err))
+		}
+	}
+	if len(errs) > 0 {
+		return Grant{}, errors.Join(errs...)
+	}
+	return g, nil
+}
+
+func (g Grant) add(entry string) error {
+	name, service, scoped := strings.Cut(strings.TrimSpace(entry), ":")
+	op, ok := LookupOp(name)
+	if !ok {
+		return unknownOp(name)
+	}
+	if !op.PerService {
+		if scoped {
+			return fmt.Errorf("%s takes no service name; write %q", op.Name, op.Name)
+		}
+		g.ops[op.Name] = true
+		return nil
+	}
+	if !scoped || service == "" {
+		return fmt.Errorf("%s needs a service name: write \"%s:<service>\", or \"%s:*\" for every service", op.Name, op.Name, op.Name)
+	}
+	if service != AnyService && !validService(service) {
+		return fmt.Errorf("service name %q is not a compose service name (letters, digits, '.', '_', '-')", service)
+	}
+	if g.services[op.Name] == nil {
+		g.services[op.Name] = map[string]bool{}
+	}
+	g.services[op.Name][service] = true
+	return nil
+}
+
+func validService(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func unknownOp(name string) error {
+	best, bestD := "", 4
+	for _, op := range Ops {
+		if d := distance(name, op.Name); d < bestD {
+			best, bestD = op.Name, d
+		}
+	}
+	if best == "" {
+		// A bare word such as "restart" is often the last segment of one.
+		for _, op := range Ops {
+			if _, last, _ := strings.Cut(op.Name, "."); last == name {
+				best = op.Name
+				break
+			}
+		}
+	}
+	if best != "" {
+		return fmt.Errorf("unknown supervisor operation; did you mean %q?", best)
+	}
+	names := make([]string, len(Ops))
+	for i, op := range Ops {
+		names[i] = op.Name
+	}
+	return fmt.Errorf("unknown supervisor operation; known: %s", strings.Join(names, ", "))
+}
+
+// distance is the Levenshtein distance, enough for "did you mean".
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// Allows reports whether the grant covers op. For a per-service operation,
+// service names the target; for the others it is ignored.
+func (g Grant) Allows(op, service string) bool {
+	info, ok := LookupOp(op)
+	if !ok {
+		return false
+	}
+	if !info.PerService {
+		return g.ops[op]
+	}
+	set := g.services[op]
+	return service != "" && (set[service] || set[AnyService])
+}
+
+// List returns the grant in canonical form, sorted: what a check command
+// prints and what the audit log records at load.
+func (g Grant) List() []string {
+	var out []string
+	for op := range g.ops {
+		out = append(out, op)
+	}
+	for op, set := range g.services {
+		for s := range set {
+			out = append(out, op+":"+s)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// String is the canonical list, quoted, for logs.
+func (g Grant) String() string {
+	l := g.List()
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
