@@ -23,6 +23,9 @@ type fsCase struct {
 	size  string // for truncate -s; the image is sparse
 	args  []string
 	setup func(t *testing.T, img string) // after mkfs, e.g. relabel
+	// build replaces "cmd args... img" for tools that take the image
+	// elsewhere on their command line.
+	build func(t *testing.T, img string)
 	want  Result                         // non-empty fields must match
 	// noLabel asserts that there is no label at all.
 	noLabel bool
@@ -53,6 +56,17 @@ var fsCases = []fsCase{
 		args:  []string{"-F", "32", "-n", "NO NAME"},
 		setup: func(t *testing.T, img string) { patch(t, img, 0x47, []byte("BOOTONLY   ")) },
 		want:  Result{Type: "vfat", Version: "FAT32"}, noLabel: true},
+	{name: "vfat-rootdir-noname", cmd: "mkfs.vfat", pkg: "dosfstools", size: "16M",
+		// "NO NAME" in the root directory is a label like any other to blkid.
+		args:  []string{"-F", "16", "-n", "ROOTDIR"},
+		setup: func(t *testing.T, img string) { replace(t, img, "ROOTDIR    ", "NO NAME    ", -1) },
+		want:  Result{Type: "vfat", Label: "NO NAME"}},
+	{name: "vfat16-no-extended-bpb", cmd: "mkfs.vfat", pkg: "dosfstools", size: "16M",
+		// Without the 0x28/0x29 extended boot signature the serial is
+		// not trusted, so there is no UUID.
+		args:  []string{"-F", "16", "-n", "OLDDOS", "-i", "12345678"},
+		setup: func(t *testing.T, img string) { patch(t, img, 0x26, []byte{0}) },
+		want:  Result{Type: "vfat", Label: "OLDDOS"}},
 	{name: "exfat", cmd: "mkfs.exfat", pkg: "exfatprogs", size: "8M",
 		args:  []string{"-L", "Ünïcode lbl"},
 		setup: func(t *testing.T, img string) { run(t, "tune.exfat", "-I", "0x1a2b3c4d", img) },
@@ -86,6 +100,47 @@ var fsCases = []fsCase{
 	{name: "f2fs", cmd: "mkfs.f2fs", pkg: "f2fs-tools", size: "64M",
 		args: []string{"-q", "-f", "-l", "f2 été", "-U", "12345678-1234-1234-1234-123456789abc"},
 		want: Result{Type: "f2fs", Label: "f2 été", UUID: "12345678-1234-1234-1234-123456789abc"}},
+	{name: "iso9660", cmd: "genisoimage", pkg: "genisoimage",
+		build: func(t *testing.T, img string) { run(t, "genisoimage", "-quiet", "-V", "PLAIN ISO", "-o", img, isoTree(t)) },
+		want:  Result{Type: "iso9660", Label: "PLAIN ISO"}},
+	{name: "iso9660-joliet", cmd: "genisoimage", pkg: "genisoimage",
+		build: func(t *testing.T, img string) { run(t, "genisoimage", "-quiet", "-J", "-V", "Joliet été", "-o", img, isoTree(t)) },
+		want:  Result{Type: "iso9660", Label: "Joliet été", Version: "Joliet Extension"}},
+	{name: "iso9660-joliet-long", cmd: "genisoimage", pkg: "genisoimage",
+		// Joliet keeps 16 characters; the rest comes from the primary
+		// descriptor.
+		build: func(t *testing.T, img string) {
+			run(t, "genisoimage", "-quiet", "-J", "-V", "A_LONG_LABEL_FOR_JOLIET_1234", "-o", img, isoTree(t))
+		},
+		want: Result{Type: "iso9660", Label: "A_LONG_LABEL_FOR_JOLIET_1234"}},
+	{name: "squashfs", cmd: "mksquashfs", pkg: "squashfs-tools",
+		build: func(t *testing.T, img string) { run(t, "mksquashfs", isoTree(t), img, "-quiet", "-noappend") },
+		want:  Result{Type: "squashfs", Version: "4.0"}},
+}
+
+// isoTree is a directory with one file, for the image builders.
+func isoTree(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// replace rewrites the first n occurrences of old in the image file.
+func replace(t *testing.T, img, old, new string, n int) {
+	t.Helper()
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(old)) {
+		t.Fatalf("%q not in %s", old, img)
+	}
+	if err := os.WriteFile(img, bytes.Replace(b, []byte(old), []byte(new), n), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func patch(t *testing.T, img string, off int64, b []byte) {
@@ -113,8 +168,14 @@ func makeImage(t *testing.T, c fsCase) string {
 	t.Helper()
 	testenv.NeedCommand(t, c.cmd, c.pkg)
 	img := filepath.Join(t.TempDir(), c.name+".img")
-	run(t, "truncate", "-s", c.size, img)
-	run(t, c.cmd, append(c.args, img)...)
+	if c.size != "" {
+		run(t, "truncate", "-s", c.size, img)
+	}
+	if c.build != nil {
+		c.build(t, img)
+	} else {
+		run(t, c.cmd, append(c.args, img)...)
+	}
 	if c.setup != nil {
 		c.setup(t, img)
 	}
