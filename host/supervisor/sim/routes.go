@@ -25,12 +25,13 @@ const maxBody = 100 << 10
 // reply, never a 405; routes() keeps that behaviour.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.routesOnce.Do(s.routes)
-	h, pattern := s.mux.Handler(r)
-	if pattern == "" {
+	// Handler only looks the route up; ServeHTTP then fills in the path
+	// values, which Handler does not.
+	if _, pattern := s.mux.Handler(r); pattern == "" {
 		writeText(w, http.StatusNotFound, "Cannot "+r.Method+" "+r.URL.Path)
 		return
 	}
-	h.ServeHTTP(w, r)
+	s.mux.ServeHTTP(w, r)
 }
 
 func (s *Server) routes() {
