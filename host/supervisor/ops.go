@@ -122,18 +122,20 @@ func validService(s string) bool {
 }
 
 func unknownOp(name string) error {
-	best, bestD := "", 4
+	best := ""
+	// A bare word such as "purge" is most likely the last segment of a
+	// dotted name, even when a short name ("ping") is closer in spelling.
 	for _, op := range Ops {
-		if d := distance(name, op.Name); d < bestD {
-			best, bestD = op.Name, d
+		if _, last, ok := strings.Cut(op.Name, "."); ok && last == name {
+			best = op.Name
+			break
 		}
 	}
 	if best == "" {
-		// A bare word such as "restart" is often the last segment of one.
+		bestD := 4
 		for _, op := range Ops {
-			if _, last, _ := strings.Cut(op.Name, "."); last == name {
-				best = op.Name
-				break
+			if d := distance(name, op.Name); d < bestD {
+				best, bestD = op.Name, d
 			}
 		}
 	}
