@@ -22,11 +22,11 @@ type fsCase struct {
 	pkg   string // the Debian package that ships it
 	size  string // for truncate -s; the image is sparse
 	args  []string
-	setup func(t *testing.T, img string) // after mkfs, e.g. relabel
+	setup func(t testing.TB, img string) // after mkfs, e.g. relabel
 	// build replaces "cmd args... img" for tools that take the image
 	// elsewhere on their command line.
-	build func(t *testing.T, img string)
-	want  Result                         // non-empty fields must match
+	build func(t testing.TB, img string)
+	want  Result // non-empty fields must match
 	// noLabel asserts that there is no label at all.
 	noLabel bool
 }
@@ -48,34 +48,39 @@ var fsCases = []fsCase{
 		args: []string{"-F", "16", "-n", "ROOTDIR"},
 		// A stale boot-sector copy, as some tools leave after relabelling:
 		// the root-directory entry is what counts.
-		setup: func(t *testing.T, img string) { patch(t, img, 0x2B, []byte("BOOTSECTOR ")) },
+		setup: func(t testing.TB, img string) { patch(t, img, 0x2B, []byte("BOOTSECTOR ")) },
 		want:  Result{Type: "vfat", Label: "ROOTDIR"}},
 	{name: "vfat-no-bootsector-fallback", cmd: "mkfs.vfat", pkg: "dosfstools", size: "33M",
 		// No root-directory label entry: blkid (2.38) then reports no
 		// LABEL, only LABEL_FATBOOT, and udev has no ID_FS_LABEL.
 		args:  []string{"-F", "32", "-n", "NO NAME"},
-		setup: func(t *testing.T, img string) { patch(t, img, 0x47, []byte("BOOTONLY   ")) },
+		setup: func(t testing.TB, img string) { patch(t, img, 0x47, []byte("BOOTONLY   ")) },
 		want:  Result{Type: "vfat", Version: "FAT32"}, noLabel: true},
 	{name: "vfat-rootdir-noname", cmd: "mkfs.vfat", pkg: "dosfstools", size: "16M",
 		// "NO NAME" in the root directory is a label like any other to blkid.
 		args:  []string{"-F", "16", "-n", "ROOTDIR"},
-		setup: func(t *testing.T, img string) { replace(t, img, "ROOTDIR    ", "NO NAME    ", -1) },
+		setup: func(t testing.TB, img string) { replace(t, img, "ROOTDIR    ", "NO NAME    ", -1) },
 		want:  Result{Type: "vfat", Label: "NO NAME"}},
 	{name: "vfat16-no-extended-bpb", cmd: "mkfs.vfat", pkg: "dosfstools", size: "16M",
 		// Without the 0x28/0x29 extended boot signature the serial is
 		// not trusted, so there is no UUID.
 		args:  []string{"-F", "16", "-n", "OLDDOS", "-i", "12345678"},
-		setup: func(t *testing.T, img string) { patch(t, img, 0x26, []byte{0}) },
+		setup: func(t testing.TB, img string) { patch(t, img, 0x26, []byte{0}) },
 		want:  Result{Type: "vfat", Label: "OLDDOS"}},
 	{name: "exfat", cmd: "mkfs.exfat", pkg: "exfatprogs", size: "8M",
 		args:  []string{"-L", "Ünïcode lbl"},
-		setup: func(t *testing.T, img string) { run(t, "tune.exfat", "-I", "0x1a2b3c4d", img) },
+		setup: func(t testing.TB, img string) { run(t, "tune.exfat", "-I", "0x1a2b3c4d", img) },
 		want:  Result{Type: "exfat", Label: "Ünïcode lbl", UUID: "1A2B-3C4D", Version: "1.0"}},
 	{name: "exfat-nolabel", cmd: "mkfs.exfat", pkg: "exfatprogs", size: "4M",
 		want: Result{Type: "exfat"}, noLabel: true},
 	{name: "ext2", cmd: "mkfs.ext2", pkg: "e2fsprogs", size: "8M",
 		args: []string{"-q", "-L", "ext two", "-U", "11111111-2222-3333-4444-555555555555"},
 		want: Result{Type: "ext2", Label: "ext two", UUID: "11111111-2222-3333-4444-555555555555", Version: "1.0"}},
+	{name: "ext2-shell-specials", cmd: "mkfs.ext2", pkg: "e2fsprogs", size: "4M",
+		// Leading and doubled spaces and shell specials exercise blkid's
+		// export escaping and udev's safe and \x encodings.
+		args: []string{"-q", "-L", `  a  b's "$`},
+		want: Result{Type: "ext2", Label: `  a  b's "$`}},
 	{name: "ext3", cmd: "mkfs.ext3", pkg: "e2fsprogs", size: "8M",
 		args: []string{"-q", "-L", "été", "-U", "22222222-3333-4444-5555-666666666666"},
 		want: Result{Type: "ext3", Label: "été", UUID: "22222222-3333-4444-5555-666666666666"}},
@@ -101,25 +106,29 @@ var fsCases = []fsCase{
 		args: []string{"-q", "-f", "-l", "f2 été", "-U", "12345678-1234-1234-1234-123456789abc"},
 		want: Result{Type: "f2fs", Label: "f2 été", UUID: "12345678-1234-1234-1234-123456789abc"}},
 	{name: "iso9660", cmd: "genisoimage", pkg: "genisoimage",
-		build: func(t *testing.T, img string) { run(t, "genisoimage", "-quiet", "-V", "PLAIN ISO", "-o", img, isoTree(t)) },
-		want:  Result{Type: "iso9660", Label: "PLAIN ISO"}},
+		build: func(t testing.TB, img string) {
+			run(t, "genisoimage", "-quiet", "-V", "PLAIN ISO", "-o", img, isoTree(t))
+		},
+		want: Result{Type: "iso9660", Label: "PLAIN ISO"}},
 	{name: "iso9660-joliet", cmd: "genisoimage", pkg: "genisoimage",
-		build: func(t *testing.T, img string) { run(t, "genisoimage", "-quiet", "-J", "-V", "Joliet été", "-o", img, isoTree(t)) },
-		want:  Result{Type: "iso9660", Label: "Joliet été", Version: "Joliet Extension"}},
+		build: func(t testing.TB, img string) {
+			run(t, "genisoimage", "-quiet", "-J", "-V", "Joliet été", "-o", img, isoTree(t))
+		},
+		want: Result{Type: "iso9660", Label: "Joliet été", Version: "Joliet Extension"}},
 	{name: "iso9660-joliet-long", cmd: "genisoimage", pkg: "genisoimage",
 		// Joliet keeps 16 characters; the rest comes from the primary
 		// descriptor.
-		build: func(t *testing.T, img string) {
+		build: func(t testing.TB, img string) {
 			run(t, "genisoimage", "-quiet", "-J", "-V", "A_LONG_LABEL_FOR_JOLIET_1234", "-o", img, isoTree(t))
 		},
 		want: Result{Type: "iso9660", Label: "A_LONG_LABEL_FOR_JOLIET_1234"}},
 	{name: "squashfs", cmd: "mksquashfs", pkg: "squashfs-tools",
-		build: func(t *testing.T, img string) { run(t, "mksquashfs", isoTree(t), img, "-quiet", "-noappend") },
+		build: func(t testing.TB, img string) { run(t, "mksquashfs", isoTree(t), img, "-quiet", "-noappend") },
 		want:  Result{Type: "squashfs", Version: "4.0"}},
 }
 
 // isoTree is a directory with one file, for the image builders.
-func isoTree(t *testing.T) string {
+func isoTree(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello\n"), 0o644); err != nil {
@@ -129,7 +138,7 @@ func isoTree(t *testing.T) string {
 }
 
 // replace rewrites the first n occurrences of old in the image file.
-func replace(t *testing.T, img, old, new string, n int) {
+func replace(t testing.TB, img, old, new string, n int) {
 	t.Helper()
 	b, err := os.ReadFile(img)
 	if err != nil {
@@ -143,7 +152,7 @@ func replace(t *testing.T, img, old, new string, n int) {
 	}
 }
 
-func patch(t *testing.T, img string, off int64, b []byte) {
+func patch(t testing.TB, img string, off int64, b []byte) {
 	t.Helper()
 	f, err := os.OpenFile(img, os.O_WRONLY, 0)
 	if err != nil {
@@ -155,7 +164,7 @@ func patch(t *testing.T, img string, off int64, b []byte) {
 	}
 }
 
-func run(t *testing.T, name string, args ...string) {
+func run(t testing.TB, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
@@ -164,7 +173,7 @@ func run(t *testing.T, name string, args ...string) {
 	}
 }
 
-func makeImage(t *testing.T, c fsCase) string {
+func makeImage(t testing.TB, c fsCase) string {
 	t.Helper()
 	testenv.NeedCommand(t, c.cmd, c.pkg)
 	img := filepath.Join(t.TempDir(), c.name+".img")
@@ -281,5 +290,55 @@ func checkWant(t *testing.T, got, want Result, noLabel bool) {
 	}
 	if noLabel && got.Label != "" {
 		t.Errorf("Label = %q, want none", got.Label)
+	}
+}
+
+func TestProbeAmbiguous(t *testing.T) {
+	// A FAT32 volume whose reserved sectors still hold an ext4 superblock,
+	// as after a careless reformat: blkid refuses to choose, and so do we.
+	fat := makeImage(t, fsCase{name: "fat", cmd: "mkfs.vfat", pkg: "dosfstools", size: "33M", args: []string{"-F", "32", "-n", "FAT"}})
+	ext := makeImage(t, fsCase{name: "ext", cmd: "mkfs.ext4", pkg: "e2fsprogs", size: "4M", args: []string{"-q", "-O", "^metadata_csum"}})
+	b, err := os.ReadFile(ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch(t, fat, 1024, b[1024:2048])
+	if _, err := ProbeFile(fat); !errors.Is(err, ErrAmbiguous) {
+		t.Errorf("ProbeFile = %v, want ErrAmbiguous", err)
+	}
+	if _, rc := blkidExport(t, fat, "export"); rc == 0 {
+		t.Errorf("blkid -p accepted the image; it should see two signatures")
+	}
+}
+
+func TestProbeUnknown(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "zero.img")
+	run(t, "truncate", "-s", "4M", img)
+	if _, err := ProbeFile(img); !errors.Is(err, ErrUnknown) {
+		t.Errorf("ProbeFile = %v, want ErrUnknown", err)
+	}
+	if _, rc := blkidExport(t, img, "export"); rc != 2 {
+		t.Errorf("blkid -p exit %d, want 2 (nothing found)", rc)
+	}
+	if _, err := Probe(bytes.NewReader(make([]byte, 1024)), 1024); !errors.Is(err, ErrUnknown) {
+		t.Errorf("1 KiB device: %v, want ErrUnknown", err)
+	}
+}
+
+// A device that fails to read must say so, not look empty.
+func TestProbeReadError(t *testing.T) {
+	_, err := Probe(failingReader{}, 1<<30)
+	if err == nil || errors.Is(err, ErrUnknown) || !strings.Contains(err.Error(), "medium error") {
+		t.Errorf("Probe = %v, want the read error", err)
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) ReadAt([]byte, int64) (int, error) { return 0, errors.New("medium error") }
+
+func TestProbeFileMissing(t *testing.T) {
+	if _, err := ProbeFile(filepath.Join(t.TempDir(), "nope")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ProbeFile = %v, want ErrNotExist", err)
 	}
 }
