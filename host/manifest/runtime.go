@@ -42,10 +42,13 @@ type Runtime struct {
 	Plugins  []string // absolute plugin directories, searched one level deep
 	StateDir string   // absolute; holds /data dirs and the compilation cache
 	Device   string   // "sim" (the embedded simulated device) or "real"
-	Limits   Limits   // defaults for every plugin
-	Ceiling  Limits   // the most a manifest may ask for
-	Restart  Restart
-	Log      Log
+	// Build is "auto" to compile a Go plugin whose module is missing or
+	// older than its source (development), or "never" (devices).
+	Build   string
+	Limits  Limits // defaults for every plugin
+	Ceiling Limits // the most a manifest may ask for
+	Restart Restart
+	Log     Log
 	// Sections holds capability sections' decoded values by name.
 	Sections map[string]any
 }
@@ -54,6 +57,7 @@ type runtimeTop struct {
 	Plugins  []string `toml:"plugins"`
 	StateDir string   `toml:"state_dir"`
 	Device   string   `toml:"device"`
+	Build    string   `toml:"build"`
 	Limits   Limits   `toml:"limits"`
 	Ceiling  Limits   `toml:"ceiling"`
 	Restart  Restart  `toml:"restart"`
@@ -66,6 +70,7 @@ func DefaultRuntime() Runtime {
 		Plugins:  []string{"plugins"},
 		StateDir: ".airlock",
 		Device:   "sim",
+		Build:    "never",
 		Limits:   Limits{Memory: 64 << 20, HandlerTimeout: Duration(5 * time.Second), Queue: 64, Overflow: DropNewest},
 		Ceiling:  Limits{Memory: 512 << 20, HandlerTimeout: Duration(60 * time.Second), Queue: 4096},
 		Restart:  Restart{Initial: Duration(100 * time.Millisecond), Max: Duration(30 * time.Second), CrashLoop: 5, Window: Duration(time.Minute)},
@@ -94,10 +99,10 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 		return nil, err
 	}
 	def := DefaultRuntime()
-	top := runtimeTop{Plugins: def.Plugins, StateDir: def.StateDir, Device: def.Device, Limits: def.Limits, Ceiling: def.Ceiling, Restart: def.Restart, Log: def.Log}
+	top := runtimeTop{Plugins: def.Plugins, StateDir: def.StateDir, Device: def.Device, Build: def.Build, Limits: def.Limits, Ceiling: def.Ceiling, Restart: def.Restart, Log: def.Log}
 	known := map[string][]string{}
 	collectKeys("", reflect.TypeOf(top), known)
-	for _, k := range []string{"plugins", "state_dir", "device", "limits", "ceiling", "restart", "log"} {
+	for _, k := range []string{"plugins", "state_dir", "device", "build", "limits", "ceiling", "restart", "log"} {
 		d.decode(k, fieldOf(&top, k))
 	}
 	rt := &Runtime{File: path, Dir: filepath.Dir(abs), Sections: map[string]any{}}
@@ -115,7 +120,7 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 		rt.Plugins = append(rt.Plugins, rt.resolve(p))
 	}
 	rt.StateDir = rt.resolve(top.StateDir)
-	rt.Device, rt.Limits, rt.Ceiling, rt.Restart, rt.Log = top.Device, top.Limits, top.Ceiling, top.Restart, top.Log
+	rt.Device, rt.Build, rt.Limits, rt.Ceiling, rt.Restart, rt.Log = top.Device, top.Build, top.Limits, top.Ceiling, top.Restart, top.Log
 	validateRuntime(d, rt)
 	if err := d.errs.err(); err != nil {
 		return nil, err
@@ -129,6 +134,9 @@ func validateRuntime(d *doc, rt *Runtime) {
 	}
 	if rt.Device != "sim" && rt.Device != "real" {
 		d.errorf("device", `use "sim" for the embedded simulated device or "real" on a device`, "unknown device %q", rt.Device)
+	}
+	if rt.Build != "auto" && rt.Build != "never" {
+		d.errorf("build", `use "auto" to build Go plugins from source when needed, or "never"`, "unknown build mode %q", rt.Build)
 	}
 	l, c := rt.Limits, rt.Ceiling
 	if l.Memory > c.Memory {

@@ -1,0 +1,252 @@
+// Command airlock runs sandboxed WebAssembly plugins for device automation.
+//
+//	airlock run   [--config runtime.toml]     run the host and its plugins
+//	airlock check [--config runtime.toml] DIR validate a plugin without running it
+//	airlock build [-o OUT] DIR                compile a Go plugin to wasm
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/build"
+	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/host/plugin"
+)
+
+const usage = `airlock runs sandboxed WebAssembly plugins for device automation.
+
+Usage:
+  airlock run   [--config runtime.toml]          run the host and its plugins
+  airlock check [--config runtime.toml] <plugin>  validate a plugin's manifest and module
+  airlock build [-o out.wasm] <plugin dir>        compile a Go plugin to wasm
+
+Run "airlock <command> --help" for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = cmdRun(args[1:], stderr)
+	case "check":
+		err = cmdCheck(args[1:], stdout)
+	case "build":
+		err = cmdBuild(args[1:], stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "airlock: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintf(stderr, "airlock %s: %v\n", args[0], err)
+	return 1
+}
+
+var errUsage = errors.New("usage")
+
+func newFlags(name, synopsis string, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: airlock %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}
+
+func cmdRun(args []string, stderr io.Writer) error {
+	fs := newFlags("run", "run [--config runtime.toml]", stderr)
+	config := fs.String("config", "runtime.toml", "the runtime config")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	caps := host.Builtin()
+	rt, err := manifest.LoadRuntime(*config, host.RuntimeSections(caps))
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, rt.Log)
+	h, err := host.New(*config, host.Options{Logger: logger, Capabilities: caps})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return h.Run(ctx)
+}
+
+func newLogger(w io.Writer, l manifest.Log) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(l.Level))
+	o := &slog.HandlerOptions{Level: level}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// loadRuntimeOrDefault reads the runtime config if it exists; check works
+// on a plugin alone too, against the default limits.
+func loadRuntimeOrDefault(path string, explicit bool) (*manifest.Runtime, error) {
+	caps := host.Builtin()
+	rt, err := manifest.LoadRuntime(path, host.RuntimeSections(caps))
+	if err == nil {
+		return rt, nil
+	}
+	if _, statErr := os.Stat(path); explicit || statErr == nil {
+		return nil, err
+	}
+	def := manifest.DefaultRuntime()
+	def.File = "(default runtime)"
+	return &def, nil
+}
+
+func cmdCheck(args []string, stdout io.Writer) error {
+	fs := newFlags("check", "check [--config runtime.toml] <plugin dir | plugin.toml>", stdout)
+	config := fs.String("config", "runtime.toml", "the runtime config whose limits apply")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	rt, err := loadRuntimeOrDefault(*config, explicit)
+	if err != nil {
+		return err
+	}
+	path := fs.Arg(0)
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = filepath.Join(path, "plugin.toml")
+	}
+	caps := host.Builtin()
+	m, err := manifest.LoadManifest(path, rt, host.Schema(caps))
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	wasm, err := os.ReadFile(m.Wasm)
+	if err != nil {
+		return fmt.Errorf("manifest ok, but the module cannot be read: %w (build it with: airlock build %s)", err, m.Dir)
+	}
+	compiled, err := r.CompileModule(ctx, wasm)
+	if err != nil {
+		return fmt.Errorf("%s is not a valid WebAssembly module: %w", m.Wasm, err)
+	}
+	if _, err := plugin.CheckModule(ctx, compiled, m, caps, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s %s: ok\n", m.Name, m.Version)
+	fmt.Fprintf(stdout, "  module:   %s (%d KiB)\n", m.Wasm, len(wasm)/1024)
+	fmt.Fprintf(stdout, "  limits:   memory %s, handler_timeout %s, queue %d (%s)\n", m.Limits.Memory, m.Limits.HandlerTimeout, m.Limits.Queue, m.Limits.Overflow)
+	grants := []string{}
+	for k := range m.Grants {
+		grants = append(grants, k)
+	}
+	sort.Strings(grants)
+	if m.Data {
+		grants = append(grants, "storage.data (/data)")
+	}
+	if len(m.EnvAllow) > 0 {
+		grants = append(grants, "env "+strings.Join(m.EnvAllow, ","))
+	}
+	if len(grants) == 0 {
+		grants = append(grants, "none beyond logs, config and clock")
+	}
+	fmt.Fprintf(stdout, "  grants:   %s\n", strings.Join(grants, "; "))
+	var trig []string
+	for _, t := range m.Timers {
+		if t.Cron != "" {
+			trig = append(trig, fmt.Sprintf("timer %s (cron %q)", t.Name, t.Cron))
+		} else {
+			trig = append(trig, fmt.Sprintf("timer %s (every %s)", t.Name, t.Every))
+		}
+	}
+	for k := range m.Triggers {
+		trig = append(trig, k)
+	}
+	if len(trig) > 0 {
+		fmt.Fprintf(stdout, "  triggers: %s\n", strings.Join(trig, "; "))
+	}
+	return nil
+}
+
+func cmdBuild(args []string, stdout io.Writer) error {
+	fs := newFlags("build", "build [-o out.wasm] <plugin dir>", stdout)
+	out := fs.String("o", "", "output file (default: the wasm named in plugin.toml)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	dir := fs.Arg(0)
+	if !build.HasGoSource(dir) {
+		return fmt.Errorf("%s holds no Go source; airlock build compiles Go plugins (see sdk/ for other languages)", dir)
+	}
+	target := *out
+	if target == "" {
+		def := manifest.DefaultRuntime()
+		m, err := manifest.LoadManifest(filepath.Join(dir, "plugin.toml"), &def, host.Schema(host.Builtin()))
+		if err != nil {
+			return err
+		}
+		target = m.Wasm
+	}
+	if err := build.Go(context.Background(), dir, target); err != nil {
+		return err
+	}
+	st, _ := os.Stat(target)
+	fmt.Fprintf(stdout, "built %s (%d KiB)\n", target, st.Size()/1024)
+	return nil
+}

@@ -1,0 +1,9 @@
+package host
+
+import "github.com/airlockhq/airlock/host/capability"
+
+// Builtin returns the capabilities that the airlock binary offers. A new
+// capability is a new package, added to this list.
+func Builtin() []capability.Capability {
+	return []capability.Capability{}
+}

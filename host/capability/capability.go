@@ -1,0 +1,93 @@
+// Package capability is the contract between the host and each power a
+// plugin can be granted (supervisor, dbus, mount, ...). A capability is one
+// package that owns its manifest section, its grant, its host functions and
+// its backends, and registers here through the Capability interface.
+package capability
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/airlockhq/airlock/host/manifest"
+)
+
+// Capability is one power a plugin can be granted. Its life follows Caddy's
+// modules: the host decodes the runtime section (Configure), starts its
+// backends (Provision), decodes each manifest's grant, exports its host
+// functions to each plugin that is granted it, and finally Closes it, which
+// must be safe after a partial Provision.
+type Capability interface {
+	// Name is the manifest and runtime.toml section, and the audit name:
+	// "supervisor".
+	Name() string
+	// Module is the wasm import module of its host functions, such as
+	// "airlock_supervisor_v1", or "" if it has none (a trigger-only source).
+	Module() string
+	// DecodeGrant decodes the plugin.toml section. A plugin whose manifest
+	// lacks the section has no grant and cannot import Module.
+	DecodeGrant(s manifest.Section) (any, error)
+	// Functions lists the host functions of Module.
+	Functions() []Func
+}
+
+// Configurer is a Capability with a runtime.toml section of its own.
+type Configurer interface {
+	DecodeConfig(s manifest.Section) (any, error)
+}
+
+// Provisioner is a Capability with backends to start once the runtime
+// config is known. env says which device (simulated or real) to use.
+type Provisioner interface {
+	Provision(ctx context.Context, env Env) error
+}
+
+// Closer releases what Provision started.
+type Closer interface {
+	Close() error
+}
+
+// Triggerer is a Capability that wakes plugins: udev events, D-Bus signals.
+// It decodes [[trigger.<Trigger()>]] tables and, once started, delivers
+// matching events through the Deliver function it is given.
+type Triggerer interface {
+	Trigger() string
+	DecodeTrigger(s manifest.Section) (any, error)
+	// Subscribe is told each loaded plugin's trigger rules (nil if none),
+	// before Start and whenever a plugin is (re)loaded.
+	Subscribe(plugin string, rules any)
+	Start(ctx context.Context, deliver Deliver) error
+}
+
+// Deliver hands an event to a plugin's queue. It never blocks; it reports
+// false if the plugin is unknown or stopped.
+type Deliver func(plugin string, ev Event) bool
+
+// Env is what a capability is given when it is provisioned.
+type Env struct {
+	Runtime *manifest.Runtime
+	// Config is the capability's own decoded runtime.toml section, or nil.
+	Config any
+	// Sim is true on the embedded simulated device.
+	Sim    bool
+	Logger *slog.Logger
+}
+
+// Func is one host function. Call runs on the calling plugin's goroutine
+// with that plugin's Instance, and must return an errno in stack[0].
+type Func struct {
+	Name    string
+	Params  []api.ValueType
+	Results []api.ValueType
+	Call    func(ctx context.Context, in *Instance, m api.Module, stack []uint64)
+}
+
+// Event is one thing that wakes a plugin.
+type Event struct {
+	Kind    uint32 // an abi.EventKind
+	Payload []byte // an encoded abi.Record
+	// Coalesce, when not "", lets a queued event with the same key be
+	// replaced by this newer one instead of queueing both.
+	Coalesce string
+}

@@ -1,0 +1,135 @@
+package capability
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/host/gate"
+)
+
+// MaxResult bounds one result or event payload, so that a backend reply
+// cannot make the host copy without limit into a guest.
+const MaxResult = 1 << 20
+
+// Instance is the host's side of one plugin, as its host functions see it.
+// It is owned by the plugin's goroutine: host functions run there, one at a
+// time, so its fields need no lock.
+type Instance struct {
+	Plugin string
+	Grants map[string]any // decoded grants by capability name
+	Config map[string]string
+	Log    *slog.Logger
+	Gate   *gate.Gate
+
+	// pending is the result that did not fit the guest's buffer, or the
+	// current event's payload, until result_read takes it.
+	pending    []byte
+	hasPending bool
+}
+
+// Check asks the gate about op on capability, with the capability's own
+// decision, and returns nil or a *gate.Denial.
+func (in *Instance) Check(ctx context.Context, capability, op string, d gate.Decision) error {
+	return in.Gate.Check(ctx, in.Plugin, capability, op, d)
+}
+
+// Read returns the guest bytes at [ptr, ptr+n), or false if they are not all
+// inside memory. The slice aliases guest memory: use it before the guest
+// runs again.
+func Read(m api.Module, ptr, n uint32) ([]byte, bool) {
+	return m.Memory().Read(ptr, n)
+}
+
+// Reply ends a host function that returns data, following the ABI's result
+// convention: the length goes to *outLenPtr; the bytes go to out if they fit,
+// otherwise they wait for result_read. e is the errno to return; for a
+// non-zero e, data is the error message. A bad out pointer gives abi.Fault.
+func (in *Instance) Reply(m api.Module, outPtr, outCap, outLenPtr uint32, data []byte, e abi.Errno) abi.Errno {
+	if len(data) > MaxResult {
+		data, e = []byte("result exceeds 1 MiB"), abi.TooLarge
+	}
+	mem := m.Memory()
+	if !mem.WriteUint32Le(outLenPtr, uint32(len(data))) {
+		return abi.Fault
+	}
+	in.pending, in.hasPending = nil, false
+	if uint32(len(data)) <= outCap {
+		if !mem.Write(outPtr, data) {
+			return abi.Fault
+		}
+		return e
+	}
+	in.pending, in.hasPending = append([]byte(nil), data...), true
+	return e
+}
+
+// ReplyErr is Reply for an error: it picks the errno from err (see ErrnoOf)
+// and passes err's message to the guest.
+func (in *Instance) ReplyErr(m api.Module, outPtr, outCap, outLenPtr uint32, err error) abi.Errno {
+	return in.Reply(m, outPtr, outCap, outLenPtr, []byte(err.Error()), ErrnoOf(err))
+}
+
+// SetPending makes data the pending result, as for an event payload.
+func (in *Instance) SetPending(data []byte) {
+	in.pending, in.hasPending = data, true
+}
+
+// TakePending copies the pending result into guest memory at out and drops
+// it. It implements result_read.
+func (in *Instance) TakePending(m api.Module, outPtr, outCap, outLenPtr uint32) abi.Errno {
+	if !in.hasPending {
+		if !m.Memory().WriteUint32Le(outLenPtr, 0) {
+			return abi.Fault
+		}
+		return abi.NoResult
+	}
+	n := uint32(len(in.pending))
+	if !m.Memory().WriteUint32Le(outLenPtr, n) {
+		return abi.Fault
+	}
+	if n > outCap {
+		return abi.TooLarge // keep it; the guest may retry with a larger buffer
+	}
+	if !m.Memory().Write(outPtr, in.pending) {
+		return abi.Fault
+	}
+	in.pending, in.hasPending = nil, false
+	return abi.OK
+}
+
+// Reset forgets per-instance state, for a fresh instantiation.
+func (in *Instance) Reset() { in.pending, in.hasPending = nil, false }
+
+// ErrnoOf maps an error to the ABI's error space: an error that carries its
+// own Errno (a *gate.Denial, a capability's typed error) keeps it; deadline
+// and cancellation become abi.Timeout; anything else is abi.Failed.
+func ErrnoOf(err error) abi.Errno {
+	var e interface{ Errno() abi.Errno }
+	switch {
+	case err == nil:
+		return abi.OK
+	case errors.As(err, &e):
+		return e.Errno()
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return abi.Timeout
+	}
+	var en abi.Errno
+	if errors.As(err, &en) {
+		return en
+	}
+	return abi.Failed
+}
+
+// Remaining returns the time left before ctx's deadline, or a day if it has
+// none.
+func Remaining(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d)
+	}
+	return 24 * time.Hour
+}

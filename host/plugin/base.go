@@ -1,0 +1,121 @@
+package plugin
+
+import (
+	"context"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/host/capability"
+)
+
+// maxLogLine bounds one log message; longer ones are cut, with a marker.
+const maxLogLine = 8 << 10
+
+var (
+	i32 = api.ValueTypeI32
+	i64 = api.ValueTypeI64
+)
+
+// baseFuncs are the functions of the airlock_v1 module that every plugin
+// may import: logs, config, clock, sleep and results. They need no grant.
+var baseFuncs = []capability.Func{
+	{Name: abi.FuncLog, Params: []api.ValueType{i32, i32, i32}, Results: []api.ValueType{i32}, Call: hostLog},
+	{Name: abi.FuncConfigGet, Params: []api.ValueType{i32, i32, i32, i32, i32}, Results: []api.ValueType{i32}, Call: hostConfigGet},
+	{Name: abi.FuncClockNow, Params: []api.ValueType{i32}, Results: []api.ValueType{i32}, Call: hostClockNow},
+	{Name: abi.FuncSleep, Params: []api.ValueType{i64}, Results: []api.ValueType{i32}, Call: hostSleep},
+	{Name: abi.FuncDeadline, Params: []api.ValueType{i32}, Results: []api.ValueType{i32}, Call: hostDeadline},
+	{Name: abi.FuncResultRead, Params: []api.ValueType{i32, i32, i32}, Results: []api.ValueType{i32}, Call: hostResultRead},
+}
+
+// log(level i32, msg_ptr, msg_len) -> errno
+func hostLog(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+	level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
+	cut := n > maxLogLine
+	if cut {
+		n = maxLogLine
+	}
+	msg, ok := capability.Read(m, ptr, n)
+	if !ok {
+		stack[0] = uint64(abi.Fault)
+		return
+	}
+	s := string(msg)
+	if !utf8.ValidString(s) {
+		s = string([]rune(s)) // replaces invalid bytes with U+FFFD
+	}
+	if cut {
+		s += " …[truncated]"
+	}
+	in.Log.LogAttrs(ctx, slog.Level(level), s, slog.String("source", "plugin"))
+	stack[0] = uint64(abi.OK)
+}
+
+// config_get(key_ptr, key_len, out_ptr, out_cap, out_len_ptr) -> errno
+func hostConfigGet(_ context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+	kp, kn, op, oc, ol := uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3]), uint32(stack[4])
+	key, ok := capability.Read(m, kp, kn)
+	if !ok {
+		stack[0] = uint64(abi.Fault)
+		return
+	}
+	v, found := in.Config[string(key)]
+	if !found {
+		stack[0] = uint64(in.Reply(m, op, oc, ol, []byte("no config key "+quote(key)+" in the manifest's [config]"), abi.NotFound))
+		return
+	}
+	stack[0] = uint64(in.Reply(m, op, oc, ol, []byte(v), abi.OK))
+}
+
+// clock_now(out_ptr) -> errno: u64 Unix nanoseconds.
+func hostClockNow(_ context.Context, _ *capability.Instance, m api.Module, stack []uint64) {
+	if !m.Memory().WriteUint64Le(uint32(stack[0]), uint64(time.Now().UnixNano())) {
+		stack[0] = uint64(abi.Fault)
+		return
+	}
+	stack[0] = uint64(abi.OK)
+}
+
+// sleep(ns i64) -> errno. It sleeps at most until the handler's deadline and
+// returns abi.Timeout if the deadline cut it short, so a plugin that sleeps
+// cannot outlive its handler timeout.
+func hostSleep(ctx context.Context, _ *capability.Instance, _ api.Module, stack []uint64) {
+	d := time.Duration(int64(stack[0]))
+	if d < 0 {
+		stack[0] = uint64(abi.Invalid)
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		stack[0] = uint64(abi.OK)
+	case <-ctx.Done():
+		stack[0] = uint64(abi.Timeout)
+	}
+}
+
+// deadline(out_ptr) -> errno: u64 nanoseconds left in this handler.
+func hostDeadline(ctx context.Context, _ *capability.Instance, m api.Module, stack []uint64) {
+	left := max(capability.Remaining(ctx), 0)
+	if !m.Memory().WriteUint64Le(uint32(stack[0]), uint64(left)) {
+		stack[0] = uint64(abi.Fault)
+		return
+	}
+	stack[0] = uint64(abi.OK)
+}
+
+// result_read(out_ptr, out_cap, out_len_ptr) -> errno
+func hostResultRead(_ context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+	stack[0] = uint64(in.TakePending(m, uint32(stack[0]), uint32(stack[1]), uint32(stack[2])))
+}
+
+func quote(b []byte) string {
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return `"` + string(b) + `"`
+}

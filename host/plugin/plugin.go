@@ -1,0 +1,286 @@
+// Package plugin runs one plugin: it compiles the module, checks its imports
+// against the manifest's grants, instantiates it as a wasip1 reactor in its
+// own wazero runtime (so that its memory limit is its own), and delivers its
+// events one at a time from a bounded queue. A trap, a timeout or an exit
+// ends the instance; the plugin is restarted with exponential backoff.
+package plugin
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/gate"
+	"github.com/airlockhq/airlock/host/manifest"
+)
+
+// Options is what every plugin shares.
+type Options struct {
+	Runtime *manifest.Runtime
+	// Cache is the compilation cache shared by all plugins' runtimes.
+	Cache        wazero.CompilationCache
+	Capabilities []capability.Capability
+	Gate         *gate.Gate
+	Logger       *slog.Logger
+	// Environ is the host environment that env.allow selects from;
+	// nil means os.Environ().
+	Environ []string
+	// DataFS makes the sandboxed file system for a plugin's /data. nil
+	// means wazero's DirFS.
+	DataFS func(dir string) experimentalsys.FS
+}
+
+// State is where a plugin is in its life.
+type State string
+
+const (
+	StateStarting     State = "starting"
+	StateRunning      State = "running"
+	StateRestarting   State = "restarting"
+	StateCrashLooping State = "crash-looping"
+	StateStopping     State = "stopping"
+	StateStopped      State = "stopped"
+)
+
+// Status is a snapshot of a plugin, for logs and `airlock status`.
+type Status struct {
+	Name      string
+	State     State
+	Restarts  int
+	Queue     int
+	Dropped   uint64
+	LastError string
+}
+
+// Plugin is one loaded plugin. Its goroutine (Run) owns the wasm instance.
+type Plugin struct {
+	M    *manifest.Manifest
+	opts Options
+	log  *slog.Logger
+
+	runtime  wazero.Runtime
+	compiled wazero.CompiledModule
+	modCfg   wazero.ModuleConfig
+	inst     capability.Instance // owned by Run's goroutine
+	q        *queue
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+
+	mu        sync.Mutex // guards the status fields below
+	state     State
+	restarts  int
+	lastError string
+}
+
+// Load compiles m's module and prepares its runtime. It refuses a module that
+// imports a capability m does not grant, or that does not speak ABI v1.
+func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err error) {
+	log := o.Logger.With("plugin", m.Name)
+	wasm, err := os.ReadFile(m.Wasm)
+	if err != nil {
+		hint := "build it with: airlock build " + m.Dir
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("plugin %q: module %s does not exist (%s)", m.Name, m.Wasm, hint)
+		}
+		return nil, fmt.Errorf("plugin %q: read module: %w", m.Name, err)
+	}
+	pages := uint32((uint64(m.Limits.Memory) + 65535) / 65536)
+	cfg := wazero.NewRuntimeConfigCompiler().
+		WithCompilationCache(o.Cache).
+		WithMemoryLimitPages(pages).
+		// Compiles termination checks into loops so that the watchdog can
+		// stop a runaway handler; see host/RATIONALE.md.
+		WithCloseOnContextDone(true)
+	r := wazero.NewRuntimeWithConfig(ctx, cfg)
+	defer func() {
+		if err != nil {
+			r.Close(ctx)
+		}
+	}()
+	compiled, err := r.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q: %s is not a valid WebAssembly module: %w", m.Name, m.Wasm, err)
+	}
+	caps, err := CheckModule(ctx, compiled, m, o.Capabilities, o.Gate)
+	if err != nil {
+		return nil, err
+	}
+	if min := compiled.ExportedMemories(); len(min) > 0 {
+		for _, mem := range min {
+			if mem.Min() > pages {
+				return nil, fmt.Errorf("plugin %q: the module needs %d KiB of memory at start, above limits.memory = %s (raise it in plugin.toml)", m.Name, mem.Min()*64, m.Limits.Memory)
+			}
+		}
+	}
+	p = &Plugin{M: m, opts: o, log: log, runtime: r, compiled: compiled,
+		q:    newQueue(m.Limits.Queue, m.Limits.Overflow == manifest.DropOldest),
+		stop: make(chan struct{}), done: make(chan struct{}), state: StateStarting}
+	p.inst = capability.Instance{Plugin: m.Name, Grants: m.Grants, Config: m.Config, Log: log, Gate: o.Gate}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
+		return nil, fmt.Errorf("plugin %q: wasi: %w", m.Name, err)
+	}
+	if err := p.defineModule(ctx, abi.ModuleBase, baseFuncs); err != nil {
+		return nil, err
+	}
+	for _, c := range caps {
+		if err := p.defineModule(ctx, c.Module(), c.Functions()); err != nil {
+			return nil, err
+		}
+	}
+	if p.modCfg, err = p.moduleConfig(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// defineModule exports funcs as the host module name, bound to this plugin.
+func (p *Plugin) defineModule(ctx context.Context, name string, funcs []capability.Func) error {
+	b := p.runtime.NewHostModuleBuilder(name)
+	for _, f := range funcs {
+		call := f.Call
+		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+			call(ctx, &p.inst, m, stack)
+		}), f.Params, f.Results).WithName(f.Name).Export(f.Name)
+	}
+	if _, err := b.Instantiate(ctx); err != nil {
+		return fmt.Errorf("plugin %q: host module %s: %w", p.M.Name, name, err)
+	}
+	return nil
+}
+
+func (p *Plugin) moduleConfig() (wazero.ModuleConfig, error) {
+	out := &lineWriter{log: p.log}
+	cfg := wazero.NewModuleConfig().WithName(p.M.Name).WithStartFunctions().
+		WithArgs(p.M.Name).WithStdout(out).WithStderr(out).
+		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
+	environ := p.opts.Environ
+	if environ == nil {
+		environ = os.Environ()
+	}
+	for _, kv := range FilterEnv(environ, p.M.EnvAllow) {
+		k, v, _ := strings.Cut(kv, "=")
+		cfg = cfg.WithEnv(k, v)
+	}
+	if p.M.Data {
+		dir := filepath.Join(p.opts.Runtime.StateDir, "data", p.M.Name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("plugin %q: data directory: %w", p.M.Name, err)
+		}
+		fs := sysfs.DirFS(dir)
+		if p.opts.DataFS != nil {
+			fs = p.opts.DataFS(dir)
+		}
+		cfg = cfg.WithFSConfig(wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(fs, "/data"))
+	}
+	return cfg, nil
+}
+
+// FilterEnv returns the entries of environ that allow names (exactly, or by
+// a prefix ending in "*"), never a secret, whatever allow says.
+func FilterEnv(environ, allow []string) []string {
+	var out []string
+	for _, kv := range environ {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || manifest.Secret(k) {
+			continue
+		}
+		for _, a := range allow {
+			if a == k || (strings.HasSuffix(a, "*") && strings.HasPrefix(k, a[:len(a)-1])) {
+				out = append(out, kv)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Deliver queues ev without blocking. It reports false if the event was
+// dropped by the overflow policy or the plugin is stopping.
+func (p *Plugin) Deliver(ev capability.Event) bool { return p.q.push(ev) }
+
+// Stop asks Run to drain the queue, deliver the stop event and return.
+func (p *Plugin) Stop() {
+	p.stopOnce.Do(func() {
+		p.setState(StateStopping, "")
+		p.q.close()
+		close(p.stop)
+	})
+}
+
+// Done is closed when Run has returned.
+func (p *Plugin) Done() <-chan struct{} { return p.done }
+
+// Status returns a snapshot for logs and status.
+func (p *Plugin) Status() Status {
+	depth, dropped := p.q.stats()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Status{Name: p.M.Name, State: p.state, Restarts: p.restarts, Queue: depth, Dropped: dropped, LastError: p.lastError}
+}
+
+func (p *Plugin) setState(s State, lastErr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == StateStopping && s != StateStopped {
+		return
+	}
+	p.state = s
+	if lastErr != "" {
+		p.lastError = lastErr
+	}
+}
+
+func (p *Plugin) stopping() bool {
+	select {
+	case <-p.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close releases the plugin's runtime. Call it after Done.
+func (p *Plugin) Close(ctx context.Context) error { return p.runtime.Close(ctx) }
+
+// exitTimeout is the exit code the watchdog closes a module with.
+const exitTimeout = sys.ExitCodeDeadlineExceeded
+
+// lineWriter sends a guest's stdout and stderr to its logger, a line at a
+// time, with lines bounded so a flood cannot grow memory.
+type lineWriter struct {
+	log *slog.Logger
+	buf []byte
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	for _, c := range b {
+		if c == '\n' || len(w.buf) >= maxLogLine {
+			w.log.Info(string(w.buf), "source", "stdout")
+			w.buf = w.buf[:0]
+			if c == '\n' {
+				continue
+			}
+		}
+		w.buf = append(w.buf, c)
+	}
+	return len(b), nil
+}
+
+var _ io.Writer = (*lineWriter)(nil)

@@ -1,0 +1,99 @@
+package plugin
+
+import (
+	"sync"
+
+	"github.com/airlockhq/airlock/host/capability"
+)
+
+// queue is a plugin's bounded event queue. The router pushes without
+// blocking; the plugin's goroutine pops. Overflow loses an event by policy
+// but never silently: the count is kept exactly and handed to the plugin as
+// a "dropped" event before the next one.
+type queue struct {
+	mu         sync.Mutex
+	buf        []capability.Event // ring
+	head, n    int
+	dropOldest bool
+	dropped    uint64 // lost since the last report to the plugin
+	total      uint64 // lost since start, for status
+	closed     bool
+	ready      chan struct{} // has a token when the queue may have work
+}
+
+func newQueue(size int, dropOldest bool) *queue {
+	return &queue{buf: make([]capability.Event, size), dropOldest: dropOldest, ready: make(chan struct{}, 1)}
+}
+
+// push adds ev. It returns false if the event was not queued (overflow under
+// drop_newest, or a closed queue).
+func (q *queue) push(ev capability.Event) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
+	if ev.Coalesce != "" {
+		for i := 0; i < q.n; i++ {
+			j := (q.head + i) % len(q.buf)
+			if q.buf[j].Coalesce == ev.Coalesce {
+				q.buf[j] = ev
+				return true
+			}
+		}
+	}
+	ok := true
+	if q.n == len(q.buf) {
+		q.dropped++
+		q.total++
+		if !q.dropOldest {
+			return false
+		}
+		q.head = (q.head + 1) % len(q.buf)
+		q.n--
+		ok = false
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = ev
+	q.n++
+	q.signal()
+	return ok
+}
+
+func (q *queue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// pop takes the next event. dropped is the count lost since the last pop
+// that reported one; the caller delivers a notice for it first. ok is false
+// when the queue is empty.
+func (q *queue) pop() (ev capability.Event, dropped uint64, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	dropped, q.dropped = q.dropped, 0
+	if q.n == 0 {
+		return ev, dropped, false
+	}
+	ev = q.buf[q.head]
+	q.buf[q.head] = capability.Event{}
+	q.head = (q.head + 1) % len(q.buf)
+	q.n--
+	return ev, dropped, true
+}
+
+// close refuses further pushes; what is queued stays to be drained.
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+// stats returns the depth and the total dropped since start.
+func (q *queue) stats() (depth int, dropped uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n, q.total
+}

@@ -1,0 +1,187 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/host/capability"
+)
+
+// handlerCtx is the context of one handler call. Its Done is nil, so wazero
+// starts no goroutine per call; the watchdog stops a runaway call instead by
+// closing the module. Host functions read the deadline from it to bound
+// their own waits (sleep, HTTP, D-Bus).
+type handlerCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c *handlerCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// instance is one instantiation of the plugin's module.
+type instance struct {
+	mod      api.Module
+	onEvent  api.Function
+	stack    [2]uint64
+	hctx     handlerCtx
+	watchdog *time.Timer
+	timedOut atomic.Bool
+	event    string // what is running, for the watchdog's report
+}
+
+// Run is the plugin's goroutine. It instantiates the module, delivers
+// events until Stop, and restarts the instance with backoff after a crash.
+// It returns after the stop event has been delivered and the instance closed.
+func (p *Plugin) Run(ctx context.Context) {
+	defer close(p.done)
+	rs := p.opts.Runtime.Restart
+	delay := rs.Initial.D()
+	var crashes []time.Time
+	for {
+		started := time.Now()
+		err := p.runInstance(ctx)
+		if err == nil || p.stopping() && errors.Is(err, errStopped) {
+			p.setState(StateStopped, "")
+			return
+		}
+		p.mu.Lock()
+		p.restarts++
+		p.mu.Unlock()
+		// A crash after a long healthy run starts the backoff afresh.
+		if time.Since(started) > rs.Window.D() {
+			delay, crashes = rs.Initial.D(), nil
+		}
+		now := time.Now()
+		crashes = append(crashes, now)
+		for len(crashes) > 0 && now.Sub(crashes[0]) > rs.Window.D() {
+			crashes = crashes[1:]
+		}
+		state := StateRestarting
+		if len(crashes) >= rs.CrashLoop {
+			state, delay = StateCrashLooping, rs.Max.D()
+		}
+		if p.stopping() {
+			// Crashed while draining for shutdown: do not loop; say what
+			// is left undelivered.
+			depth, _ := p.q.stats()
+			p.log.Error("plugin crashed during shutdown", "error", err.Error(), "undelivered", depth)
+			p.setState(StateStopped, err.Error())
+			return
+		}
+		p.setState(state, err.Error())
+		p.log.Error("plugin crashed; restarting", "error", err.Error(), "state", string(state), "restart_in", delay.String())
+		select {
+		case <-time.After(delay):
+		case <-p.stop:
+			// Stopping while down: run one more instance to drain the
+			// queue and deliver the stop event.
+		}
+		delay = min(delay*2, rs.Max.D())
+	}
+}
+
+var errStopped = errors.New("stopped")
+
+// runInstance runs one instantiation until Stop (returns errStopped after
+// draining and the stop event) or a crash (returns what happened).
+func (p *Plugin) runInstance(ctx context.Context) error {
+	p.inst.Reset()
+	mod, err := p.runtime.InstantiateModule(ctx, p.compiled, p.modCfg)
+	if err != nil {
+		return fmt.Errorf("instantiate: %w", err)
+	}
+	in := &instance{mod: mod, onEvent: mod.ExportedFunction(abi.ExportEvent)}
+	in.hctx.Context = context.WithoutCancel(ctx)
+	in.watchdog = time.AfterFunc(time.Hour, func() {
+		in.timedOut.Store(true)
+		mod.CloseWithExitCode(context.Background(), exitTimeout)
+	})
+	in.watchdog.Stop()
+	defer func() {
+		in.watchdog.Stop()
+		mod.Close(context.Background())
+	}()
+	if init := mod.ExportedFunction(abi.ExportInit); init != nil {
+		if err := p.call(in, "_initialize", func() error { _, err := init.Call(&in.hctx); return err }); err != nil {
+			return err
+		}
+	}
+	p.setState(StateRunning, "")
+	if err := p.handle(in, capability.Event{Kind: uint32(abi.EventStart)}); err != nil {
+		return err
+	}
+	for {
+		ev, dropped, ok := p.q.pop()
+		if dropped > 0 {
+			notice := abi.AppendRecord(nil, abi.Record{{Key: "count", Value: strconv.AppendUint(nil, dropped, 10)}, {Key: "reason", Value: []byte("queue full")}})
+			p.log.Warn("events dropped: queue full", "count", dropped, "queue", p.M.Limits.Queue, "overflow", p.M.Limits.Overflow)
+			if err := p.handle(in, capability.Event{Kind: uint32(abi.EventDropped), Payload: notice}); err != nil {
+				return err
+			}
+		}
+		if ok {
+			if err := p.handle(in, ev); err != nil {
+				return err
+			}
+			continue
+		}
+		if p.stopping() {
+			// The queue is closed and drained: say goodbye.
+			if err := p.handle(in, capability.Event{Kind: uint32(abi.EventStop)}); err != nil {
+				p.log.Warn("stop handler failed", "error", err.Error())
+			}
+			return errStopped
+		}
+		select {
+		case <-p.q.ready:
+		case <-p.stop:
+		}
+	}
+}
+
+// handle delivers one event. A handler that returns an error status is
+// logged and the instance lives on; a trap, exit or timeout is returned.
+func (p *Plugin) handle(in *instance, ev capability.Event) error {
+	p.inst.SetPending(ev.Payload)
+	kind := abi.EventKind(ev.Kind)
+	in.stack[0], in.stack[1] = uint64(ev.Kind), uint64(len(ev.Payload))
+	err := p.call(in, kind.String(), func() error { return in.onEvent.CallWithStack(&in.hctx, in.stack[:]) })
+	if err != nil {
+		return err
+	}
+	if status := int32(in.stack[0]); status != abi.HandlerOK {
+		p.log.Warn("handler reported an error", "event", kind.String(), "status", status)
+	}
+	return nil
+}
+
+// call runs fn under the watchdog and turns what went wrong into an error
+// that says which event, and how to fix it.
+func (p *Plugin) call(in *instance, what string, fn func() error) error {
+	timeout := p.M.Limits.HandlerTimeout.D()
+	in.hctx.deadline = time.Now().Add(timeout)
+	in.event = what
+	in.watchdog.Reset(timeout)
+	err := fn()
+	in.watchdog.Stop()
+	if err == nil {
+		return nil
+	}
+	var exit *sys.ExitError
+	switch {
+	case in.timedOut.Load():
+		return fmt.Errorf("%s handler ran past limits.handler_timeout = %s and was stopped (make it return sooner, or raise the limit in plugin.toml)", what, timeout)
+	case errors.As(err, &exit):
+		return fmt.Errorf("%s handler exited with code %d", what, exit.ExitCode())
+	default:
+		return fmt.Errorf("%s handler trapped: %w", what, err)
+	}
+}

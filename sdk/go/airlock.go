@@ -1,0 +1,195 @@
+// Package airlock is the Go SDK for airlock plugins. A plugin is an ordinary
+// Go package built with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared (or
+// `airlock build`). It registers handlers in init and leaves main empty:
+//
+//	func init() {
+//		airlock.OnStart(func() error { airlock.Info("hello"); return nil })
+//		airlock.OnTimer(func(t airlock.Timer) error { ...; return nil })
+//	}
+//	func main() {}
+//
+// Handlers run one at a time, in the order their events arrived. Errors from
+// host calls are *HostError values with an abi.Errno code; nothing the host
+// refuses ever traps the plugin.
+package airlock
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/airlockhq/airlock/abi"
+)
+
+// HostError is what a host call returns when it fails: a code from the ABI's one
+// error space and the host's message.
+type HostError struct {
+	Code abi.Errno
+	Msg  string
+}
+
+func (e *HostError) Error() string {
+	if e.Msg == "" {
+		return e.Code.String()
+	}
+	return e.Code.String() + ": " + e.Msg
+}
+
+// Is lets errors.Is(err, abi.Denied) test the code.
+func (e *HostError) Is(target error) bool {
+	c, ok := target.(abi.Errno)
+	return ok && c == e.Code
+}
+
+// Event is any event, as delivered: its kind and its fields.
+type Event struct {
+	Kind   abi.EventKind
+	Fields abi.Record
+}
+
+// Get returns the value of a field.
+func (e Event) Get(key string) string { v, _ := e.Fields.Get(key); return v }
+
+// Timer is a [[trigger.timer]] firing.
+type Timer struct {
+	Name string    // the timer's name in plugin.toml
+	Time time.Time // when it was scheduled to fire
+}
+
+// Dropped tells a plugin that events were lost because its queue was full.
+type Dropped struct {
+	Count  uint64
+	Reason string
+}
+
+var handlers = map[abi.EventKind]func(Event) error{}
+
+// Handle registers h for every event of kind. Later registrations replace
+// earlier ones. Typed helpers (OnStart, OnTimer, ...) are built on it.
+func Handle(kind abi.EventKind, h func(Event) error) { handlers[kind] = h }
+
+// OnStart runs when the plugin's instance starts (and after each restart).
+func OnStart(h func() error) { Handle(abi.EventStart, func(Event) error { return h() }) }
+
+// OnStop runs once before the instance is closed, after the queue drained.
+func OnStop(h func() error) { Handle(abi.EventStop, func(Event) error { return h() }) }
+
+// OnTimer runs when a [[trigger.timer]] fires.
+func OnTimer(h func(Timer) error) {
+	Handle(abi.EventTimer, func(e Event) error {
+		t, _ := time.Parse(time.RFC3339Nano, e.Get("time"))
+		return h(Timer{Name: e.Get("name"), Time: t})
+	})
+}
+
+// OnDropped runs when events were lost to queue overflow.
+func OnDropped(h func(Dropped) error) {
+	Handle(abi.EventDropped, func(e Event) error {
+		var n uint64
+		fmt.Sscan(e.Get("count"), &n)
+		return h(Dropped{Count: n, Reason: e.Get("reason")})
+	})
+}
+
+// dispatch decodes the pending payload and runs the handler for kind.
+func dispatch(kind uint32, n uint32) int32 {
+	h := handlers[abi.EventKind(kind)]
+	if h == nil {
+		if abi.EventKind(kind) == abi.EventDropped {
+			Warn(fmt.Sprintf("events dropped and no OnDropped handler"))
+		}
+		return abi.HandlerOK
+	}
+	var fields abi.Record
+	if n > 0 {
+		buf := make([]byte, n)
+		if err := resultRead(buf); err != nil {
+			Error("reading event payload: " + err.Error())
+			return abi.HandlerError
+		}
+		var err error
+		if fields, err = abi.DecodeRecord(buf); err != nil {
+			Error("decoding event payload: " + err.Error())
+			return abi.HandlerError
+		}
+	}
+	if err := h(Event{Kind: abi.EventKind(kind), Fields: fields}); err != nil {
+		Error(abi.EventKind(kind).String() + " handler: " + err.Error())
+		return abi.HandlerError
+	}
+	return abi.HandlerOK
+}
+
+// Log writes msg at level (abi.LevelInfo, ...). kv are key/value pairs
+// appended as key=value.
+func Log(level int32, msg string, kv ...any) {
+	if len(kv) > 0 {
+		var b strings.Builder
+		b.WriteString(msg)
+		for i := 0; i+1 < len(kv); i += 2 {
+			fmt.Fprintf(&b, " %v=%v", kv[i], kv[i+1])
+		}
+		msg = b.String()
+	}
+	hostLog(level, msg)
+}
+
+func Debug(msg string, kv ...any) { Log(abi.LevelDebug, msg, kv...) }
+func Info(msg string, kv ...any)  { Log(abi.LevelInfo, msg, kv...) }
+func Warn(msg string, kv ...any)  { Log(abi.LevelWarn, msg, kv...) }
+func Error(msg string, kv ...any) { Log(abi.LevelError, msg, kv...) }
+
+// Config returns a value from the manifest's [config] table.
+func Config(key string) (string, bool) {
+	v, err := call(func(out *byte, cap uint32, n *uint32) uint32 {
+		return configGet(key, out, cap, n)
+	})
+	if err != nil {
+		return "", false
+	}
+	return string(v), true
+}
+
+// Now returns the host's wall clock.
+func Now() time.Time { return time.Unix(0, int64(clockNow())) }
+
+// Sleep pauses the handler for d, but never past its deadline: it returns an
+// *HostError with abi.Timeout if the deadline cut it short. Prefer it to
+// time.Sleep, which the host cannot bound.
+func Sleep(d time.Duration) error {
+	if e := sleep(int64(d)); e != 0 {
+		return &HostError{Code: abi.Errno(e), Msg: "sleep cut short by the handler deadline"}
+	}
+	return nil
+}
+
+// Deadline returns the time left before the running handler is stopped.
+func Deadline() time.Duration { return time.Duration(deadline()) }
+
+// scratch receives small results without an allocation. Host calls run one
+// at a time (wasm is single-threaded and a host call never yields).
+var scratch [4096]byte
+
+// call runs a host function that follows the ABI's result convention and
+// returns a copy of its result, or an *HostError with the host's message.
+func call(fn func(out *byte, cap uint32, n *uint32) uint32) ([]byte, error) {
+	var n uint32
+	e := fn(&scratch[0], uint32(len(scratch)), &n)
+	var data []byte
+	if n <= uint32(len(scratch)) {
+		data = append([]byte(nil), scratch[:n]...)
+	} else {
+		data = make([]byte, n)
+		if err := resultRead(data); err != nil {
+			return nil, err
+		}
+	}
+	if e != 0 {
+		return nil, &HostError{Code: abi.Errno(e), Msg: string(data)}
+	}
+	return data, nil
+}
+
+// Call is call for capability packages of this SDK: it runs a host function
+// that follows the result convention.
+func Call(fn func(out *byte, cap uint32, n *uint32) uint32) ([]byte, error) { return call(fn) }

@@ -1,0 +1,5 @@
+package airlock
+
+import "github.com/airlockhq/airlock/abi"
+
+func abiErrno(e uint32) abi.Errno { return abi.Errno(e) }
