@@ -57,12 +57,17 @@ func New(cfg Config) (*Client, error) {
 	if hc == nil {
 		// No proxy from the environment: the supervisor is on the device,
 		// and an HTTP proxy must never see the key.
-		hc = &http.Client{Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
-			MaxIdleConnsPerHost: 4,
-			IdleConnTimeout:     30 * time.Second,
-		}}
+		hc = &http.Client{
+			Transport: &http.Transport{
+				Proxy:               nil,
+				DialContext:         (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
+				MaxIdleConnsPerHost: 4,
+				IdleConnTimeout:     30 * time.Second,
+			},
+			// The supervisor never redirects; a redirect would be someone
+			// else's server asking for a request that carries the key.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	return &Client{
 		cfg:  cfg,
