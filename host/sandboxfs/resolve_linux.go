@@ -42,6 +42,31 @@ func probeOpenat2(root int) bool {
 func (r *resolver) open(name string, flags int, mode uint32) (int, error) {
 	name = relative(name)
 	flags |= unix.O_CLOEXEC
+	fd, err := r.resolve(name, flags, mode)
+	if err == unix.ENOTDIR && flags&unix.O_DIRECTORY != 0 && r.isLink(name) {
+		// O_DIRECTORY is checked before RESOLVE_NO_SYMLINKS on the last component, so a
+		// link there says ENOTDIR. ELOOP tells the plugin what it actually ran into.
+		err = unix.ELOOP
+	}
+	return fd, err
+}
+
+// isLink reports whether name, without trailing slashes, is a symlink beneath the root.
+func (r *resolver) isLink(name string) bool {
+	name = strings.TrimRight(name, "/")
+	if name == "" {
+		return false
+	}
+	fd, err := r.resolve(name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	t, err := fileType(fd)
+	return err == nil && t == unix.S_IFLNK
+}
+
+func (r *resolver) resolve(name string, flags int, mode uint32) (int, error) {
 	if r.walk {
 		return r.walkOpen(name, flags, mode)
 	}
