@@ -39,7 +39,9 @@ type file struct {
 	dirBuf  []byte
 }
 
-var _ experimentalsys.File = (*file)(nil)
+// file is a PollableFile because wazero's fd_fdstat_set_flags answers EISDIR or ENOSYS
+// for files that are not, where its own osFile succeeds.
+var _ experimentalsys.PollableFile = (*file)(nil)
 
 func newFile(fd int, flag experimentalsys.Oflag, readOnly bool) *file {
 	f := &file{fd: fd, flag: flag, readOnly: readOnly}
@@ -112,6 +114,37 @@ func (f *file) Stat() (sys.Stat_t, experimentalsys.Errno) {
 		f.statDone, f.dev, f.ino, f.isDir = true, st.Dev, st.Ino, st.Mode.IsDir()
 	}
 	return st, errno
+}
+
+// IsNonblock implements experimentalsys.PollableFile.
+func (f *file) IsNonblock() bool { return f.flag&experimentalsys.O_NONBLOCK != 0 }
+
+// SetNonblock implements experimentalsys.PollableFile.
+func (f *file) SetNonblock(enable bool) experimentalsys.Errno {
+	if f.closed {
+		return experimentalsys.EBADF
+	}
+	if err := unix.SetNonblock(f.fd, enable); err != nil {
+		return experimentalsys.UnwrapOSError(err)
+	}
+	if enable {
+		f.flag |= experimentalsys.O_NONBLOCK
+	} else {
+		f.flag &^= experimentalsys.O_NONBLOCK
+	}
+	return 0
+}
+
+// Poll implements experimentalsys.Pollable as wazero's osFile does: POLLIN only.
+func (f *file) Poll(flag experimentalsys.Pflag, timeoutMillis int32) (bool, experimentalsys.Errno) {
+	if f.closed {
+		return false, experimentalsys.EBADF
+	}
+	if flag != experimentalsys.POLLIN {
+		return false, experimentalsys.ENOTSUP
+	}
+	n, err := unix.Poll([]unix.PollFd{{Fd: int32(f.fd), Events: unix.POLLIN}}, int(timeoutMillis))
+	return n > 0, experimentalsys.UnwrapOSError(err)
 }
 
 // Read implements experimentalsys.File.

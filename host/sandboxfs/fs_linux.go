@@ -62,11 +62,28 @@ func (s *sandbox) OpenFile(name string, flag experimentalsys.Oflag, perm fs.File
 		}
 		return nil, experimentalsys.EROFS
 	}
-	fd, err := s.open(name, openFlags(flag)|unix.O_NOFOLLOW, uint32(perm.Perm()))
+	// O_NONBLOCK, so that opening a FIFO found on a USB stick cannot hang the host thread
+	// waiting for a writer; it is cleared again below unless the plugin asked for it.
+	fd, err := s.open(name, openFlags(flag)|unix.O_NOFOLLOW|unix.O_NONBLOCK, uint32(perm.Perm()))
 	if err != nil {
 		return nil, experimentalsys.UnwrapOSError(err)
 	}
-	return newFile(fd, flag, s.readOnly), 0
+	f := newFile(fd, flag, s.readOnly)
+	st, errno := f.Stat()
+	if errno == 0 && !st.Mode.IsRegular() && !st.Mode.IsDir() {
+		// A plugin's directory holds files and directories. FIFOs, sockets and device
+		// nodes can only come from outside (WASI cannot make them), so we refuse them;
+		// mounting media with nodev keeps a device node from being opened at all.
+		errno = experimentalsys.EACCES
+	}
+	if errno == 0 && flag&experimentalsys.O_NONBLOCK == 0 {
+		errno = experimentalsys.UnwrapOSError(unix.SetNonblock(fd, false))
+	}
+	if errno != 0 {
+		f.Close()
+		return nil, errno
+	}
+	return f, 0
 }
 
 // Lstat implements experimentalsys.FS. It may name a symlink: stat-ing the link itself

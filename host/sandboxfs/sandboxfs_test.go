@@ -269,11 +269,19 @@ func TestOrdinaryUse(t *testing.T) {
 		}
 		errnoOK(t, "truncate", f.Truncate(5))
 		errnoOK(t, "set append", f.SetAppend(true))
+		if f.(experimentalsys.PollableFile).IsNonblock() {
+			t.Error("IsNonblock without O_NONBLOCK = true")
+		}
 		if !f.IsAppend() {
 			t.Error("IsAppend after SetAppend(true) = false")
 		}
 		if _, errno := f.Write([]byte("!")); errno != 0 {
 			t.Fatal(errno)
+		}
+		pf := f.(experimentalsys.PollableFile)
+		errnoOK(t, "set nonblock", pf.SetNonblock(true))
+		if ready, errno := pf.Poll(experimentalsys.POLLIN, 0); !pf.IsNonblock() || !ready || errno != 0 {
+			t.Errorf("nonblock %v, poll = %v, %v", pf.IsNonblock(), ready, errno)
 		}
 		errnoOK(t, "sync", f.Sync())
 		errnoOK(t, "datasync", f.Datasync())
@@ -436,6 +444,26 @@ func TestMountPointIsCrossed(t *testing.T) {
 		f.Close()
 		if _, errno := fsys.Stat("stick/../stick/photo.jpg"); errno != 0 {
 			t.Errorf("stat via .. across mount = %v", errno)
+		}
+	})
+}
+
+// TestSpecialFilesAreRefused: a FIFO on a USB stick must neither hang the host in open
+// nor become a channel to whoever holds its other end.
+func TestSpecialFilesAreRefused(t *testing.T) {
+	modes(t, func(t *testing.T, newFS func(string, Options) experimentalsys.FS) {
+		dir := t.TempDir()
+		must(t, unix.Mkfifo(filepath.Join(dir, "fifo"), 0o666))
+		fsys := newFS(dir, Options{})
+		if _, errno := fsys.OpenFile("fifo", experimentalsys.O_RDONLY, 0); errno != experimentalsys.EACCES {
+			t.Errorf("open fifo for reading = %v, want EACCES", errno)
+		}
+		// Without a reader the kernel already refuses (ENXIO) a non-blocking open for writing.
+		if _, errno := fsys.OpenFile("fifo", experimentalsys.O_WRONLY, 0); errno == 0 {
+			t.Error("open fifo for writing succeeded")
+		}
+		if st, errno := fsys.Lstat("fifo"); errno != 0 || st.Mode&fs.ModeNamedPipe == 0 {
+			t.Errorf("lstat fifo = %v, %v", st.Mode, errno)
 		}
 	})
 }
