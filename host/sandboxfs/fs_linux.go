@@ -11,14 +11,16 @@ import (
 )
 
 // New returns a wazero sys.FS rooted at dir that never follows a symlink: a symlink in the
-// middle of a path, or as the last component of anything but Lstat, Readlink, Unlink and
-// Rename, fails with ELOOP, and ".." above dir fails with EPERM. Symlink and Link always
-// fail with EPERM, so a plugin cannot make a link, and a link it finds (on a USB stick,
-// say) is a dead end rather than a door.
+// middle of a path, or last in a path given to an operation that would follow it (OpenFile,
+// Stat, Chmod, Utimens), fails with ELOOP; Lstat, Readlink, Rename and Unlink act on the
+// link itself. ".." above dir fails with EPERM. Symlink and Link always fail with EPERM.
+// So a plugin cannot make a link, and a link it finds (on a USB stick, say) is a dead end
+// rather than a door. OpenFile also refuses FIFOs, sockets and device nodes with EACCES.
 //
 // We refuse all links rather than follow the ones that stay inside, because "stays inside"
 // depends on the state of the tree at the moment of each lookup, which the plugin controls;
-// the kernel's RESOLVE_NO_SYMLINKS makes "never" a property of one syscall instead.
+// the kernel's RESOLVE_NO_SYMLINKS makes "never" a property of one syscall instead. Kernels
+// without openat2 (< 5.6) get an openat(O_NOFOLLOW) walk that holds the same line.
 //
 // dir itself is resolved once, here, by the host (links in it are the host's own choice).
 // If it cannot be opened, every operation returns the errno of that failure. The returned
@@ -116,8 +118,8 @@ func (s *sandbox) Mkdir(name string, perm fs.FileMode) experimentalsys.Errno {
 		return errno
 	}
 	dirfd, base, _, err := s.parent(name)
-	if err == unix.EINVAL && base != "" {
-		return experimentalsys.EEXIST // "." and ".." always exist
+	if err == unix.EINVAL {
+		return experimentalsys.EEXIST // parent refuses only the root, "." and "..", which exist
 	}
 	if err == nil {
 		defer unix.Close(dirfd)
@@ -163,12 +165,12 @@ func (s *sandbox) Rename(from, to string) experimentalsys.Errno {
 		return experimentalsys.UnwrapOSError(err)
 	}
 	defer unix.Close(fromDir)
-	toDir, toBase, _, err := s.parent(to)
+	toDir, toBase, toTrailing, err := s.parent(to)
 	if err != nil {
 		return experimentalsys.UnwrapOSError(err)
 	}
 	defer unix.Close(toDir)
-	if fromTrailing {
+	if fromTrailing || toTrailing { // a trailing slash on either side means directories
 		if errno := s.isDirAt(fromDir, fromBase); errno != 0 {
 			return errno
 		}
