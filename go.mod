@@ -7,3 +7,5 @@ require (
 	github.com/tetratelabs/wazero v1.12.0
 	golang.org/x/sys v0.50.0
 )
+
+require github.com/pilebones/go-udev v0.10.0 // indirect

@@ -1,9 +1,14 @@
 package host
 
-import "github.com/airlockhq/airlock/host/capability"
+import (
+	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/udev"
+)
 
 // Builtin returns the capabilities that the airlock binary offers. A new
 // capability is a new package, added to this list.
 func Builtin() []capability.Capability {
-	return []capability.Capability{}
+	return []capability.Capability{
+		udev.New(),
+	}
 }

@@ -1,0 +1,127 @@
+package udev
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/airlockhq/airlock/host/manifest"
+)
+
+// Config is the [udev] section of runtime.toml.
+type Config struct {
+	// Source is where events come from: "auto" (replay on the simulated
+	// device; udev when a udevd runs in our network namespace, else kernel),
+	// "kernel" (netlink group 1), "udev" (group 2, after udevd's rules) or
+	// "replay".
+	Source string
+	// Replay is the recording to play (absolute), or "" for the built-in
+	// USB-stick scenario.
+	Replay string
+	// Instant plays the recording without its pauses (tests, benchmarks).
+	Instant  bool
+	Coldplug bool // synthesise add for devices present at start and on load
+	Probe    bool // read ID_FS_* from superblocks when an event lacks them
+
+	events []ReplayEvent // the parsed recording, when Source is "replay"
+}
+
+type configTOML struct {
+	Source     string `toml:"source"`
+	Replay     string `toml:"replay"`
+	ReplayPace string `toml:"replay_pace"`
+	Coldplug   *bool  `toml:"coldplug"`
+	Probe      *bool  `toml:"probe"`
+}
+
+// DefaultConfig is what an absent [udev] section means.
+func DefaultConfig() Config { return Config{Source: "auto", Coldplug: true, Probe: true} }
+
+// sampleReplay is the simulated device's scenario: a USB stick with a FAT
+// partition labelled MEDIA is plugged in, then pulled out.
+//
+//go:embed testdata/usb-stick.udev
+var sampleReplay []byte
+
+var errBadConfig = fmt.Errorf("bad [udev] section")
+
+func decodeConfig(s manifest.Section) (*Config, error) {
+	var t configTOML
+	if !s.Decode(&t) {
+		return nil, errBadConfig
+	}
+	c := DefaultConfig()
+	ok := true
+	if t.Source != "" {
+		c.Source = t.Source
+	}
+	switch c.Source {
+	case "auto", "kernel", "udev", "replay":
+	default:
+		ok = false
+		hint := `use "auto", "kernel" (netlink uevents, the usual choice in containers), "udev" (after a udevd's rules) or "replay"`
+		if m := closest(c.Source, []string{"auto", "kernel", "udev", "replay"}); m != "" {
+			hint = fmt.Sprintf("did you mean %q? ", m) + hint
+		}
+		s.Errorf("source", hint, "unknown source %q", c.Source)
+	}
+	switch t.ReplayPace {
+	case "", "recorded":
+	case "instant":
+		c.Instant = true
+	default:
+		ok = false
+		s.Errorf("replay_pace", `use "recorded" (the recording's pauses, each at most 3s) or "instant"`, "unknown pace %q", t.ReplayPace)
+	}
+	if t.Coldplug != nil {
+		c.Coldplug = *t.Coldplug
+	}
+	if t.Probe != nil {
+		c.Probe = *t.Probe
+	}
+	if t.Replay != "" {
+		c.Replay = t.Replay
+		if !filepath.IsAbs(c.Replay) {
+			c.Replay = filepath.Join(filepath.Dir(s.File()), c.Replay)
+		}
+		if c.Source != "replay" && c.Source != "auto" {
+			ok = false
+			s.Errorf("replay", `set source = "replay" to play it, or remove replay`, "a recording is only played with source = \"replay\"")
+		}
+	}
+	// Read the recording now, so that a bad one is reported with the
+	// config's other problems instead of when the first plugin subscribes.
+	if ok && c.Replay != "" {
+		b, err := os.ReadFile(c.Replay)
+		if err == nil {
+			c.events, err = parseReplayBytes(b)
+		}
+		if err != nil {
+			ok = false
+			s.Errorf("replay", "record one with: udevadm monitor --property > file", "%s: %v", c.Replay, err)
+		}
+	}
+	if !ok {
+		return nil, errBadConfig
+	}
+	return &c, nil
+}
+
+// recording returns the events a replay source plays.
+func (c *Config) recording() ([]ReplayEvent, string, error) {
+	if c.Replay != "" {
+		if c.events == nil {
+			b, err := os.ReadFile(c.Replay)
+			if err != nil {
+				return nil, "", err
+			}
+			if c.events, err = parseReplayBytes(b); err != nil {
+				return nil, "", fmt.Errorf("%s: %w", c.Replay, err)
+			}
+		}
+		return replayEvents(c.events), c.Replay, nil
+	}
+	evs, err := parseReplayBytes(sampleReplay)
+	return replayEvents(evs), "built-in usb-stick scenario", err
+}
