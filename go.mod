@@ -8,4 +8,4 @@ require (
 	golang.org/x/sys v0.50.0
 )
 
-require github.com/pilebones/go-udev v0.10.0 // indirect
+require github.com/pilebones/go-udev v0.10.0

@@ -16,12 +16,14 @@ import (
 	"sync"
 
 	"github.com/tetratelabs/wazero"
+	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 
 	"github.com/airlockhq/airlock/host/build"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/plugin"
+	"github.com/airlockhq/airlock/host/sandboxfs"
 	"github.com/airlockhq/airlock/host/timer"
 )
 
@@ -242,6 +244,7 @@ func (h *Host) load(ctx context.Context, file string) (*plugin.Plugin, error) {
 	return plugin.Load(ctx, m, plugin.Options{
 		Runtime: h.Runtime, Cache: h.cache, Capabilities: h.opts.Capabilities, Gate: h.gate,
 		Logger: h.log, Environ: h.opts.Environ,
+		DataFS: func(dir string) experimentalsys.FS { return sandboxfs.New(dir, sandboxfs.Options{}) },
 	})
 }
 

@@ -77,6 +77,7 @@ type Plugin struct {
 	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
 	modCfg   wazero.ModuleConfig
+	out      *lineWriter // the guest's stdout and stderr
 	inst     capability.Instance // owned by Run's goroutine
 	q        *queue
 	stop     chan struct{}
@@ -167,6 +168,7 @@ func (p *Plugin) defineModule(ctx context.Context, name string, funcs []capabili
 
 func (p *Plugin) moduleConfig() (wazero.ModuleConfig, error) {
 	out := &lineWriter{log: p.log}
+	p.out = out
 	cfg := wazero.NewModuleConfig().WithName(p.M.Name).WithStartFunctions().
 		WithArgs(p.M.Name).WithStdout(out).WithStderr(out).
 		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
@@ -267,12 +269,20 @@ const exitTimeout = sys.ExitCodeDeadlineExceeded
 type lineWriter struct {
 	log *slog.Logger
 	buf []byte
+	// fatal is the last line that looked like a Go or Rust runtime's dying
+	// words ("panic: ...", "fatal error: ..."), for the crash report.
+	// Written and read on the plugin's goroutine.
+	fatal string
 }
 
 func (w *lineWriter) Write(b []byte) (int, error) {
 	for _, c := range b {
 		if c == '\n' || len(w.buf) >= maxLogLine {
-			w.log.Info(string(w.buf), "source", "stdout")
+			line := string(w.buf)
+			w.log.Info(line, "source", "stdout")
+			if strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ") || strings.Contains(line, "panicked at") {
+				w.fatal = line
+			}
 			w.buf = w.buf[:0]
 			if c == '\n' {
 				continue

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -88,7 +89,18 @@ func (p *Plugin) Run(ctx context.Context) {
 	}
 }
 
-var errStopped = errors.New("stopped")
+var (
+	errStopped  = errors.New("stopped")
+	errWatchdog = errors.New("watchdog")
+)
+
+// grace is how long past its deadline a handler may run before the watchdog
+// stops it. Host functions honour the deadline itself (sleep returns
+// abi.Timeout at it), so a handler that keeps to the deadline has time to
+// return; only guest code that ignores it meets the watchdog.
+func grace(timeout time.Duration) time.Duration {
+	return min(max(timeout/10, 50*time.Millisecond), time.Second)
+}
 
 // runInstance runs one instantiation until Stop (returns errStopped after
 // draining and the stop event) or a crash (returns what happened).
@@ -169,19 +181,35 @@ func (p *Plugin) call(in *instance, what string, fn func() error) error {
 	timeout := p.M.Limits.HandlerTimeout.D()
 	in.hctx.deadline = time.Now().Add(timeout)
 	in.event = what
-	in.watchdog.Reset(timeout)
+	in.watchdog.Reset(timeout + grace(timeout))
 	err := fn()
-	in.watchdog.Stop()
+	if !in.watchdog.Stop() && in.timedOut.Load() {
+		// The watchdog fired as the call returned: the module is closed
+		// and this call is the one that overran.
+		err = errWatchdog
+	}
 	if err == nil {
 		return nil
+	}
+	said := ""
+	if p.out.fatal != "" {
+		said = fmt.Sprintf(" after printing %q", p.out.fatal)
+		if strings.Contains(p.out.fatal, "out of memory") {
+			said += fmt.Sprintf(": it reached limits.memory = %s (use less, or raise the limit in plugin.toml)", p.M.Limits.Memory)
+		}
+		p.out.fatal = ""
 	}
 	var exit *sys.ExitError
 	switch {
 	case in.timedOut.Load():
 		return fmt.Errorf("%s handler ran past limits.handler_timeout = %s and was stopped (make it return sooner, or raise the limit in plugin.toml)", what, timeout)
 	case errors.As(err, &exit):
-		return fmt.Errorf("%s handler exited with code %d", what, exit.ExitCode())
+		return fmt.Errorf("%s handler exited with code %d%s", what, exit.ExitCode(), said)
 	default:
-		return fmt.Errorf("%s handler trapped: %w", what, err)
+		// wazero appends the wasm stack trace; keep it for debugging, but
+		// report the first line.
+		msg, trace, _ := strings.Cut(err.Error(), "\n")
+		p.log.Debug("trap stack trace", "event", what, "trace", trace)
+		return fmt.Errorf("%s handler trapped (%s)%s", what, msg, said)
 	}
 }

@@ -1,0 +1,79 @@
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// RepoRoot returns the repository's root directory.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("testenv: cannot locate the repository")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
+}
+
+var (
+	buildMu  sync.Mutex
+	built    = map[string]string{}
+	buildDir string
+)
+
+// BuildGo compiles the Go plugin in dir (relative to the repository root,
+// such as "examples/hello") to a wasip1 reactor, once per test binary, and
+// returns the module's path. Plugins in tests are always built from source.
+func BuildGo(t testing.TB, dir string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[dir]; ok {
+		return p
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		Missing(t, "the go command, to build test plugins")
+	}
+	if buildDir == "" {
+		if buildDir, err = os.MkdirTemp("", "airlock-test-wasm-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(buildDir, strings.ReplaceAll(dir, "/", "_")+".wasm")
+	cmd := exec.Command(gobin, "build", "-buildmode=c-shared", "-o", out, "./"+dir)
+	cmd.Dir = RepoRoot(t)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", dir, err, b)
+	}
+	built[dir] = out
+	return out
+}
+
+// PluginDir makes a plugin directory under parent with the given manifest
+// and the module built from src, and returns its path.
+func PluginDir(t testing.TB, parent, name, manifest, src string) string {
+	t.Helper()
+	wasm := BuildGo(t, src)
+	dir := filepath.Join(parent, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "plugin.toml"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".wasm"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
