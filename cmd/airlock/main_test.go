@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func repoRoot(t *testing.T) string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate the repository")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+func TestCLIErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "Usage:"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"run", "--config", "/nonexistent/runtime.toml"}, 1, "read runtime config: open /nonexistent/runtime.toml: no such file or directory (pass another with --config)"},
+		{[]string{"check"}, 2, "Usage: airlock check"},
+		{[]string{"check", "/nonexistent"}, 1, "read manifest"},
+		{[]string{"build", t.TempDir()}, 1, "holds no Go source"},
+		{[]string{"run", "--help"}, 0, "-config"},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		code := run(c.args, &out, &errb)
+		got := out.String() + errb.String()
+		if code != c.code || !strings.Contains(got, c.want) {
+			t.Errorf("airlock %v: exit %d, output %q; want exit %d and %q", c.args, code, got, c.code, c.want)
+		}
+	}
+}
+
+func TestCheckAndBuild(t *testing.T) {
+	root := repoRoot(t)
+	dir := t.TempDir()
+	for _, f := range []string{"main.go", "plugin.toml"} {
+		b, err := os.ReadFile(filepath.Join(root, "examples", "ticker", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", dir}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "airlock build") {
+		t.Fatalf("check before build: exit %d, %s", code, errb.String())
+	}
+	// The copied source imports the SDK through the repository's module.
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module ticker\n\ngo 1.24\n\nrequire github.com/airlockhq/airlock v0.0.0\n\nreplace github.com/airlockhq/airlock => "+root+"\n"), 0o644)
+	tidy := exec.Command("go", "mod", "tidy")
+	tidy.Dir = dir
+	if b, err := tidy.CombinedOutput(); err != nil {
+		t.Fatalf("go mod tidy: %v\n%s", err, b)
+	}
+	out.Reset()
+	if code := run([]string{"build", dir}, &out, &errb); code != 0 {
+		t.Fatalf("build: exit %d: %s", code, errb.String())
+	}
+	out.Reset()
+	if code := run([]string{"check", "--config", filepath.Join(root, "runtime.toml"), dir}, &out, &errb); code != 0 {
+		t.Fatalf("check: exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"ticker 1.0.0: ok", "grants:   storage.data (/data)", `timer minute (cron "* * * * *")`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package host_test
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/host/internal/testenv"
+)
+
+// TestRunShippedConfig runs the real airlock binary on the shipped
+// runtime.toml, as the README's first command does, reads the plugins'
+// output, then stops it with SIGTERM and expects a clean exit.
+func TestRunShippedConfig(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	bin := filepath.Join(t.TempDir(), "airlock")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/airlock")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build airlock: %v\n%s", err, out)
+	}
+	// Run from a copy of the shipped config whose state lives in a temp
+	// dir, so the test leaves the work tree alone.
+	cfg, err := os.ReadFile(filepath.Join(root, "runtime.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	cfg = bytes.Replace(cfg, []byte(`state_dir = ".airlock"`), []byte(`state_dir = "`+state+`"`), 1)
+	if !bytes.Contains(cfg, []byte(state)) {
+		t.Fatal(`runtime.toml no longer sets state_dir = ".airlock"; update this test`)
+	}
+	conf := filepath.Join(root, ".e2e-runtime.toml")
+	if err := os.WriteFile(conf, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(conf)
+
+	cmd := exec.Command(bin, "run", "--config", conf)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "BALENA_DEVICE_TYPE=raspberrypi4-64", "BALENA_SUPERVISOR_API_KEY=must-not-leak")
+	stderr, _ := cmd.StderrPipe()
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var lines []string
+	seen := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := sync.Once{}
+		for sc.Scan() {
+			mu.Lock()
+			lines = append(lines, sc.Text())
+			mu.Unlock()
+			if strings.Contains(sc.Text(), `msg="tick timer=fast count=`) {
+				once.Do(func() { close(seen) })
+			}
+		}
+	}()
+	select {
+	case <-seen:
+	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("no tick from the ticker example; output:\n%s", strings.Join(lines, "\n"))
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err = cmd.Wait()
+	mu.Lock()
+	out := strings.Join(lines, "\n")
+	mu.Unlock()
+	if err != nil {
+		t.Fatalf("airlock run exited with %v after SIGTERM; output:\n%s", err, out)
+	}
+	for _, want := range []string{
+		`msg="hello from a sandboxed plugin device_type=raspberrypi4-64" plugin=hello`,
+		`msg=goodbye plugin=hello`,
+		`msg="airlock stopped"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "must-not-leak") {
+		t.Errorf("the supervisor API key appeared in the output")
+	}
+}
