@@ -202,20 +202,20 @@ func validateManifest(d *doc, m *Manifest, top *manifestTop, rt *Runtime) {
 			m.Timers[i].Name = t.Name
 		}
 		if names[t.Name] {
-			d.errorf("trigger.timer", "give each timer its own name", "duplicate timer name %q", t.Name)
+			d.errorf(key+".name", "give each timer its own name", "duplicate timer name %q", t.Name)
 		}
 		names[t.Name] = true
 		switch {
 		case t.Every == 0 && t.Cron == "":
-			d.errorf("trigger.timer", `add every = "5m" or cron = "*/5 * * * *"`, "%s: neither every nor cron is set", key)
+			d.errorf(key, `add every = "5m" or cron = "*/5 * * * *"`, "neither every nor cron is set")
 		case t.Every != 0 && t.Cron != "":
-			d.errorf("trigger.timer", "keep one of them", "%s: both every and cron are set", key)
+			d.errorf(key, "keep one of them", "both every and cron are set")
 		case t.Cron != "":
 			if _, err := cron.Parse(t.Cron); err != nil {
-				d.errorf("trigger.timer", "write five fields: minute hour day-of-month month day-of-week", "%s: %v", key, err)
+				d.errorf(key+".cron", "write five fields: minute hour day-of-month month day-of-week", "%v", err)
 			}
 		case t.Every.D() < minTimerEvery:
-			d.errorf("trigger.timer", "use an interval of "+minTimerEvery.String()+" or more", "%s: every = %s is too short", key, t.Every)
+			d.errorf(key+".every", "use an interval of "+minTimerEvery.String()+" or more", "%s is too short", t.Every)
 		}
 	}
 	m.Limits = resolveLimits(d, top.Limits, rt)

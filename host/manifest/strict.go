@@ -219,7 +219,8 @@ func goTypeName(t string) string {
 // parser has already rejected anything that is not valid TOML.
 func keyLines(data []byte) map[string]int {
 	lines := map[string]int{}
-	table := ""
+	arrays := map[string]int{}
+	table, entry := "", "" // entry is "name[n]" inside an array of tables
 	for i, raw := range strings.Split(string(data), "\n") {
 		l := strings.TrimSpace(raw)
 		if l == "" || l[0] == '#' {
@@ -228,7 +229,13 @@ func keyLines(data []byte) map[string]int {
 		if l[0] == '[' {
 			name := strings.Trim(strings.SplitN(l, "]", 2)[0], "[ ")
 			if j := strings.Index(l, "]]"); j > 0 && strings.HasPrefix(l, "[[") {
-				name = strings.TrimSpace(l[2:j])
+				// An array of tables: entry n is also known as name[n].
+				name = unquoteKey(strings.TrimSpace(l[2:j]))
+				entry = fmt.Sprintf("%s[%d]", name, arrays[name])
+				lines[entry] = i + 1
+				arrays[name]++
+			} else {
+				entry = ""
 			}
 			table = unquoteKey(name)
 			if _, ok := lines[table]; !ok {
@@ -241,6 +248,9 @@ func keyLines(data []byte) map[string]int {
 			continue
 		}
 		key := unquoteKey(strings.TrimSpace(k))
+		if entry != "" {
+			lines[entry+"."+key] = i + 1
+		}
 		if table != "" {
 			key = table + "." + key
 		}
