@@ -31,8 +31,8 @@ type configTOML struct {
 	Source     string `toml:"source"`
 	Replay     string `toml:"replay"`
 	ReplayPace string `toml:"replay_pace"`
-	Coldplug   *bool  `toml:"coldplug"`
-	Probe      *bool  `toml:"probe"`
+	Coldplug   bool   `toml:"coldplug"`
+	Probe      bool   `toml:"probe"`
 }
 
 // DefaultConfig is what an absent [udev] section means.
@@ -47,7 +47,7 @@ var sampleReplay []byte
 var errBadConfig = fmt.Errorf("bad [udev] section")
 
 func decodeConfig(s manifest.Section) (*Config, error) {
-	var t configTOML
+	t := configTOML{Coldplug: true, Probe: true}
 	if !s.Decode(&t) {
 		return nil, errBadConfig
 	}
@@ -72,14 +72,9 @@ func decodeConfig(s manifest.Section) (*Config, error) {
 		c.Instant = true
 	default:
 		ok = false
-		s.Errorf("replay_pace", `use "recorded" (the recording's pauses, each at most 3s) or "instant"`, "unknown pace %q", t.ReplayPace)
+		s.Errorf("replay_pace", `use "recorded" to keep the recording's pauses, each cut to 3s at most, or "instant"`, "unknown pace %q", t.ReplayPace)
 	}
-	if t.Coldplug != nil {
-		c.Coldplug = *t.Coldplug
-	}
-	if t.Probe != nil {
-		c.Probe = *t.Probe
-	}
+	c.Coldplug, c.Probe = t.Coldplug, t.Probe
 	if t.Replay != "" {
 		c.Replay = t.Replay
 		if !filepath.IsAbs(c.Replay) {

@@ -123,7 +123,7 @@ func actionList(v any) ([]string, error) {
 		for _, e := range a {
 			s, ok := e.(string)
 			if !ok {
-				return nil, fmt.Errorf("action list holds %T, not a string", e)
+				return nil, fmt.Errorf("action list holds %s, not a string", tomlType(e))
 			}
 			out = append(out, s)
 		}
@@ -132,7 +132,21 @@ func actionList(v any) ([]string, error) {
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("action is %T, not a string or a list", v)
+	return nil, fmt.Errorf("action is %s, not a string or a list", tomlType(v))
+}
+
+func tomlType(v any) string {
+	switch v.(type) {
+	case int64:
+		return "an integer"
+	case float64:
+		return "a number"
+	case bool:
+		return "true or false"
+	case map[string]any:
+		return "a table"
+	}
+	return fmt.Sprintf("a %T", v)
 }
 
 func validPropName(k string) bool {

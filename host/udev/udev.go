@@ -88,7 +88,7 @@ func (*Udev) Functions() []capability.Func { return nil }
 // grant, and a silently ignored table would let an author believe it
 // limits something.
 func (*Udev) DecodeGrant(s manifest.Section) (any, error) {
-	s.Errorf("", "device events are asked for with [[trigger.udev]] rules; remove [udev] (the runtime's [udev] belongs in runtime.toml)", "plugin.toml has no [udev] section")
+	s.Errorf("", "remove it: device events are asked for with [[trigger.udev]] rules, and the runtime's [udev] belongs in runtime.toml", "plugin.toml has no [udev] section")
 	return nil, errors.New("udev has no grant")
 }
 
