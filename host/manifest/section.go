@@ -32,11 +32,15 @@ func (s Section) Decode(v any) bool {
 	return s.d.decodePrim(s.key, s.prim, v)
 }
 
-// Errorf records a problem at key (relative to the section; "" for the
-// section itself). hint says how to fix it.
+// Errorf records a problem at key, relative to the section: "" for the
+// section itself, "allow", or "[2].subsystem" for an entry of an array of
+// tables. hint says how to fix it.
 func (s Section) Errorf(key, hint, format string, args ...any) {
 	full := s.key
-	if key != "" {
+	switch {
+	case strings.HasPrefix(key, "["):
+		full += key
+	case key != "":
 		full += "." + key
 	}
 	s.d.errorf(full, hint, format, args...)
