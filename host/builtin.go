@@ -2,6 +2,7 @@ package host
 
 import (
 	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/udev"
 )
 
@@ -10,5 +11,6 @@ import (
 func Builtin() []capability.Capability {
 	return []capability.Capability{
 		udev.New(),
+		supervisor.NewCapability(supervisor.CapabilityOptions{}),
 	}
 }

@@ -209,3 +209,7 @@ func redact(s, key string) string {
 	}
 	return strings.ReplaceAll(s, key, "[redacted]")
 }
+
+// Errno returns the ABI code, so that capability.ErrnoOf maps an *Error
+// without knowing this package.
+func (e *Error) Errno() abi.Errno { return e.Code }

@@ -1,0 +1,427 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/gate"
+)
+
+// FuncCall is the one function of airlock_supervisor_v1 (ABI.md §3.2):
+//
+//	call(op_ptr, op_len, req_ptr, req_len, out_ptr, out_cap, out_len_ptr) -> errno
+const FuncCall = "call"
+
+// Bounds on what a guest passes in. An op is a grant name; a request holds
+// at most a service name, a hostname and a flag.
+const (
+	maxOpLen      = 64
+	maxRequestLen = 4 << 10
+	maxServiceLen = 128
+	maxHostname   = 255
+)
+
+// Request fields, as ABI.md §3.2 names them.
+const (
+	fieldForce    = "force"
+	fieldService  = "service"
+	fieldHostname = "hostname"
+	fieldWhat     = "what"
+)
+
+// opFields lists the request fields each operation takes. Anything else is
+// refused, so that a field a newer SDK adds is never silently ignored.
+var opFields = map[string][]string{
+	OpPing:           {fieldWhat},
+	OpBlink:          nil,
+	OpReboot:         {fieldForce},
+	OpShutdown:       {fieldForce},
+	OpUpdate:         {fieldForce},
+	OpAppRestart:     {fieldForce},
+	OpAppPurge:       {fieldForce},
+	OpServiceRestart: {fieldService, fieldForce},
+	OpServiceStop:    {fieldService, fieldForce},
+	OpServiceStart:   {fieldService, fieldForce},
+	OpDeviceRead:     {fieldWhat},
+	OpHostnameSet:    {fieldHostname, fieldForce},
+}
+
+// Values of the what field.
+var (
+	pingWhat   = []string{"ping", "healthy"}
+	deviceWhat = []string{"device", "status", "version", "name", "tags", "host-config"}
+)
+
+// Functions returns airlock_supervisor_v1's one function.
+func (c *Capability) Functions() []capability.Func {
+	i32 := api.ValueTypeI32
+	return []capability.Func{{
+		Name:    FuncCall,
+		Params:  []api.ValueType{i32, i32, i32, i32, i32, i32, i32},
+		Results: []api.ValueType{i32},
+		Call:    c.hostCall,
+	}}
+}
+
+// hostCall implements call: read and check the arguments, ask the gate,
+// then the supervisor, and reply by the result convention. Nothing here
+// traps: every failure is an errno with a message.
+func (c *Capability) hostCall(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+	opPtr, opLen, reqPtr, reqLen := uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3])
+	out, outCap, outLen := uint32(stack[4]), uint32(stack[5]), uint32(stack[6])
+	reply := func(r abi.Record, e abi.Errno) {
+		stack[0] = uint64(in.Reply(m, out, outCap, outLen, abi.AppendRecord(nil, c.scrubRecord(r)), e))
+	}
+	fail := func(err error) {
+		msg := c.scrubText(err.Error())
+		stack[0] = uint64(in.Reply(m, out, outCap, outLen, []byte(msg), errnoOf(err)))
+	}
+	opBytes, ok1 := capability.Read(m, opPtr, opLen)
+	reqBytes, ok2 := capability.Read(m, reqPtr, reqLen)
+	if !ok1 || !ok2 {
+		stack[0] = uint64(abi.Fault)
+		return
+	}
+	switch {
+	case opLen > maxOpLen:
+		fail(invalid("?", "the operation name is longer than %d bytes", maxOpLen))
+		return
+	case reqLen > maxRequestLen:
+		fail(&Error{Op: "?", Code: abi.TooLarge, Message: fmt.Sprintf("the request is larger than %d bytes", maxRequestLen)})
+		return
+	}
+	op := string(opBytes)
+	if !printable(op) {
+		fail(invalid("?", "the operation name %q is not printable ASCII", op))
+		return
+	}
+	req, err := parseRequest(op, reqBytes)
+	if err != nil {
+		fail(err)
+		return
+	}
+	// The gate sees the operation as the manifest would spell its grant:
+	// "service.restart:main", so that the audit names the service.
+	auditOp := op
+	info, known := LookupOp(op)
+	if known && info.PerService {
+		auditOp = op + ":" + req[fieldService]
+	}
+	grant, _ := in.Grants[CapabilityName].(Grant)
+	if err := in.Check(ctx, CapabilityName, auditOp, decide(grant, op, req[fieldService])); err != nil {
+		fail(err)
+		return
+	}
+	if err := req.check(op); err != nil {
+		fail(err)
+		return
+	}
+	if c.client == nil {
+		fail(&Error{Op: op, Code: abi.Unavailable, Message: c.notReady})
+		return
+	}
+	// The handler's context has no Done channel by design; a context with
+	// the handler's deadline bounds every wait of the HTTP call.
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), capability.Remaining(ctx))
+	defer cancel()
+	r, err := c.do(callCtx, op, req)
+	if err != nil {
+		level := "warn"
+		if errnoOf(err) == abi.Locked {
+			level = "info"
+		}
+		c.logFailure(ctx, in, level, op, err)
+		fail(err)
+		return
+	}
+	reply(r, abi.OK)
+}
+
+func (c *Capability) logFailure(ctx context.Context, in *capability.Instance, level, op string, err error) {
+	log := in.Log
+	if log == nil {
+		log = c.log
+	}
+	msg := c.scrubText(err.Error())
+	if level == "info" {
+		log.InfoContext(ctx, "supervisor call refused", "capability", CapabilityName, "op", op, "error", msg)
+		return
+	}
+	log.WarnContext(ctx, "supervisor call failed", "capability", CapabilityName, "op", op, "error", msg)
+}
+
+// decide is the supervisor's verdict for the gate. An unknown operation is
+// a denial too: the audit records the attempt and the guest learns which
+// operations this host knows.
+func decide(g Grant, op, service string) gate.Decision {
+	info, ok := LookupOp(op)
+	if !ok {
+		return gate.Deny(fmt.Sprintf("%q is not a supervisor operation this host knows (%s)", op, opNames()))
+	}
+	if !info.PerService {
+		if g.Allows(op, "") {
+			return gate.Allow(fmt.Sprintf("supervisor.allow lists %q", op))
+		}
+		return gate.Deny(fmt.Sprintf("supervisor.allow does not list %q (add it to [supervisor] allow in plugin.toml)", op))
+	}
+	set := g.services[op]
+	switch {
+	case set[service]:
+		return gate.Allow(fmt.Sprintf("supervisor.allow lists %q", op+":"+service))
+	case set[AnyService]:
+		return gate.Allow(fmt.Sprintf("supervisor.allow lists %q", op+":"+AnyService))
+	case len(set) == 0:
+		return gate.Deny(fmt.Sprintf("supervisor.allow does not list %q (add it to [supervisor] allow in plugin.toml)", op+":"+service))
+	}
+	var names []string
+	for s := range set {
+		names = append(names, strconv.Quote(s))
+	}
+	slices.Sort(names)
+	return gate.Deny(fmt.Sprintf("supervisor.allow does not list %q; it grants %s only for %s", op+":"+service, op, strings.Join(names, ", ")))
+}
+
+// request is a decoded request record, one value per field.
+type request map[string]string
+
+// parseRequest decodes the record and rejects repeated fields and a service
+// name that could not be granted, before the gate sees it.
+func parseRequest(op string, b []byte) (request, error) {
+	rec, err := abi.DecodeRecord(b)
+	if err != nil {
+		return nil, invalid(op, "the request is not a record (ABI.md §2)")
+	}
+	req := request{}
+	for _, f := range rec {
+		if _, dup := req[f.Key]; dup {
+			return nil, invalid(op, "request field %q is repeated", f.Key)
+		}
+		req[f.Key] = string(f.Value)
+	}
+	if info, ok := LookupOp(op); ok && info.PerService {
+		s, ok := req[fieldService]
+		switch {
+		case !ok || s == "":
+			return nil, invalid(op, "the request has no service name (field %q)", fieldService)
+		case len(s) > maxServiceLen || !validService(s):
+			return nil, invalid(op, "service name %q is not a compose service name (letters, digits, '.', '_', '-')", clip(s))
+		}
+	}
+	return req, nil
+}
+
+// check validates the request's fields for op, once the gate allowed it.
+func (r request) check(op string) error {
+	allowed := opFields[op]
+	for k, v := range r {
+		if !slices.Contains(allowed, k) {
+			takes := "no fields"
+			if len(allowed) > 0 {
+				takes = strings.Join(allowed, ", ")
+			}
+			return invalid(op, "unknown request field %q (%s takes %s)", clip(k), op, takes)
+		}
+		switch k {
+		case fieldForce:
+			if v != "true" && v != "false" {
+				return invalid(op, "force must be \"true\" or \"false\", not %q", clip(v))
+			}
+		case fieldWhat:
+			want := deviceWhat
+			if op == OpPing {
+				want = pingWhat
+			}
+			if !slices.Contains(want, v) {
+				return invalid(op, "what = %q is not one of %s", clip(v), strings.Join(want, ", "))
+			}
+		case fieldHostname:
+			if len(v) > maxHostname || !printable(v) {
+				return invalid(op, "hostname %q is not a hostname", clip(v))
+			}
+		}
+	}
+	if op == OpHostnameSet {
+		if _, ok := r[fieldHostname]; !ok {
+			return invalid(op, "the request has no %q field (an empty one restores the default hostname)", fieldHostname)
+		}
+	}
+	return nil
+}
+
+func (r request) force() bool { return r[fieldForce] == "true" }
+
+// do runs an allowed, checked operation and returns its reply record.
+func (c *Capability) do(ctx context.Context, op string, r request) (abi.Record, error) {
+	cl := c.client
+	var rec abi.Record
+	add := func(k, v string) { rec = append(rec, abi.Field{Key: k, Value: []byte(v)}) }
+	var err error
+	switch op {
+	case OpPing:
+		if r[fieldWhat] != "healthy" {
+			return rec, cl.Ping(ctx)
+		}
+		err = cl.Healthy(ctx)
+		if e, ok := err.(*Error); ok && e.Status == http.StatusInternalServerError {
+			// An unhealthy supervisor answers 500: that is the answer, not
+			// a failure of the call.
+			add("healthy", "false")
+			return rec, nil
+		}
+		if err == nil {
+			add("healthy", "true")
+		}
+	case OpBlink:
+		err = cl.Blink(ctx)
+	case OpReboot:
+		err = cl.Reboot(ctx, r.force())
+	case OpShutdown:
+		err = cl.Shutdown(ctx, r.force())
+	case OpUpdate:
+		var triggered bool
+		triggered, err = cl.Update(ctx, r.force())
+		add("triggered", strconv.FormatBool(triggered))
+	case OpAppRestart:
+		err = cl.RestartApp(ctx, r.force())
+	case OpAppPurge:
+		err = cl.Purge(ctx, r.force())
+	case OpServiceRestart:
+		err = cl.RestartService(ctx, r[fieldService], r.force())
+	case OpServiceStop:
+		err = cl.StopService(ctx, r[fieldService], r.force())
+	case OpServiceStart:
+		err = cl.StartService(ctx, r[fieldService], r.force())
+	case OpHostnameSet:
+		err = cl.SetHostname(ctx, r[fieldHostname], r.force())
+	case OpDeviceRead:
+		return c.read(ctx, r[fieldWhat])
+	default:
+		return nil, invalid(op, "not implemented") // unreachable: the gate denies unknown ops
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// read answers device.read: the fields a plugin usually wants, flat, and
+// the supervisor's whole reply as "json" for the rest.
+func (c *Capability) read(ctx context.Context, what string) (abi.Record, error) {
+	cl := c.client
+	var rec abi.Record
+	add := func(k, v string) { rec = append(rec, abi.Field{Key: k, Value: []byte(v)}) }
+	progress := func(k string, p *float64) {
+		if p != nil {
+			add(k, strconv.FormatFloat(*p, 'f', -1, 64))
+		}
+	}
+	switch what {
+	case "", "device":
+		d, err := cl.Device(ctx)
+		if err != nil {
+			return nil, err
+		}
+		add("status", d.Status)
+		add("commit", d.Commit)
+		add("os_version", d.OSVersion)
+		add("supervisor_version", d.SupervisorVersion)
+		add("ip_address", d.IPAddress)
+		add("mac_address", d.MACAddress)
+		add("api_port", strconv.Itoa(d.APIPort))
+		add("update_pending", strconv.FormatBool(d.UpdatePending))
+		add("update_downloaded", strconv.FormatBool(d.UpdateDownloaded))
+		add("update_failed", strconv.FormatBool(d.UpdateFailed))
+		progress("download_progress", d.DownloadProgress)
+		add("json", string(d.Raw))
+	case "status":
+		s, err := cl.StateStatus(ctx)
+		if err != nil {
+			return nil, err
+		}
+		add("status", s.Status)
+		add("app_state", s.AppState)
+		add("release", s.Release)
+		progress("download_progress", s.OverallDownloadProgress)
+		for _, ct := range s.Containers {
+			add("service."+ct.ServiceName, ct.Status)
+		}
+		add("json", string(s.Raw))
+	case "version":
+		v, err := cl.Version(ctx)
+		if err != nil {
+			return nil, err
+		}
+		add("version", v)
+	case "name":
+		n, err := cl.DeviceName(ctx)
+		if err != nil {
+			return nil, err
+		}
+		add("name", n)
+	case "tags":
+		tags, err := cl.Tags(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range tags {
+			add("tag."+t.Name, t.Value)
+		}
+	case "host-config":
+		h, err := cl.HostConfig(ctx)
+		if err != nil {
+			return nil, err
+		}
+		add("hostname", h.Network.Hostname)
+		add("json", string(h.Raw))
+	}
+	return rec, nil
+}
+
+// scrubText and scrubRecord are the last line of defence for the key: the
+// client never puts it in a reply or a message, but a hostile or broken peer
+// could echo it, and nothing that reaches a guest or a log may carry it.
+func (c *Capability) scrubText(s string) string { return redact(s, c.key) }
+
+func (c *Capability) scrubRecord(r abi.Record) abi.Record {
+	if c.key == "" {
+		return r
+	}
+	for i, f := range r {
+		if strings.Contains(string(f.Value), c.key) || strings.Contains(f.Key, c.key) {
+			r[i] = abi.Field{Key: redact(f.Key, c.key), Value: []byte(redact(string(f.Value), c.key))}
+		}
+	}
+	return r
+}
+
+func invalid(op, format string, args ...any) *Error {
+	return &Error{Op: op, Code: abi.Invalid, Message: fmt.Sprintf(format, args...)}
+}
+
+// errnoOf is capability.ErrnoOf, which knows *Error and *gate.Denial.
+func errnoOf(err error) abi.Errno { return capability.ErrnoOf(err) }
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// clip bounds guest text that we quote back, so a message stays short.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
