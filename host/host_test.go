@@ -349,3 +349,17 @@ func TestDataIsPrivate(t *testing.T) {
 		t.Errorf("want %d refused reads, got %d:\n%s", len(escapes)+1, n, strings.Join(r.log.Lines(), "\n"))
 	}
 }
+
+// A guest that passes pointers and lengths outside its memory to every base
+// function gets fault (10) or invalid (2) back, never a trap.
+func TestBadPointersAreFaultsNotTraps(t *testing.T) {
+	r := start(t, nil, nil, plug{"p", toml("p", ""), guest})
+	r.fire("p", "badptr")
+	r.log.Wait(1, "badptr errnos", "plugin=p")
+	if n := r.log.Count("badptr errnos [10 10 10 10 10 10 10 2]"); n != 1 {
+		t.Errorf("unexpected errnos:\n%s", strings.Join(r.log.Lines(), "\n"))
+	}
+	if s := r.status("p"); s.Restarts != 0 {
+		t.Errorf("bad pointers crashed the plugin: %+v", s)
+	}
+}

@@ -34,6 +34,10 @@ var baseFuncs = []capability.Func{
 // log(level i32, msg_ptr, msg_len) -> errno
 func hostLog(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
 	level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
+	if uint64(ptr)+uint64(n) > uint64(m.Memory().Size()) {
+		stack[0] = uint64(abi.Fault)
+		return
+	}
 	cut := n > maxLogLine
 	if cut {
 		n = maxLogLine

@@ -67,6 +67,8 @@ func init() {
 			return errors.New("handler failed on purpose")
 		case "biglog":
 			airlock.Info(strings.Repeat("x", 100_000))
+		case "badptr":
+			badPointers()
 		case "deadline":
 			airlock.Info(fmt.Sprintf("deadline ok=%v", airlock.Deadline() > 0))
 		default:
