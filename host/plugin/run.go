@@ -27,15 +27,17 @@ type handlerCtx struct {
 
 func (c *handlerCtx) Deadline() (time.Time, bool) { return c.deadline, true }
 
-// instance is one instantiation of the plugin's module.
-type instance struct {
+// Instance is one instantiation of the plugin's module. Run drives one at
+// a time; tests, benchmarks and the plugin test harness may drive one
+// directly with Handle. It is not safe for concurrent use.
+type Instance struct {
+	p        *Plugin
 	mod      api.Module
 	onEvent  api.Function
 	stack    [2]uint64
 	hctx     handlerCtx
 	watchdog *time.Timer
 	timedOut atomic.Bool
-	event    string // what is running, for the watchdog's report
 }
 
 // Run is the plugin's goroutine. It instantiates the module, delivers
@@ -102,52 +104,68 @@ func grace(timeout time.Duration) time.Duration {
 	return min(max(timeout/10, 50*time.Millisecond), time.Second)
 }
 
-// runInstance runs one instantiation until Stop (returns errStopped after
-// draining and the stop event) or a crash (returns what happened).
-func (p *Plugin) runInstance(ctx context.Context) error {
+// Instantiate makes a fresh instance, runs _initialize and delivers start.
+// Run uses it; so can a caller that drives events itself, while Run is not
+// running.
+func (p *Plugin) Instantiate(ctx context.Context) (*Instance, error) {
 	p.inst.Reset()
 	mod, err := p.runtime.InstantiateModule(ctx, p.compiled, p.modCfg)
 	if err != nil {
-		return fmt.Errorf("instantiate: %w", err)
+		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	in := &instance{mod: mod, onEvent: mod.ExportedFunction(abi.ExportEvent)}
+	in := &Instance{p: p, mod: mod, onEvent: mod.ExportedFunction(abi.ExportEvent)}
 	in.hctx.Context = context.WithoutCancel(ctx)
 	in.watchdog = time.AfterFunc(time.Hour, func() {
 		in.timedOut.Store(true)
 		mod.CloseWithExitCode(context.Background(), exitTimeout)
 	})
 	in.watchdog.Stop()
-	defer func() {
-		in.watchdog.Stop()
-		mod.Close(context.Background())
-	}()
 	if init := mod.ExportedFunction(abi.ExportInit); init != nil {
-		if err := p.call(in, "_initialize", func() error { _, err := init.Call(&in.hctx); return err }); err != nil {
-			return err
+		if err := in.call("_initialize", func() error { _, err := init.Call(&in.hctx); return err }); err != nil {
+			in.Close()
+			return nil, err
 		}
 	}
-	p.setState(StateRunning, "")
-	if err := p.handle(in, capability.Event{Kind: uint32(abi.EventStart)}); err != nil {
+	if err := in.Handle(capability.Event{Kind: uint32(abi.EventStart)}); err != nil {
+		in.Close()
+		return nil, err
+	}
+	return in, nil
+}
+
+// Close ends the instance.
+func (in *Instance) Close() {
+	in.watchdog.Stop()
+	in.mod.Close(context.Background())
+}
+
+// runInstance runs one instantiation until Stop (returns errStopped after
+// draining and the stop event) or a crash (returns what happened).
+func (p *Plugin) runInstance(ctx context.Context) error {
+	in, err := p.Instantiate(ctx)
+	if err != nil {
 		return err
 	}
+	defer in.Close()
+	p.setState(StateRunning, "")
 	for {
 		ev, dropped, ok := p.q.pop()
 		if dropped > 0 {
 			notice := abi.AppendRecord(nil, abi.Record{{Key: "count", Value: strconv.AppendUint(nil, dropped, 10)}, {Key: "reason", Value: []byte("queue full")}})
 			p.log.Warn("events dropped: queue full", "count", dropped, "queue", p.M.Limits.Queue, "overflow", p.M.Limits.Overflow)
-			if err := p.handle(in, capability.Event{Kind: uint32(abi.EventDropped), Payload: notice}); err != nil {
+			if err := in.Handle(capability.Event{Kind: uint32(abi.EventDropped), Payload: notice}); err != nil {
 				return err
 			}
 		}
 		if ok {
-			if err := p.handle(in, ev); err != nil {
+			if err := in.Handle(ev); err != nil {
 				return err
 			}
 			continue
 		}
 		if p.stopping() {
 			// The queue is closed and drained: say goodbye.
-			if err := p.handle(in, capability.Event{Kind: uint32(abi.EventStop)}); err != nil {
+			if err := in.Handle(capability.Event{Kind: uint32(abi.EventStop)}); err != nil {
 				p.log.Warn("stop handler failed", "error", err.Error())
 			}
 			return errStopped
@@ -159,14 +177,15 @@ func (p *Plugin) runInstance(ctx context.Context) error {
 	}
 }
 
-// handle delivers one event. A handler that returns an error status is
-// logged and the instance lives on; a trap, exit or timeout is returned.
-func (p *Plugin) handle(in *instance, ev capability.Event) error {
+// Handle delivers one event and waits for the handler. A handler that
+// returns an error status is logged and the instance lives on; a trap, exit
+// or timeout is returned, and the instance is then dead.
+func (in *Instance) Handle(ev capability.Event) error {
+	p := in.p
 	p.inst.SetPending(ev.Payload)
 	kind := abi.EventKind(ev.Kind)
 	in.stack[0], in.stack[1] = uint64(ev.Kind), uint64(len(ev.Payload))
-	err := p.call(in, kind.String(), func() error { return in.onEvent.CallWithStack(&in.hctx, in.stack[:]) })
-	if err != nil {
+	if err := in.call(kind.String(), in.callEvent); err != nil {
 		return err
 	}
 	if status := int32(in.stack[0]); status != abi.HandlerOK {
@@ -175,12 +194,14 @@ func (p *Plugin) handle(in *instance, ev capability.Event) error {
 	return nil
 }
 
+func (in *Instance) callEvent() error { return in.onEvent.CallWithStack(&in.hctx, in.stack[:]) }
+
 // call runs fn under the watchdog and turns what went wrong into an error
 // that says which event, and how to fix it.
-func (p *Plugin) call(in *instance, what string, fn func() error) error {
+func (in *Instance) call(what string, fn func() error) error {
+	p := in.p
 	timeout := p.M.Limits.HandlerTimeout.D()
 	in.hctx.deadline = time.Now().Add(timeout)
-	in.event = what
 	in.watchdog.Reset(timeout + grace(timeout))
 	err := fn()
 	if !in.watchdog.Stop() && in.timedOut.Load() {
