@@ -2,6 +2,7 @@ package host
 
 import (
 	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/dbus"
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/udev"
 )
@@ -11,6 +12,7 @@ import (
 func Builtin() []capability.Capability {
 	return []capability.Capability{
 		udev.New(),
+		dbus.New(),
 		supervisor.NewCapability(supervisor.CapabilityOptions{}),
 	}
 }

@@ -1,0 +1,832 @@
+// Package dbus is the "dbus" capability: method calls, properties and
+// signals on the host's system bus, each checked against the plugin's
+// [[dbus.call]] and [[dbus.property]] rules. It owns one connection, which it
+// redials with backoff, and demultiplexes every signal in one place.
+package dbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	godbus "github.com/godbus/dbus/v5"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/dbus/sim"
+	"github.com/airlockhq/airlock/host/gate"
+	"github.com/airlockhq/airlock/host/manifest"
+)
+
+// DBus is the capability. Create it with New.
+type DBus struct {
+	// Set by Provision, read-only after.
+	cfg  Config
+	log  *slog.Logger
+	sim  *sim.Run
+	addr string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// mu guards the connection state and the subscriptions. It is never held
+	// across a bus round trip: godbus's reader goroutine runs our
+	// interceptor, and a round trip needs that goroutine.
+	mu      sync.Mutex
+	conn    *godbus.Conn
+	lastErr error
+	gen     uint64                 // connection generation
+	rules   map[string]SignalRules // by plugin
+	owners  map[string]string      // well-known sender -> unique owner
+	deliver capability.Deliver
+	changed chan struct{} // signalled when rules change, for the sync loop
+
+	// reply signatures: godbus decodes a struct as []any, so encoding a
+	// reply needs the signature of the message it came in. mine marks our
+	// outgoing calls; waiting maps their serials to the slot to fill.
+	mine    sync.Map // *godbus.Message -> *replySlot
+	waiting sync.Map // uint32 serial -> *replySlot
+
+	signals chan *godbus.Message // from the reader goroutine to the demultiplexer
+	dropped uint64               // signals lost to a full signals channel; reader goroutine only
+}
+
+type replySlot struct{ sig string }
+
+// New returns the capability, unprovisioned.
+func New() *DBus {
+	return &DBus{cfg: DefaultConfig(), log: slog.New(slog.DiscardHandler), rules: map[string]SignalRules{},
+		owners: map[string]string{}, changed: make(chan struct{}, 1), signals: make(chan *godbus.Message, 1024)}
+}
+
+var (
+	_ capability.Capability  = (*DBus)(nil)
+	_ capability.Configurer  = (*DBus)(nil)
+	_ capability.Provisioner = (*DBus)(nil)
+	_ capability.Triggerer   = (*DBus)(nil)
+	_ capability.Closer      = (*DBus)(nil)
+)
+
+func (*DBus) Name() string    { return "dbus" }
+func (*DBus) Module() string  { return abi.ModuleDBus }
+func (*DBus) Trigger() string { return "dbus" }
+
+// DecodeGrant decodes plugin.toml's [dbus] into a *Grant, and warns about
+// exact destinations that the bus neither has nor can activate.
+func (d *DBus) DecodeGrant(s manifest.Section) (any, error) {
+	g, err := decodeGrant(s)
+	if err != nil {
+		return nil, err
+	}
+	d.warnUnhonourable(g)
+	return g, nil
+}
+
+// DecodeTrigger decodes [[trigger.dbus]] into SignalRules.
+func (*DBus) DecodeTrigger(s manifest.Section) (any, error) { return decodeSignalRules(s) }
+
+// DecodeConfig decodes runtime.toml's [dbus] into a *Config.
+func (*DBus) DecodeConfig(s manifest.Section) (any, error) { return decodeConfig(s) }
+
+// Provision takes the config, starts the simulated bus on the simulated
+// device, and starts the connection loop. A bus that is not there is not an
+// error: plugins get abi.Unavailable until it comes.
+func (d *DBus) Provision(ctx context.Context, env capability.Env) error {
+	if c, ok := env.Config.(*Config); ok && c != nil {
+		d.cfg = *c
+	}
+	if env.Logger != nil {
+		d.log = env.Logger
+	}
+	d.addr = d.cfg.address()
+	if env.Sim && d.cfg.Address == "" {
+		dir := filepath.Join(env.Runtime.StateDir, "sim-dbus")
+		r, err := sim.Start(ctx, dir)
+		if err != nil {
+			// The simulated device runs on without D-Bus; say how to get it.
+			d.log.Warn("simulated system bus not started; D-Bus calls will be unavailable", "error", err.Error())
+		} else {
+			d.sim = r
+			d.addr = r.Bus.Address
+			d.wg.Add(1)
+			go d.scriptSim(r.Device)
+		}
+	}
+	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	d.wg.Add(2)
+	go d.connectLoop()
+	go d.demux()
+	return nil
+}
+
+// Sim returns the simulated device's services, or nil on a real device.
+func (d *DBus) Sim() *sim.Run { return d.sim }
+
+// scriptSim plays the demo: the clock becomes NTP-synchronized a little
+// after start, so that ntp-check sees PropertiesChanged.
+func (d *DBus) scriptSim(dev *sim.Device) {
+	defer d.wg.Done()
+	select {
+	case <-time.After(3 * time.Second):
+		dev.SetNTPSynchronized(true)
+	case <-d.ctx.Done():
+	}
+}
+
+// Close stops the connection loop and the simulated bus. It is safe after
+// a partial Provision and more than once.
+func (d *DBus) Close() error {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+	d.mu.Lock()
+	if d.conn != nil {
+		d.conn.Close()
+		d.conn = nil
+	}
+	d.mu.Unlock()
+	if d.sim != nil {
+		d.sim.Close()
+		d.sim = nil
+	}
+	return nil
+}
+
+// Subscribe sets one plugin's signal rules (nil removes them).
+func (d *DBus) Subscribe(plugin string, rules any) {
+	rs, _ := rules.(SignalRules)
+	d.mu.Lock()
+	if len(rs) == 0 {
+		delete(d.rules, plugin)
+	} else {
+		d.rules[plugin] = rs
+	}
+	d.mu.Unlock()
+	d.poke()
+}
+
+// Start begins delivering signals.
+func (d *DBus) Start(ctx context.Context, deliver capability.Deliver) error {
+	d.mu.Lock()
+	d.deliver = deliver
+	d.mu.Unlock()
+	d.poke()
+	return nil
+}
+
+func (d *DBus) poke() {
+	select {
+	case d.changed <- struct{}{}:
+	default:
+	}
+}
+
+// current returns the live connection, or an abi.Unavailable error.
+func (d *DBus) current() (*godbus.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn != nil && d.conn.Connected() {
+		return d.conn, nil
+	}
+	why := "not connected yet"
+	if d.lastErr != nil {
+		why = d.lastErr.Error()
+	}
+	return nil, &callError{abi.Unavailable, fmt.Sprintf("D-Bus system bus at %s is unavailable (%s); airlock is reconnecting, retry later", d.addr, why)}
+}
+
+// connectLoop dials the bus, keeps its matches in step with the plugins'
+// rules, and redials with backoff when it goes away.
+func (d *DBus) connectLoop() {
+	defer d.wg.Done()
+	const minBackoff, maxBackoff = 100 * time.Millisecond, 5 * time.Second
+	backoff := minBackoff
+	reported := ""
+	for d.ctx.Err() == nil {
+		conn, err := d.dial()
+		if err != nil {
+			d.mu.Lock()
+			d.lastErr = err
+			d.mu.Unlock()
+			if err.Error() != reported {
+				reported = err.Error()
+				d.log.Warn("D-Bus system bus unavailable; retrying", "address", d.addr, "error", err.Error())
+			}
+			select {
+			case <-time.After(backoff):
+			case <-d.ctx.Done():
+			}
+			backoff = min(backoff*2, maxBackoff)
+			continue
+		}
+		backoff, reported = minBackoff, ""
+		d.mu.Lock()
+		d.conn, d.lastErr = conn, nil
+		d.gen++
+		d.owners = map[string]string{}
+		d.mu.Unlock()
+		d.log.Info("D-Bus system bus connected", "address", d.addr, "unique_name", conn.Names()[0])
+		added := map[string]bool{}
+		subscribed := false
+		d.sync(conn, added, &subscribed)
+	wait:
+		for {
+			select {
+			case <-conn.Context().Done():
+				break wait
+			case <-d.ctx.Done():
+				break wait
+			case <-d.changed:
+				d.sync(conn, added, &subscribed)
+			}
+		}
+		conn.Close()
+		d.mu.Lock()
+		d.conn = nil
+		d.lastErr = errors.New("connection lost")
+		d.mu.Unlock()
+		if d.ctx.Err() == nil {
+			d.log.Warn("D-Bus system bus connection lost; reconnecting", "address", d.addr)
+		}
+	}
+}
+
+func (d *DBus) dial() (*godbus.Conn, error) {
+	conn, err := godbus.Dial(d.addr,
+		godbus.WithIncomingInterceptor(d.incoming),
+		godbus.WithOutgoingInterceptor(d.outgoing))
+	if err != nil {
+		return nil, err
+	}
+	// Auth and Hello take no context; bound them by closing the
+	// connection, which fails them.
+	done := make(chan error, 1)
+	go func() {
+		err := conn.Auth(nil)
+		if err == nil {
+			err = conn.Hello()
+		}
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		conn.Close()
+		err = <-done
+		err = fmt.Errorf("no answer to authentication within 10s: %w", err)
+	case <-d.ctx.Done():
+		conn.Close()
+		<-done
+		err = d.ctx.Err()
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// outgoing runs on the sending goroutine, after godbus assigned a serial.
+func (d *DBus) outgoing(msg *godbus.Message) {
+	if v, ok := d.mine.LoadAndDelete(msg); ok {
+		d.waiting.Store(msg.Serial(), v)
+	}
+}
+
+// incoming runs on godbus's reader goroutine for every message: it must
+// not block. It records the signature of our replies, and passes signals to
+// the demultiplexer.
+func (d *DBus) incoming(msg *godbus.Message) {
+	switch msg.Type {
+	case godbus.TypeMethodReply, godbus.TypeError:
+		rs, _ := msg.Headers[godbus.FieldReplySerial].Value().(uint32)
+		if v, ok := d.waiting.LoadAndDelete(rs); ok {
+			sig, _ := msg.Headers[godbus.FieldSignature].Value().(godbus.Signature)
+			v.(*replySlot).sig = sig.String()
+		}
+	case godbus.TypeSignal:
+		select {
+		case d.signals <- msg:
+		default:
+			d.dropped++
+			if d.dropped&(d.dropped-1) == 0 { // log at powers of two
+				d.log.Warn("D-Bus signals dropped: demultiplexer behind", "dropped", d.dropped)
+			}
+		}
+	}
+}
+
+const nameOwnerRule = "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='%s'"
+
+// sync makes conn's matches those the rules need, resolves well-known
+// senders, and calls systemd's Manager.Subscribe once a rule listens to it.
+func (d *DBus) sync(conn *godbus.Conn, added map[string]bool, subscribed *bool) {
+	d.mu.Lock()
+	want := map[string]bool{}
+	senders := map[string]bool{}
+	for _, rs := range d.rules {
+		for _, r := range rs {
+			want[r.matchString()] = true
+			if r.Sender[0] != ':' {
+				senders[r.Sender] = true
+			}
+		}
+	}
+	d.mu.Unlock()
+	for s := range senders {
+		want[fmt.Sprintf(nameOwnerRule, s)] = true
+	}
+	for m := range want {
+		if added[m] {
+			continue
+		}
+		if err := d.busCall(conn, "AddMatch", m); err != nil {
+			d.log.Error("D-Bus AddMatch failed", "rule", m, "error", err.Error())
+			continue
+		}
+		added[m] = true
+	}
+	for m := range added {
+		if !want[m] {
+			d.busCall(conn, "RemoveMatch", m)
+			delete(added, m)
+		}
+	}
+	// Resolve after AddMatch, so that a change of owner in between is seen
+	// as NameOwnerChanged.
+	for s := range senders {
+		var owner string
+		ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
+		err := conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, s).Store(&owner)
+		cancel()
+		if err != nil {
+			owner = "" // not running now; NameOwnerChanged will tell
+		}
+		d.mu.Lock()
+		d.owners[s] = owner
+		d.mu.Unlock()
+	}
+	if senders["org.freedesktop.systemd1"] && !*subscribed {
+		ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
+		err := conn.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1").CallWithContext(ctx, "org.freedesktop.systemd1.Manager.Subscribe", 0).Err
+		cancel()
+		if err != nil {
+			d.log.Warn("systemd Manager.Subscribe failed; systemd sends most Manager signals only to subscribers", "error", err.Error())
+		} else {
+			*subscribed = true
+		}
+	}
+}
+
+func (d *DBus) busCall(conn *godbus.Conn, method, arg string) error {
+	ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
+	defer cancel()
+	return conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus."+method, 0, arg).Err
+}
+
+// demux is the one place signals go: it tracks name owners and hands each
+// signal to every plugin with a matching rule, in the order received.
+func (d *DBus) demux() {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case msg := <-d.signals:
+			d.route(msg)
+		}
+	}
+}
+
+func (d *DBus) route(msg *godbus.Message) {
+	h := func(f godbus.HeaderField) string {
+		switch v := msg.Headers[f].Value().(type) {
+		case string:
+			return v
+		case godbus.ObjectPath:
+			return string(v)
+		case godbus.Signature:
+			return v.String()
+		}
+		return ""
+	}
+	s := &signalMsg{Sender: h(godbus.FieldSender), Path: h(godbus.FieldPath), Interface: h(godbus.FieldInterface), Member: h(godbus.FieldMember), Args: msg.Body}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s.Sender == "org.freedesktop.DBus" && s.Interface == "org.freedesktop.DBus" && s.Member == "NameOwnerChanged" && len(s.Args) == 3 {
+		name, _ := s.Args[0].(string)
+		owner, _ := s.Args[2].(string)
+		if _, tracked := d.owners[name]; tracked {
+			d.owners[name] = owner
+		}
+	}
+	if d.deliver == nil {
+		return
+	}
+	var payload []byte
+	for plugin, rs := range d.rules {
+		for _, r := range rs {
+			if !r.match(s, d.owners[r.Sender]) {
+				continue
+			}
+			if payload == nil {
+				var err error
+				if payload, err = d.signalPayload(s, h(godbus.FieldSignature), r); err != nil {
+					d.log.Warn("D-Bus signal not delivered", "plugin", plugin, "member", s.Interface+"."+s.Member, "error", err.Error())
+					return
+				}
+			}
+			if r.Name != "" {
+				payload = setRule(payload, s, r)
+			}
+			d.deliver(plugin, capability.Event{Kind: uint32(abi.EventDBusSignal), Payload: payload})
+			payload = nil // the rule name may differ for the next plugin
+			break
+		}
+	}
+}
+
+func (d *DBus) signalPayload(s *signalMsg, sig string, r SignalRule) ([]byte, error) {
+	body, err := encodeBody(sig, s.Args, d.cfg.MaxReply)
+	if err != nil {
+		return nil, err
+	}
+	rec := abi.Record{
+		{Key: "sender", Value: []byte(s.Sender)},
+		{Key: "path", Value: []byte(s.Path)},
+		{Key: "interface", Value: []byte(s.Interface)},
+		{Key: "member", Value: []byte(s.Member)},
+		{Key: "signature", Value: []byte(sig)},
+		{Key: "body", Value: body},
+		{Key: "sender_name", Value: []byte(r.Sender)},
+	}
+	if r.Name != "" {
+		rec = append(rec, abi.Field{Key: "rule", Value: []byte(r.Name)})
+	}
+	return abi.AppendRecord(nil, rec), nil
+}
+
+// setRule re-encodes a payload for another rule's name.
+func setRule(payload []byte, s *signalMsg, r SignalRule) []byte {
+	rec, err := abi.DecodeRecord(payload)
+	if err != nil {
+		return payload
+	}
+	out := rec[:0:0]
+	for _, f := range rec {
+		if f.Key != "rule" {
+			out = append(out, f)
+		}
+	}
+	out = append(out, abi.Field{Key: "rule", Value: []byte(r.Name)})
+	return abi.AppendRecord(nil, out)
+}
+
+// warnUnhonourable logs grants whose exact destination the bus neither has
+// nor can activate: the plugin loads (the service may come later), but the
+// operator hears of it at load, not at the first denied call.
+func (d *DBus) warnUnhonourable(g *Grant) {
+	conn, err := d.current()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var names, activatable []string
+	if conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.ListNames", 0).Store(&names) != nil {
+		return
+	}
+	conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.ListActivatableNames", 0).Store(&activatable)
+	have := map[string]bool{}
+	for _, n := range append(names, activatable...) {
+		have[n] = true
+	}
+	check := func(kind string, i int, p busNamePattern) {
+		if !p.family && !have[p.name] {
+			d.log.Warn("D-Bus grant cannot be honoured now: no such destination on the bus, and none activatable",
+				"manifest", g.file, "rule", fmt.Sprintf("[[dbus.%s]] %d", kind, i+1), "destination", p.name)
+		}
+	}
+	for i, r := range g.Calls {
+		check("call", i, r.Destination)
+	}
+	for i, r := range g.Properties {
+		check("property", i, r.Destination)
+	}
+}
+
+// callError carries an errno and a message for the guest.
+type callError struct {
+	errno abi.Errno
+	msg   string
+}
+
+func (e *callError) Error() string        { return e.msg }
+func (e *callError) Errno() abi.Errno     { return e.errno }
+func (e *valueError) Errno() abi.Errno    { return abi.Invalid }
+func (e *tooLargeError) Errno() abi.Errno { return abi.TooLarge }
+
+// dbusErrnos maps D-Bus error names to the ABI's error space; any other
+// error from a peer is abi.Failed. AccessDenied from a peer is not
+// abi.Denied, which means the manifest, and stays abi.Failed.
+var dbusErrnos = map[string]abi.Errno{
+	"org.freedesktop.DBus.Error.ServiceUnknown":   abi.NotFound,
+	"org.freedesktop.DBus.Error.NameHasNoOwner":   abi.NotFound,
+	"org.freedesktop.DBus.Error.UnknownObject":    abi.NotFound,
+	"org.freedesktop.DBus.Error.UnknownInterface": abi.NotFound,
+	"org.freedesktop.DBus.Error.UnknownMethod":    abi.NotFound,
+	"org.freedesktop.DBus.Error.UnknownProperty":  abi.NotFound,
+	"org.freedesktop.systemd1.NoSuchUnit":         abi.NotFound,
+	"org.freedesktop.DBus.Error.InvalidArgs":      abi.Invalid,
+	"org.freedesktop.DBus.Error.InvalidSignature": abi.Invalid,
+	"org.freedesktop.DBus.Error.PropertyReadOnly": abi.Failed,
+	"org.freedesktop.DBus.Error.NoReply":          abi.Timeout,
+	"org.freedesktop.DBus.Error.Timeout":          abi.Timeout,
+	"org.freedesktop.DBus.Error.Disconnected":     abi.Unavailable,
+	"org.freedesktop.DBus.Error.LimitsExceeded":   abi.TooLarge,
+}
+
+// invoke makes one method call with a deadline of the smallest of the
+// handler's deadline, dbus.call_timeout and the guest's timeout, and
+// returns the reply's values and signature.
+func (d *DBus) invoke(ctx context.Context, dest, path, iface, member string, args []any, timeout time.Duration) ([]any, string, error) {
+	conn, err := d.current()
+	if err != nil {
+		return nil, "", err
+	}
+	limit := d.cfg.CallTimeout
+	if timeout > 0 && timeout < limit {
+		limit = timeout
+	}
+	deadline := time.Now().Add(limit)
+	// The handler's ctx has a Deadline but a nil Done, so a child context
+	// would never fire at it: take the earlier deadline ourselves.
+	if hd, ok := ctx.Deadline(); ok && hd.Before(deadline) {
+		deadline = hd
+	}
+	cctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancel()
+	msg := &godbus.Message{Type: godbus.TypeMethodCall, Headers: map[godbus.HeaderField]godbus.Variant{
+		godbus.FieldDestination: godbus.MakeVariant(dest),
+		godbus.FieldPath:        godbus.MakeVariant(godbus.ObjectPath(path)),
+		godbus.FieldInterface:   godbus.MakeVariant(iface),
+		godbus.FieldMember:      godbus.MakeVariant(member),
+	}, Body: args}
+	if len(args) > 0 {
+		msg.Headers[godbus.FieldSignature] = godbus.MakeVariant(godbus.SignatureOf(args...))
+	}
+	slot := &replySlot{}
+	d.mine.Store(msg, slot)
+	call := <-conn.SendWithContext(cctx, msg, make(chan *godbus.Call, 1)).Done
+	d.mine.Delete(msg)
+	d.waiting.Delete(msg.Serial())
+	if err := call.Err; err != nil {
+		var de godbus.Error
+		switch {
+		case errors.As(err, &de):
+			e, ok := dbusErrnos[de.Name]
+			if !ok {
+				e = abi.Failed
+			}
+			text := de.Name
+			if len(de.Body) > 0 {
+				if s, ok := de.Body[0].(string); ok {
+					text += ": " + s
+				}
+			}
+			return nil, "", &callError{e, text}
+		case errors.Is(err, context.DeadlineExceeded):
+			return nil, "", &callError{abi.Timeout, fmt.Sprintf("no reply from %s to %s.%s within %s (the handler deadline or dbus.call_timeout)", dest, iface, member, limit.Round(time.Millisecond))}
+		case !conn.Connected() || errors.Is(err, godbus.ErrClosed):
+			return nil, "", &callError{abi.Unavailable, fmt.Sprintf("D-Bus system bus connection lost during %s.%s; airlock is reconnecting, retry later", iface, member)}
+		}
+		var ve *valueError
+		if errors.As(err, &ve) {
+			return nil, "", err
+		}
+		return nil, "", &callError{abi.Failed, fmt.Sprintf("%s.%s: %v", iface, member, err)}
+	}
+	return call.Body, slot.sig, nil
+}
+
+// Functions lists airlock_dbus_v1 (ABI §3.3). Each takes a request record
+// (req_ptr, req_len) and follows the result convention.
+func (d *DBus) Functions() []capability.Func {
+	i32 := api.ValueTypeI32
+	params := []api.ValueType{i32, i32, i32, i32, i32}
+	results := []api.ValueType{i32}
+	fn := func(name string, h func(ctx context.Context, in *capability.Instance, req abi.Record) (abi.Record, error)) capability.Func {
+		return capability.Func{Name: name, Params: params, Results: results,
+			Call: func(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+				out, oc, ol := uint32(stack[2]), uint32(stack[3]), uint32(stack[4])
+				b, ok := capability.Read(m, uint32(stack[0]), uint32(stack[1]))
+				if !ok {
+					stack[0] = uint64(abi.Fault)
+					return
+				}
+				if len(b) > maxRequest {
+					stack[0] = uint64(in.ReplyErr(m, out, oc, ol, &callError{abi.TooLarge, fmt.Sprintf("request of %d bytes exceeds %d", len(b), maxRequest)}))
+					return
+				}
+				req, err := abi.DecodeRecord(b)
+				if err != nil {
+					stack[0] = uint64(in.ReplyErr(m, out, oc, ol, &callError{abi.Invalid, "request is not a valid record: " + err.Error()}))
+					return
+				}
+				rep, err := h(ctx, in, req)
+				if err != nil {
+					stack[0] = uint64(in.ReplyErr(m, out, oc, ol, err))
+					return
+				}
+				stack[0] = uint64(in.Reply(m, out, oc, ol, abi.AppendRecord(nil, rep), abi.OK))
+			}}
+	}
+	return []capability.Func{
+		fn(FuncCall, d.call),
+		fn(FuncGetProperty, d.getProperty),
+		fn(FuncGetAllProperties, d.getAllProperties),
+		fn(FuncSetProperty, d.setProperty),
+	}
+}
+
+// Functions of abi.ModuleDBus.
+const (
+	FuncCall             = "call"
+	FuncGetProperty      = "get_property"
+	FuncGetAllProperties = "get_all_properties"
+	FuncSetProperty      = "set_property"
+)
+
+// maxRequest bounds a request record read from the guest.
+const maxRequest = 1 << 20
+
+// target is the addressing fields of a request, validated.
+type target struct{ dest, path, iface, member string }
+
+func parseTarget(req abi.Record, memberKey string) (target, error) {
+	get := func(k string) string { v, _ := req.Get(k); return v }
+	t := target{get("destination"), get("path"), get("interface"), get(memberKey)}
+	if err := checkBusName(t.dest); err != nil {
+		return t, &callError{abi.Invalid, "destination: " + err.Error()}
+	}
+	if !validObjectPath(t.path) {
+		return t, &callError{abi.Invalid, fmt.Sprintf("path: %.80q is not an object path", t.path)}
+	}
+	if err := checkInterface(t.iface); err != nil {
+		return t, &callError{abi.Invalid, "interface: " + err.Error()}
+	}
+	if err := checkMember(t.member); err != nil {
+		return t, &callError{abi.Invalid, memberKey + ": " + err.Error()}
+	}
+	return t, nil
+}
+
+func grantOf(in *capability.Instance) *Grant {
+	g, _ := in.Grants["dbus"].(*Grant)
+	return g
+}
+
+// op is the audit's name for an operation, bounded so that a hostile
+// argument cannot flood the audit log.
+func op(kind, s string) string {
+	if len(s) > 400 {
+		s = s[:400] + "…"
+	}
+	return kind + " " + s
+}
+
+func (d *DBus) call(ctx context.Context, in *capability.Instance, req abi.Record) (abi.Record, error) {
+	t, err := parseTarget(req, "member")
+	if err != nil {
+		return nil, err
+	}
+	sig, _ := req.Get("signature")
+	body, _ := req.Get("body")
+	args, err := decodeBody(sig, []byte(body))
+	if err != nil {
+		return nil, err
+	}
+	var timeout time.Duration
+	if v, ok := req.Get("timeout_ms"); ok {
+		ms, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || ms == 0 {
+			return nil, &callError{abi.Invalid, fmt.Sprintf("timeout_ms %q is not a positive number", v)}
+		}
+		timeout = time.Duration(ms) * time.Millisecond
+	}
+	c := Call{Destination: t.dest, Path: t.path, Interface: t.iface, Member: t.member, Args: args}
+	ok, why := grantOf(in).allowCall(c)
+	if err := in.Check(ctx, "dbus", op("call", c.String()), decision(ok, why)); err != nil {
+		return nil, err
+	}
+	vals, rsig, err := d.invoke(ctx, t.dest, t.path, t.iface, t.member, args, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return d.replyRecord(rsig, vals)
+}
+
+func (d *DBus) replyRecord(sig string, vals []any) (abi.Record, error) {
+	body, err := encodeBody(sig, vals, d.cfg.MaxReply)
+	if err != nil {
+		var tl *tooLargeError
+		if errors.As(err, &tl) {
+			return nil, err
+		}
+		return nil, &callError{abi.Failed, "cannot pass the reply: " + err.Error()}
+	}
+	return abi.Record{{Key: "signature", Value: []byte(sig)}, {Key: "body", Value: body}}, nil
+}
+
+const propsIface = "org.freedesktop.DBus.Properties"
+
+func (d *DBus) getProperty(ctx context.Context, in *capability.Instance, req abi.Record) (abi.Record, error) {
+	t, err := parseTarget(req, "name")
+	if err != nil {
+		return nil, err
+	}
+	ok, why := grantOf(in).allowProperty("get", t.dest, t.path, t.iface, t.member)
+	if err := in.Check(ctx, "dbus", op("get", fmt.Sprintf("%s %s %s.%s", t.dest, t.path, t.iface, t.member)), decision(ok, why)); err != nil {
+		return nil, err
+	}
+	vals, sig, err := d.invoke(ctx, t.dest, t.path, propsIface, "Get", []any{t.iface, t.member}, 0)
+	if err != nil {
+		return nil, err
+	}
+	return d.replyRecord(sig, vals)
+}
+
+func (d *DBus) getAllProperties(ctx context.Context, in *capability.Instance, req abi.Record) (abi.Record, error) {
+	req = append(req[:len(req):len(req)], abi.Field{Key: "name", Value: []byte("GetAll")})
+	t, err := parseTarget(req, "name")
+	if err != nil {
+		return nil, err
+	}
+	g := grantOf(in)
+	ok, why := g.allowProperty("get", t.dest, t.path, t.iface, "*")
+	if err := in.Check(ctx, "dbus", op("get", fmt.Sprintf("%s %s %s.*", t.dest, t.path, t.iface)), decision(ok, why)); err != nil {
+		return nil, err
+	}
+	vals, sig, err := d.invoke(ctx, t.dest, t.path, propsIface, "GetAll", []any{t.iface}, 0)
+	if err != nil {
+		return nil, err
+	}
+	// Only the properties that a get rule names cross over.
+	if m, ok := firstMap(vals); ok && sig == "a{sv}" {
+		for name := range m {
+			if !g.propertyAllowed(t.dest, t.path, t.iface, name) {
+				delete(m, name)
+			}
+		}
+	}
+	return d.replyRecord(sig, vals)
+}
+
+func firstMap(vals []any) (map[string]godbus.Variant, bool) {
+	if len(vals) != 1 {
+		return nil, false
+	}
+	m, ok := vals[0].(map[string]godbus.Variant)
+	return m, ok
+}
+
+func (d *DBus) setProperty(ctx context.Context, in *capability.Instance, req abi.Record) (abi.Record, error) {
+	t, err := parseTarget(req, "name")
+	if err != nil {
+		return nil, err
+	}
+	sig, _ := req.Get("signature")
+	body, _ := req.Get("body")
+	vals, err := decodeBody(sig, []byte(body))
+	if err != nil {
+		return nil, err
+	}
+	if len(vals) != 1 {
+		return nil, &callError{abi.Invalid, fmt.Sprintf("a property value is one complete type; signature %q has %d", sig, len(vals))}
+	}
+	ok, why := grantOf(in).allowProperty("set", t.dest, t.path, t.iface, t.member)
+	if err := in.Check(ctx, "dbus", op("set", fmt.Sprintf("%s %s %s.%s", t.dest, t.path, t.iface, t.member)), decision(ok, why)); err != nil {
+		return nil, err
+	}
+	s, _ := godbus.ParseSignature(sig)
+	_, _, err = d.invoke(ctx, t.dest, t.path, propsIface, "Set", []any{t.iface, t.member, godbus.MakeVariantWithSignature(vals[0], s)}, 0)
+	if err != nil {
+		return nil, err
+	}
+	return abi.Record{}, nil
+}
+
+func decision(ok bool, why string) gate.Decision {
+	if ok {
+		return gate.Allow(why)
+	}
+	return gate.Deny(why)
+}
