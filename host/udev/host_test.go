@@ -26,7 +26,7 @@ func runHost(t *testing.T, runtime string, manifests map[string]string) *testenv
 	for name, m := range manifests {
 		testenv.PluginDir(t, filepath.Join(dir, "plugins"), name, m, guest)
 	}
-	rt := "plugins = [\"plugins\"]\nstate_dir = \"state\"\n[log]\naudit = \"off\"\n" + runtime
+	rt := "plugins = [\"plugins\"]\nstate_dir = \"state\"\n" + runtime + "\n[log]\naudit = \"off\"\n"
 	if err := os.WriteFile(filepath.Join(dir, "runtime.toml"), []byte(rt), 0o644); err != nil {
 		t.Fatal(err)
 	}

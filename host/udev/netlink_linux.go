@@ -153,3 +153,8 @@ func newNetlinkSource(udev bool, log *slog.Logger) source {
 	}
 	return &netlinkSource{mode: m, log: log}
 }
+
+// quietProbeError: no medium in a card reader, or a device already gone.
+func quietProbeError(err error) bool {
+	return errors.Is(err, syscall.ENOMEDIUM) || errors.Is(err, syscall.ENXIO) || errors.Is(err, syscall.ENODEV)
+}

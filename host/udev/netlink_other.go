@@ -21,3 +21,4 @@ func (netlinkSource) close()                                  {}
 func (netlinkSource) run(context.Context, func(UEvent)) error { return nil }
 func udevdHere() bool                                         { return false }
 func newNetlinkSource(udev bool, log *slog.Logger) source     { return netlinkSource{} }
+func quietProbeError(error) bool                              { return false }

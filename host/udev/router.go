@@ -78,11 +78,14 @@ func (r *Router) lookup(e *UEvent) [4][]entry {
 }
 
 // Candidate reports whether some rule could match e once its properties
-// are known. The capability probes a block device only then.
+// are known. The capability probes a block device only then, so that a
+// rule for USB partitions does not make the host open the boot disk.
 func (r *Router) Candidate(e *UEvent) bool {
 	for _, b := range r.lookup(e) {
-		if len(b) > 0 {
-			return true
+		for _, en := range b {
+			if en.rule.matchKeys(e) {
+				return true
+			}
 		}
 	}
 	return false

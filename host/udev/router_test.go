@@ -101,6 +101,10 @@ func TestRouterMatch(t *testing.T) {
 		{"tty", UEvent{Action: "add", Subsystem: "tty", DevPath: "/devices/virtual/tty/ttyS0"}, "adds anything"},
 	}
 	seen := make([]bool, len(r.Plugins()))
+	disk := UEvent{Action: "add", Subsystem: "block", DevType: "disk", DevPath: "/devices/pci0000:00/virtio1/block/vda"}
+	if only := NewRouter(map[string]Rules{"automount": rules["automount"]}); only.Candidate(&disk) || !only.Candidate(&UEvent{Action: "add", Subsystem: "block", DevType: "partition"}) {
+		t.Error("Candidate: a partition rule must make a partition, and not a disk, worth probing")
+	}
 	for _, c := range cases {
 		var got []string
 		for _, i := range r.Match(&c.ev, nil, seen) {

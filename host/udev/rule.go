@@ -196,10 +196,7 @@ func distance(a, b string) int {
 // matchRest reports whether e matches the rule's keys other than action
 // and subsystem, which the router's index has already checked.
 func (r *Rule) matchRest(e *UEvent) bool {
-	if r.DevType != "" && r.DevType != e.DevType {
-		return false
-	}
-	if r.Kernel != nil && !r.Kernel.match(e.Kernel()) {
+	if !r.matchKeys(e) {
 		return false
 	}
 	for i := range r.Props {
@@ -208,6 +205,14 @@ func (r *Rule) matchRest(e *UEvent) bool {
 		}
 	}
 	return true
+}
+
+// matchKeys checks devtype and kernel: what is known before probing.
+func (r *Rule) matchKeys(e *UEvent) bool {
+	if r.DevType != "" && r.DevType != e.DevType {
+		return false
+	}
+	return r.Kernel == nil || r.Kernel.match(e.Kernel())
 }
 
 // wantsAdd reports whether the rule can match an add, the only action that

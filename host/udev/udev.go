@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -388,7 +389,13 @@ func (u *Udev) routeLocked(ev UEvent, synth string, only int) {
 		} else if u.shouldProbe(&ev) {
 			props, err := probeNode(ev.devNode(), probeTimeout)
 			if err != nil {
-				u.log.Warn("probe failed; event delivered without ID_FS_*", "device", ev.DevName, "error", err.Error())
+				// No medium, no permission (a sandbox that hides the boot
+				// disk): expected, so not worth a warning each time.
+				level := slog.LevelWarn
+				if quietProbeError(err) || errors.Is(err, os.ErrPermission) {
+					level = slog.LevelDebug
+				}
+				u.log.Log(context.Background(), level, "probe failed; event delivered without ID_FS_*", "device", ev.DevName, "error", err.Error())
 			}
 			d.fs = props
 			ev.Props = merge(ev.Props, props)
