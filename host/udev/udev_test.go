@@ -249,3 +249,35 @@ func TestDevNode(t *testing.T) {
 		}
 	}
 }
+
+// After the socket lost events (ENOBUFS), a rescan of the real /sys
+// reports what changed: a device we thought present but gone gets a
+// remove, and one present but unknown gets an add, both marked "resync".
+func TestResync(t *testing.T) {
+	if _, err := os.Stat("/sys/class/block"); err != nil {
+		testenv.Missing(t, "/sys is not mounted")
+	}
+	present := scanSysfs("/sys", map[string]bool{"block": true}, false)
+	if len(present) == 0 {
+		testenv.Missing(t, "no block devices in /sys/class/block")
+	}
+	u := New()
+	u.cfg.Source, u.cfg.Probe = "kernel", false
+	s := newSink()
+	u.deliver = s.deliver
+	u.Subscribe("all", Rules{{Subsystem: "block"}}) // not started: no source, no coldplug
+	u.ctx = context.Background()
+	u.mu.Lock()
+	for _, ev := range present[1:] { // the first device's add was "lost"
+		u.remember(&ev)
+	}
+	ghost := UEvent{Action: "add", Subsystem: "block", DevType: "partition", DevPath: "/devices/virtual/block/loop9/loop9p7", DevName: "/dev/loop9p7"}
+	u.remember(&ghost) // its remove was "lost"
+	u.resyncLocked()
+	u.mu.Unlock()
+	got := summary(s.wait(t, 2))
+	want := fmt.Sprintf("all add %s synth=resync\nall remove loop9p7 synth=resync\n", present[0].Kernel())
+	if got != want {
+		t.Errorf("resync delivered:\n%s\nwant:\n%s", got, want)
+	}
+}
