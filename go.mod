@@ -10,4 +10,4 @@ require (
 
 require github.com/pilebones/go-udev v0.10.0
 
-require github.com/godbus/dbus/v5 v5.2.4 // indirect
+require github.com/godbus/dbus/v5 v5.2.4

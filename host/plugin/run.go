@@ -133,6 +133,9 @@ func (p *Plugin) Instantiate(ctx context.Context) (*Instance, error) {
 	return in, nil
 }
 
+// MemorySize returns the instance's linear memory size in bytes.
+func (in *Instance) MemorySize() uint32 { return in.mod.Memory().Size() }
+
 // Close ends the instance.
 func (in *Instance) Close() {
 	in.watchdog.Stop()
