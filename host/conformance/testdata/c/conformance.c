@@ -1,0 +1,130 @@
+/* The conformance plugin in C; it must log exactly what ../go/main.go logs. */
+#define AIRLOCK_IMPLEMENTATION
+#include "airlock.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern char **environ;
+
+static uint32_t sum(const char *b, size_t n) {
+	uint32_t s = 0;
+	for (size_t i = 0; i < n; i++)
+		s = s * 31 + (uint8_t)b[i];
+	return s;
+}
+
+static int cmpstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int on_start(void) { airlock_info("started"); return 0; }
+static int on_stop(void) { airlock_info("stopped cleanly"); return 0; }
+
+static int on_dropped(const airlock_dropped *d) {
+	airlock_infof("dropped count=%llu reason=%s", (unsigned long long)d->count, d->reason);
+	return 0;
+}
+
+static int on_udev(const airlock_uevent *e) {
+	airlock_infof("udev action=%s subsystem=%s devtype=%s devname=%s label=%s uuid=%s fstype=%s seqnum=%llu coldplug=%s",
+	              e->action, e->subsystem, e->devtype, e->devname, e->label, e->uuid, e->fstype,
+	              (unsigned long long)e->seqnum, e->coldplug ? "true" : "false");
+	return 0;
+}
+
+static void env_step(void) {
+	size_t n = 0, total = 5;
+	while (environ[n])
+		total += strlen(environ[n++]) + 1;
+	char **v = malloc((n + 1) * sizeof *v);
+	memcpy(v, environ, n * sizeof *v);
+	qsort(v, n, sizeof *v, cmpstr);
+	char *line = malloc(total), *p = line;
+	p += sprintf(p, "env ");
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, i ? ",%s" : "%s", v[i]);
+	airlock_info(line);
+	free(line);
+	free(v);
+}
+
+static int on_timer(const airlock_timer *t) {
+	const char *colon = strchr(t->name, ':');
+	size_t cl = colon ? (size_t)(colon - t->name) : strlen(t->name);
+	const char *arg = colon ? colon + 1 : "";
+	char cmd[32];
+	snprintf(cmd, sizeof cmd, "%.*s", (int)cl, t->name);
+
+	if (!strcmp(cmd, "seq")) {
+		airlock_infof("seq %s", arg);
+	} else if (!strcmp(cmd, "time")) {
+		airlock_infof("time %lld", (long long)t->time_ns);
+	} else if (!strcmp(cmd, "config")) {
+		airlock_result r = airlock_config(arg);
+		if (r.err)
+			airlock_infof("config %s missing: %s: %s", arg, airlock_errno_name(r.err), r.data);
+		else
+			airlock_infof("config %s=%s", arg, r.data);
+		airlock_result_free(&r);
+	} else if (!strcmp(cmd, "bigconfig")) {
+		airlock_result r = airlock_config(arg);
+		if (r.err) {
+			airlock_result_free(&r);
+			return airlock_fail("bigconfig failed");
+		}
+		airlock_infof("config %s len=%u sum=%u", arg, r.len, sum(r.data, r.len));
+		airlock_result_free(&r);
+	} else if (!strcmp(cmd, "big")) {
+		airlock_infof("big name len=%zu sum=%u", strlen(t->name), sum(t->name, strlen(t->name)));
+	} else if (!strcmp(cmd, "env")) {
+		env_step();
+	} else if (!strcmp(cmd, "levels")) {
+		airlock_debug("level debug");
+		airlock_info("level info");
+		airlock_warn("level warn");
+		airlock_error("level error");
+	} else if (!strcmp(cmd, "write")) {
+		char path[256];
+		snprintf(path, sizeof path, "/data/%s", arg);
+		FILE *f = fopen(path, "w");
+		int ok = f && fprintf(f, "data of %s", arg) > 0;
+		if (f && fclose(f) != 0)
+			ok = 0;
+		airlock_infof("write %s: %s", arg, ok ? "ok" : "error");
+	} else if (!strcmp(cmd, "read")) {
+		char path[256], buf[256];
+		snprintf(path, sizeof path, "/data/%s", arg);
+		FILE *f = fopen(path, "r");
+		if (!f) {
+			airlock_infof("read %s: error", arg);
+		} else {
+			size_t n = fread(buf, 1, sizeof buf - 1, f);
+			buf[n] = 0;
+			fclose(f);
+			airlock_infof("read %s: %s", arg, buf);
+		}
+	} else if (!strcmp(cmd, "sleep")) {
+		long long ms = strtoll(arg, NULL, 10);
+		airlock_infof("sleep %s begin", arg);
+		int32_t e = airlock_sleep_ms(ms);
+		airlock_infof("sleep %s: %s", arg, e ? airlock_errno_name(e) : "ok");
+	} else if (!strcmp(cmd, "deadline")) {
+		uint64_t d = airlock_deadline_ns();
+		airlock_infof("deadline ok=%s", d > 0 && d <= 10000000000ull ? "true" : "false");
+	} else if (!strcmp(cmd, "clock")) {
+		airlock_infof("clock ok=%s", airlock_now_ns() > 1600000000000000000ull ? "true" : "false");
+	} else if (!strcmp(cmd, "fail")) {
+		return airlock_fail("handler failed on purpose");
+	} else {
+		airlock_warnf("unknown step %s", cmd);
+	}
+	return 0;
+}
+
+AIRLOCK_INIT {
+	airlock_on_start(on_start);
+	airlock_on_stop(on_stop);
+	airlock_on_dropped(on_dropped);
+	airlock_on_udev(on_udev);
+	airlock_on_timer(on_timer);
+}

@@ -1,0 +1,747 @@
+/*
+ * airlock.h: the C SDK for airlock plugins (ABI v1, abi/ABI.md).
+ *
+ * One header. Include it anywhere; in exactly one .c file of the plugin,
+ * define AIRLOCK_IMPLEMENTATION first, so that the exports the host needs
+ * (airlock_abi_v1, airlock_on_event) and the SDK's functions are emitted:
+ *
+ *     #define AIRLOCK_IMPLEMENTATION
+ *     #include "airlock.h"
+ *
+ *     static int on_start(void) {
+ *         airlock_result g = airlock_config("greeting");
+ *         airlock_infof("%s from C", g.err ? "hello" : g.data);
+ *         airlock_result_free(&g);
+ *         return 0;
+ *     }
+ *     AIRLOCK_INIT { airlock_on_start(on_start); }
+ *
+ * Build as a WASI reactor (the host calls _initialize, which runs
+ * AIRLOCK_INIT, then airlock_on_event for each event):
+ *
+ *     clang --target=wasm32-wasi -mexec-model=reactor -O2 -I sdk/c \
+ *           -o plugin.wasm plugin.c
+ *
+ * Handlers return 0 when they handled the event, or nonzero when they
+ * failed; `return airlock_fail("why");` records a message that the SDK logs
+ * as "<kind> handler: why", as the Go SDK does. Nothing the host refuses
+ * traps the plugin: every host call returns an airlock_errno.
+ *
+ * Memory: the SDK mallocs event payloads and results larger than its
+ * 4 KiB scratch buffer, and frees event data when the handler returns.
+ * Pointers in an event are valid only during its handler.
+ */
+#ifndef AIRLOCK_H
+#define AIRLOCK_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors (ABI.md §4) ------------------------------------------------ */
+
+typedef enum airlock_errno {
+	AIRLOCK_OK = 0,
+	AIRLOCK_DENIED = 1,      /* the manifest does not grant this operation */
+	AIRLOCK_INVALID = 2,     /* a malformed or out-of-range argument */
+	AIRLOCK_NOT_FOUND = 3,   /* the named thing does not exist */
+	AIRLOCK_UNAVAILABLE = 4, /* the backend is down or not configured */
+	AIRLOCK_TIMEOUT = 5,     /* the handler deadline or a call timeout passed */
+	AIRLOCK_TOO_LARGE = 6,   /* a request or result exceeds its bound */
+	AIRLOCK_LOCKED = 7,      /* the device holds an update lock */
+	AIRLOCK_FAILED = 8,      /* the backend reported an error */
+	AIRLOCK_BUSY = 9,        /* the resource is in use */
+	AIRLOCK_FAULT = 10,      /* a pointer or length outside linear memory */
+	AIRLOCK_NO_RESULT = 11,  /* result_read with nothing pending */
+} airlock_errno;
+
+/* airlock_errno_name returns the errno's name as ABI.md spells it
+ * ("not_found"), or "failed" for a code this SDK does not know (ABI.md says
+ * to treat an unknown errno as failed). */
+const char *airlock_errno_name(int32_t e);
+
+/* ---- logs -------------------------------------------------------------- */
+
+enum {
+	AIRLOCK_LEVEL_DEBUG = -4,
+	AIRLOCK_LEVEL_INFO = 0,
+	AIRLOCK_LEVEL_WARN = 4,
+	AIRLOCK_LEVEL_ERROR = 8,
+};
+
+/* airlock_log writes msg (len bytes, not NUL-terminated) at level. */
+int32_t airlock_log(int32_t level, const char *msg, size_t len);
+/* The NUL-terminated and printf forms. */
+int32_t airlock_logs(int32_t level, const char *msg);
+int32_t airlock_logf(int32_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int32_t airlock_vlogf(int32_t level, const char *fmt, va_list ap);
+#define airlock_debug(msg) airlock_logs(AIRLOCK_LEVEL_DEBUG, (msg))
+#define airlock_info(msg) airlock_logs(AIRLOCK_LEVEL_INFO, (msg))
+#define airlock_warn(msg) airlock_logs(AIRLOCK_LEVEL_WARN, (msg))
+#define airlock_error(msg) airlock_logs(AIRLOCK_LEVEL_ERROR, (msg))
+#define airlock_debugf(...) airlock_logf(AIRLOCK_LEVEL_DEBUG, __VA_ARGS__)
+#define airlock_infof(...) airlock_logf(AIRLOCK_LEVEL_INFO, __VA_ARGS__)
+#define airlock_warnf(...) airlock_logf(AIRLOCK_LEVEL_WARN, __VA_ARGS__)
+#define airlock_errorf(...) airlock_logf(AIRLOCK_LEVEL_ERROR, __VA_ARGS__)
+
+/* ---- results ----------------------------------------------------------- */
+
+/* An airlock_result is what a host call that returns data gave back: on
+ * success (err == AIRLOCK_OK) its value, otherwise the host's message.
+ * data is malloc'd, NUL-terminated (len excludes the NUL) and never NULL
+ * unless reading the result itself failed; free it with
+ * airlock_result_free. */
+typedef struct airlock_result {
+	int32_t err;
+	char *data;
+	uint32_t len;
+} airlock_result;
+
+void airlock_result_free(airlock_result *r);
+
+/* A raw host function that follows the result convention of ABI.md §2,
+ * bound to its other arguments by a capability wrapper. */
+typedef int32_t (*airlock_raw_call)(void *ctx, void *out, uint32_t cap, uint32_t *out_len);
+
+/* airlock_call runs fn with the SDK's scratch buffer and, when the result
+ * is larger, fetches it with result_read. Capability wrappers use it. */
+airlock_result airlock_call(airlock_raw_call fn, void *ctx);
+
+/* ---- base functions (airlock_v1) --------------------------------------- */
+
+/* airlock_config returns the value of key in the manifest's [config];
+ * err is AIRLOCK_NOT_FOUND (data is the host's message) when it is absent. */
+airlock_result airlock_config(const char *key);
+airlock_result airlock_config_n(const char *key, size_t key_len);
+
+/* airlock_now_ns returns the host's wall clock in Unix nanoseconds. */
+uint64_t airlock_now_ns(void);
+
+/* airlock_sleep_ns pauses the handler, but never past its deadline: it
+ * returns AIRLOCK_TIMEOUT when the deadline cut it short, and
+ * AIRLOCK_INVALID for a negative duration. Prefer it to nanosleep, which
+ * the host cannot bound. */
+int32_t airlock_sleep_ns(int64_t ns);
+#define airlock_sleep_ms(ms) airlock_sleep_ns((int64_t)(ms) * 1000000)
+
+/* airlock_deadline_ns returns the nanoseconds left before the running
+ * handler is stopped. */
+uint64_t airlock_deadline_ns(void);
+
+/* ---- records (ABI.md §2) ----------------------------------------------- */
+
+/* A field of a decoded record. key and value are NUL-terminated copies
+ * (value may also hold NULs: use value_len). */
+typedef struct airlock_field {
+	const char *key;
+	const char *value;
+	uint32_t key_len, value_len;
+} airlock_field;
+
+typedef struct airlock_record {
+	uint32_t count;
+	airlock_field *fields;
+	void *arena; /* owns fields, keys and values */
+} airlock_record;
+
+#define AIRLOCK_MAX_RECORD_FIELDS 4096
+
+/* airlock_record_decode decodes n bytes at b into out. It returns
+ * AIRLOCK_OK, or AIRLOCK_INVALID for a malformed record (lengths that
+ * overrun, trailing bytes, more than 4096 fields), leaving out empty. */
+int32_t airlock_record_decode(const void *b, uint32_t n, airlock_record *out);
+void airlock_record_free(airlock_record *r);
+/* airlock_record_get returns the value of the first field named key, or
+ * NULL. */
+const char *airlock_record_get(const airlock_record *r, const char *key);
+
+/* airlock_record_builder encodes a record, for capability requests. */
+typedef struct airlock_record_builder {
+	uint8_t *buf;
+	uint32_t len, cap, count;
+	bool oom;
+} airlock_record_builder;
+void airlock_record_add(airlock_record_builder *b, const char *key, const void *value, uint32_t value_len);
+void airlock_record_adds(airlock_record_builder *b, const char *key, const char *value);
+void airlock_record_builder_free(airlock_record_builder *b);
+
+/* ---- events (ABI.md §5) ------------------------------------------------ */
+
+enum {
+	AIRLOCK_EVENT_START = 1,
+	AIRLOCK_EVENT_STOP = 2,
+	AIRLOCK_EVENT_TIMER = 3,
+	AIRLOCK_EVENT_UDEV = 4,
+	AIRLOCK_EVENT_DBUS_SIGNAL = 5,
+	AIRLOCK_EVENT_DROPPED = 6,
+	AIRLOCK_EVENT_MOUNT = 7,
+	AIRLOCK_EVENT_MAX = 31 /* handlers can be registered for kinds below this */
+};
+
+/* airlock_event_name returns "start", "timer", ..., or "event(N)". */
+const char *airlock_event_name(uint32_t kind);
+
+typedef struct airlock_event {
+	uint32_t kind;
+	airlock_record fields;
+} airlock_event;
+
+/* A [[trigger.timer]] firing. */
+typedef struct airlock_timer {
+	const char *name; /* the timer's name in plugin.toml */
+	const char *time; /* when it was due, RFC 3339 with nanoseconds */
+	int64_t time_ns;  /* the same in Unix nanoseconds (0 if unparsable) */
+} airlock_timer;
+
+/* Events were lost because the plugin's queue was full. */
+typedef struct airlock_dropped {
+	uint64_t count;
+	const char *reason;
+} airlock_dropped;
+
+/* A device event from a [[trigger.udev]] rule, under udev's names. */
+typedef struct airlock_uevent {
+	const char *action;    /* add, remove, change, ... ("" if absent) */
+	const char *subsystem; /* block, usb, tty, ... */
+	const char *devtype;   /* disk, partition, ... */
+	const char *devpath;   /* /devices/..., under /sys */
+	const char *devname;   /* /dev/sdb1, or "" */
+	const char *label;     /* ID_FS_LABEL_ENC decoded, else ID_FS_LABEL */
+	const char *uuid;      /* ID_FS_UUID */
+	const char *fstype;    /* ID_FS_TYPE */
+	uint64_t seqnum;       /* SEQNUM, or 0 for a synthetic event */
+	bool coldplug;         /* present before the plugin loaded */
+	const airlock_record *props; /* every property, the above included */
+} airlock_uevent;
+
+/* airlock_uevent_prop returns a property by its udev name, or NULL. */
+const char *airlock_uevent_prop(const airlock_uevent *e, const char *key);
+
+/* Handler registration. Register from AIRLOCK_INIT; a later registration
+ * for the same kind replaces an earlier one. Kinds without a handler are
+ * ignored, as ABI.md requires for kinds a guest does not know. */
+typedef int (*airlock_handler)(const airlock_event *e);
+void airlock_on(uint32_t kind, airlock_handler h);
+void airlock_on_start(int (*h)(void));
+void airlock_on_stop(int (*h)(void));
+void airlock_on_timer(int (*h)(const airlock_timer *t));
+void airlock_on_dropped(int (*h)(const airlock_dropped *d));
+void airlock_on_udev(int (*h)(const airlock_uevent *e));
+
+/* airlock_fail records why a handler failed and returns 1; the SDK logs
+ * "<kind> handler: <msg>" at error level when the handler returns. */
+int airlock_fail(const char *msg);
+
+/* AIRLOCK_INIT { ... } runs once when the instance is initialised (from
+ * _initialize, before the start event): register handlers there. */
+#define AIRLOCK_INIT \
+	__attribute__((constructor)) static void airlock_user_init(void)
+
+/* ---- raw imports (ABI.md §3.1) ----------------------------------------- */
+
+#define AIRLOCK_IMPORT(mod, name) __attribute__((import_module(mod), import_name(name)))
+AIRLOCK_IMPORT("airlock_v1", "log")
+int32_t airlock_raw_log(int32_t level, const void *msg, uint32_t len);
+AIRLOCK_IMPORT("airlock_v1", "config_get")
+int32_t airlock_raw_config_get(const void *key, uint32_t key_len, void *out, uint32_t cap, uint32_t *out_len);
+AIRLOCK_IMPORT("airlock_v1", "clock_now")
+int32_t airlock_raw_clock_now(uint64_t *out);
+AIRLOCK_IMPORT("airlock_v1", "sleep")
+int32_t airlock_raw_sleep(int64_t ns);
+AIRLOCK_IMPORT("airlock_v1", "deadline")
+int32_t airlock_raw_deadline(uint64_t *out);
+AIRLOCK_IMPORT("airlock_v1", "result_read")
+int32_t airlock_raw_result_read(void *out, uint32_t cap, uint32_t *out_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+/* ======================================================================== */
+#ifdef AIRLOCK_IMPLEMENTATION
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const airlock_errno_names[] = {
+	"ok", "denied", "invalid", "not_found", "unavailable", "timeout",
+	"too_large", "locked", "failed", "busy", "fault", "no_result",
+};
+
+const char *airlock_errno_name(int32_t e) {
+	if (e >= 0 && (size_t)e < sizeof airlock_errno_names / sizeof *airlock_errno_names)
+		return airlock_errno_names[e];
+	return "failed";
+}
+
+int32_t airlock_log(int32_t level, const char *msg, size_t len) {
+	return airlock_raw_log(level, msg, (uint32_t)len);
+}
+
+int32_t airlock_logs(int32_t level, const char *msg) {
+	return airlock_raw_log(level, msg, (uint32_t)strlen(msg));
+}
+
+int32_t airlock_vlogf(int32_t level, const char *fmt, va_list ap) {
+	char small[512];
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(small, sizeof small, fmt, ap);
+	int32_t e;
+	if (n < 0) {
+		e = airlock_logs(level, fmt);
+	} else if ((size_t)n < sizeof small) {
+		e = airlock_log(level, small, (size_t)n);
+	} else {
+		char *big = (char *)malloc((size_t)n + 1);
+		if (big == NULL) {
+			e = airlock_log(level, small, sizeof small - 1);
+		} else {
+			vsnprintf(big, (size_t)n + 1, fmt, ap2);
+			e = airlock_log(level, big, (size_t)n);
+			free(big);
+		}
+	}
+	va_end(ap2);
+	return e;
+}
+
+int32_t airlock_logf(int32_t level, const char *fmt, ...) {
+	va_list ap;
+	va_start(ap, fmt);
+	int32_t e = airlock_vlogf(level, fmt, ap);
+	va_end(ap);
+	return e;
+}
+
+void airlock_result_free(airlock_result *r) {
+	free(r->data);
+	r->data = NULL;
+	r->len = 0;
+}
+
+/* Small results land here without a malloc. Wasm is single-threaded and a
+ * host call never calls back into the guest, so one buffer suffices. */
+#define AIRLOCK_SCRATCH 4096
+static uint8_t airlock_scratch[AIRLOCK_SCRATCH];
+
+airlock_result airlock_call(airlock_raw_call fn, void *ctx) {
+	airlock_result r = {0, NULL, 0};
+	uint32_t n = 0;
+	r.err = fn(ctx, airlock_scratch, AIRLOCK_SCRATCH, &n);
+	if (r.err == AIRLOCK_FAULT)
+		n = 0; /* fault has no message */
+	r.data = (char *)malloc((size_t)n + 1);
+	if (r.data == NULL) {
+		r.err = AIRLOCK_TOO_LARGE;
+		return r;
+	}
+	if (n <= AIRLOCK_SCRATCH) {
+		memcpy(r.data, airlock_scratch, n);
+	} else {
+		uint32_t got = 0;
+		int32_t e = airlock_raw_result_read(r.data, n, &got);
+		if (e != AIRLOCK_OK) {
+			free(r.data);
+			r.data = NULL;
+			r.err = e;
+			return r;
+		}
+	}
+	r.data[n] = 0;
+	r.len = n;
+	return r;
+}
+
+struct airlock_config_args {
+	const char *key;
+	size_t len;
+};
+
+static int32_t airlock_config_raw(void *ctx, void *out, uint32_t cap, uint32_t *n) {
+	struct airlock_config_args *a = (struct airlock_config_args *)ctx;
+	return airlock_raw_config_get(a->key, (uint32_t)a->len, out, cap, n);
+}
+
+airlock_result airlock_config_n(const char *key, size_t key_len) {
+	struct airlock_config_args a = {key, key_len};
+	return airlock_call(airlock_config_raw, &a);
+}
+
+airlock_result airlock_config(const char *key) { return airlock_config_n(key, strlen(key)); }
+
+uint64_t airlock_now_ns(void) {
+	uint64_t t = 0;
+	airlock_raw_clock_now(&t);
+	return t;
+}
+
+int32_t airlock_sleep_ns(int64_t ns) { return airlock_raw_sleep(ns); }
+
+uint64_t airlock_deadline_ns(void) {
+	uint64_t d = 0;
+	airlock_raw_deadline(&d);
+	return d;
+}
+
+/* ---- records ---- */
+
+static uint32_t airlock_le32(const uint8_t *p) {
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int32_t airlock_record_decode(const void *data, uint32_t n, airlock_record *out) {
+	const uint8_t *b = (const uint8_t *)data;
+	out->count = 0;
+	out->fields = NULL;
+	out->arena = NULL;
+	if (n == 0)
+		return AIRLOCK_OK;
+	if (n < 4)
+		return AIRLOCK_INVALID;
+	uint32_t count = airlock_le32(b), off = 4;
+	if (count > AIRLOCK_MAX_RECORD_FIELDS || (uint64_t)count * 8 > n - 4)
+		return AIRLOCK_INVALID;
+	/* One allocation: the field array, then each key and value with a NUL.
+	 * The copies are at most the input's size plus two NULs a field. */
+	size_t size = (size_t)count * sizeof(airlock_field) + n + (size_t)count * 2;
+	uint8_t *arena = (uint8_t *)malloc(size ? size : 1);
+	if (arena == NULL)
+		return AIRLOCK_TOO_LARGE;
+	airlock_field *f = (airlock_field *)arena;
+	char *s = (char *)(arena + (size_t)count * sizeof(airlock_field));
+	for (uint32_t i = 0; i < count; i++) {
+		for (int part = 0; part < 2; part++) {
+			if (n - off < 4)
+				goto bad;
+			uint32_t l = airlock_le32(b + off);
+			off += 4;
+			if (l > n - off)
+				goto bad;
+			memcpy(s, b + off, l);
+			s[l] = 0;
+			if (part == 0) {
+				f[i].key = s;
+				f[i].key_len = l;
+			} else {
+				f[i].value = s;
+				f[i].value_len = l;
+			}
+			s += l + 1;
+			off += l;
+		}
+	}
+	if (off != n)
+		goto bad;
+	out->count = count;
+	out->fields = f;
+	out->arena = arena;
+	return AIRLOCK_OK;
+bad:
+	free(arena);
+	return AIRLOCK_INVALID;
+}
+
+void airlock_record_free(airlock_record *r) {
+	free(r->arena);
+	r->arena = NULL;
+	r->fields = NULL;
+	r->count = 0;
+}
+
+const char *airlock_record_get(const airlock_record *r, const char *key) {
+	size_t kl = strlen(key);
+	for (uint32_t i = 0; i < r->count; i++)
+		if (r->fields[i].key_len == kl && memcmp(r->fields[i].key, key, kl) == 0)
+			return r->fields[i].value;
+	return NULL;
+}
+
+static void airlock_builder_put(airlock_record_builder *b, const void *p, uint32_t n) {
+	if (b->oom)
+		return;
+	if (b->len + n + 4 > b->cap) {
+		uint32_t cap = b->cap ? b->cap : 64;
+		while (cap < b->len + n + 4)
+			cap *= 2;
+		uint8_t *nb = (uint8_t *)realloc(b->buf, cap);
+		if (nb == NULL) {
+			b->oom = true;
+			return;
+		}
+		if (b->buf == NULL)
+			memset(nb, 0, 4); /* the count, filled in as fields are added */
+		if (b->len == 0)
+			b->len = 4;
+		b->buf = nb;
+		b->cap = cap;
+	}
+	memcpy(b->buf + b->len, p, n);
+	b->len += n;
+}
+
+static void airlock_builder_put32(airlock_record_builder *b, uint32_t v) {
+	uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+	airlock_builder_put(b, le, 4);
+}
+
+void airlock_record_add(airlock_record_builder *b, const char *key, const void *value, uint32_t value_len) {
+	uint32_t kl = (uint32_t)strlen(key);
+	airlock_builder_put32(b, kl);
+	airlock_builder_put(b, key, kl);
+	airlock_builder_put32(b, value_len);
+	airlock_builder_put(b, value, value_len);
+	if (!b->oom) {
+		b->count++;
+		uint32_t c = b->count;
+		uint8_t le[4] = {(uint8_t)c, (uint8_t)(c >> 8), (uint8_t)(c >> 16), (uint8_t)(c >> 24)};
+		memcpy(b->buf, le, 4);
+	}
+}
+
+void airlock_record_adds(airlock_record_builder *b, const char *key, const char *value) {
+	airlock_record_add(b, key, value, (uint32_t)strlen(value));
+}
+
+void airlock_record_builder_free(airlock_record_builder *b) {
+	free(b->buf);
+	b->buf = NULL;
+	b->len = b->cap = b->count = 0;
+	b->oom = false;
+}
+
+/* ---- events ---- */
+
+static const char *const airlock_event_names[] = {
+	NULL, "start", "stop", "timer", "udev", "dbus_signal", "dropped", "mount",
+};
+
+const char *airlock_event_name(uint32_t kind) {
+	static char buf[24];
+	if (kind >= 1 && kind < sizeof airlock_event_names / sizeof *airlock_event_names)
+		return airlock_event_names[kind];
+	snprintf(buf, sizeof buf, "event(%u)", (unsigned)kind);
+	return buf;
+}
+
+/* The registered handlers, by kind. Each typed handler is kept beside a
+ * generic trampoline that decodes the event for it. */
+static airlock_handler airlock_handlers[AIRLOCK_EVENT_MAX];
+static int (*airlock_start_fn)(void);
+static int (*airlock_stop_fn)(void);
+static int (*airlock_timer_fn)(const airlock_timer *);
+static int (*airlock_dropped_fn)(const airlock_dropped *);
+static int (*airlock_udev_fn)(const airlock_uevent *);
+static const char *airlock_fail_msg;
+
+void airlock_on(uint32_t kind, airlock_handler h) {
+	if (kind < AIRLOCK_EVENT_MAX)
+		airlock_handlers[kind] = h;
+}
+
+int airlock_fail(const char *msg) {
+	airlock_fail_msg = msg;
+	return 1;
+}
+
+static const char *airlock_str(const char *s) { return s ? s : ""; }
+
+static int airlock_start_tramp(const airlock_event *e) {
+	(void)e;
+	return airlock_start_fn();
+}
+static int airlock_stop_tramp(const airlock_event *e) {
+	(void)e;
+	return airlock_stop_fn();
+}
+
+/* airlock_days_from_civil counts days since 1970-01-01 (Howard Hinnant's
+ * algorithm), so that RFC 3339 times parse without libc's timegm. */
+static int64_t airlock_days_from_civil(int64_t y, int64_t m, int64_t d) {
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static int airlock_digits(const char *s, int n, int64_t *v) {
+	*v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		*v = *v * 10 + (s[i] - '0');
+	}
+	return 1;
+}
+
+/* airlock_parse_rfc3339 parses "2006-01-02T15:04:05.999999999Z07:00". */
+static int64_t airlock_parse_rfc3339(const char *s) {
+	int64_t y, mo, d, h, mi, sec, frac = 0, oh = 0, om = 0;
+	size_t n = strlen(s);
+	if (n < 20 || !airlock_digits(s, 4, &y) || s[4] != '-' || !airlock_digits(s + 5, 2, &mo) || s[7] != '-' ||
+	    !airlock_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || !airlock_digits(s + 11, 2, &h) ||
+	    s[13] != ':' || !airlock_digits(s + 14, 2, &mi) || s[16] != ':' || !airlock_digits(s + 17, 2, &sec))
+		return 0;
+	const char *p = s + 19;
+	if (*p == '.') {
+		int digits = 0;
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 9)
+				frac = frac * 10 + (*p - '0');
+		for (; digits < 9; digits++)
+			frac *= 10;
+	}
+	if (*p == '+' || *p == '-') {
+		if (strlen(p) != 6 || !airlock_digits(p + 1, 2, &oh) || p[3] != ':' || !airlock_digits(p + 4, 2, &om))
+			return 0;
+		if (*p == '-') {
+			oh = -oh;
+			om = -om;
+		}
+	} else if (strcmp(p, "Z") != 0 && strcmp(p, "z") != 0) {
+		return 0;
+	}
+	int64_t secs = airlock_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - oh * 3600 - om * 60;
+	return secs * 1000000000 + frac;
+}
+
+static int airlock_timer_tramp(const airlock_event *e) {
+	airlock_timer t;
+	t.name = airlock_str(airlock_record_get(&e->fields, "name"));
+	t.time = airlock_str(airlock_record_get(&e->fields, "time"));
+	t.time_ns = airlock_parse_rfc3339(t.time);
+	return airlock_timer_fn(&t);
+}
+
+static int airlock_dropped_tramp(const airlock_event *e) {
+	airlock_dropped d;
+	d.count = strtoull(airlock_str(airlock_record_get(&e->fields, "count")), NULL, 10);
+	d.reason = airlock_str(airlock_record_get(&e->fields, "reason"));
+	return airlock_dropped_fn(&d);
+}
+
+static int airlock_hexval(char c) {
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* airlock_udev_unescape undoes udev's \xNN escaping of *_ENC values into
+ * dst, which has room for strlen(src)+1 bytes. */
+static void airlock_udev_unescape(char *dst, const char *src) {
+	while (*src) {
+		if (src[0] == '\\' && src[1] == 'x' && airlock_hexval(src[2]) >= 0 && airlock_hexval(src[3]) >= 0) {
+			*dst++ = (char)(airlock_hexval(src[2]) << 4 | airlock_hexval(src[3]));
+			src += 4;
+			continue;
+		}
+		*dst++ = *src++;
+	}
+	*dst = 0;
+}
+
+const char *airlock_uevent_prop(const airlock_uevent *e, const char *key) {
+	return airlock_record_get(e->props, key);
+}
+
+static int airlock_udev_tramp(const airlock_event *e) {
+	const airlock_record *r = &e->fields;
+	airlock_uevent u;
+	u.action = airlock_str(airlock_record_get(r, "ACTION"));
+	u.subsystem = airlock_str(airlock_record_get(r, "SUBSYSTEM"));
+	u.devtype = airlock_str(airlock_record_get(r, "DEVTYPE"));
+	u.devpath = airlock_str(airlock_record_get(r, "DEVPATH"));
+	u.devname = airlock_str(airlock_record_get(r, "DEVNAME"));
+	u.uuid = airlock_str(airlock_record_get(r, "ID_FS_UUID"));
+	u.fstype = airlock_str(airlock_record_get(r, "ID_FS_TYPE"));
+	u.seqnum = strtoull(airlock_str(airlock_record_get(r, "SEQNUM")), NULL, 10);
+	u.coldplug = strcmp(airlock_str(airlock_record_get(r, "AIRLOCK_SYNTH")), "coldplug") == 0;
+	u.props = r;
+	char *label = NULL;
+	const char *enc = airlock_record_get(r, "ID_FS_LABEL_ENC");
+	if (enc != NULL && (label = (char *)malloc(strlen(enc) + 1)) != NULL) {
+		airlock_udev_unescape(label, enc);
+		u.label = label;
+	} else {
+		u.label = airlock_str(airlock_record_get(r, "ID_FS_LABEL"));
+	}
+	int rc = airlock_udev_fn(&u);
+	free(label);
+	return rc;
+}
+
+void airlock_on_start(int (*h)(void)) {
+	airlock_start_fn = h;
+	airlock_on(AIRLOCK_EVENT_START, airlock_start_tramp);
+}
+void airlock_on_stop(int (*h)(void)) {
+	airlock_stop_fn = h;
+	airlock_on(AIRLOCK_EVENT_STOP, airlock_stop_tramp);
+}
+void airlock_on_timer(int (*h)(const airlock_timer *)) {
+	airlock_timer_fn = h;
+	airlock_on(AIRLOCK_EVENT_TIMER, airlock_timer_tramp);
+}
+void airlock_on_dropped(int (*h)(const airlock_dropped *)) {
+	airlock_dropped_fn = h;
+	airlock_on(AIRLOCK_EVENT_DROPPED, airlock_dropped_tramp);
+}
+void airlock_on_udev(int (*h)(const airlock_uevent *)) {
+	airlock_udev_fn = h;
+	airlock_on(AIRLOCK_EVENT_UDEV, airlock_udev_tramp);
+}
+
+/* The version marker: the host refuses a module without it. */
+__attribute__((export_name("airlock_abi_v1"))) void airlock_abi_v1(void) {}
+
+/* The event entry point: read the payload (the pending result), decode it
+ * and run the handler for kind. */
+__attribute__((export_name("airlock_on_event"))) int32_t airlock_on_event(int32_t kind, int32_t len) {
+	airlock_handler h = (uint32_t)kind < AIRLOCK_EVENT_MAX ? airlock_handlers[kind] : NULL;
+	if (h == NULL) {
+		if (kind == AIRLOCK_EVENT_DROPPED)
+			airlock_warn("events dropped and no OnDropped handler");
+		return 0;
+	}
+	airlock_event ev = {(uint32_t)kind, {0, NULL, NULL}};
+	if (len > 0) {
+		uint8_t *buf = (uint8_t *)malloc((size_t)(uint32_t)len);
+		uint32_t got = 0;
+		int32_t e = buf ? airlock_raw_result_read(buf, (uint32_t)len, &got) : AIRLOCK_TOO_LARGE;
+		if (e != AIRLOCK_OK) {
+			free(buf);
+			airlock_errorf("reading event payload: %s: result_read", airlock_errno_name(e));
+			return 1;
+		}
+		e = airlock_record_decode(buf, (uint32_t)len, &ev.fields);
+		free(buf);
+		if (e != AIRLOCK_OK) {
+			airlock_error("decoding event payload: abi: malformed record");
+			return 1;
+		}
+	}
+	airlock_fail_msg = NULL;
+	int rc = h(&ev);
+	airlock_record_free(&ev.fields);
+	if (rc != 0) {
+		airlock_errorf("%s handler: %s", airlock_event_name((uint32_t)kind), airlock_fail_msg ? airlock_fail_msg : "failed");
+		airlock_fail_msg = NULL;
+		return 1;
+	}
+	return 0;
+}
+
+#endif /* AIRLOCK_IMPLEMENTATION */
+#endif /* AIRLOCK_H */
