@@ -54,6 +54,8 @@ type DBus struct {
 	mine    sync.Map // *godbus.Message -> *replySlot
 	waiting sync.Map // uint32 serial -> *replySlot
 
+	firstTry chan struct{} // closed after the first dial, so that load-time checks see the bus
+
 	signals chan *godbus.Message // from the reader goroutine to the demultiplexer
 	dropped uint64               // signals lost to a full signals channel; reader goroutine only
 }
@@ -63,7 +65,7 @@ type replySlot struct{ sig string }
 // New returns the capability, unprovisioned.
 func New() *DBus {
 	return &DBus{cfg: DefaultConfig(), log: slog.New(slog.DiscardHandler), rules: map[string]SignalRules{},
-		owners: map[string]string{}, changed: make(chan struct{}, 1), signals: make(chan *godbus.Message, 1024)}
+		owners: map[string]string{}, changed: make(chan struct{}, 1), firstTry: make(chan struct{}), signals: make(chan *godbus.Message, 1024)}
 }
 
 var (
@@ -123,6 +125,10 @@ func (d *DBus) Provision(ctx context.Context, env capability.Env) error {
 	d.wg.Add(2)
 	go d.connectLoop()
 	go d.demux()
+	select { // a bus that is there is connected before plugins load
+	case <-d.firstTry:
+	case <-time.After(5 * time.Second):
+	}
 	return nil
 }
 
@@ -210,12 +216,16 @@ func (d *DBus) connectLoop() {
 	const minBackoff, maxBackoff = 100 * time.Millisecond, 5 * time.Second
 	backoff := minBackoff
 	reported := ""
+	var once sync.Once
+	tried := func() { once.Do(func() { close(d.firstTry) }) }
+	defer tried()
 	for d.ctx.Err() == nil {
 		conn, err := d.dial()
 		if err != nil {
 			d.mu.Lock()
 			d.lastErr = err
 			d.mu.Unlock()
+			tried()
 			if err.Error() != reported {
 				reported = err.Error()
 				d.log.Warn("D-Bus system bus unavailable; retrying", "address", d.addr, "error", err.Error())
@@ -237,6 +247,7 @@ func (d *DBus) connectLoop() {
 		added := map[string]bool{}
 		subscribed := false
 		d.sync(conn, added, &subscribed)
+		tried()
 	wait:
 		for {
 			select {

@@ -1,0 +1,7 @@
+package dbus
+
+// Internals for the external tests.
+var (
+	EncodeBody = encodeBody
+	DecodeBody = decodeBody
+)

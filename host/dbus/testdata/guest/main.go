@@ -1,0 +1,99 @@
+// Command guest is the dbus capability's test plugin. Each timer event's
+// name is a request, "op|destination|path|...", with an optional "#n" tail
+// so that equal requests do not coalesce; the outcome is logged.
+package main
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"unsafe"
+
+	"github.com/airlockhq/airlock/abi"
+	airlock "github.com/airlockhq/airlock/sdk/go"
+)
+
+//go:wasmimport airlock_dbus_v1 call
+func rawCall(req unsafe.Pointer, n uint32, out *byte, cap uint32, outLen *uint32) uint32
+
+func init() {
+	airlock.OnStart(func() error { airlock.Info("started"); return nil })
+	airlock.OnTimer(func(t airlock.Timer) error {
+		name, _, _ := strings.Cut(t.Name, "#")
+		f := strings.Split(name, "|")
+		if len(f) < 3 {
+			return nil
+		}
+		obj := airlock.DBus.Object(f[1], airlock.ObjectPath(f[2]))
+		switch f[0] {
+		case "call":
+			args := make([]any, 0, len(f)-4)
+			for _, a := range f[4:] {
+				args = append(args, a)
+			}
+			r, err := obj.Call(f[3], args...)
+			report(t.Name, r, err)
+		case "get":
+			v, err := obj.GetProperty(f[3])
+			if err != nil {
+				report(t.Name, nil, err)
+			} else {
+				airlock.Info(fmt.Sprintf("dbus %s ok %s %v", t.Name, v.Sig, v.Value))
+			}
+		case "getall":
+			m, err := obj.GetAllProperties(f[3])
+			if err != nil {
+				report(t.Name, nil, err)
+			} else {
+				airlock.Info(fmt.Sprintf("dbus %s ok %v", t.Name, m))
+			}
+		case "set":
+			err := obj.SetProperty(f[3], f[4])
+			report(t.Name, &airlock.Reply{}, err)
+		case "raw":
+			// raw|dest|path|iface|member|signature|hex body
+			body, _ := hex.DecodeString(f[6])
+			req := abi.AppendRecord(nil, abi.Record{
+				{Key: "destination", Value: []byte(f[1])}, {Key: "path", Value: []byte(f[2])},
+				{Key: "interface", Value: []byte(f[3])}, {Key: "member", Value: []byte(f[4])},
+				{Key: "signature", Value: []byte(f[5])}, {Key: "body", Value: body}})
+			data, err := airlock.Call(func(out *byte, cap uint32, n *uint32) uint32 {
+				return rawCall(unsafe.Pointer(&req[0]), uint32(len(req)), out, cap, n)
+			})
+			if err != nil {
+				report(t.Name, nil, err)
+			} else {
+				airlock.Info(fmt.Sprintf("dbus %s ok %d bytes", t.Name, len(data)))
+			}
+		case "rawrec":
+			// rawrec|x|x|hex: a whole request record, hostile or not
+			req, _ := hex.DecodeString(f[3])
+			req = append(req, 0)
+			_, err := airlock.Call(func(out *byte, cap uint32, n *uint32) uint32 {
+				return rawCall(unsafe.Pointer(&req[0]), uint32(len(req)-1), out, cap, n)
+			})
+			report(t.Name, nil, err)
+		}
+		return nil
+	})
+	airlock.OnDBusSignal(func(s airlock.Signal) error {
+		msg := fmt.Sprintf("signal %s.%s from %s path=%s rule=%s", s.Interface, s.Member, s.SenderName, s.Path, s.Rule)
+		if iface, changed, _, ok := s.PropertiesChanged(); ok {
+			msg += fmt.Sprintf(" changed %s %v", iface, changed)
+		} else {
+			msg += fmt.Sprintf(" body %v", s.Body)
+		}
+		airlock.Info(msg)
+		return nil
+	})
+}
+
+func report(name string, r *airlock.Reply, err error) {
+	if err != nil {
+		airlock.Info(fmt.Sprintf("dbus %s failed: %v", name, err))
+		return
+	}
+	airlock.Info(fmt.Sprintf("dbus %s ok sig=%s body=%v", name, r.Signature, r.Body))
+}
+
+func main() {}
