@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 
@@ -183,13 +184,7 @@ func (h *Host) Run(ctx context.Context) error {
 	runCtx, stopTimers := context.WithCancel(context.WithoutCancel(ctx))
 	var timers []*sync.WaitGroup
 	var running sync.WaitGroup
-	for _, f := range files {
-		p, err := h.load(ctx, f)
-		if err != nil {
-			h.LoadErrors[filepath.Dir(f)] = err
-			h.log.Error("plugin not loaded; the others run on", "manifest", f, "error", err.Error())
-			continue
-		}
+	for _, p := range h.loadAll(ctx, files) {
 		h.mu.Lock()
 		h.plugins[p.M.Name] = p
 		h.mu.Unlock()
@@ -227,25 +222,66 @@ func (h *Host) Run(ctx context.Context) error {
 	return nil
 }
 
-func (h *Host) load(ctx context.Context, file string) (*plugin.Plugin, error) {
-	m, err := manifest.LoadManifest(file, h.Runtime, Schema(h.opts.Capabilities))
-	if err != nil {
-		return nil, err
+// loadAll reads every manifest, builds stale Go plugins (in development),
+// then compiles the modules in parallel, since compiling is most of a cold
+// start. It returns the plugins that loaded, in file order, and records the
+// others in LoadErrors.
+func (h *Host) loadAll(ctx context.Context, files []string) []*plugin.Plugin {
+	fail := func(file string, err error) {
+		h.LoadErrors[filepath.Dir(file)] = err
+		h.log.Error("plugin not loaded; the others run on", "manifest", file, "error", err.Error())
 	}
-	if other, dup := h.plugins[m.Name]; dup {
-		return nil, fmt.Errorf("duplicate plugin name %q: %s and %s (rename one)", m.Name, other.M.File, file)
-	}
-	if h.Runtime.Build == "auto" && build.HasGoSource(m.Dir) && build.Stale(m.Dir, m.Wasm) {
-		h.log.Info("building plugin from source", "plugin", m.Name, "dir", m.Dir)
-		if err := build.Go(ctx, m.Dir, m.Wasm); err != nil {
-			return nil, err
+	var ms []*manifest.Manifest
+	byName := map[string]string{}
+	for _, f := range files {
+		m, err := manifest.LoadManifest(f, h.Runtime, Schema(h.opts.Capabilities))
+		if err == nil {
+			if other, dup := byName[m.Name]; dup {
+				err = fmt.Errorf("duplicate plugin name %q: %s and %s (rename one)", m.Name, other, f)
+			}
 		}
+		if err == nil && h.Runtime.Build == "auto" && build.HasGoSource(m.Dir) && build.Stale(m.Dir, m.Wasm) {
+			h.log.Info("building plugin from source", "plugin", m.Name, "dir", m.Dir)
+			err = build.Go(ctx, m.Dir, m.Wasm)
+		}
+		if err != nil {
+			fail(f, err)
+			continue
+		}
+		byName[m.Name] = f
+		ms = append(ms, m)
 	}
-	return plugin.Load(ctx, m, plugin.Options{
-		Runtime: h.Runtime, Cache: h.cache, Capabilities: h.opts.Capabilities, Gate: h.gate,
-		Logger: h.log, Environ: h.opts.Environ,
-		DataFS: func(dir string) experimentalsys.FS { return sandboxfs.New(dir, sandboxfs.Options{}) },
-	})
+	loaded := make([]*plugin.Plugin, len(ms))
+	errs := make([]error, len(ms))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(ms)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				loaded[i], errs[i] = plugin.Load(ctx, ms[i], plugin.Options{
+					Runtime: h.Runtime, Cache: h.cache, Capabilities: h.opts.Capabilities, Gate: h.gate,
+					Logger: h.log, Environ: h.opts.Environ,
+					DataFS: func(dir string) experimentalsys.FS { return sandboxfs.New(dir, sandboxfs.Options{}) },
+				})
+			}
+		}()
+	}
+	for i := range ms {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	var out []*plugin.Plugin
+	for i, p := range loaded {
+		if errs[i] != nil {
+			fail(ms[i].File, errs[i])
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // Deliver queues ev for the named plugin without blocking.
