@@ -46,6 +46,8 @@ func check() error {
 	if status == "Running" {
 		if down > 0 {
 			airlock.Info("service is running again", "service", service)
+		} else {
+			airlock.Debug("service is running", "service", service)
 		}
 		down = 0
 		return nil

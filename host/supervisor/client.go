@@ -73,7 +73,7 @@ func New(cfg Config) (*Client, error) {
 		cfg:  cfg,
 		base: u,
 		http: hc,
-		log:  cfg.Logger.With("capability", "supervisor"),
+		log:  cfg.Logger, // the host hands us a logger that already says capability=supervisor
 	}, nil
 }
 

@@ -136,7 +136,7 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, log: log.With("capability", "supervisor", "component", "sim")}
+	s := &Server{opts: opts, log: log.With("component", "supervisor-sim")}
 	s.st = State{
 		AppID:      opts.AppID,
 		DeviceName: "airlock-sim",
