@@ -66,7 +66,7 @@ var due = time.Date(2024, 2, 29, 12, 34, 56, 123456789, time.FixedZone("", 2*360
 
 // steps are timer names; each selects a behaviour of the plugin.
 var steps = []string{
-	"seq:1", "seq:2", "seq:3", "time:due",
+	"seq:1", "count:a", "seq:2", "count:b", "seq:3", "time:due",
 	"config:colour", "config:missing", "bigconfig:big", "big:" + strings.Repeat("x", 9000),
 	"env", "levels",
 	"write:note", "read:note", "read:absent",

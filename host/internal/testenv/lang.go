@@ -24,6 +24,7 @@ type Lang struct {
 var Langs = []Lang{
 	{"go", BuildGo},
 	{"c", BuildC},
+	{"rust", BuildRust},
 }
 
 // outPath returns where a build of dir goes, or "" and true if it is built.
@@ -130,7 +131,7 @@ func RustToolchain() string {
 }
 
 // BuildRust builds the cargo package in dir (a cdylib depending on
-// sdk/rust) for wasm32-wasi as a reactor; see sdk/rust/README.md.
+// sdk/rust) for wasm32-wasi; sdk/rust/README.md says why a cdylib.
 func BuildRust(t testing.TB, dir string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -147,7 +148,7 @@ func BuildRust(t testing.TB, dir string) string {
 	targetDir := filepath.Join(buildDir, "cargo-target")
 	cmd := exec.Command(cargo, "build", "--offline", "--release", "--target", target)
 	cmd.Dir = filepath.Join(root, dir)
-	cmd.Env = append(os.Environ(), "RUSTC="+rustc, "CARGO_TARGET_DIR="+targetDir, "RUSTC_BOOTSTRAP=1",
+	cmd.Env = append(os.Environ(), "RUSTC="+rustc, "CARGO_TARGET_DIR="+targetDir,
 		"CARGO_TERM_COLOR=never")
 	run(t, "build "+dir, cmd)
 	wasms, _ := filepath.Glob(filepath.Join(targetDir, target, "release", "*.wasm"))

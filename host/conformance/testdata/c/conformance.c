@@ -8,6 +8,9 @@
 
 extern char **environ;
 
+/* count shows that the instance's memory lives from one event to the next. */
+static int count;
+
 static uint32_t sum(const char *b, size_t n) {
 	uint32_t s = 0;
 	for (size_t i = 0; i < n; i++)
@@ -57,6 +60,8 @@ static int on_timer(const airlock_timer *t) {
 
 	if (!strcmp(cmd, "seq")) {
 		airlock_infof("seq %s", arg);
+	} else if (!strcmp(cmd, "count")) {
+		airlock_infof("count %d", ++count);
 	} else if (!strcmp(cmd, "time")) {
 		airlock_infof("time %lld", (long long)t->time_ns);
 	} else if (!strcmp(cmd, "config")) {

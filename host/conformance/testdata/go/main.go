@@ -28,6 +28,9 @@ func config(key string) ([]byte, error) {
 	})
 }
 
+// count shows that the instance's memory lives from one event to the next.
+var count int
+
 func init() {
 	airlock.OnStart(func() error { airlock.Info("started"); return nil })
 	airlock.OnStop(func() error { airlock.Info("stopped cleanly"); return nil })
@@ -45,6 +48,9 @@ func init() {
 		switch cmd {
 		case "seq":
 			airlock.Info("seq " + arg)
+		case "count":
+			count++
+			airlock.Info(fmt.Sprintf("count %d", count))
 		case "time":
 			airlock.Info("time " + strconv.FormatInt(t.Time.UnixNano(), 10))
 		case "config":

@@ -1,0 +1,112 @@
+//! The conformance plugin in Rust; it must log exactly what ../go/main.go logs.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+thread_local! {
+    // COUNT shows that the instance's memory lives from one event to the next.
+    static COUNT: Cell<u32> = Cell::new(0);
+}
+
+fn sum(b: &[u8]) -> u32 {
+    b.iter().fold(0u32, |s, &c| s.wrapping_mul(31).wrapping_add(c as u32))
+}
+
+fn config(key: &str) -> airlock::Result<String> {
+    airlock::config_value(key)
+}
+
+fn on_timer(t: &airlock::Timer) -> airlock::Result {
+    let (cmd, arg) = match t.name.find(':') {
+        Some(i) => (&t.name[..i], &t.name[i + 1..]),
+        None => (t.name.as_str(), ""),
+    };
+    match cmd {
+        "seq" => airlock::info(&format!("seq {}", arg)),
+        "count" => {
+            let n = COUNT.with(|c| {
+                c.set(c.get() + 1);
+                c.get()
+            });
+            airlock::info(&format!("count {}", n));
+        }
+        "time" => airlock::info(&format!("time {}", t.time_ns)),
+        "config" => match config(arg) {
+            Ok(v) => airlock::info(&format!("config {}={}", arg, v)),
+            Err(e) => airlock::info(&format!("config {} missing: {}", arg, e)),
+        },
+        "bigconfig" => {
+            let v = config(arg)?;
+            airlock::info(&format!("config {} len={} sum={}", arg, v.len(), sum(v.as_bytes())));
+        }
+        "big" => airlock::info(&format!("big name len={} sum={}", t.name.len(), sum(t.name.as_bytes()))),
+        "env" => {
+            let mut env: Vec<String> = std::env::vars().map(|(k, v)| format!("{}={}", k, v)).collect();
+            env.sort();
+            airlock::info(&format!("env {}", env.join(",")));
+        }
+        "levels" => {
+            airlock::debug("level debug");
+            airlock::info("level info");
+            airlock::warn("level warn");
+            airlock::error("level error");
+        }
+        "write" => {
+            let ok = std::fs::write(format!("/data/{}", arg), format!("data of {}", arg)).is_ok();
+            airlock::info(&format!("write {}: {}", arg, if ok { "ok" } else { "error" }));
+        }
+        "read" => match std::fs::read_to_string(format!("/data/{}", arg)) {
+            Ok(s) => airlock::info(&format!("read {}: {}", arg, s)),
+            Err(_) => airlock::info(&format!("read {}: error", arg)),
+        },
+        "sleep" => {
+            let ms: i64 = arg.parse().unwrap_or(0);
+            airlock::info(&format!("sleep {} begin", arg));
+            match airlock::sleep_ns(ms.saturating_mul(1_000_000)) {
+                Ok(()) => airlock::info(&format!("sleep {}: ok", arg)),
+                Err(e) => airlock::info(&format!("sleep {}: {}", arg, e.code.map(|c| c.name()).unwrap_or("failed"))),
+            }
+        }
+        "deadline" => {
+            let d = airlock::deadline();
+            airlock::info(&format!("deadline ok={}", d > Duration::ZERO && d <= Duration::from_secs(10)));
+        }
+        "clock" => airlock::info(&format!("clock ok={}", airlock::now_ns() > 1_600_000_000_000_000_000)),
+        "fail" => return Err("handler failed on purpose".into()),
+        _ => airlock::warn(&format!("unknown step {}", cmd)),
+    }
+    Ok(())
+}
+
+fn init() {
+    airlock::on_start(|| {
+        airlock::info("started");
+        Ok(())
+    });
+    airlock::on_stop(|| {
+        airlock::info("stopped cleanly");
+        Ok(())
+    });
+    airlock::on_dropped(|d| {
+        airlock::info(&format!("dropped count={} reason={}", d.count, d.reason));
+        Ok(())
+    });
+    airlock::on_udev(|e| {
+        airlock::info(&format!(
+            "udev action={} subsystem={} devtype={} devname={} label={} uuid={} fstype={} seqnum={} coldplug={}",
+            e.action,
+            e.subsystem,
+            e.devtype,
+            e.devname,
+            e.label(),
+            e.uuid(),
+            e.fstype(),
+            e.seqnum(),
+            e.coldplug()
+        ));
+        Ok(())
+    });
+    airlock::on_timer(on_timer);
+}
+
+airlock::plugin!(init);
