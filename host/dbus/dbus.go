@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,6 +55,8 @@ type DBus struct {
 	mine    sync.Map // *godbus.Message -> *replySlot
 	waiting sync.Map // uint32 serial -> *replySlot
 
+	timedateHeard chan struct{} // poked once a match on timedate1 is added, for scriptSim
+
 	firstTry chan struct{} // closed after the first dial, so that load-time checks see the bus
 
 	signals chan *godbus.Message // from the reader goroutine to the demultiplexer
@@ -65,7 +68,7 @@ type replySlot struct{ sig string }
 // New returns the capability, unprovisioned.
 func New() *DBus {
 	return &DBus{cfg: DefaultConfig(), log: slog.New(slog.DiscardHandler), rules: map[string]SignalRules{},
-		owners: map[string]string{}, changed: make(chan struct{}, 1), firstTry: make(chan struct{}), signals: make(chan *godbus.Message, 1024)}
+		owners: map[string]string{}, changed: make(chan struct{}, 1), firstTry: make(chan struct{}), timedateHeard: make(chan struct{}, 1), signals: make(chan *godbus.Message, 1024)}
 }
 
 var (
@@ -135,12 +138,18 @@ func (d *DBus) Provision(ctx context.Context, env capability.Env) error {
 // Sim returns the simulated device's services, or nil on a real device.
 func (d *DBus) Sim() *sim.Run { return d.sim }
 
-// scriptSim plays the demo: the clock becomes NTP-synchronized a little
-// after start, so that ntp-check sees PropertiesChanged.
+// scriptSim plays the demo: the clock becomes NTP-synchronized two
+// seconds after some plugin listens to timedate1, so that ntp-check first
+// reads "not yet" and then sees PropertiesChanged.
 func (d *DBus) scriptSim(dev *sim.Device) {
 	defer d.wg.Done()
 	select {
-	case <-time.After(3 * time.Second):
+	case <-d.timedateHeard:
+	case <-d.ctx.Done():
+		return
+	}
+	select {
+	case <-time.After(2 * time.Second):
 		dev.SetNTPSynchronized(true)
 	case <-d.ctx.Done():
 	}
@@ -364,6 +373,12 @@ func (d *DBus) sync(conn *godbus.Conn, added map[string]bool, subscribed *bool) 
 			continue
 		}
 		added[m] = true
+		if strings.Contains(m, "sender='org.freedesktop.timedate1'") {
+			select {
+			case d.timedateHeard <- struct{}{}:
+			default:
+			}
+		}
 	}
 	for m := range added {
 		if !want[m] {

@@ -1,0 +1,63 @@
+package dbus_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/dbus"
+	"github.com/airlockhq/airlock/host/internal/testenv"
+	"github.com/airlockhq/airlock/host/timer"
+)
+
+// The three examples, built from source, on the embedded simulated device:
+// the capability starts its own private bus with the Go services.
+func TestExamplesOnSimDevice(t *testing.T) {
+	testenv.NeedCommand(t, "dbus-daemon", "dbus")
+	dir := t.TempDir()
+	for _, ex := range []string{"dbus-reboot", "dbus-stop-bluetooth", "ntp-check"} {
+		m, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "examples", ex, "plugin.toml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		testenv.PluginDir(t, filepath.Join(dir, "plugins"), ex, string(m), "examples/"+ex)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "runtime.toml"), []byte("plugins = [\"plugins\"]\nstate_dir = \"state\"\ndevice = \"sim\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log, logger := testenv.NewLog(t)
+	audit, auditLogger := testenv.NewLog(t)
+	d := dbus.New()
+	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Audit: auditLogger, Capabilities: []capability.Capability{d}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Error("host did not stop")
+		}
+	}()
+	log.Wait(1, "bluetooth.service stop queued", "plugin=dbus-stop-bluetooth")
+	log.Wait(1, "bluetooth.service active_state=inactive", "plugin=dbus-stop-bluetooth")
+	log.Wait(1, "as intended, ssh.service is out of reach", `argument 0 is "ssh.service", not "bluetooth.service"`)
+	log.Wait(1, "NTPSynchronized changed synced=true", "plugin=ntp-check")
+
+	h.Deliver("dbus-reboot", timer.Event("dbus-reboot", "reboot", time.Now()))
+	log.Wait(1, "reboot requested through logind", "plugin=dbus-reboot")
+	if n := d.Sim().Device.Reboots(); n != 1 {
+		t.Errorf("simulated logind saw %d reboots", n)
+	}
+	if audit.Count("plugin=dbus-stop-bluetooth", "decision=deny", "ssh.service") != 1 {
+		t.Error("the denied StopUnit was not audited")
+	}
+}
