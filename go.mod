@@ -11,3 +11,5 @@ require (
 require github.com/pilebones/go-udev v0.10.0
 
 require github.com/godbus/dbus/v5 v5.2.4
+
+require github.com/moby/sys/mountinfo v0.7.3

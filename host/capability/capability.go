@@ -91,3 +91,25 @@ type Event struct {
 	// replaced by this newer one instead of queueing both.
 	Coalesce string
 }
+
+// Preopener is a Capability that gives each plugin importing its Module a
+// host directory of its own, seen through a WASI preopen (mount: the media
+// root at /media). Preopens is called once when the plugin loads; the
+// directories go through the same symlink-proof sandbox as /data.
+type Preopener interface {
+	Preopens(m *manifest.Manifest) ([]Preopen, error)
+}
+
+// Preopen is a host directory that a plugin sees at GuestPath.
+type Preopen struct {
+	GuestPath string // absolute, such as "/media"
+	Dir       string // the host directory; it must exist
+}
+
+// InstanceEnder is a Capability that holds resources for a plugin between
+// host calls (mounts), which must be released when an instance of the
+// plugin ends: a stop, a crash, a watchdog kill. InstanceEnded runs on the
+// plugin's goroutine after the instance is closed and before any restart.
+type InstanceEnder interface {
+	InstanceEnded(plugin string)
+}

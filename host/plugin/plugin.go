@@ -76,6 +76,7 @@ type Plugin struct {
 
 	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
+	caps     []capability.Capability // those the module imports, granted
 	modCfg   wazero.ModuleConfig
 	out      *lineWriter // the guest's stdout and stderr
 	inst     capability.Instance // owned by Run's goroutine
@@ -130,7 +131,7 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 			}
 		}
 	}
-	p = &Plugin{M: m, opts: o, log: log, runtime: r, compiled: compiled,
+	p = &Plugin{M: m, opts: o, log: log, runtime: r, compiled: compiled, caps: caps,
 		q:    newQueue(m.Limits.Queue, m.Limits.Overflow == manifest.DropOldest),
 		stop: make(chan struct{}), done: make(chan struct{}), state: StateStarting}
 	p.inst = capability.Instance{Plugin: m.Name, Grants: m.Grants, Config: m.Config, Log: log, Gate: o.Gate}
@@ -180,16 +181,37 @@ func (p *Plugin) moduleConfig() (wazero.ModuleConfig, error) {
 		k, v, _ := strings.Cut(kv, "=")
 		cfg = cfg.WithEnv(k, v)
 	}
+	sandbox := func(dir string) experimentalsys.FS {
+		if p.opts.DataFS != nil {
+			return p.opts.DataFS(dir)
+		}
+		return sysfs.DirFS(dir)
+	}
+	fsc := wazero.NewFSConfig()
+	mounted := false
 	if p.M.Data {
 		dir := filepath.Join(p.opts.Runtime.StateDir, "data", p.M.Name)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("plugin %q: data directory: %w", p.M.Name, err)
 		}
-		fs := sysfs.DirFS(dir)
-		if p.opts.DataFS != nil {
-			fs = p.opts.DataFS(dir)
+		fsc, mounted = fsc.(sysfs.FSConfig).WithSysFSMount(sandbox(dir), "/data"), true
+	}
+	// Capabilities may add directories of their own (mount's media root).
+	for _, c := range p.caps {
+		po, ok := c.(capability.Preopener)
+		if !ok {
+			continue
 		}
-		cfg = cfg.WithFSConfig(wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(fs, "/data"))
+		dirs, err := po.Preopens(p.M)
+		if err != nil {
+			return nil, fmt.Errorf("plugin %q: %s: %w", p.M.Name, c.Name(), err)
+		}
+		for _, d := range dirs {
+			fsc, mounted = fsc.(sysfs.FSConfig).WithSysFSMount(sandbox(d.Dir), d.GuestPath), true
+		}
+	}
+	if mounted {
+		cfg = cfg.WithFSConfig(fsc)
 	}
 	return cfg, nil
 }

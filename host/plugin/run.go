@@ -136,10 +136,16 @@ func (p *Plugin) Instantiate(ctx context.Context) (*Instance, error) {
 // MemorySize returns the instance's linear memory size in bytes.
 func (in *Instance) MemorySize() uint32 { return in.mod.Memory().Size() }
 
-// Close ends the instance.
+// Close ends the instance, and lets the capabilities that hold resources
+// for the plugin (mounts) release them.
 func (in *Instance) Close() {
 	in.watchdog.Stop()
 	in.mod.Close(context.Background())
+	for _, c := range in.p.caps {
+		if e, ok := c.(capability.InstanceEnder); ok {
+			e.InstanceEnded(in.p.M.Name)
+		}
+	}
 }
 
 // runInstance runs one instantiation until Stop (returns errStopped after

@@ -1,0 +1,34 @@
+package mount
+
+import "errors"
+
+// backend is where mounts happen: the real kernel, or a directory tree on
+// the simulated device. The capability holds its lock around every call.
+type backend interface {
+	// devices lists the present block devices that carry a filesystem.
+	devices() ([]Device, error)
+	// inUse says why d may not be mounted for a plugin ("" if it may):
+	// it is mounted already, or its disk holds the system's own mounts.
+	inUse(d *Device) string
+	// supported reports whether the kernel can mount fstype.
+	supported(fstype string) bool
+	// mount makes root/name (or reuses it if it is an empty directory)
+	// and mounts d there. It returns errTaken if the name is in use.
+	mount(d *Device, fstype string, p plan, root, name string) error
+	// unmount unmounts path: normally, or lazily if that is busy or if
+	// lazy is set (the device is gone). It reports whether it was lazy.
+	unmount(path string, lazy bool) (bool, error)
+	// mountedElsewhere reports whether path is a mount point that the
+	// capability did not make (an operator's, or another run's).
+	mountedElsewhere(path string) bool
+	// gone reports whether a mounted device went away unannounced.
+	gone(h *held) (bool, string)
+	// reconcile undoes what an earlier run left under base, and says what.
+	reconcile(base string) []string
+	// uevent tells the backend of a block device's add or remove.
+	uevent(ev deviceEvent)
+}
+
+// errTaken: the target name is a file, a non-empty directory or a mount
+// point already; the capability tries the next suffix.
+var errTaken = errors.New("target name taken")

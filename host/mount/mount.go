@@ -1,0 +1,246 @@
+// Package mount is the "mount" capability: plugins mount and unmount
+// external storage (USB sticks, SD cards) by label, UUID or device, inside
+// a media root of their own that they see at /media, within what their
+// [[mount]] grants allow. The host resolves sources by probing, forces
+// nosuid,nodev,noexec, and cleans up after plugins and vanished devices.
+package mount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/manifest"
+)
+
+// Mount is the capability. Create it with New.
+type Mount struct {
+	opts Options
+
+	// Set by Provision; read-only after.
+	base string // absolute <state_dir>/media; plugin p's media root is base/p
+	be   backend
+	log  *slog.Logger
+	sim  bool
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	// mu guards everything below. It is held for a whole mount or unmount,
+	// so that "already mounted" and collision checks cannot race.
+	mu      sync.Mutex
+	held    map[string]*held // by host path of the mount point
+	deliver capability.Deliver
+	users   int              // plugins that import the module
+	events  chan deviceEvent // udev removes and adds, to the worker
+}
+
+// Options configure New.
+type Options struct {
+	// CheckEvery is how often the real backend looks for mounted devices
+	// that went away without a uevent reaching us (a detach that waits
+	// for our mount, lost netlink messages). Zero means 2s.
+	CheckEvery time.Duration
+}
+
+// held is one mount made for a plugin.
+type held struct {
+	plugin   string
+	name     string // target name under the plugin's media root
+	path     string // host path of the mount point
+	guest    string // guest path: /media/NAME
+	source   string // as the plugin asked
+	dev      Device
+	fstype   string
+	options  []string
+	readOnly bool
+	note     string
+}
+
+// New returns the capability, unprovisioned.
+func New(o Options) *Mount {
+	if o.CheckEvery <= 0 {
+		o.CheckEvery = 2 * time.Second
+	}
+	return &Mount{opts: o, log: slog.New(slog.DiscardHandler), held: map[string]*held{}, events: make(chan deviceEvent, 256)}
+}
+
+var (
+	_ capability.Capability    = (*Mount)(nil)
+	_ capability.Provisioner   = (*Mount)(nil)
+	_ capability.Closer        = (*Mount)(nil)
+	_ capability.Preopener     = (*Mount)(nil)
+	_ capability.InstanceEnder = (*Mount)(nil)
+)
+
+func (*Mount) Name() string   { return "mount" }
+func (*Mount) Module() string { return abi.ModuleMount }
+
+// DecodeGrant decodes plugin.toml's [[mount]] tables into a *Grant.
+func (*Mount) DecodeGrant(s manifest.Section) (any, error) { return decodeGrant(s) }
+
+// Provision picks the backend, reconciles leftovers of an earlier run with
+// the mount table, and starts the worker that handles vanished devices.
+func (m *Mount) Provision(ctx context.Context, env capability.Env) error {
+	if env.Logger != nil {
+		m.log = env.Logger
+	}
+	state := "."
+	if env.Runtime != nil && env.Runtime.StateDir != "" {
+		state = env.Runtime.StateDir
+	}
+	base, err := filepath.Abs(filepath.Join(state, "media"))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return fmt.Errorf("media directory: %w", err)
+	}
+	m.base, m.sim = base, env.Sim
+	if env.Sim {
+		m.be, err = newSimBackend(filepath.Join(filepath.Dir(base), "sim-devices"))
+	} else {
+		m.be, err = newRealBackend(base)
+	}
+	if err != nil {
+		return err
+	}
+	for _, msg := range m.be.reconcile(base) {
+		m.log.Warn("leftover from an earlier run cleaned up", "detail", msg)
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.stop = cancel
+	m.wg.Add(1)
+	go m.worker(wctx)
+	return nil
+}
+
+// Close unmounts everything still mounted for plugins (host shutdown) and
+// stops the worker. It is safe after a partial Provision and more than once.
+func (m *Mount) Close() error {
+	if m.stop != nil {
+		m.stop()
+		m.wg.Wait()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, h := range m.sortedHeld("") {
+		if _, err := m.unmountLocked(h, "host shutdown", false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Preopens gives a plugin its media root at its grant's target.
+func (m *Mount) Preopens(man *manifest.Manifest) ([]capability.Preopen, error) {
+	g, _ := man.Grants["mount"].(*Grant)
+	if g == nil || m.base == "" {
+		return nil, nil
+	}
+	root := filepath.Join(m.base, man.Name)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("media root: %w", err)
+	}
+	m.mu.Lock() // plugins load in parallel
+	m.users++
+	m.mu.Unlock()
+	return []capability.Preopen{{GuestPath: g.Target, Dir: root}}, nil
+}
+
+// InstanceEnded unmounts what the plugin left mounted: its instance
+// stopped, crashed or was killed, and nobody else can unmount it.
+func (m *Mount) InstanceEnded(plugin string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, h := range m.sortedHeld(plugin) {
+		if _, err := m.unmountLocked(h, "plugin instance ended", false); err != nil {
+			m.log.Error("unmount after the plugin's instance ended failed", "plugin", plugin, "target", h.name, "error", err.Error())
+		}
+	}
+}
+
+// sortedHeld returns the plugin's mounts ("" for all), deepest path first.
+func (m *Mount) sortedHeld(plugin string) []*held {
+	var out []*held
+	for _, h := range m.held {
+		if plugin == "" || h.plugin == plugin {
+			out = append(out, h)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].path > out[j].path })
+	return out
+}
+
+// unmountLocked unmounts h: normally, then lazily if it is busy. It
+// removes the mount point, so that none is left stale.
+func (m *Mount) unmountLocked(h *held, why string, gone bool) (lazy bool, err error) {
+	lazy, err = m.be.unmount(h.path, gone)
+	if err != nil {
+		return false, err
+	}
+	delete(m.held, h.path)
+	if err := os.Remove(h.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		m.log.Warn("mount point not removed", "path", h.path, "error", err.Error())
+	}
+	m.log.Info("unmounted", "plugin", h.plugin, "target", h.name, "device", h.dev.Node, "lazy", lazy, "why", why)
+	return lazy, nil
+}
+
+func (m *Mount) uid() int { return os.Getuid() }
+func (m *Mount) gid() int { return os.Getgid() }
+
+// Errors with an errno of their own; see capability.ErrnoOf.
+type errnoError struct {
+	errno abi.Errno
+	msg   string
+}
+
+func (e *errnoError) Error() string    { return e.msg }
+func (e *errnoError) Errno() abi.Errno { return e.errno }
+
+func fail(e abi.Errno, format string, args ...any) error {
+	return &errnoError{e, fmt.Sprintf(format, args...)}
+}
+
+// validName checks a target name: one path component of the media root.
+func validName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty target")
+	case name == "." || name == "..":
+		return fmt.Errorf("target %q is not a name", name)
+	case strings.Contains(name, "/"):
+		return fmt.Errorf("target %q has a /: a target is one name under the media root, such as \"MEDIA\"", name)
+	case len(name) > 200:
+		return fmt.Errorf("target is longer than 200 bytes")
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return fmt.Errorf("target %q has a control character", name)
+	}
+	return nil
+}
+
+// targetFor derives a target name from what the device says of itself.
+func targetFor(d *Device) string {
+	for _, v := range []string{d.Label, d.UUID, d.Name} {
+		v = strings.Map(func(r rune) rune {
+			if r == '/' || r < 0x20 || r == 0x7f {
+				return '_'
+			}
+			return r
+		}, strings.TrimSpace(v))
+		if v != "" && v != "." && v != ".." {
+			return v
+		}
+	}
+	return "disk"
+}

@@ -1,0 +1,280 @@
+package mount
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+
+	"github.com/airlockhq/airlock/host/udev/probe"
+)
+
+// realBackend mounts with mount(2) and umount2(2).
+type realBackend struct {
+	base    string
+	sysRoot string // "/sys"
+}
+
+func newRealBackend(base string) (backend, error) {
+	return &realBackend{base: base, sysRoot: "/sys"}, nil
+}
+
+func readTrim(p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// devices walks /sys/class/block and probes each device with a medium.
+func (b *realBackend) devices() ([]Device, error) {
+	dir := filepath.Join(b.sysRoot, "class", "block")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Device
+	for _, e := range entries {
+		d, ok := b.device(filepath.Join(dir, e.Name()))
+		if !ok {
+			continue
+		}
+		res, err := probe.ProbeFile(d.Node)
+		if err != nil {
+			continue // no filesystem, two signatures, or no medium
+		}
+		d.Label, d.UUID, d.FSType = res.Label, res.UUID, res.Type
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// device reads what sysfs says of one block device, without probing it.
+func (b *realBackend) device(sys string) (Device, bool) {
+	if s := readTrim(filepath.Join(sys, "size")); s == "" || s == "0" {
+		return Device{}, false
+	}
+	name := filepath.Base(sys)
+	d := Device{Name: name, Disk: name, MajMin: readTrim(filepath.Join(sys, "dev")), Node: "/dev/" + name}
+	for _, l := range strings.Split(readTrim(filepath.Join(sys, "uevent")), "\n") {
+		if v, ok := strings.CutPrefix(l, "DEVNAME="); ok {
+			d.Node = "/dev/" + v
+		}
+	}
+	if real, err := filepath.EvalSymlinks(sys); err == nil {
+		d.DevPath = strings.TrimPrefix(real, b.sysRoot)
+		if _, err := os.Stat(filepath.Join(sys, "partition")); err == nil {
+			d.Disk = filepath.Base(filepath.Dir(real))
+		}
+	}
+	if strings.HasPrefix(d.Disk, "loop") {
+		d.Loop = true
+		d.LoopAutoclear = readTrim(filepath.Join(b.sysRoot, "class", "block", d.Disk, "loop", "autoclear")) == "1"
+	}
+	return d, true
+}
+
+// diskOf returns the kernel name of the disk that holds device maj:min.
+func (b *realBackend) diskOf(major, minor int) string {
+	real, err := filepath.EvalSymlinks(filepath.Join(b.sysRoot, "dev", "block", fmt.Sprintf("%d:%d", major, minor)))
+	if err != nil {
+		return ""
+	}
+	if _, err := os.Stat(filepath.Join(real, "partition")); err == nil {
+		return filepath.Base(filepath.Dir(real))
+	}
+	return filepath.Base(real)
+}
+
+// inUse refuses a device that is mounted already, and any device on a disk
+// that holds a mount outside the media roots: the boot disk (in a balena
+// container, /etc/hostname and /etc/resolv.conf are bind mounts from the
+// data partition, so the boot disk shows even there).
+func (b *realBackend) inUse(d *Device) string {
+	mounts, err := mountinfo.GetMounts(nil)
+	if err != nil {
+		return "cannot be checked against the mount table: " + err.Error()
+	}
+	for _, mi := range mounts {
+		if mi.Major == 0 {
+			continue // tmpfs, proc, overlay: no block device
+		}
+		if fmt.Sprintf("%d:%d", mi.Major, mi.Minor) == d.MajMin {
+			return "is already mounted at " + mi.Mountpoint
+		}
+		if under(mi.Mountpoint, b.base) {
+			continue
+		}
+		if disk := b.diskOf(mi.Major, mi.Minor); disk != "" && disk == d.Disk {
+			return fmt.Sprintf("is on disk %s, which holds the system's mount %s", d.Disk, mi.Mountpoint)
+		}
+	}
+	return ""
+}
+
+func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+
+func (b *realBackend) supported(fstype string) bool {
+	for _, l := range strings.Split(readTrim("/proc/filesystems"), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 0 && f[len(f)-1] == fstype {
+			return true
+		}
+	}
+	return false
+}
+
+// openBeneath opens name in the directory dirfd as an O_PATH directory,
+// never following a symlink and never crossing into another mount (a
+// target that is a mount point already is taken).
+func openBeneath(dirfd int, name string) (int, error) {
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV}
+	fd, err := unix.Openat2(dirfd, name, &how)
+	if errors.Is(err, unix.ENOSYS) {
+		// Before Linux 5.6. name is one component, so O_NOFOLLOW alone
+		// refuses a symlink; the mount point check is in mount.
+		fd, err = unix.Openat(dirfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	}
+	return fd, err
+}
+
+func (b *realBackend) mount(d *Device, fstype string, p plan, root, name string) error {
+	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("media root: %w", err)
+	}
+	defer unix.Close(rootfd)
+	created := true
+	if err := unix.Mkdirat(rootfd, name, 0o755); errors.Is(err, unix.EEXIST) {
+		created = false
+	} else if err != nil {
+		return fmt.Errorf("mount point: %w", err)
+	}
+	fd, err := openBeneath(rootfd, name)
+	switch {
+	case errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.EXDEV):
+		return errTaken // a symlink, a file, or a mount point
+	case err != nil:
+		return fmt.Errorf("mount point: %w", err)
+	}
+	defer unix.Close(fd)
+	if !created {
+		if taken, err := notEmptyOrMounted(rootfd, fd, name); err != nil || taken {
+			return errTaken
+		}
+	}
+	// The kernel resolves /proc/self/fd/N to the directory we opened, so
+	// nothing can swap a symlink in between the check and the mount.
+	target := fmt.Sprintf("/proc/self/fd/%d", fd)
+	err = unix.Mount(d.Node, target, fstype, p.flags, strings.Join(p.data, ","))
+	if err != nil && created {
+		unix.Unlinkat(rootfd, name, unix.AT_REMOVEDIR)
+	}
+	return err
+}
+
+// notEmptyOrMounted reports whether an existing directory is in use: it
+// has entries (mounting would hide them) or another filesystem.
+func notEmptyOrMounted(rootfd, fd int, name string) (bool, error) {
+	var rs, ts unix.Stat_t
+	if err := unix.Fstat(rootfd, &rs); err != nil {
+		return true, err
+	}
+	if err := unix.Fstat(fd, &ts); err != nil {
+		return true, err
+	}
+	if rs.Dev != ts.Dev {
+		return true, nil
+	}
+	dfd, err := unix.Openat(rootfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return true, err
+	}
+	f := os.NewFile(uintptr(dfd), name)
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	return len(names) > 0, nil
+}
+
+func (b *realBackend) unmount(path string, lazy bool) (bool, error) {
+	if !lazy {
+		err := unix.Unmount(path, unix.UMOUNT_NOFOLLOW)
+		if err == nil {
+			return false, nil
+		}
+		if errors.Is(err, unix.EINVAL) {
+			if m, _ := mountinfo.Mounted(path); !m {
+				return false, nil // already unmounted from outside
+			}
+		}
+		if !errors.Is(err, unix.EBUSY) {
+			return false, err
+		}
+	}
+	// Busy, or the device is gone: detach it now; the kernel finishes
+	// when the last open file on it is closed.
+	if err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.EINVAL) {
+			if m, _ := mountinfo.Mounted(path); !m {
+				return true, nil
+			}
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+func (b *realBackend) mountedElsewhere(path string) bool {
+	m, _ := mountinfo.Mounted(path)
+	return m
+}
+
+func (b *realBackend) gone(h *held) (bool, string) {
+	if _, err := os.Stat(filepath.Join(b.sysRoot, "dev", "block", h.dev.MajMin)); errors.Is(err, os.ErrNotExist) {
+		return true, "device removed"
+	}
+	if h.dev.Loop {
+		loop := filepath.Join(b.sysRoot, "class", "block", h.dev.Disk, "loop")
+		if _, err := os.Stat(loop); errors.Is(err, os.ErrNotExist) {
+			return true, "loop device detached"
+		}
+		if !h.dev.LoopAutoclear && readTrim(filepath.Join(loop, "autoclear")) == "1" {
+			// losetup -d on a device in use only marks it; the detach
+			// happens when our mount lets go.
+			return true, "loop device detached (losetup -d)"
+		}
+	}
+	return false, ""
+}
+
+// reconcile unmounts what an earlier run left under base (a crash of the
+// host itself) and removes the empty mount points.
+func (b *realBackend) reconcile(base string) []string {
+	var out []string
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(base))
+	if err != nil {
+		return []string{"reading the mount table: " + err.Error()}
+	}
+	sort.Slice(mounts, func(i, j int) bool { return mounts[i].Mountpoint > mounts[j].Mountpoint })
+	for _, mi := range mounts {
+		if mi.Mountpoint == base {
+			continue
+		}
+		if err := unix.Unmount(mi.Mountpoint, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
+			out = append(out, fmt.Sprintf("unmount %s: %v", mi.Mountpoint, err))
+			continue
+		}
+		out = append(out, fmt.Sprintf("unmounted %s (%s on %s)", mi.Mountpoint, mi.FSType, mi.Source))
+	}
+	removeEmptyMountPoints(base)
+	return out
+}
+
+func (b *realBackend) uevent(deviceEvent) {}
