@@ -25,6 +25,7 @@ var Langs = []Lang{
 	{"go", BuildGo},
 	{"c", BuildC},
 	{"rust", BuildRust},
+	{"as", BuildAS},
 }
 
 // outPath returns where a build of dir goes, or "" and true if it is built.
