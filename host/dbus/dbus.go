@@ -111,6 +111,7 @@ func (d *DBus) Provision(ctx context.Context, env capability.Env) error {
 		d.log = env.Logger
 	}
 	d.addr = d.cfg.address()
+	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if env.Sim && d.cfg.Address == "" {
 		dir := filepath.Join(env.Runtime.StateDir, "sim-dbus")
 		r, err := sim.Start(ctx, dir)
@@ -124,7 +125,6 @@ func (d *DBus) Provision(ctx context.Context, env capability.Env) error {
 			go d.scriptSim(r.Device)
 		}
 	}
-	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	d.wg.Add(2)
 	go d.connectLoop()
 	go d.demux()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/prop"
 
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host"
@@ -142,6 +143,13 @@ interface = "org.freedesktop.hostname1"
 name = "StaticHostname"
 access = "get"
 
+[[dbus.property]]
+destination = "org.airlock.Test"
+path = "/org/airlock/test"
+interface = "org.airlock.Test"
+name = "Mode"
+access = ["get", "set"]
+
 [[trigger.dbus]]
 name = "host"
 sender = "org.freedesktop.hostname1"
@@ -183,6 +191,11 @@ func TestHostWithRealPeers(t *testing.T) {
 	peer := &testPeer{release: make(chan struct{})}
 	t.Cleanup(func() { close(peer.release) })
 	if err := peerConn.Export(peer, "/org/airlock/test", "org.airlock.Test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prop.Export(peerConn, "/org/airlock/test", prop.Map{"org.airlock.Test": {
+		"Mode": {Value: "quiet", Writable: true, Emit: prop.EmitTrue},
+	}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := peerConn.RequestName("org.airlock.Test", godbus.NameFlagDoNotQueue); err != nil {
@@ -240,6 +253,14 @@ func TestHostWithRealPeers(t *testing.T) {
 		want := `failed: denied: plugin "guard": dbus set org.freedesktop.timedate1 /org/freedesktop/timedate1 org.freedesktop.timedate1.NTPSynchronized denied: [[dbus.property]] rule 1 covers org.freedesktop.timedate1.NTPSynchronized but not access "set" (add "set" to its access)`
 		if got != want {
 			t.Errorf("set =\n%s\nwant\n%s", got, want)
+		}
+	})
+	t.Run("property set allowed by its own grant", func(t *testing.T) {
+		if got := r.do("guard", "set|org.airlock.Test|/org/airlock/test|org.airlock.Test.Mode|loud"); got != "ok sig= body=[]" {
+			t.Fatalf("set Mode = %q", got)
+		}
+		if got := r.do("guard", "get|org.airlock.Test|/org/airlock/test|org.airlock.Test.Mode"); got != "ok s loud" {
+			t.Errorf("get Mode after set = %q", got)
 		}
 	})
 	t.Run("GetAll is filtered to granted properties", func(t *testing.T) {
