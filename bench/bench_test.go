@@ -74,9 +74,9 @@ func rawHost(ctx context.Context, r wazero.Runtime) {
 		Instantiate(ctx)
 }
 
-func rawModule(b *testing.B) (api.Module, func()) {
+func rawModule(b *testing.B, interruptible bool) (api.Module, func()) {
 	ctx := context.Background()
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(interruptible))
 	rawHost(ctx, r)
 	mod, err := r.InstantiateWithConfig(ctx, tinyModule(), wazero.NewModuleConfig().WithStartFunctions())
 	if err != nil {
@@ -144,20 +144,28 @@ func BenchmarkEventDelivery(b *testing.B) {
 			}
 		}
 	})
-	b.Run("wazero-raw", func(b *testing.B) {
-		mod, done := rawModule(b)
-		defer done()
-		f := mod.ExportedFunction("airlock_on_event")
-		ctx := context.Background()
-		stack := make([]uint64, 2)
-		b.ReportAllocs()
-		for b.Loop() {
-			stack[0], stack[1] = uint64(abi.EventTimer), 32
-			if err := f.CallWithStack(ctx, stack); err != nil {
-				b.Fatal(err)
-			}
+	for _, interruptible := range []bool{false, true} {
+		name := "wazero-raw"
+		if interruptible {
+			// The same, with the termination checks airlock needs to stop
+			// a runaway plugin: it isolates their per-call cost.
+			name = "wazero-raw-interruptible"
 		}
-	})
+		b.Run(name, func(b *testing.B) {
+			mod, done := rawModule(b, interruptible)
+			defer done()
+			f := mod.ExportedFunction("airlock_on_event")
+			ctx := context.Background()
+			stack := make([]uint64, 2)
+			b.ReportAllocs()
+			for b.Loop() {
+				stack[0], stack[1] = uint64(abi.EventTimer), 32
+				if err := f.CallWithStack(ctx, stack); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	b.Run("extism", func(b *testing.B) {
 		p := extismPlugin(b)
 		b.ReportAllocs()
@@ -188,7 +196,7 @@ func BenchmarkCapabilityCall(b *testing.B) {
 		}
 	})
 	b.Run("wazero-raw", func(b *testing.B) {
-		mod, done := rawModule(b)
+		mod, done := rawModule(b, false)
 		defer done()
 		f := mod.ExportedFunction("loop")
 		stack := make([]uint64, 1)
