@@ -268,6 +268,12 @@ func (u *Udev) loop(src source) {
 	}
 }
 
+// Inject routes ev as if the event source had read it: matched against every
+// plugin's rules, probed and remembered like a real event. The simulated
+// device's scenario and plugin test harnesses use it; events are delivered
+// once Start has run.
+func (u *Udev) Inject(ev UEvent) { u.emit(ev) }
+
 func (u *Udev) emit(ev UEvent) {
 	u.events.Add(1)
 	u.mu.Lock()

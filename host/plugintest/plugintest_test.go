@@ -1,0 +1,42 @@
+package plugintest_test
+
+import (
+	"testing"
+
+	"github.com/airlockhq/airlock/host/plugintest"
+)
+
+func TestHelloGreets(t *testing.T) {
+	h := plugintest.New(t, "../../examples/hello", plugintest.Options{Environ: []string{"BALENA_DEVICE_TYPE=rpi4"}})
+	h.Logs().Wait(1, "hello from a sandboxed plugin device_type=rpi4", "plugin=hello")
+	h.Close()
+	h.Logs().Wait(1, "goodbye", "plugin=hello")
+}
+
+func TestTickerCountsInData(t *testing.T) {
+	h := plugintest.New(t, "../../examples/ticker")
+	h.Timer("manual")
+	h.Logs().Wait(1, "tick timer=manual count=1", "plugin=ticker")
+	h.Timer("manual-2")
+	h.Logs().Wait(1, "tick timer=manual-2 count=2", "plugin=ticker")
+}
+
+func TestUdevReachesMatchingPlugin(t *testing.T) {
+	h := plugintest.New(t, "../../examples/usb-logger")
+	props := map[string]string{"SUBSYSTEM": "block", "DEVTYPE": "partition", "DEVNAME": "/dev/sdz1",
+		"ID_FS_LABEL": "MEDIA", "ID_FS_LABEL_ENC": "MEDIA", "ID_FS_UUID": "1234-ABCD", "ID_FS_TYPE": "vfat"}
+	// A disk, not a partition: the plugin's rule does not match it.
+	h.Udev("add", "/devices/virtual/block/sdz", map[string]string{"SUBSYSTEM": "block", "DEVTYPE": "disk", "DEVNAME": "/dev/sdz"})
+	h.Udev("add", "/devices/virtual/block/sdz/sdz1", props)
+	h.Logs().Wait(1, "label=MEDIA", "uuid=1234-ABCD", "plugin=usb-logger")
+	if n := h.Logs().Count("/dev/sdz ", "plugin=usb-logger"); n != 0 {
+		t.Errorf("the disk event reached a partition-only plugin")
+	}
+}
+
+func TestSupervisorState(t *testing.T) {
+	h := plugintest.New(t, "../../examples/hello")
+	if s := h.Supervisor().State(); s.Reboots != 0 {
+		t.Errorf("a fresh simulated device has %d reboots", s.Reboots)
+	}
+}
