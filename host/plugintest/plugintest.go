@@ -75,24 +75,21 @@ func New(t testing.TB, dir string, opts ...Options) *Harness {
 		t.Fatalf("plugintest: %v", err)
 	}
 	tmp := t.TempDir()
-	// No recorded udev scenario: events come from the test alone.
-	if err := os.WriteFile(filepath.Join(tmp, "none.udev"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	rt := fmt.Sprintf(`plugins = [%q]
 state_dir = %q
 device = "sim"
 build = "auto"
 
+# No recorded scenario: udev events come from the test alone.
 [udev]
 source = "replay"
-replay = %q
+replay = "none"
 coldplug = false
 
 [log]
 level = "debug"
 %s
-`, abs, filepath.Join(tmp, "state"), filepath.Join(tmp, "none.udev"), o.Runtime)
+`, abs, filepath.Join(tmp, "state"), o.Runtime)
 	conf := filepath.Join(tmp, "runtime.toml")
 	if err := os.WriteFile(conf, []byte(rt), 0o644); err != nil {
 		t.Fatal(err)

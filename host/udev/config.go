@@ -46,6 +46,18 @@ var sampleReplay []byte
 
 var errBadConfig = fmt.Errorf("bad [udev] section")
 
+// NoReplay as [udev] replay plays no recording: with source = "replay",
+// events come only from Inject (the simulated device's scenario, or a test
+// harness).
+const NoReplay = "none"
+
+// SampleReplay returns the events of the built-in USB-stick recording, as a
+// replay source would play them.
+func SampleReplay() ([]ReplayEvent, error) {
+	evs, err := parseReplayBytes(sampleReplay)
+	return replayEvents(evs), err
+}
+
 func decodeConfig(s manifest.Section) (*Config, error) {
 	t := configTOML{Coldplug: true, Probe: true}
 	if !s.Decode(&t) {
@@ -75,7 +87,10 @@ func decodeConfig(s manifest.Section) (*Config, error) {
 		s.Errorf("replay_pace", `use "recorded" to keep the recording's pauses, each cut to 3s at most, or "instant"`, "unknown pace %q", t.ReplayPace)
 	}
 	c.Coldplug, c.Probe = t.Coldplug, t.Probe
-	if t.Replay != "" {
+	if t.Replay == NoReplay {
+		// Events come only from Inject: a scenario or a test harness.
+		c.Replay = NoReplay
+	} else if t.Replay != "" {
 		c.Replay = t.Replay
 		if !filepath.IsAbs(c.Replay) {
 			c.Replay = filepath.Join(filepath.Dir(s.File()), c.Replay)
@@ -87,7 +102,7 @@ func decodeConfig(s manifest.Section) (*Config, error) {
 	}
 	// Read the recording now, so that a bad one is reported with the
 	// config's other problems instead of when the first plugin subscribes.
-	if ok && c.Replay != "" {
+	if ok && c.Replay != "" && c.Replay != NoReplay {
 		b, err := os.ReadFile(c.Replay)
 		if err == nil {
 			c.events, err = parseReplayBytes(b)
@@ -105,6 +120,9 @@ func decodeConfig(s manifest.Section) (*Config, error) {
 
 // recording returns the events a replay source plays.
 func (c *Config) recording() ([]ReplayEvent, string, error) {
+	if c.Replay == NoReplay {
+		return nil, "no recording (events are injected)", nil
+	}
 	if c.Replay != "" {
 		if c.events == nil {
 			b, err := os.ReadFile(c.Replay)

@@ -259,6 +259,20 @@ func (s *Server) Lock(holder string) bool {
 	return true
 }
 
+// Crash marks a service's container as exited, as when the app dies on its
+// own. It reports false for an unknown service.
+func (s *Server) Crash(service string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.st.Services {
+		if s.st.Services[i].Name == service {
+			s.st.Services[i].Status = Stopped
+			return true
+		}
+	}
+	return false
+}
+
 // Unlock releases the update lock, whoever holds it.
 func (s *Server) Unlock() {
 	s.mu.Lock()
