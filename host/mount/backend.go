@@ -32,3 +32,6 @@ type backend interface {
 // errTaken: the target name is a file, a non-empty directory or a mount
 // point already; the capability tries the next suffix.
 var errTaken = errors.New("target name taken")
+
+// errSymlink: the target name is a symbolic link. Mounts never follow one.
+var errSymlink = errors.New("target is a symbolic link")

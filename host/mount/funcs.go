@@ -267,6 +267,9 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Instance, rec abi.Reco
 		switch {
 		case errors.Is(err, errTaken):
 			continue
+		case errors.Is(err, errSymlink):
+			m.log.Warn("mount target is a symbolic link", "plugin", in.Plugin, "target", name)
+			return nil, in.Check(ctx, "mount", op, gate.Deny(fmt.Sprintf("target %q in the media root is a symbolic link; mounts never follow links", name)))
 		case err != nil:
 			return nil, mountError(in.Plugin, op, d, fstype, err)
 		}

@@ -159,8 +159,10 @@ func (b *realBackend) mount(d *Device, fstype string, p plan, root, name string)
 	}
 	fd, err := openBeneath(rootfd, name)
 	switch {
-	case errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.EXDEV):
-		return errTaken // a symlink, a file, or a mount point
+	case errors.Is(err, unix.ELOOP):
+		return errSymlink
+	case errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.EXDEV):
+		return errTaken // a file, or a mount point
 	case err != nil:
 		return fmt.Errorf("mount point: %w", err)
 	}

@@ -122,6 +122,9 @@ func (b *simBackend) seed(d *Device) error {
 func (b *simBackend) mount(d *Device, fstype string, p plan, root, name string) error {
 	target := filepath.Join(root, name)
 	if fi, err := os.Lstat(target); err == nil {
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return errSymlink
+		}
 		if !fi.IsDir() {
 			return errTaken
 		}

@@ -78,7 +78,7 @@ type Plugin struct {
 	compiled wazero.CompiledModule
 	caps     []capability.Capability // those the module imports, granted
 	modCfg   wazero.ModuleConfig
-	out      *lineWriter // the guest's stdout and stderr
+	out      *lineWriter         // the guest's stdout and stderr
 	inst     capability.Instance // owned by Run's goroutine
 	q        *queue
 	stop     chan struct{}

@@ -1,0 +1,128 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Partition is one partition of a loop-device test image: its sfdisk line
+// (",16M,c"), the filesystem mkfs makes on it and its label. UUID is
+// filled in from blkid after mkfs.
+type Partition struct {
+	Sfdisk, FSType, Label string
+	UUID                  string
+}
+
+// Loop holds the paths of the commands that loop-device tests run.
+type Loop struct{ Losetup, Sfdisk, Partx, Blkid string }
+
+// NeedLoop checks for root, the loop driver and the tools, or calls
+// Missing. why says what the test does with them.
+func NeedLoop(t testing.TB, why string) Loop {
+	t.Helper()
+	NeedRoot(t, why)
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		Missing(t, "/dev/loop-control (load the loop driver: modprobe loop)")
+	}
+	return Loop{
+		Losetup: NeedCommand(t, "losetup", "mount"),
+		Sfdisk:  NeedCommand(t, "sfdisk", "fdisk"),
+		Partx:   NeedCommand(t, "partx", "util-linux"),
+		Blkid:   NeedCommand(t, "blkid", "util-linux"),
+	}
+}
+
+// Run runs a command and returns its trimmed output, or fails t.
+func Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	b, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, b)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Attach sets up a loop device with partitions and returns its name
+// ("loop3"); it is detached when the test ends. Kernels built without
+// partition-table parsers (this CI's has no CONFIG_MSDOS_PARTITION) ignore
+// losetup -P, so partx adds the partitions through BLKPG, which sends the
+// same kernel add events.
+func (l Loop) Attach(t testing.TB, img string, parts int) string {
+	t.Helper()
+	dev := Run(t, l.Losetup, "-P", "-f", "--show", img)
+	name := filepath.Base(dev)
+	t.Cleanup(func() { exec.Command(l.Losetup, "-d", dev).Run() })
+	if _, err := os.Stat(fmt.Sprintf("/sys/class/block/%sp1", name)); err != nil && parts > 0 {
+		Run(t, l.Partx, "-a", dev)
+	}
+	for i := 1; i <= parts; i++ {
+		WaitPath(t, fmt.Sprintf("/dev/%sp%d", name, i), true)
+	}
+	return name
+}
+
+// Detach detaches a loop device and waits for its first partition to go.
+func (l Loop) Detach(t testing.TB, name string) {
+	t.Helper()
+	Run(t, l.Losetup, "-d", "/dev/"+name)
+	WaitPath(t, fmt.Sprintf("/sys/class/block/%sp1", name), false)
+}
+
+// WaitPath waits for a path to appear or go (a liveness bound only).
+func WaitPath(t testing.TB, p string, present bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(p); (err == nil) == present {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: present=%v never came", p, present)
+		}
+	}
+}
+
+// MakeImage writes a 64 MiB image in dir with one partition per entry of
+// parts, made by the real mkfs tools, and fills in each UUID as blkid
+// reads it. The image is left detached.
+func (l Loop) MakeImage(t testing.TB, dir, file string, parts []Partition) string {
+	t.Helper()
+	img := filepath.Join(dir, file)
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	script := "label: dos\n"
+	for _, p := range parts {
+		script += p.Sfdisk + "\n"
+	}
+	cmd := exec.Command(l.Sfdisk, "-q", img)
+	cmd.Stdin = strings.NewReader(script)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, b)
+	}
+	name := l.Attach(t, img, len(parts))
+	for i := range parts {
+		p := &parts[i]
+		node := fmt.Sprintf("/dev/%sp%d", name, i+1)
+		switch p.FSType {
+		case "vfat":
+			Run(t, NeedCommand(t, "mkfs.vfat", "dosfstools"), "-n", p.Label, node)
+		case "ext4":
+			Run(t, NeedCommand(t, "mkfs.ext4", "e2fsprogs"), "-q", "-L", p.Label, node)
+		case "exfat":
+			Run(t, NeedCommand(t, "mkfs.exfat", "exfatprogs"), "-L", p.Label, node)
+		default:
+			t.Fatalf("MakeImage: no mkfs for %q", p.FSType)
+		}
+		p.UUID = Run(t, l.Blkid, "-p", "-o", "value", "-s", "UUID", node)
+	}
+	l.Detach(t, name)
+	return img
+}
