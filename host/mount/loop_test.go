@@ -1,0 +1,217 @@
+package mount_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/moby/sys/mountinfo"
+
+	"github.com/airlockhq/airlock/host/internal/testenv"
+)
+
+const realRuntime = "device = \"real\"\n[udev]\nsource = \"kernel\"\n"
+
+// mountsUnder returns the mount table's entries below dir.
+func mountsUnder(t *testing.T, dir string) []*mountinfo.Info {
+	t.Helper()
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.DeleteFunc(ms, func(m *mountinfo.Info) bool { return m.Mountpoint == dir })
+}
+
+func kernelHas(fstype string) bool {
+	b, _ := os.ReadFile("/proc/filesystems")
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[len(f)-1] == fstype {
+			return true
+		}
+	}
+	return false
+}
+
+// The shipped automount plugin on real loop devices, through real kernel
+// uevents: two ext4 partitions with the same label are mounted as AIRSTICK
+// and AIRSTICK-2 with nosuid,nodev,noexec, the plugin writes a file
+// through its /media preopen, the device is detached under it (lazy
+// unmount, the plugin told, no stale mount point), and the file is on the
+// stick when it comes back.
+func TestLoopAutomount(t *testing.T) {
+	tl := testenv.NeedLoop(t, "attach loop devices and mount them")
+	parts := []testenv.Partition{
+		{Sfdisk: ",20M,83", FSType: "ext4", Label: "AIRSTICK"},
+		{Sfdisk: ",20M,83", FSType: "ext4", Label: "AIRSTICK"},
+		{Sfdisk: ",,c", FSType: "vfat", Label: "AIRV"},
+	}
+	img := tl.MakeImage(t, t.TempDir(), "stick.img", parts)
+	man, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "plugins/automount/plugin.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(man), `write_file = ""`, `write_file = "hello.txt"`, 1)
+	// Leave the test machine's own disks alone.
+	text = strings.Replace(text, `properties = { ID_FS_TYPE = "vfat|exfat|ext4" }`, `properties = { ID_FS_TYPE = "vfat|exfat|ext4", ID_FS_LABEL = "AIR*" }`, 1)
+	r := runHost(t, realRuntime, plugin{"automount", text, "plugins/automount"})
+	r.log.Wait(1, "airlock running")
+
+	dev := tl.Attach(t, img, len(parts))
+	r.log.Wait(1, "mounted device=/dev/"+dev+"p1 path=/media/AIRSTICK fstype=ext4 readonly=false", "plugin=automount")
+	r.log.Wait(1, "mounted device=/dev/"+dev+"p2 path=/media/AIRSTICK-2 fstype=ext4 readonly=false", "plugin=automount")
+	r.log.Wait(1, "wrote path=/media/AIRSTICK/hello.txt", "plugin=automount")
+	if kernelHas("vfat") {
+		r.log.Wait(1, "mounted device=/dev/"+dev+"p3 path=/media/AIRV fstype=vfat", "plugin=automount")
+	} else {
+		r.log.Wait(1, "unavailable: plugin \"automount\": mount uuid:"+parts[2].UUID+": this kernel cannot mount vfat", "plugin=automount")
+	}
+	media := r.media("automount")
+	ms := mountsUnder(t, media)
+	if len(ms) < 2 {
+		t.Fatalf("mounts under %s: %d, want 2 or more", media, len(ms))
+	}
+	for _, m := range ms {
+		for _, o := range []string{"nosuid", "nodev", "noexec"} {
+			if !slices.Contains(strings.Split(m.Options, ","), o) {
+				t.Errorf("%s is mounted with %q, without %s", m.Mountpoint, m.Options, o)
+			}
+		}
+	}
+
+	// Pulled out: losetup -d on a device in use only marks it; the host
+	// notices, detaches the mounts, and the kernel then removes it.
+	testenv.Run(t, tl.Losetup, "-d", "/dev/"+dev)
+	r.log.Wait(1, "pulled out while mounted", "target=AIRSTICK ", "plugin=automount")
+	r.log.Wait(1, "pulled out while mounted", "target=AIRSTICK-2 ", "plugin=automount")
+	testenv.WaitPath(t, "/sys/class/block/"+dev+"p1", false)
+	if ms := mountsUnder(t, media); len(ms) != 0 {
+		t.Errorf("%d mounts left after the device was detached", len(ms))
+	}
+	for _, n := range []string{"AIRSTICK", "AIRSTICK-2"} {
+		if _, err := os.Stat(filepath.Join(media, n)); !os.IsNotExist(err) {
+			t.Errorf("stale mount point %s: %v", n, err)
+		}
+	}
+
+	// Plugged in again: mounted again, and the file written before is there.
+	dev = tl.Attach(t, img, len(parts))
+	r.log.Wait(2, "path=/media/AIRSTICK fstype=ext4", "plugin=automount")
+	b, err := os.ReadFile(filepath.Join(media, "AIRSTICK", "hello.txt"))
+	if err != nil || !strings.Contains(string(b), "automount") {
+		t.Errorf("hello.txt after re-attaching: %q, %v", b, err)
+	}
+	r.stop()
+	if ms := mountsUnder(t, media); len(ms) != 0 {
+		t.Errorf("%d mounts left after host shutdown", len(ms))
+	}
+}
+
+// Denials, a yanked device with a file open, a crash with a mount held,
+// and host shutdown, on real loop devices through the test guest.
+func TestLoopGuest(t *testing.T) {
+	tl := testenv.NeedLoop(t, "attach loop devices and mount them")
+	dir := t.TempDir()
+	sParts := []testenv.Partition{
+		{Sfdisk: ",20M,83", FSType: "ext4", Label: "AIRS1"},
+		{Sfdisk: ",20M,83", FSType: "ext4", Label: "AIRS2"},
+		{Sfdisk: ",,c", FSType: "vfat", Label: "AIRSV"},
+	}
+	sImg := tl.MakeImage(t, dir, "s.img", sParts)
+	yParts := []testenv.Partition{{Sfdisk: ",,83", FSType: "ext4", Label: "AIRY"}}
+	yImg := tl.MakeImage(t, dir, "y.img", yParts)
+
+	rootDev := ""
+	if ms, _ := mountinfo.GetMounts(mountinfo.SingleEntryFilter("/")); len(ms) == 1 && ms[0].Major != 0 && strings.HasPrefix(ms[0].Source, "/dev/") {
+		rootDev = ms[0].Source
+	}
+	trigger := "[[trigger.udev]]\nsubsystem = \"block\"\ndevtype = \"partition\"\naction = \"add\"\nproperties = { ID_FS_LABEL = \"AIR*\" }\n"
+	gGrant := "[[mount]]\nsource = [\"label:AIRS1\", \"label:AIRSV\", \"label:AIRY\", \"device:/dev/vd*\", \"device:/dev/sd*\"]\nfstype = [\"ext4\", \"vfat\"]\noptions = [\"sync\"]\n" + trigger
+	s1 := []string{
+		"unmount foreign",
+		"mount label:AIRS1 fstype=vfat",
+		"mount label:AIRS1 opt=uid=3",
+		"mount label:AIRS1 target=link",
+		"mount label:AIRS1 target=..",
+		"mount label:AIRS1 opt=sync",
+		"write /media/AIRS1/f.txt hi",
+		"read /media/AIRS1/f.txt",
+	}
+	if rootDev != "" {
+		s1 = append(s1, "mount device:"+rootDev)
+	}
+	gConfig := fmt.Sprintf("add_AIRS1 = %q\nadd_AIRSV = \"mount label:AIRSV\"\nadd_AIRY = \"mount label:AIRY; write /media/AIRY/open.txt x; hold /media/AIRY/open.txt\"\n", strings.Join(s1, "; "))
+	r := runHost(t, realRuntime,
+		plugin{"g", guestManifest("g", gGrant, gConfig), guest},
+		plugin{"c", guestManifest("c", "[[mount]]\nsource = [\"label:AIRS2\"]\nfstype = [\"ext4\"]\n"+trigger, `add_AIRS2 = "mount label:AIRS2; crash-once"`), guest},
+		plugin{"q", guestManifest("q", "[[mount]]\nsource = [\"label:AIRSV\"]\nfstype = [\"ext4\"]\n"+trigger, `add_AIRSV = "mount label:AIRSV"`), guest})
+	r.log.Wait(1, "airlock running")
+
+	// An operator's mount and a symlink in g's media root, made after the
+	// host's start-up reconcile.
+	media := r.media("g")
+	foreign := filepath.Join(media, "foreign")
+	if err := os.Mkdir(foreign, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Run(t, testenv.NeedCommand(t, "mount", "mount"), "-t", "tmpfs", "tmpfs", foreign)
+	t.Cleanup(func() { testenv.Run(t, "umount", "-l", foreign) })
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(media, "link")); err != nil {
+		t.Fatal(err)
+	}
+
+	sDev := tl.Attach(t, sImg, len(sParts))
+	want := []string{
+		`unmount foreign err=denied: plugin "g": mount unmount foreign denied: foreign was not mounted by plugin "g"; a plugin can unmount only what it mounted`,
+		`mount label:AIRS1 fstype=vfat err=invalid: plugin "g": mount label:AIRS1: /dev/` + sDev + `p1 holds ext4, not vfat`,
+		`mount label:AIRS1 opt=uid=3 err=denied: plugin "g": mount label:AIRS1 denied: option "uid=3" is not valid for ext4`,
+		`mount label:AIRS1 target=link err=denied: plugin "g": mount label:AIRS1 denied: target "link" in the media root is a symbolic link; mounts never follow links`,
+		`mount label:AIRS1 target=.. err=denied: plugin "g": mount label:AIRS1 denied: target ".." is not a name`,
+		`mount label:AIRS1 opt=sync ok target=AIRS1 path=/media/AIRS1 device=/dev/` + sDev + `p1 readonly=false options=nosuid,nodev,noexec,errors=remount-ro,sync`,
+		`read /media/AIRS1/f.txt = "hi"`,
+	}
+	if rootDev != "" {
+		want = append(want, `mount device:`+rootDev+` err=denied: plugin "g": mount device:`+rootDev+` denied: `+rootDev+` is already mounted at /`)
+	}
+	if !kernelHas("vfat") {
+		want = append(want, `mount label:AIRSV err=unavailable: plugin "g": mount label:AIRSV: this kernel cannot mount vfat`,
+			`mount label:AIRSV err=denied: plugin "q": mount label:AIRSV denied: fstype vfat is not in [[mount]] fstype ["ext4"]`)
+	}
+	for _, w := range want {
+		r.log.Wait(1, w)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("something was mounted through the symlink: %v", entries)
+	}
+	if n := r.audit.Count("plugin=g", "capability=mount", "decision=deny"); n < 4 {
+		t.Errorf("%d deny records for g, want at least 4:\n%s", n, strings.Join(r.audit.Lines(), "\n"))
+	}
+
+	// The crasher: its mount is undone when its instance dies.
+	r.log.Wait(1, "INFO unmounted capability=mount", "plugin=c", "target=AIRS2", "why=plugin instance ended")
+	r.log.Wait(1, "crash-once", "plugin=c", "restarting")
+	for _, m := range mountsUnder(t, r.media("c")) {
+		t.Errorf("c's mount survived its crash: %s", m.Mountpoint)
+	}
+
+	// Yanked with a file open on it.
+	yDev := tl.Attach(t, yImg, 1)
+	r.log.Wait(1, "hold /media/AIRY/open.txt ok", "plugin=g")
+	testenv.Run(t, tl.Losetup, "-d", "/dev/"+yDev)
+	r.log.Wait(1, `mount-event action=unmounted target=AIRY source=label:AIRY device=/dev/`+yDev+`p1 reason="loop device detached (losetup -d)"`, "plugin=g")
+	if _, err := os.Stat(filepath.Join(media, "AIRY")); !os.IsNotExist(err) {
+		t.Errorf("stale mount point AIRY: %v", err)
+	}
+
+	// Host shutdown unmounts what is left (AIRS1).
+	r.stop()
+	r.log.Wait(1, "INFO unmounted capability=mount", "plugin=g", "target=AIRS1", "why=host shutdown")
+	for _, m := range mountsUnder(t, media) {
+		if m.Mountpoint != foreign {
+			t.Errorf("left mounted after shutdown: %s", m.Mountpoint)
+		}
+	}
+}
