@@ -68,6 +68,16 @@ func (in *Instance) Reply(m api.Module, outPtr, outCap, outLenPtr uint32, data [
 	return e
 }
 
+// OutOK reports whether a result's ranges are inside guest memory: the
+// 4 bytes at outLenPtr and the outCap bytes at outPtr. A host function with
+// effects checks it before acting, so that a call the guest cannot receive
+// the answer of returns abi.Fault without side effects (ABI §2), instead of
+// rebooting or mounting and then failing to say so.
+func OutOK(m api.Module, outPtr, outCap, outLenPtr uint32) bool {
+	size := uint64(m.Memory().Size())
+	return uint64(outLenPtr)+4 <= size && uint64(outPtr)+uint64(outCap) <= size
+}
+
 // ReplyErr is Reply for an error: it picks the errno from err (see ErrnoOf)
 // and passes err's message to the guest.
 func (in *Instance) ReplyErr(m api.Module, outPtr, outCap, outLenPtr uint32, err error) abi.Errno {

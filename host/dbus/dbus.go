@@ -654,7 +654,7 @@ func (d *DBus) Functions() []capability.Func {
 			Call: func(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
 				out, oc, ol := uint32(stack[2]), uint32(stack[3]), uint32(stack[4])
 				b, ok := capability.Read(m, uint32(stack[0]), uint32(stack[1]))
-				if !ok {
+				if !ok || !capability.OutOK(m, out, oc, ol) {
 					stack[0] = uint64(abi.Fault)
 					return
 				}

@@ -40,6 +40,10 @@ func (m *Mount) Functions() []capability.Func {
 
 func (m *Mount) callMount(ctx context.Context, in *capability.Instance, mod api.Module, stack []uint64) {
 	out, oc, ol := uint32(stack[2]), uint32(stack[3]), uint32(stack[4])
+	if !capability.OutOK(mod, out, oc, ol) {
+		stack[0] = uint64(abi.Fault) // before any effect (ABI §2)
+		return
+	}
 	if uint32(stack[1]) > MaxRequest {
 		stack[0] = uint64(in.Reply(mod, out, oc, ol, []byte("mount request exceeds 64 KiB"), abi.TooLarge))
 		return
@@ -65,7 +69,7 @@ func (m *Mount) callMount(ctx context.Context, in *capability.Instance, mod api.
 func (m *Mount) callUnmount(ctx context.Context, in *capability.Instance, mod api.Module, stack []uint64) {
 	out, oc, ol := uint32(stack[2]), uint32(stack[3]), uint32(stack[4])
 	b, ok := capability.Read(mod, uint32(stack[0]), uint32(stack[1]))
-	if !ok {
+	if !ok || !capability.OutOK(mod, out, oc, ol) {
 		stack[0] = uint64(abi.Fault)
 		return
 	}
@@ -193,14 +197,6 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Instance, rec abi.Reco
 	if l, ok := systemDisks[d.Disk]; ok {
 		return nil, deny("%s is on the boot disk %s (it holds %s), which is never mounted for plugins", d.Node, d.Disk, l)
 	}
-	if why := m.be.inUse(d); why != "" {
-		return nil, deny("%s %s", d.Node, why)
-	}
-	for _, h := range m.held {
-		if h.dev.Node == d.Node {
-			return nil, fail(abi.Busy, "plugin %q: mount %s: %s is already mounted for plugin %q at %s", in.Plugin, op, d.Node, h.plugin, h.name)
-		}
-	}
 	fstype := req.fstype
 	switch {
 	case fstype == "" && d.FSType == "":
@@ -230,6 +226,14 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Instance, rec abi.Reco
 	reason, why := g.decide(d, fstype, extra)
 	if why != nil {
 		return nil, deny("%v", why)
+	}
+	for _, h := range m.held {
+		if h.dev.Node == d.Node {
+			return nil, fail(abi.Busy, "plugin %q: mount %s: %s is already mounted for plugin %q at %s", in.Plugin, op, d.Node, h.plugin, h.name)
+		}
+	}
+	if why := m.be.inUse(d); why != "" {
+		return nil, deny("%s %s", d.Node, why)
 	}
 	if err := in.Check(ctx, "mount", op, gate.Allow(reason)); err != nil {
 		return nil, err

@@ -32,6 +32,11 @@ var baseFuncs = []capability.Func{
 	{Name: abi.FuncResultRead, Params: []api.ValueType{i32, i32, i32}, Results: []api.ValueType{i32}, Call: hostResultRead},
 }
 
+// BaseFunctions lists the functions of airlock_v1, so that tools and tests
+// can enumerate every host function the ABI offers (the security suite
+// calls each with out-of-bounds ranges).
+func BaseFunctions() []capability.Func { return baseFuncs }
+
 // log(level i32, msg_ptr, msg_len) -> errno
 func hostLog(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
 	level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])

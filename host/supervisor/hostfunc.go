@@ -86,7 +86,7 @@ func (c *Capability) hostCall(ctx context.Context, in *capability.Instance, m ap
 	}
 	opBytes, ok1 := capability.Read(m, opPtr, opLen)
 	reqBytes, ok2 := capability.Read(m, reqPtr, reqLen)
-	if !ok1 || !ok2 {
+	if !ok1 || !ok2 || !capability.OutOK(m, out, outCap, outLen) {
 		stack[0] = uint64(abi.Fault)
 		return
 	}
