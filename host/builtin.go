@@ -4,6 +4,7 @@ import (
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/dbus"
 	"github.com/airlockhq/airlock/host/mount"
+	"github.com/airlockhq/airlock/host/scenario"
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/udev"
 )
@@ -13,10 +14,13 @@ import (
 func Builtin() []capability.Capability {
 	// mount watches udev's block events, to unmount devices that vanish.
 	m := mount.New(mount.Options{})
-	return []capability.Capability{
+	caps := []capability.Capability{
 		m.WatchDevices(udev.New()),
 		dbus.New(),
 		supervisor.NewCapability(supervisor.CapabilityOptions{}),
 		m,
 	}
+	// The simulated device's demo acts through the others' simulated
+	// backends; it is a module of the host, not a power plugins can hold.
+	return append(caps, scenario.New(caps...))
 }
