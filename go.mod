@@ -13,3 +13,14 @@ require github.com/pilebones/go-udev v0.10.0
 require github.com/godbus/dbus/v5 v5.2.4
 
 require github.com/moby/sys/mountinfo v0.7.3
+
+require (
+	github.com/google/go-containerregistry v0.22.1
+	github.com/opencontainers/image-spec v1.1.1
+	oras.land/oras-go/v2 v2.7.0
+)
+
+require (
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	golang.org/x/sync v0.24.0 // indirect
+)

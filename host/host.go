@@ -15,11 +15,13 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 
 	"github.com/airlockhq/airlock/host/build"
+	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/manifest"
@@ -78,6 +80,12 @@ func RuntimeSections(caps []capability.Capability) map[string]manifest.SectionFu
 		if cf, ok := c.(capability.Configurer); ok {
 			s[c.Name()] = cf.DecodeConfig
 		}
+		// [trust.vendor.ceiling.<name>]: the capability's own ceiling
+		// shape, or its grant's.
+		s[manifest.CeilingKey(c.Name())] = c.DecodeGrant
+		if cd, ok := c.(bundle.CeilingDecoder); ok {
+			s[manifest.CeilingKey(c.Name())] = cd.DecodeCeiling
+		}
 	}
 	return s
 }
@@ -124,8 +132,22 @@ func openAudit(dest string) (*slog.Logger, io.Closer, error) {
 
 // Discover returns the plugin.toml files under the runtime's plugin
 // directories: each directory that holds one, or each of its subdirectories
-// that does.
+// that does; then the bundle files (*.airlock) in those directories, and
+// the cached bundles of [[bundle]] refs.
 func Discover(rt *manifest.Runtime) ([]string, error) {
+	out, err := discoverDirs(rt)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range rt.Bundles {
+		if p := bundle.CachePath(rt, b.Ref); fileExists(p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func discoverDirs(rt *manifest.Runtime) ([]string, error) {
 	var out []string
 	for _, dir := range rt.Plugins {
 		if _, err := os.Stat(filepath.Join(dir, "plugin.toml")); err == nil {
@@ -140,6 +162,9 @@ func Discover(rt *manifest.Runtime) ([]string, error) {
 			p := filepath.Join(dir, e.Name(), "plugin.toml")
 			if _, err := os.Stat(p); e.IsDir() && err == nil {
 				out = append(out, p)
+			}
+			if e.Type().IsRegular() && bundle.IsBundle(e.Name()) {
+				out = append(out, filepath.Join(dir, e.Name()))
 			}
 		}
 	}
@@ -177,6 +202,12 @@ func (h *Host) Run(ctx context.Context) error {
 	}
 	defer h.closeCaps()
 
+	// [[bundle]] refs not cached yet are pulled now; one that cannot be
+	// is reported, and the others run.
+	for ref, err := range bundle.Fetch(ctx, h.Runtime) {
+		h.LoadErrors[bundle.CachePath(h.Runtime, ref)] = err
+		h.log.Error("bundle not pulled; the others run on", "ref", ref, "error", err.Error())
+	}
 	files, err := Discover(h.Runtime)
 	if err != nil {
 		return err
@@ -228,14 +259,24 @@ func (h *Host) Run(ctx context.Context) error {
 // others in LoadErrors.
 func (h *Host) loadAll(ctx context.Context, files []string) []*plugin.Plugin {
 	fail := func(file string, err error) {
-		h.LoadErrors[filepath.Dir(file)] = err
+		key := filepath.Dir(file)
+		if bundle.IsBundle(file) {
+			key = file
+		}
+		h.LoadErrors[key] = err
 		h.log.Error("plugin not loaded; the others run on", "manifest", file, "error", err.Error())
 	}
 	var ms []*manifest.Manifest
 	byName := map[string]string{}
 	for _, f := range files {
-		m, err := manifest.LoadManifest(f, h.Runtime, Schema(h.opts.Capabilities))
+		// bundle.Load applies [trust]: signatures, revocation, ceilings.
+		var m *manifest.Manifest
+		l, err := bundle.Load(f, h.Runtime, Schema(h.opts.Capabilities), time.Now())
 		if err == nil {
+			m = l.Manifest
+			if l.Bundle != nil {
+				h.log.Info("bundle verified", "plugin", m.Name, "digest", l.Bundle.Digest, "vendor", vendorName(l.Signer), "note", l.Signer.Note)
+			}
 			if other, dup := byName[m.Name]; dup {
 				err = fmt.Errorf("duplicate plugin name %q: %s and %s (rename one)", m.Name, other, f)
 			}
@@ -314,6 +355,15 @@ func (h *Host) closeCaps() {
 	if err := errors.Join(errs...); err != nil {
 		h.log.Warn("closing capabilities", "error", err.Error())
 	}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func vendorName(s bundle.Signer) string {
+	if s.Vendor == nil {
+		return "(unsigned)"
+	}
+	return s.Vendor.Name
 }
 
 func grantNames(m *manifest.Manifest) []string {

@@ -34,6 +34,8 @@ Usage:
   airlock check [--config runtime.toml] <plugin>  validate a plugin's manifest and module
   airlock build [-o out.wasm] <plugin dir>        compile a Go plugin to wasm
 
+Vendor bundles:
+` + bundleUsage + `
 Run "airlock <command> --help" for a command's flags.
 `
 
@@ -54,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCheck(args[1:], stdout)
 	case "build":
 		err = cmdBuild(args[1:], stdout)
+	case "pack", "inspect", "keygen", "sign", "push", "pull":
+		err = bundleCommand(args[0])(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

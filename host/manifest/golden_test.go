@@ -37,6 +37,9 @@ func TestRuntimeGolden(t *testing.T) {
 				rt.Plugins[i] = filepath.Base(p)
 			}
 			rt.StateDir = filepath.Base(rt.StateDir)
+			for i, p := range rt.Trust.AllowUnsigned {
+				rt.Trust.AllowUnsigned[i] = filepath.Base(p)
+			}
 		}
 		return rt, err
 	})

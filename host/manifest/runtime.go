@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -51,6 +52,11 @@ type Runtime struct {
 	Log     Log
 	// Sections holds capability sections' decoded values by name.
 	Sections map[string]any
+	// Trust is [trust]: vendor keys, their ceilings, developer mode.
+	Trust Trust
+	// Bundles are the [[bundle]] entries: signed bundles pulled from an
+	// OCI registry into StateDir.
+	Bundles []BundleRef
 }
 
 type runtimeTop struct {
@@ -62,6 +68,9 @@ type runtimeTop struct {
 	Ceiling  Limits   `toml:"ceiling"`
 	Restart  Restart  `toml:"restart"`
 	Log      Log      `toml:"log"`
+	// Decoded by decodeTrust; listed here for the known keys.
+	Trust  trustTOML   `toml:"trust"`
+	Bundle []BundleRef `toml:"bundle"`
 }
 
 // DefaultRuntime is what runtime.toml's absent keys mean.
@@ -107,18 +116,23 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 	}
 	rt := &Runtime{File: path, Dir: filepath.Dir(abs), Sections: map[string]any{}}
 	for k, p := range d.top {
-		if fn, ok := sections[k]; ok {
+		if fn, ok := sections[k]; ok && !strings.HasPrefix(k, "ceiling:") {
 			if v, err := fn(Section{d: d, key: k, prim: p, known: known}); err == nil && v != nil {
 				rt.Sections[k] = v
 			}
 		}
 	}
-	known[""] = append(known[""], keysOf(sections)...)
-	d.unknown(known)
-
+	for _, k := range keysOf(sections) {
+		if !strings.HasPrefix(k, "ceiling:") {
+			known[""] = append(known[""], k)
+		}
+	}
 	for _, p := range top.Plugins {
 		rt.Plugins = append(rt.Plugins, rt.resolve(p))
 	}
+	decodeTrust(d, rt, sections, known)
+	d.unknown(known)
+
 	rt.StateDir = rt.resolve(top.StateDir)
 	rt.Device, rt.Build, rt.Limits, rt.Ceiling, rt.Restart, rt.Log = top.Device, top.Build, top.Limits, top.Ceiling, top.Restart, top.Log
 	validateRuntime(d, rt)

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/bundle"
+	"github.com/airlockhq/airlock/host/manifest"
+)
+
+// The vendor-bundle commands: pack, inspect, keygen, sign, pull, push.
+
+const bundleUsage = `  airlock pack    [-o x.airlock] [--vendor name] <plugin dir>  make a bundle
+  airlock inspect [--config runtime.toml] <bundle>          show what a bundle grants and who signed it
+  airlock keygen  -o <name>                                 write name.key (0600) and name.pub
+  airlock sign    -k <name.key> <bundle>                    sign a bundle in place
+  airlock push    <bundle> <registry/repo:tag>              upload a bundle as an OCI artifact
+  airlock pull    [--config runtime.toml] <ref>             fetch a bundle into state_dir and verify it
+`
+
+func bundleCommand(name string) func(args []string, stdout io.Writer) error {
+	switch name {
+	case "pack":
+		return cmdPack
+	case "inspect":
+		return cmdInspect
+	case "keygen":
+		return cmdKeygen
+	case "sign":
+		return cmdSign
+	case "push":
+		return cmdPush
+	case "pull":
+		return cmdPull
+	}
+	return nil
+}
+
+func cmdPack(args []string, stdout io.Writer) error {
+	fs := newFlags("pack", "pack [-o x.airlock] [--vendor name] <plugin dir>", stdout)
+	out := fs.String("o", "", "output file (default: <name>-<version>.airlock)")
+	vendor := fs.String("vendor", "", "the vendor name recorded in the bundle; it must match the signer's [[trust.vendor]] name")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	def := manifest.DefaultRuntime()
+	def.File = "(default runtime)"
+	m, err := manifest.LoadManifest(filepath.Join(fs.Arg(0), "plugin.toml"), &def, host.Schema(host.Builtin()))
+	if err != nil {
+		return err
+	}
+	b, err := bundle.Pack(m, *vendor, created())
+	if err != nil {
+		return err
+	}
+	path := *out
+	if path == "" {
+		path = m.Name + "-" + m.Version + bundle.Extension
+	}
+	if err := os.WriteFile(path, b.Encode(), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "packed %s %s into %s\n  digest: %s\n  unsigned: sign it with airlock sign -k <vendor.key> %s\n", m.Name, m.Version, path, b.Digest, path)
+	return nil
+}
+
+// created is the time recorded in a new bundle: SOURCE_DATE_EPOCH when set,
+// so that a build pipeline can make the same bundle twice.
+func created() time.Time {
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return time.Unix(n, 0)
+		}
+	}
+	return time.Now()
+}
+
+func cmdKeygen(args []string, stdout io.Writer) error {
+	fs := newFlags("keygen", "keygen -o <name>", stdout)
+	out := fs.String("o", "", "base name: writes <name>.key and <name>.pub")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	pub, err := bundle.Keygen(*out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s.key (private: keep it secret) and %s.pub\noperators trust it with, in runtime.toml:\n\n[[trust.vendor]]\nname = %q\nkey = %q\n", *out, *out, filepath.Base(*out), pub)
+	return nil
+}
+
+func cmdSign(args []string, stdout io.Writer) error {
+	fs := newFlags("sign", "sign -k <name.key> <bundle>", stdout)
+	key := fs.String("k", "", "the private key written by airlock keygen")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *key == "" || fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	sk, err := bundle.ReadPrivateKey(*key)
+	if err != nil {
+		return err
+	}
+	path := fs.Arg(0)
+	b, err := bundle.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	b.Sign(sk)
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b.Encode(), st.Mode().Perm()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "signed %s (%s) with key %s\n", path, b.Digest, bundle.KeyID(sk.Public().(ed25519.PublicKey)))
+	return nil
+}
+
+func cmdInspect(args []string, stdout io.Writer) error {
+	fs := newFlags("inspect", "inspect [--config runtime.toml] <bundle>", stdout)
+	config := fs.String("config", "runtime.toml", "the runtime config whose [trust] judges the signature and ceiling")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	rt, err := loadRuntimeOrDefault(*config, flagSet(fs, "config"))
+	if err != nil {
+		return err
+	}
+	b, err := bundle.ReadFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	return report(stdout, rt, fs.Arg(0), b)
+}
+
+// report prints what a bundle is, who signed it, what it may do, and
+// whether this runtime would load it.
+func report(w io.Writer, rt *manifest.Runtime, path string, b *bundle.Bundle) error {
+	fmt.Fprintf(w, "%s %s\n", b.Meta.Name, b.Meta.Version)
+	vendor := b.Meta.Vendor
+	if vendor == "" {
+		vendor = "(not named)"
+	}
+	fmt.Fprintf(w, "  vendor:  %s\n  created: %s\n  abi:     v%d\n  digest:  %s\n  module:  %d KiB\n", vendor, b.Meta.Created, b.Meta.ABI, b.Digest, len(b.Module)/1024)
+	signer, verr := bundle.Verify(b, &rt.Trust, time.Now(), false)
+	switch {
+	case verr == nil:
+		fmt.Fprintf(w, "  signed:  by %q, trusted by %s\n", signer.Vendor.Name, rt.File)
+	case len(b.Signatures) == 0:
+		fmt.Fprintf(w, "  signed:  no\n")
+	default:
+		for _, s := range b.Signatures {
+			fmt.Fprintf(w, "  signed:  by key %s\n", strings.TrimSpace(s.Key))
+		}
+	}
+	tmp, err := os.MkdirTemp("", "airlock-inspect-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	m, err := b.Unpack(tmp, rt, host.Schema(host.Builtin()))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nIt:\n")
+	for _, line := range bundle.Describe(m) {
+		fmt.Fprintf(w, "  - %s\n", line)
+	}
+	fmt.Fprintf(w, "\nUnder %s:\n", rt.File)
+	_, lerr := bundle.Load(path, rt, host.Schema(host.Builtin()), time.Now())
+	if lerr != nil {
+		fmt.Fprintf(w, "  refused: %v\n", lerr)
+		return errRefused
+	}
+	fmt.Fprintf(w, "  it would load.\n")
+	return nil
+}
+
+// errRefused makes inspect and pull exit 1 when the runtime would refuse
+// the bundle, after printing why.
+var errRefused = errors.New("this runtime would refuse the bundle")
+
+func cmdPush(args []string, stdout io.Writer) error {
+	fs := newFlags("push", "push <bundle> <registry/repository:tag>", stdout)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return errUsage
+	}
+	data, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	pinned, err := bundle.Push(context.Background(), data, fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "pushed %s\ndevices pull it with, in runtime.toml:\n\n[[bundle]]\nref = %q\n", fs.Arg(0), pinned)
+	return nil
+}
+
+func cmdPull(args []string, stdout io.Writer) error {
+	fs := newFlags("pull", "pull [--config runtime.toml] <registry/repository@sha256:... | :tag>", stdout)
+	config := fs.String("config", "runtime.toml", "the runtime config: its state_dir holds the cache, its [trust] judges the bundle")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	rt, err := loadRuntimeOrDefault(*config, flagSet(fs, "config"))
+	if err != nil {
+		return err
+	}
+	p, err := bundle.Pull(context.Background(), rt, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "pulled %s\n  into %s\n  pin it in runtime.toml: [[bundle]] ref = %q\n\n", fs.Arg(0), p.Path, p.Ref)
+	return report(stdout, rt, p.Path, p.Bundle)
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
