@@ -6,6 +6,7 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 
+	"github.com/airlockhq/airlock/host/admin"
 	"github.com/airlockhq/airlock/host/build"
 	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/capability"
@@ -54,11 +56,34 @@ type Host struct {
 	audit   io.Closer
 	cache   wazero.CompilationCache
 
-	mu      sync.Mutex // guards plugins
-	plugins map[string]*plugin.Plugin
+	// ops serializes changes to the set of running plugins: start-up,
+	// reloads and shutdown. Its holder owns runCtx and each entry's
+	// timers.
+	ops     sync.Mutex
+	runCtx  context.Context
+	running sync.WaitGroup // the plugins' goroutines
+
+	// mu guards plugins and LoadErrors. Deliver holds it (shared) while it
+	// queues, so that a reload that holds it can hand a plugin's queue
+	// over with no event slipping past.
+	mu      sync.RWMutex
+	plugins map[string]*entry
 	// LoadErrors holds plugins that failed to load, by directory, so that
-	// status can show them; the others run regardless.
+	// status can show them; the others run regardless. A failed reload is
+	// here too, while the old version runs on.
 	LoadErrors map[string]error
+}
+
+// entry is one running plugin and what the host runs for it.
+type entry struct {
+	p *plugin.Plugin
+	// src is what Discover found: a plugin.toml or a bundle file.
+	src   string
+	dir   string
+	print [sha256.Size]byte // of the manifest and the module, to skip no-op reloads
+	// stopTimers ends the plugin's timers; wait for timers after.
+	stopTimers context.CancelFunc
+	timers     *sync.WaitGroup
 }
 
 // Schema returns the manifest sections that caps own.
@@ -99,7 +124,7 @@ func New(path string, o Options) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Host{Runtime: rt, opts: o, log: o.Logger, plugins: map[string]*plugin.Plugin{}, LoadErrors: map[string]error{}}
+	h := &Host{Runtime: rt, opts: o, log: o.Logger, plugins: map[string]*entry{}, LoadErrors: map[string]error{}}
 	audit := o.Audit
 	if audit == nil {
 		if audit, h.audit, err = openAudit(rt.Log.Audit); err != nil {
@@ -205,103 +230,178 @@ func (h *Host) Run(ctx context.Context) error {
 	// [[bundle]] refs not cached yet are pulled now; one that cannot be
 	// is reported, and the others run.
 	for ref, err := range bundle.Fetch(ctx, h.Runtime) {
-		h.LoadErrors[bundle.CachePath(h.Runtime, ref)] = err
-		h.log.Error("bundle not pulled; the others run on", "ref", ref, "error", err.Error())
+		h.fail(bundle.CachePath(h.Runtime, ref), err)
 	}
 	files, err := Discover(h.Runtime)
 	if err != nil {
 		return err
 	}
 	runCtx, stopTimers := context.WithCancel(context.WithoutCancel(ctx))
-	var timers []*sync.WaitGroup
-	var running sync.WaitGroup
-	for _, p := range h.loadAll(ctx, files) {
+	defer stopTimers()
+	h.ops.Lock()
+	h.runCtx = runCtx
+	for _, e := range h.loadAll(ctx, files) {
 		h.mu.Lock()
-		h.plugins[p.M.Name] = p
+		h.plugins[e.p.M.Name] = e
 		h.mu.Unlock()
-		running.Add(1)
-		go func() { defer running.Done(); p.Run(runCtx) }()
-		timers = append(timers, timer.Start(runCtx, p.M.Name, p.M.Timers, p.Deliver))
-		h.log.Info("plugin loaded", "plugin", p.M.Name, "version", p.M.Version, "grants", grantNames(p.M))
+		h.start(e)
+		h.log.Info("plugin loaded", "plugin", e.p.M.Name, "version", e.p.M.Version, "grants", grantNames(e.p.M))
 	}
 	for _, c := range caps {
 		if t, ok := c.(capability.Triggerer); ok {
-			for name, p := range h.plugins {
-				t.Subscribe(name, p.M.Triggers[t.Trigger()])
+			for name, e := range h.plugins {
+				t.Subscribe(name, e.p.M.Triggers[t.Trigger()])
 			}
 			if err := t.Start(runCtx, h.Deliver); err != nil {
 				h.log.Error("trigger source failed to start", "capability", c.Name(), "error", err.Error())
 			}
 		}
 	}
-	h.log.Info("airlock running", "plugins", len(h.plugins), "failed", len(h.LoadErrors), "device", h.Runtime.Device)
+	h.ops.Unlock()
+	if srv := h.serveAdmin(); srv != nil {
+		defer srv.Close()
+	}
+	h.log.Info("airlock running", "plugins", len(h.Status()), "failed", len(h.Failures()), "device", h.Runtime.Device)
 
 	<-ctx.Done()
+	h.ops.Lock()
+	defer h.ops.Unlock()
 	h.log.Info("shutting down: draining queues")
 	stopTimers()
-	for _, wg := range timers {
-		wg.Wait()
+	h.mu.RLock()
+	all := make([]*entry, 0, len(h.plugins))
+	for _, e := range h.plugins {
+		all = append(all, e)
 	}
-	for _, p := range h.plugins {
-		p.Stop()
+	h.mu.RUnlock()
+	for _, e := range all {
+		e.timers.Wait()
 	}
-	running.Wait()
-	for _, p := range h.plugins {
-		p.Close(context.Background())
+	for _, e := range all {
+		e.p.Stop()
+	}
+	h.running.Wait()
+	for _, e := range all {
+		e.p.Close(context.Background())
 	}
 	h.log.Info("airlock stopped")
 	return nil
+}
+
+// start runs e's plugin and its timers. The caller holds ops.
+func (h *Host) start(e *entry) {
+	h.running.Add(1)
+	go func() { defer h.running.Done(); e.p.Run(h.runCtx) }()
+	var tctx context.Context
+	tctx, e.stopTimers = context.WithCancel(h.runCtx)
+	e.timers = timer.Start(tctx, e.p.M.Name, e.p.M.Timers, e.p.Deliver)
+}
+
+// serveAdmin opens the admin socket, unless it is off. A socket that cannot
+// be opened costs only status and trigger, so it is logged, not fatal.
+func (h *Host) serveAdmin() *admin.Server {
+	path := h.Runtime.Admin.Socket
+	if path == "off" {
+		return nil
+	}
+	srv, err := admin.Listen(path)
+	if err != nil {
+		h.log.Error("admin socket not available; airlock status and trigger will not work", "error", err.Error())
+		return nil
+	}
+	srv.Serve(h, h.gate, h.log.With("component", "admin"))
+	h.log.Info("admin socket listening", "path", path)
+	return srv
 }
 
 // loadAll reads every manifest, builds stale Go plugins (in development),
 // then compiles the modules in parallel, since compiling is most of a cold
 // start. It returns the plugins that loaded, in file order, and records the
 // others in LoadErrors.
-func (h *Host) loadAll(ctx context.Context, files []string) []*plugin.Plugin {
-	fail := func(file string, err error) {
-		key := filepath.Dir(file)
-		if bundle.IsBundle(file) {
-			key = file
-		}
-		h.LoadErrors[key] = err
-		h.log.Error("plugin not loaded; the others run on", "manifest", file, "error", err.Error())
-	}
-	var ms []*manifest.Manifest
+func (h *Host) loadAll(ctx context.Context, files []string) []*entry {
+	var ms []*entry
 	byName := map[string]string{}
 	for _, f := range files {
-		// bundle.Load applies [trust]: signatures, revocation, ceilings.
-		var m *manifest.Manifest
-		l, err := bundle.Load(f, h.Runtime, Schema(h.opts.Capabilities), time.Now())
+		e, err := h.prepare(ctx, f)
 		if err == nil {
-			m = l.Manifest
-			if l.Bundle != nil {
-				h.log.Info("bundle verified", "plugin", m.Name, "digest", l.Bundle.Digest, "vendor", vendorName(l.Signer), "note", l.Signer.Note)
+			if other, dup := byName[e.p.M.Name]; dup {
+				err = fmt.Errorf("duplicate plugin name %q: %s and %s (rename one)", e.p.M.Name, other, f)
 			}
-			if other, dup := byName[m.Name]; dup {
-				err = fmt.Errorf("duplicate plugin name %q: %s and %s (rename one)", m.Name, other, f)
-			}
-		}
-		if err == nil && h.Runtime.Build == "auto" && build.HasGoSource(m.Dir) && build.Stale(m.Dir, m.Wasm) {
-			h.log.Info("building plugin from source", "plugin", m.Name, "dir", m.Dir)
-			err = build.Go(ctx, m.Dir, m.Wasm)
 		}
 		if err != nil {
-			fail(f, err)
+			h.fail(f, err)
 			continue
 		}
-		byName[m.Name] = f
-		ms = append(ms, m)
+		byName[e.p.M.Name] = f
+		ms = append(ms, e)
 	}
-	loaded := make([]*plugin.Plugin, len(ms))
-	errs := make([]error, len(ms))
+	var out []*entry
+	for i, err := range h.compile(ctx, ms) {
+		if err != nil {
+			h.fail(ms[i].p.M.File, err)
+			continue
+		}
+		out = append(out, ms[i])
+	}
+	return out
+}
+
+func (h *Host) fail(file string, err error) {
+	key := filepath.Dir(file)
+	if bundle.IsBundle(file) {
+		key = file
+	}
+	h.mu.Lock()
+	h.LoadErrors[key] = err
+	h.mu.Unlock()
+	h.log.Error("plugin not loaded; the others run on", "manifest", file, "error", err.Error())
+}
+
+// prepare reads the manifest at file, builds a stale Go plugin when the
+// runtime builds from source, and fingerprints the result. The entry's p
+// holds only the manifest (p.M) until compile.
+func (h *Host) prepare(ctx context.Context, file string) (*entry, error) {
+	// bundle.Load applies [trust]: signatures, revocation, ceilings.
+	l, err := bundle.Load(file, h.Runtime, Schema(h.opts.Capabilities), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	m := l.Manifest
+	if l.Bundle != nil {
+		h.log.Info("bundle verified", "plugin", m.Name, "digest", l.Bundle.Digest, "vendor", vendorName(l.Signer), "note", l.Signer.Note)
+	}
+	if h.Runtime.Build == "auto" && build.HasGoSource(m.Dir) && build.Stale(m.Dir, m.Wasm) {
+		h.log.Info("building plugin from source", "plugin", m.Name, "dir", m.Dir)
+		if err := build.Go(ctx, m.Dir, m.Wasm); err != nil {
+			return nil, err
+		}
+	}
+	e := &entry{p: &plugin.Plugin{M: m}, src: file, dir: m.Dir}
+	sum := sha256.New()
+	for _, f := range []string{m.File, m.Wasm} {
+		b, err := os.ReadFile(f)
+		if err != nil && f == m.File {
+			return nil, err
+		}
+		sum.Write(b)
+		sum.Write([]byte{0})
+	}
+	sum.Sum(e.print[:0])
+	return e, nil
+}
+
+// compile loads the prepared entries' modules in parallel, replacing each
+// entry's p with the loaded plugin; errs[i] says why entry i did not load.
+func (h *Host) compile(ctx context.Context, es []*entry) []error {
+	errs := make([]error, len(es))
 	work := make(chan int)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(ms)) {
+	for range min(runtime.GOMAXPROCS(0), len(es)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				loaded[i], errs[i] = plugin.Load(ctx, ms[i], plugin.Options{
+				es[i].p, errs[i] = plugin.Load(ctx, es[i].p.M, plugin.Options{
 					Runtime: h.Runtime, Cache: h.cache, Capabilities: h.opts.Capabilities, Gate: h.gate,
 					Logger: h.log, Environ: h.opts.Environ,
 					DataFS: func(dir string) experimentalsys.FS { return sandboxfs.New(dir, sandboxfs.Options{}) },
@@ -309,40 +409,83 @@ func (h *Host) loadAll(ctx context.Context, files []string) []*plugin.Plugin {
 			}
 		}()
 	}
-	for i := range ms {
+	for i := range es {
 		work <- i
 	}
 	close(work)
 	wg.Wait()
-	var out []*plugin.Plugin
-	for i, p := range loaded {
-		if errs[i] != nil {
-			fail(ms[i].File, errs[i])
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
+	return errs
 }
 
 // Deliver queues ev for the named plugin without blocking.
 func (h *Host) Deliver(name string, ev capability.Event) bool {
-	h.mu.Lock()
-	p := h.plugins[name]
-	h.mu.Unlock()
-	return p != nil && p.Deliver(ev)
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	e := h.plugins[name]
+	return e != nil && e.p.Deliver(ev)
 }
 
 // Status returns every loaded plugin's status, by name.
 func (h *Host) Status() []plugin.Status {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	out := make([]plugin.Status, 0, len(h.plugins))
-	for _, p := range h.plugins {
-		out = append(out, p.Status())
+	for _, e := range h.plugins {
+		out = append(out, e.p.Status())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// Failures returns a copy of LoadErrors, safe while plugins are reloaded.
+func (h *Host) Failures() map[string]error {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make(map[string]error, len(h.LoadErrors))
+	for k, v := range h.LoadErrors {
+		out[k] = v
+	}
+	return out
+}
+
+// Manifest returns the running plugin's manifest, or nil.
+func (h *Host) Manifest(name string) *manifest.Manifest {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if e := h.plugins[name]; e != nil {
+		return e.p.M
+	}
+	return nil
+}
+
+// Report is what the admin socket's status shows.
+func (h *Host) Report() admin.Report {
+	r := admin.Report{Device: h.Runtime.Device, PID: os.Getpid(), Reload: h.Runtime.Reload, Metrics: h.Runtime.Metrics.Listen,
+		Plugins: []admin.PluginReport{}, Failed: []admin.Failure{}}
+	h.mu.RLock()
+	for _, e := range h.plugins {
+		st, m := e.p.Status(), e.p.M
+		pr := admin.PluginReport{Name: m.Name, Version: m.Version, Dir: e.dir, State: string(st.State), Restarts: st.Restarts,
+			Queue: st.Queue, QueueCap: m.Limits.Queue, Dropped: st.Dropped, LastError: st.LastError, Grants: grantNames(m), Triggers: []string{}}
+		if pr.Grants == nil {
+			pr.Grants = []string{}
+		}
+		for _, t := range m.Timers {
+			pr.Triggers = append(pr.Triggers, "timer:"+t.Name)
+		}
+		for k := range m.Triggers {
+			pr.Triggers = append(pr.Triggers, k)
+		}
+		sort.Strings(pr.Triggers[len(m.Timers):])
+		r.Plugins = append(r.Plugins, pr)
+	}
+	for dir, err := range h.LoadErrors {
+		r.Failed = append(r.Failed, admin.Failure{Dir: dir, Error: err.Error()})
+	}
+	h.mu.RUnlock()
+	sort.Slice(r.Plugins, func(i, j int) bool { return r.Plugins[i].Name < r.Plugins[j].Name })
+	sort.Slice(r.Failed, func(i, j int) bool { return r.Failed[i].Dir < r.Failed[j].Dir })
+	return r
 }
 
 func (h *Host) closeCaps() {

@@ -34,6 +34,10 @@ Usage:
   airlock check [--config runtime.toml] <plugin>  validate a plugin's manifest and module
   airlock build [-o out.wasm] <plugin dir>        compile a Go plugin to wasm
 
+Operating a running host (through its admin socket):
+  airlock status  [--config runtime.toml] [--json]          plugins, state, queues, errors
+  airlock trigger [--config runtime.toml] <plugin> <event>  send a synthetic timer, udev or dbus event
+
 Vendor bundles:
 ` + bundleUsage + `
 Run "airlock <command> --help" for a command's flags.
@@ -58,6 +62,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdBuild(args[1:], stdout)
 	case "pack", "inspect", "keygen", "sign", "push", "pull":
 		err = bundleCommand(args[0])(args[1:], stdout)
+	case "status":
+		err = cmdStatus(args[1:], stdout)
+	case "trigger":
+		err = cmdTrigger(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -204,6 +204,9 @@ func Open(data []byte) (*Bundle, error) {
 		if err := strictJSON(raw, &s); err != nil {
 			return nil, formatErr("signature %d: %v", len(b.Signatures)+1, err)
 		}
+		if canon, _ := json.Marshal(s); !bytes.Equal(canon, raw) {
+			return nil, formatErr("signature %d is not in canonical form", len(b.Signatures)+1)
+		}
 		b.Signatures = append(b.Signatures, s)
 	}
 	if got := digestOf(data[:contentEnd]); got != b.Digest {
@@ -211,6 +214,9 @@ func Open(data []byte) (*Bundle, error) {
 	}
 	if err := strictJSON(metaRaw, &b.Meta); err != nil {
 		return nil, formatErr("meta: %v", err)
+	}
+	if canon, _ := json.Marshal(b.Meta); !bytes.Equal(canon, metaRaw) {
+		return nil, formatErr("meta is not in canonical form")
 	}
 	return b, nil
 }

@@ -37,6 +37,7 @@ func TestRuntimeGolden(t *testing.T) {
 				rt.Plugins[i] = filepath.Base(p)
 			}
 			rt.StateDir = filepath.Base(rt.StateDir)
+			rt.Admin.Socket = filepath.Base(rt.Admin.Socket)
 			for i, p := range rt.Trust.AllowUnsigned {
 				rt.Trust.AllowUnsigned[i] = filepath.Base(p)
 			}

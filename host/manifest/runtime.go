@@ -2,9 +2,11 @@ package manifest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +38,21 @@ type Log struct {
 	Audit string `toml:"audit"`
 }
 
+// Admin configures the local admin socket that `airlock status` and
+// `airlock trigger` use.
+type Admin struct {
+	// Socket is the Unix socket's path (relative to runtime.toml's
+	// directory), or "off". Default: admin.sock in state_dir.
+	Socket string `toml:"socket"`
+}
+
+// Metrics configures the optional Prometheus endpoint.
+type Metrics struct {
+	// Listen is the TCP address of the /metrics endpoint, such as
+	// "127.0.0.1:9464", or "" / "off" for none (the default).
+	Listen string `toml:"listen"`
+}
+
 // Runtime is a validated runtime.toml.
 type Runtime struct {
 	File     string
@@ -50,6 +67,11 @@ type Runtime struct {
 	Ceiling Limits // the most a manifest may ask for
 	Restart Restart
 	Log     Log
+	// Reload makes the host watch its plugin directories and reload a
+	// plugin whose manifest or module changes.
+	Reload  bool
+	Admin   Admin   // Admin.Socket is absolute, or "off"
+	Metrics Metrics // Metrics.Listen is "" when off
 	// Sections holds capability sections' decoded values by name.
 	Sections map[string]any
 	// Trust is [trust]: vendor keys, their ceilings, developer mode.
@@ -68,10 +90,16 @@ type runtimeTop struct {
 	Ceiling  Limits   `toml:"ceiling"`
 	Restart  Restart  `toml:"restart"`
 	Log      Log      `toml:"log"`
+	Reload   bool     `toml:"reload"`
+	Admin    Admin    `toml:"admin"`
+	Metrics  Metrics  `toml:"metrics"`
 	// Decoded by decodeTrust; listed here for the known keys.
 	Trust  trustTOML   `toml:"trust"`
 	Bundle []BundleRef `toml:"bundle"`
 }
+
+// DefaultAdminSocket is the admin socket's file name in state_dir.
+const DefaultAdminSocket = "admin.sock"
 
 // DefaultRuntime is what runtime.toml's absent keys mean.
 func DefaultRuntime() Runtime {
@@ -84,6 +112,7 @@ func DefaultRuntime() Runtime {
 		Ceiling:  Limits{Memory: 512 << 20, HandlerTimeout: Duration(60 * time.Second), Queue: 4096},
 		Restart:  Restart{Initial: Duration(100 * time.Millisecond), Max: Duration(30 * time.Second), CrashLoop: 5, Window: Duration(time.Minute)},
 		Log:      Log{Level: "info", Format: "text", Audit: "stderr"},
+		Admin:    Admin{Socket: DefaultAdminSocket},
 	}
 }
 
@@ -108,10 +137,10 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 		return nil, err
 	}
 	def := DefaultRuntime()
-	top := runtimeTop{Plugins: def.Plugins, StateDir: def.StateDir, Device: def.Device, Build: def.Build, Limits: def.Limits, Ceiling: def.Ceiling, Restart: def.Restart, Log: def.Log}
+	top := runtimeTop{Plugins: def.Plugins, StateDir: def.StateDir, Device: def.Device, Build: def.Build, Limits: def.Limits, Ceiling: def.Ceiling, Restart: def.Restart, Log: def.Log, Admin: Admin{}, Metrics: def.Metrics}
 	known := map[string][]string{}
 	collectKeys("", reflect.TypeOf(top), known)
-	for _, k := range []string{"plugins", "state_dir", "device", "build", "limits", "ceiling", "restart", "log"} {
+	for _, k := range []string{"plugins", "state_dir", "device", "build", "limits", "ceiling", "restart", "log", "reload", "admin", "metrics"} {
 		d.decode(k, fieldOf(&top, k))
 	}
 	rt := &Runtime{File: path, Dir: filepath.Dir(abs), Sections: map[string]any{}}
@@ -135,6 +164,24 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 
 	rt.StateDir = rt.resolve(top.StateDir)
 	rt.Device, rt.Build, rt.Limits, rt.Ceiling, rt.Restart, rt.Log = top.Device, top.Build, top.Limits, top.Ceiling, top.Restart, top.Log
+	rt.Reload, rt.Metrics = top.Reload, top.Metrics
+	switch top.Admin.Socket {
+	case "":
+		rt.Admin.Socket = filepath.Join(rt.StateDir, DefaultAdminSocket)
+	case "off":
+		rt.Admin.Socket = "off"
+	default:
+		rt.Admin.Socket = rt.resolve(top.Admin.Socket)
+		// A Unix socket's path is at most 107 bytes (sun_path). The
+		// default one is checked when it is opened, so that a deep
+		// state_dir costs only the admin socket, with a logged error.
+		if len(rt.Admin.Socket) > 107 {
+			d.errorf("admin.socket", `use a shorter path, or "off"`, "path %s is %d bytes, above the 107 a Unix socket allows", rt.Admin.Socket, len(rt.Admin.Socket))
+		}
+	}
+	if rt.Metrics.Listen == "off" {
+		rt.Metrics.Listen = ""
+	}
 	validateRuntime(d, rt)
 	if err := d.errs.err(); err != nil {
 		return nil, err
@@ -181,6 +228,18 @@ func validateRuntime(d *doc, rt *Runtime) {
 	}
 	if rt.Log.Format != "text" && rt.Log.Format != "json" {
 		d.errorf("log.format", `use "text" or "json"`, "unknown format %q", rt.Log.Format)
+	}
+	if l := rt.Metrics.Listen; l != "" {
+		host, port, err := net.SplitHostPort(l)
+		n, perr := strconv.Atoi(port)
+		switch {
+		case err != nil:
+			d.errorf("metrics.listen", `write host:port, such as "127.0.0.1:9464", or "off"`, "bad address %q: %v", l, err)
+		case perr != nil || n < 0 || n > 65535:
+			d.errorf("metrics.listen", `write host:port, such as "127.0.0.1:9464", or "off"`, "bad port %q", port)
+		case host != "" && net.ParseIP(host) == nil && host != "localhost":
+			d.errorf("metrics.listen", `use an IP address (such as 127.0.0.1) or localhost`, "host %q is not an IP address", host)
+		}
 	}
 }
 

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/admin"
+	"github.com/airlockhq/airlock/host/manifest"
+)
+
+// adminFlags are the flags that find a running host's admin socket.
+type adminFlags struct {
+	config, socket *string
+}
+
+func addAdminFlags(fs *flag.FlagSet) adminFlags {
+	return adminFlags{
+		config: fs.String("config", "runtime.toml", "the runtime config of the running host (its [admin] socket)"),
+		socket: fs.String("socket", "", "the admin socket's path (default: from --config)"),
+	}
+}
+
+func (a adminFlags) client() (*admin.Client, error) {
+	if *a.socket != "" {
+		return admin.NewClient(*a.socket), nil
+	}
+	rt, err := manifest.LoadRuntime(*a.config, host.RuntimeSections(host.Builtin()))
+	if err != nil {
+		return nil, err
+	}
+	if rt.Admin.Socket == "off" {
+		return nil, fmt.Errorf("the admin socket is off in %s ([admin] socket = \"off\")", *a.config)
+	}
+	return admin.NewClient(rt.Admin.Socket), nil
+}
+
+func cmdStatus(args []string, stdout io.Writer) error {
+	fs := newFlags("status", "status [--config runtime.toml] [--socket PATH] [--json]", stdout)
+	af := addAdminFlags(fs)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rep, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printReport(stdout, rep)
+	return nil
+}
+
+func printReport(w io.Writer, rep admin.Report) {
+	reload := "off"
+	if rep.Reload {
+		reload = "on"
+	}
+	fmt.Fprintf(w, "airlock host pid %d, device %s, reload %s", rep.PID, rep.Device, reload)
+	if rep.Metrics != "" {
+		fmt.Fprintf(w, ", metrics on %s", rep.Metrics)
+	}
+	fmt.Fprintf(w, "\n\n")
+	if len(rep.Plugins) == 0 {
+		fmt.Fprintln(w, "no plugins running")
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PLUGIN\tVERSION\tSTATE\tRESTARTS\tQUEUE\tDROPPED\tGRANTS\tTRIGGERS")
+		for _, p := range rep.Plugins {
+			grants := strings.Join(p.Grants, ",")
+			if grants == "" {
+				grants = "-"
+			}
+			trig := strings.Join(p.Triggers, ",")
+			if trig == "" {
+				trig = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d/%d\t%d\t%s\t%s\n", p.Name, p.Version, p.State, p.Restarts, p.Queue, p.QueueCap, p.Dropped, grants, trig)
+		}
+		tw.Flush()
+		first := true
+		for _, p := range rep.Plugins {
+			if p.LastError == "" {
+				continue
+			}
+			if first {
+				fmt.Fprintf(w, "\nlast errors:\n")
+				first = false
+			}
+			fmt.Fprintf(w, "  %s: %s\n", p.Name, p.LastError)
+		}
+	}
+	if len(rep.Failed) > 0 {
+		fmt.Fprintf(w, "\nnot loaded:\n")
+		for _, f := range rep.Failed {
+			fmt.Fprintf(w, "  %s:\n", f.Dir)
+			for _, line := range strings.Split(f.Error, "\n") {
+				fmt.Fprintf(w, "    %s\n", line)
+			}
+		}
+	}
+}
+
+const triggerSynopsis = `trigger [--config runtime.toml] [--socket PATH] <plugin> <event>
+
+Events:
+  timer <name>                               a tick of the plugin's [[trigger.timer]] <name>
+  udev <ACTION> <DEVPATH> [KEY=VALUE...]     a device event, such as:
+                                             udev add /devices/virtual/block/sda1 SUBSYSTEM=block DEVTYPE=partition ID_FS_LABEL=MEDIA
+  dbus <path> <interface> <member>           a D-Bus signal with no arguments
+
+The event goes through the plugin's queue like a real one, marked
+AIRLOCK_SYNTH=trigger, and the request is written to the audit log.`
+
+func cmdTrigger(args []string, stdout io.Writer) error {
+	fs := newFlags("trigger", triggerSynopsis, stdout)
+	af := addAdminFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	req, err := triggerRequest(fs.Args())
+	if err != nil {
+		fmt.Fprintf(stdout, "airlock trigger: %v\n\n", err)
+		fs.Usage()
+		return errUsage
+	}
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rep, err := c.Trigger(ctx, req)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "queued %s for %s\n", rep.Event, req.Plugin)
+	return nil
+}
+
+func triggerRequest(args []string) (admin.TriggerRequest, error) {
+	if len(args) < 2 {
+		return admin.TriggerRequest{}, fmt.Errorf("name a plugin and an event")
+	}
+	r := admin.TriggerRequest{Plugin: args[0], Kind: args[1]}
+	rest := args[2:]
+	switch r.Kind {
+	case admin.KindTimer:
+		if len(rest) != 1 {
+			return r, fmt.Errorf("timer takes one timer name")
+		}
+		r.Name = rest[0]
+	case admin.KindUdev:
+		if len(rest) < 2 {
+			return r, fmt.Errorf("udev takes an ACTION, a DEVPATH and KEY=VALUE properties")
+		}
+		r.Action, r.DevPath, r.Props = rest[0], rest[1], map[string]string{}
+		for _, kv := range rest[2:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return r, fmt.Errorf("udev property %q: write KEY=VALUE", kv)
+			}
+			r.Props[k] = v
+		}
+	case admin.KindDBus:
+		if len(rest) != 3 {
+			return r, fmt.Errorf("dbus takes an object path, an interface and a member")
+		}
+		r.Path, r.Interface, r.Member = rest[0], rest[1], rest[2]
+	default:
+		return r, fmt.Errorf("unknown event %q (use timer, udev or dbus)", r.Kind)
+	}
+	return r, nil
+}

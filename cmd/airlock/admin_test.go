@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/host"
+)
+
+// startHost runs a host in the test on examples/ticker (built from source)
+// and returns its runtime.toml.
+func startHost(t *testing.T) string {
+	t.Helper()
+	root := repoRoot(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "runtime.toml")
+	os.WriteFile(conf, []byte(`plugins = ["`+filepath.Join(root, "examples", "ticker")+`"]
+state_dir = "state"
+build = "auto"
+[log]
+audit = "off"
+`), 0o644)
+	h, err := host.New(conf, host.Options{Capabilities: host.Builtin()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		if len(h.Status()) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ticker did not load: %v", h.Failures())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return conf
+}
+
+func TestStatusAndTrigger(t *testing.T) {
+	conf := startHost(t)
+	var out, errb bytes.Buffer
+	if code := run([]string{"status", "--config", conf}, &out, &errb); code != 0 {
+		t.Fatalf("status: exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"airlock host pid ", "device sim, reload off",
+		"PLUGIN", "ticker", "1.0.0", "running", "0/64", "storage.data", "timer:fast,timer:minute"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code := run([]string{"status", "--config", conf, "--json"}, &out, &errb); code != 0 || !strings.Contains(out.String(), `"name": "ticker"`) {
+		t.Errorf("status --json: exit %d:\n%s%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := run([]string{"trigger", "--config", conf, "ticker", "timer", "minute"}, &out, &errb); code != 0 || out.String() != "queued timer minute for ticker\n" {
+		t.Errorf("trigger: exit %d: %q %s", code, out.String(), errb.String())
+	}
+
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"trigger", "--config", conf, "ticker", "timer", "hourly"}, 1, `plugin "ticker" has no timer "hourly" (its timers: fast, minute)`},
+		{[]string{"trigger", "--config", conf, "ticker"}, 2, "name a plugin and an event"},
+		{[]string{"trigger", "--config", conf, "ticker", "udev", "add"}, 2, "udev takes an ACTION, a DEVPATH"},
+		{[]string{"trigger", "--config", conf, "ticker", "udev", "add", "/devices/x", "NOEQUALS"}, 2, `udev property "NOEQUALS": write KEY=VALUE`},
+		{[]string{"trigger", "--config", conf, "ticker", "mount", "x"}, 2, `unknown event "mount"`},
+		{[]string{"status", "--socket", filepath.Join(t.TempDir(), "none.sock")}, 1, "no airlock host is listening on"},
+	}
+	for _, c := range cases {
+		out.Reset()
+		errb.Reset()
+		code := run(c.args, &out, &errb)
+		if got := out.String() + errb.String(); code != c.code || !strings.Contains(got, c.want) {
+			t.Errorf("airlock %v: exit %d, %q; want exit %d and %q", c.args, code, got, c.code, c.want)
+		}
+	}
+}

@@ -1,0 +1,98 @@
+// Package admin is the host's local control socket: a small HTTP API on a
+// Unix socket that `airlock status` and `airlock trigger` use. Only root and
+// the host's own user may use it (the socket's mode is 0600 and each
+// connection's SO_PEERCRED is checked), and every request is audited through
+// the gate. host/RATIONALE.md ("Operations") says why HTTP.
+package admin
+
+import (
+	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/manifest"
+)
+
+// Paths of the API. Both answer JSON; an error is {"error": "..."} with a
+// 4xx or 5xx status.
+const (
+	PathStatus  = "/v1/status"  // GET: a Report
+	PathTrigger = "/v1/trigger" // POST a TriggerRequest: a TriggerReply
+)
+
+// Report is what `airlock status` shows.
+type Report struct {
+	Device  string         `json:"device"`
+	PID     int            `json:"pid"`
+	Reload  bool           `json:"reload"`
+	Metrics string         `json:"metrics,omitempty"` // the endpoint's address, if on
+	Plugins []PluginReport `json:"plugins"`
+	// Failed are the plugin directories whose plugin did not load (or
+	// whose reload failed while the old version runs on).
+	Failed []Failure `json:"failed"`
+}
+
+// PluginReport is one running plugin.
+type PluginReport struct {
+	Name      string   `json:"name"`
+	Version   string   `json:"version"`
+	Dir       string   `json:"dir"`
+	State     string   `json:"state"`
+	Restarts  int      `json:"restarts"`
+	Queue     int      `json:"queue"`     // events waiting
+	QueueCap  int      `json:"queue_cap"` // limits.queue
+	Dropped   uint64   `json:"dropped"`   // lost to overflow since the plugin loaded
+	LastError string   `json:"last_error,omitempty"`
+	Grants    []string `json:"grants"`   // granted capabilities
+	Triggers  []string `json:"triggers"` // timers and trigger sections
+}
+
+// Failure is a plugin directory that did not load, and why.
+type Failure struct {
+	Dir   string `json:"dir"`
+	Error string `json:"error"`
+}
+
+// Host is what the server needs of the running host.
+type Host interface {
+	Report() Report
+	// Manifest returns the running plugin's manifest, or nil.
+	Manifest(plugin string) *manifest.Manifest
+	// Deliver queues ev for plugin without blocking; false if it was not
+	// queued (unknown plugin, full queue under drop_newest, stopping).
+	Deliver(plugin string, ev capability.Event) bool
+}
+
+// Trigger kinds.
+const (
+	KindTimer = "timer"
+	KindUdev  = "udev"
+	KindDBus  = "dbus"
+)
+
+// TriggerRequest asks for a synthetic event for one plugin.
+type TriggerRequest struct {
+	Plugin string `json:"plugin"`
+	Kind   string `json:"kind"` // timer, udev or dbus
+
+	Name string `json:"name,omitempty"` // timer: the [[trigger.timer]] name
+
+	Action  string            `json:"action,omitempty"`  // udev: ACTION
+	DevPath string            `json:"devpath,omitempty"` // udev: DEVPATH
+	Props   map[string]string `json:"props,omitempty"`   // udev: other properties
+
+	Path      string `json:"path,omitempty"` // dbus: the signal's object path
+	Interface string `json:"interface,omitempty"`
+	Member    string `json:"member,omitempty"`
+}
+
+// TriggerReply says what was queued.
+type TriggerReply struct {
+	Queued bool   `json:"queued"`
+	Event  string `json:"event"` // a one-line description
+}
+
+// Synth is the record field (and udev property) that marks an event made by
+// `airlock trigger`, so that a plugin, its logs and the audit can tell it
+// from a real one. udev's coldplug events use the same field.
+const (
+	Synth      = "AIRLOCK_SYNTH"
+	SynthValue = "trigger"
+)

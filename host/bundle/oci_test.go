@@ -1,0 +1,71 @@
+package bundle_test
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/airlockhq/airlock/host/bundle"
+)
+
+// TestOCIPull pushes a signed bundle to a real registry implementation
+// (go-containerregistry's, in-process on loopback), pins it by digest in
+// [[bundle]], pulls it into state_dir and loads it through the trust policy.
+func TestOCIPull(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ctx := context.Background()
+
+	signed := pack(t, ntpToml, "acme", key(0))
+	pinned, err := bundle.Push(ctx, signed.Encode(), host+"/acme/ntp-check:1.2.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(pinned, host+"/acme/ntp-check@sha256:") {
+		t.Fatalf("pinned ref %q", pinned)
+	}
+
+	root := t.TempDir()
+	rt := runtime(t, root, trustToml("")+"\n[[bundle]]\nref = \""+pinned+"\"\n")
+	if errs := bundle.Fetch(ctx, rt); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	cached := bundle.CachePath(rt, pinned)
+	l, err := bundle.Load(cached, rt, schema(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Signer.Vendor == nil || l.Signer.Vendor.Name != "acme" || l.Bundle.Digest != signed.Digest {
+		t.Fatalf("loaded %+v", l.Signer)
+	}
+
+	// A pull by tag resolves to the same pinned ref.
+	p, err := bundle.Pull(ctx, rt, host+"/acme/ntp-check:1.2.0")
+	if err != nil || p.Ref != pinned {
+		t.Fatalf("pull by tag: %v, %+v", err, p)
+	}
+
+	// A digest the registry does not have is an error, and nothing is cached.
+	missing := host + "/acme/ntp-check@sha256:" + strings.Repeat("0", 64)
+	if _, err := bundle.Pull(ctx, rt, missing); err == nil {
+		t.Fatal("pulled a digest the registry does not have")
+	}
+	if _, err := os.Stat(bundle.CachePath(rt, missing)); err == nil {
+		t.Fatal("a failed pull left a cached file")
+	}
+
+	// A cached bundle changed on the device is refused at load.
+	data, _ := os.ReadFile(cached)
+	data[len(data)/2] ^= 1
+	os.WriteFile(cached, data, 0o600)
+	if _, err := bundle.Load(cached, rt, schema(), now); err == nil {
+		t.Fatal("loaded a cached bundle that was changed on disk")
+	}
+}
