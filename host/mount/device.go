@@ -20,6 +20,8 @@ type Device struct {
 	// pending, so that a detach while mounted can be told apart.
 	Loop          bool
 	LoopAutoclear bool
+	// ProbeErr says why the superblock could not be read ("" if it was).
+	ProbeErr string
 }
 
 func (d *Device) describe() string {

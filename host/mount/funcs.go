@@ -197,6 +197,12 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Instance, rec abi.Reco
 	if l, ok := systemDisks[d.Disk]; ok {
 		return nil, deny("%s is on the boot disk %s (it holds %s), which is never mounted for plugins", d.Node, d.Disk, l)
 	}
+	if d.ProbeErr != "" {
+		if why := m.be.inUse(d); why != "" {
+			return nil, deny("%s %s", d.Node, why)
+		}
+		return nil, fail(abi.Unavailable, "plugin %q: mount %s: %s cannot be probed: %s", in.Plugin, op, d.Node, d.ProbeErr)
+	}
 	fstype := req.fstype
 	switch {
 	case fstype == "" && d.FSType == "":

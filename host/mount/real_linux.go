@@ -46,8 +46,15 @@ func (b *realBackend) devices() ([]Device, error) {
 			continue
 		}
 		res, err := probe.ProbeFile(d.Node)
-		if err != nil {
-			continue // no filesystem, two signatures, or no medium
+		switch {
+		case errors.Is(err, probe.ErrUnknown):
+			continue // no filesystem
+		case err != nil:
+			// Kept, so that device: finds it and hears why it is refused
+			// (a sandbox that hides the boot disk gives EPERM).
+			d.ProbeErr = err.Error()
+			out = append(out, d)
+			continue
 		}
 		d.Label, d.UUID, d.FSType = res.Label, res.UUID, res.Type
 		out = append(out, d)
