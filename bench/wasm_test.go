@@ -123,3 +123,53 @@ func uleb(v uint32) []byte {
 		}
 	}
 }
+
+// probeModule is the uevent benchmark's guest: its handler reads a udev
+// event's payload, as any handler would, and then calls the benchmark's
+// probe, which takes the time.
+//
+//	(import "airlock_v1" "result_read" (func $rr (param i32 i32 i32) (result i32)))
+//	(import "airlock_benchprobe_v1" "mark" (func $mark (result i32)))
+//	(memory (export "memory") 1)
+//	(func (export "airlock_abi_v1"))
+//	(func (export "airlock_on_event") (param $kind i32) (param $len i32) (result i32)
+//	  (if (i32.eq (local.get $kind) (i32.const 4)) ;; udev
+//	    (then (drop (call $rr (i32.const 1024) (i32.const 4096) (i32.const 1020)))
+//	          (drop (call $mark))))
+//	  (i32.const 0))
+func probeModule() []byte {
+	i32 := byte(0x7f)
+	types := [][]byte{
+		fnType([]byte{i32, i32, i32}, []byte{i32}), // 0 result_read
+		fnType(nil, []byte{i32}),                   // 1 mark
+		fnType(nil, nil),                           // 2 marker
+		fnType([]byte{i32, i32}, []byte{i32}),      // 3 on_event
+	}
+	imports := [][]byte{
+		importFunc("airlock_v1", "result_read", 0),
+		importFunc("airlock_benchprobe_v1", "mark", 1),
+	}
+	funcTypes := []byte{2, 3} // 2 marker, 3 on_event
+	bodies := [][]byte{
+		{0x0b},
+		{
+			0x20, 0x00, 0x41, 0x04, 0x46, 0x04, 0x40, // kind == 4: if
+			0x41, 0x80, 0x08, 0x41, 0x80, 0x20, 0x41, 0xfc, 0x07, 0x10, 0x00, 0x1a, // result_read(1024, 4096, 1020), drop
+			0x10, 0x01, 0x1a, 0x0b, // mark, drop, end
+			0x41, 0x00, 0x0b,
+		},
+	}
+	exports := [][]byte{export("airlock_abi_v1", 0, 2), export("airlock_on_event", 0, 3), export("memory", 2, 0)}
+	m := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+	m = append(m, section(1, vec(types))...)
+	m = append(m, section(2, vec(imports))...)
+	m = append(m, section(3, append(uleb(uint32(len(funcTypes))), funcTypes...))...)
+	m = append(m, section(5, []byte{0x01, 0x00, 0x01})...)
+	m = append(m, section(7, vec(exports))...)
+	var code [][]byte
+	for _, b := range bodies {
+		body := append([]byte{0x00}, b...)
+		code = append(code, append(uleb(uint32(len(body))), body...))
+	}
+	return append(m, section(10, vec(code))...)
+}
