@@ -401,11 +401,15 @@ func (h *Host) compile(ctx context.Context, es []*entry) []error {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				es[i].p, errs[i] = plugin.Load(ctx, es[i].p.M, plugin.Options{
+				p, err := plugin.Load(ctx, es[i].p.M, plugin.Options{
 					Runtime: h.Runtime, Cache: h.cache, Capabilities: h.opts.Capabilities, Gate: h.gate,
 					Logger: h.log, Environ: h.opts.Environ,
 					DataFS: func(dir string) experimentalsys.FS { return sandboxfs.New(dir, sandboxfs.Options{}) },
 				})
+				// On failure keep the manifest-only entry, so the caller can name it.
+				if errs[i] = err; err == nil {
+					es[i].p = p
+				}
 			}
 		}()
 	}
