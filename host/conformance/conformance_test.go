@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,13 +47,20 @@ data = true
 [config]
 colour = "blue"
 big = %q
-`, name, bigConfig)
+%s`, name, bigConfig, grants)
 }
 
 var environ = []string{
 	"BALENA_DEVICE_TYPE=raspberrypi4-64", "BALENA_SUPERVISOR_API_KEY=sekrit", "BALENA_API_TOKEN=t",
 	"HOME=/root", "BALENA_APP_ID=7", "PATH=/usr/bin",
 }
+
+// grants are the capability sections of the conformance plugin's manifest:
+// each capability step is allowed by these or denied for lack of them.
+const grants = `
+[supervisor]
+allow = ["blink", "reboot", "device.read", "service.restart:main"]
+`
 
 const runtimeTOML = `plugins = ["plugins"]
 state_dir = "state"
@@ -121,11 +129,14 @@ func TestConformance(t *testing.T) {
 func scenario(t *testing.T, name, wasm string) string {
 	dir := t.TempDir()
 	testenv.InstallPlugin(t, filepath.Join(dir, "plugins"), name, manifest(name), wasm)
-	if err := os.WriteFile(filepath.Join(dir, "runtime.toml"), []byte(runtimeTOML), 0o644); err != nil {
+	// The simulated device's supervisor, bus and storage back the
+	// capability steps.
+	if err := os.WriteFile(filepath.Join(dir, "runtime.toml"), []byte("device = \"sim\"\n"+runtimeTOML), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	dev := newDevice()
 	log, logger := testenv.NewLog(t)
-	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Environ: environ})
+	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Environ: environ, Capabilities: dev.caps})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +193,26 @@ func scenario(t *testing.T, name, wasm string) string {
 	deliver(capability.Event{Kind: uint32(abi.EventTimer)}) // no payload: a timer with no name
 	barrier()
 
+	// Capabilities, one step at a time: some steer the simulated device
+	// first, some cause events that must be handled before the next step.
+	for _, st := range dev.steps() {
+		if st.before != nil {
+			st.before()
+		}
+		if st.event != nil {
+			deliver(*st.event)
+		} else {
+			deliver(timer.Event(name, st.name, due))
+		}
+		for _, w := range st.wait {
+			log.Wait(1, w, "plugin="+name)
+		}
+		barrier()
+		if st.after != nil {
+			st.after()
+		}
+	}
+
 	// Overflow: while the plugin sleeps, 8 events fit and the rest are
 	// counted and reported in one dropped event.
 	deliver(timer.Event(name, "sleep:300", due))
@@ -210,6 +241,7 @@ func scenario(t *testing.T, name, wasm string) string {
 		if strings.Contains(l, "source=plugin") || strings.Contains(l, "handler reported an error") {
 			l = strings.ReplaceAll(l, " plugin="+name, "")
 			l = strings.ReplaceAll(l, " source=plugin", "")
+			l = strings.ReplaceAll(l, strconv.Quote(name), `"conformance"`) // in the host's messages
 			lines = append(lines, l)
 		}
 	}

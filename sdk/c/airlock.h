@@ -242,6 +242,93 @@ int airlock_fail(const char *msg);
 #define AIRLOCK_INIT \
 	__attribute__((constructor)) static void airlock_user_init(void)
 
+/* ---- supervisor (ABI.md §3.2, import module airlock_supervisor_v1) ----- */
+
+/* The device supervisor (the balena Supervisor API), without its API key.
+ * Each function is one operation that plugin.toml's [supervisor] allow
+ * must grant; using any of them adds the airlock_supervisor_v1 import, and
+ * the host refuses the plugin at load unless its manifest has that section.
+ *
+ * Every function returns an airlock_result: err is AIRLOCK_OK or the
+ * ABI's code (AIRLOCK_LOCKED when an update lock refused a reboot: retry
+ * later or pass force; AIRLOCK_DENIED when the manifest lacks the grant),
+ * and data is the host's message on failure. On success data is "" for
+ * actions and the value for the reads that return one string. Free it with
+ * airlock_result_free in every case.
+ *
+ *     airlock_result r = airlock_supervisor_reboot(false);
+ *     if (r.err == AIRLOCK_LOCKED) airlock_info("update lock held; asking again later");
+ *     airlock_result_free(&r);
+ */
+#define AIRLOCK_OP_PING "ping"
+#define AIRLOCK_OP_BLINK "blink"
+#define AIRLOCK_OP_REBOOT "reboot"
+#define AIRLOCK_OP_SHUTDOWN "shutdown"
+#define AIRLOCK_OP_UPDATE "update"
+#define AIRLOCK_OP_APP_RESTART "app.restart"
+#define AIRLOCK_OP_APP_PURGE "app.purge"
+#define AIRLOCK_OP_SERVICE_RESTART "service.restart"
+#define AIRLOCK_OP_SERVICE_STOP "service.stop"
+#define AIRLOCK_OP_SERVICE_START "service.start"
+#define AIRLOCK_OP_DEVICE_READ "device.read"
+#define AIRLOCK_OP_HOSTNAME_SET "hostname.set"
+
+/* airlock_supervisor_call runs any operation with a request record (req
+ * may be NULL: the empty request) and, on success, decodes the reply record
+ * into *reply (may be NULL; free it with airlock_record_free). The typed
+ * functions below are built on it. */
+airlock_result airlock_supervisor_call(const char *op, const airlock_record_builder *req, airlock_record *reply);
+
+/* Actions. Grant: the operation's name ("reboot", "service.restart:main"). */
+airlock_result airlock_supervisor_ping(void);
+airlock_result airlock_supervisor_healthy(bool *healthy); /* grant "ping" */
+airlock_result airlock_supervisor_blink(void);
+airlock_result airlock_supervisor_reboot(bool force);
+airlock_result airlock_supervisor_shutdown(bool force);
+airlock_result airlock_supervisor_update(bool force, bool *triggered);
+airlock_result airlock_supervisor_restart_app(bool force);
+airlock_result airlock_supervisor_purge_app(bool force);
+airlock_result airlock_supervisor_restart_service(const char *service, bool force);
+airlock_result airlock_supervisor_stop_service(const char *service, bool force);
+airlock_result airlock_supervisor_start_service(const char *service, bool force);
+airlock_result airlock_supervisor_set_hostname(const char *hostname, bool force); /* "" restores the default */
+
+/* Reads (grant "device.read"). These four return the value in data. */
+airlock_result airlock_supervisor_version(void);     /* GET /v2/version */
+airlock_result airlock_supervisor_device_name(void); /* GET /v2/device/name */
+airlock_result airlock_supervisor_hostname(void);    /* GET /v1/device/host-config */
+/* GET /v2/device/tags: one field "tag.<name>" per tag, into *tags. */
+airlock_result airlock_supervisor_tags(airlock_record *tags);
+
+/* GET /v1/device. The strings point into reply; free with
+ * airlock_device_info_free. Absent values are "". */
+typedef struct airlock_device_info {
+	const char *status, *commit, *os_version, *supervisor_version;
+	const char *ip_address, *mac_address; /* space-separated lists */
+	int api_port;
+	bool update_pending, update_downloaded, update_failed;
+	double download_progress; /* a percentage, or -1 when nothing downloads */
+	const char *json;         /* the supervisor's whole reply */
+	airlock_record reply;
+} airlock_device_info;
+airlock_result airlock_supervisor_device(airlock_device_info *out);
+void airlock_device_info_free(airlock_device_info *d);
+
+/* GET /v2/state/status: the application's state and each service's
+ * container status, in the order the host sent them. */
+typedef struct airlock_service_status {
+	const char *name, *status; /* "main", "Running" */
+} airlock_service_status;
+typedef struct airlock_app_status {
+	const char *status, *app_state, *release, *json;
+	double download_progress; /* -1 when nothing downloads */
+	uint32_t service_count;
+	airlock_service_status *services;
+	airlock_record reply;
+} airlock_app_status;
+airlock_result airlock_supervisor_state(airlock_app_status *out);
+void airlock_app_status_free(airlock_app_status *s);
+
 /* ---- raw imports (ABI.md §3.1) ----------------------------------------- */
 
 #define AIRLOCK_IMPORT(mod, name) __attribute__((import_module(mod), import_name(name)))
@@ -257,6 +344,11 @@ AIRLOCK_IMPORT("airlock_v1", "deadline")
 int32_t airlock_raw_deadline(uint64_t *out);
 AIRLOCK_IMPORT("airlock_v1", "result_read")
 int32_t airlock_raw_result_read(void *out, uint32_t cap, uint32_t *out_len);
+
+/* ABI.md §3.2 */
+AIRLOCK_IMPORT("airlock_supervisor_v1", "call")
+int32_t airlock_raw_supervisor_call(const void *op, uint32_t op_len, const void *req, uint32_t req_len, void *out,
+                                    uint32_t cap, uint32_t *out_len);
 
 #ifdef __cplusplus
 }
@@ -701,6 +793,210 @@ void airlock_on_dropped(int (*h)(const airlock_dropped *)) {
 void airlock_on_udev(int (*h)(const airlock_uevent *)) {
 	airlock_udev_fn = h;
 	airlock_on(AIRLOCK_EVENT_UDEV, airlock_udev_tramp);
+}
+
+/* ---- supervisor ---- */
+
+/* airlock_result_msg makes a failed result with a message of the SDK's own. */
+static airlock_result airlock_result_msg(int32_t err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static airlock_result airlock_result_msg(int32_t err, const char *fmt, ...) {
+	airlock_result r = {err, NULL, 0};
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (r.data = (char *)malloc((size_t)n + 1)) == NULL)
+		return r;
+	va_start(ap, fmt);
+	vsnprintf(r.data, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	r.len = (uint32_t)n;
+	return r;
+}
+
+/* airlock_result_set replaces a result's data with a copy of s. */
+static void airlock_result_set(airlock_result *r, const char *s) {
+	size_t n = strlen(s);
+	char *d = (char *)malloc(n + 1);
+	if (d == NULL) {
+		r->err = AIRLOCK_TOO_LARGE;
+		return;
+	}
+	memcpy(d, s, n + 1);
+	free(r->data);
+	r->data = d;
+	r->len = (uint32_t)n;
+}
+
+struct airlock_sup_args {
+	const char *op;
+	const airlock_record_builder *req;
+};
+
+static int32_t airlock_sup_raw(void *ctx, void *out, uint32_t cap, uint32_t *n) {
+	struct airlock_sup_args *a = (struct airlock_sup_args *)ctx;
+	const void *req = a->req ? a->req->buf : NULL;
+	uint32_t req_len = a->req ? a->req->len : 0;
+	return airlock_raw_supervisor_call(a->op, (uint32_t)strlen(a->op), req, req_len, out, cap, n);
+}
+
+airlock_result airlock_supervisor_call(const char *op, const airlock_record_builder *req, airlock_record *reply) {
+	if (reply != NULL) {
+		reply->count = 0;
+		reply->fields = NULL;
+		reply->arena = NULL;
+	}
+	if (req != NULL && req->oom)
+		return airlock_result_msg(AIRLOCK_TOO_LARGE, "supervisor %s: out of memory building the request", op);
+	struct airlock_sup_args a = {op, req};
+	airlock_result r = airlock_call(airlock_sup_raw, &a);
+	if (r.err != AIRLOCK_OK || r.data == NULL)
+		return r;
+	if (reply != NULL && airlock_record_decode(r.data, r.len, reply) != AIRLOCK_OK) {
+		airlock_result_free(&r);
+		return airlock_result_msg(AIRLOCK_FAILED, "supervisor %s: unreadable reply: abi: malformed record", op);
+	}
+	r.data[0] = 0;
+	r.len = 0;
+	return r;
+}
+
+static airlock_result airlock_sup_run(const char *op, const char *service, const char *hostname, int force) {
+	airlock_record_builder b = {0};
+	if (service != NULL)
+		airlock_record_adds(&b, "service", service);
+	if (hostname != NULL)
+		airlock_record_adds(&b, "hostname", hostname);
+	if (force >= 0)
+		airlock_record_adds(&b, "force", force ? "true" : "false");
+	airlock_result r = airlock_supervisor_call(op, &b, NULL);
+	airlock_record_builder_free(&b);
+	return r;
+}
+
+/* airlock_sup_read runs op (with what, if not NULL) and decodes the reply. */
+static airlock_result airlock_sup_read(const char *op, const char *what, airlock_record *reply) {
+	airlock_record_builder b = {0};
+	if (what != NULL)
+		airlock_record_adds(&b, "what", what);
+	airlock_result r = airlock_supervisor_call(op, &b, reply);
+	airlock_record_builder_free(&b);
+	return r;
+}
+
+/* airlock_sup_field reads one field of a read's reply into the result. */
+static airlock_result airlock_sup_field(const char *what, const char *field) {
+	airlock_record rep;
+	airlock_result r = airlock_sup_read(AIRLOCK_OP_DEVICE_READ, what, &rep);
+	if (r.err == AIRLOCK_OK)
+		airlock_result_set(&r, airlock_str(airlock_record_get(&rep, field)));
+	airlock_record_free(&rep);
+	return r;
+}
+
+static bool airlock_sup_flag(const airlock_record *rep, const char *field) {
+	const char *v = airlock_record_get(rep, field);
+	return v != NULL && strcmp(v, "true") == 0;
+}
+
+static double airlock_sup_progress(const airlock_record *rep) {
+	const char *v = airlock_record_get(rep, "download_progress");
+	char *end;
+	if (v == NULL || *v == 0)
+		return -1;
+	double d = strtod(v, &end);
+	return *end == 0 ? d : -1;
+}
+
+airlock_result airlock_supervisor_ping(void) { return airlock_sup_run(AIRLOCK_OP_PING, NULL, NULL, -1); }
+airlock_result airlock_supervisor_healthy(bool *healthy) {
+	airlock_record rep;
+	airlock_result r = airlock_sup_read(AIRLOCK_OP_PING, "healthy", &rep);
+	*healthy = r.err == AIRLOCK_OK && airlock_sup_flag(&rep, "healthy");
+	airlock_record_free(&rep);
+	return r;
+}
+airlock_result airlock_supervisor_blink(void) { return airlock_sup_run(AIRLOCK_OP_BLINK, NULL, NULL, -1); }
+airlock_result airlock_supervisor_reboot(bool force) { return airlock_sup_run(AIRLOCK_OP_REBOOT, NULL, NULL, force); }
+airlock_result airlock_supervisor_shutdown(bool force) { return airlock_sup_run(AIRLOCK_OP_SHUTDOWN, NULL, NULL, force); }
+airlock_result airlock_supervisor_update(bool force, bool *triggered) {
+	airlock_record_builder b = {0};
+	airlock_record rep;
+	airlock_record_adds(&b, "force", force ? "true" : "false");
+	airlock_result r = airlock_supervisor_call(AIRLOCK_OP_UPDATE, &b, &rep);
+	*triggered = r.err == AIRLOCK_OK && airlock_sup_flag(&rep, "triggered");
+	airlock_record_free(&rep);
+	airlock_record_builder_free(&b);
+	return r;
+}
+airlock_result airlock_supervisor_restart_app(bool force) { return airlock_sup_run(AIRLOCK_OP_APP_RESTART, NULL, NULL, force); }
+airlock_result airlock_supervisor_purge_app(bool force) { return airlock_sup_run(AIRLOCK_OP_APP_PURGE, NULL, NULL, force); }
+airlock_result airlock_supervisor_restart_service(const char *service, bool force) {
+	return airlock_sup_run(AIRLOCK_OP_SERVICE_RESTART, service, NULL, force);
+}
+airlock_result airlock_supervisor_stop_service(const char *service, bool force) {
+	return airlock_sup_run(AIRLOCK_OP_SERVICE_STOP, service, NULL, force);
+}
+airlock_result airlock_supervisor_start_service(const char *service, bool force) {
+	return airlock_sup_run(AIRLOCK_OP_SERVICE_START, service, NULL, force);
+}
+airlock_result airlock_supervisor_set_hostname(const char *hostname, bool force) {
+	return airlock_sup_run(AIRLOCK_OP_HOSTNAME_SET, NULL, hostname, force);
+}
+airlock_result airlock_supervisor_version(void) { return airlock_sup_field("version", "version"); }
+airlock_result airlock_supervisor_device_name(void) { return airlock_sup_field("name", "name"); }
+airlock_result airlock_supervisor_hostname(void) { return airlock_sup_field("host-config", "hostname"); }
+airlock_result airlock_supervisor_tags(airlock_record *tags) {
+	return airlock_sup_read(AIRLOCK_OP_DEVICE_READ, "tags", tags);
+}
+
+airlock_result airlock_supervisor_device(airlock_device_info *d) {
+	memset(d, 0, sizeof *d);
+	airlock_result r = airlock_sup_read(AIRLOCK_OP_DEVICE_READ, "device", &d->reply);
+	const airlock_record *rep = &d->reply;
+	d->status = airlock_str(airlock_record_get(rep, "status"));
+	d->commit = airlock_str(airlock_record_get(rep, "commit"));
+	d->os_version = airlock_str(airlock_record_get(rep, "os_version"));
+	d->supervisor_version = airlock_str(airlock_record_get(rep, "supervisor_version"));
+	d->ip_address = airlock_str(airlock_record_get(rep, "ip_address"));
+	d->mac_address = airlock_str(airlock_record_get(rep, "mac_address"));
+	d->api_port = atoi(airlock_str(airlock_record_get(rep, "api_port")));
+	d->update_pending = airlock_sup_flag(rep, "update_pending");
+	d->update_downloaded = airlock_sup_flag(rep, "update_downloaded");
+	d->update_failed = airlock_sup_flag(rep, "update_failed");
+	d->download_progress = airlock_sup_progress(rep);
+	d->json = airlock_str(airlock_record_get(rep, "json"));
+	return r;
+}
+
+void airlock_device_info_free(airlock_device_info *d) { airlock_record_free(&d->reply); }
+
+airlock_result airlock_supervisor_state(airlock_app_status *s) {
+	memset(s, 0, sizeof *s);
+	airlock_result r = airlock_sup_read(AIRLOCK_OP_DEVICE_READ, "status", &s->reply);
+	const airlock_record *rep = &s->reply;
+	s->status = airlock_str(airlock_record_get(rep, "status"));
+	s->app_state = airlock_str(airlock_record_get(rep, "app_state"));
+	s->release = airlock_str(airlock_record_get(rep, "release"));
+	s->json = airlock_str(airlock_record_get(rep, "json"));
+	s->download_progress = airlock_sup_progress(rep);
+	if (rep->count > 0)
+		s->services = (airlock_service_status *)malloc(rep->count * sizeof *s->services);
+	for (uint32_t i = 0; s->services != NULL && i < rep->count; i++) {
+		if (strncmp(rep->fields[i].key, "service.", 8) == 0) {
+			s->services[s->service_count].name = rep->fields[i].key + 8;
+			s->services[s->service_count].status = rep->fields[i].value;
+			s->service_count++;
+		}
+	}
+	return r;
+}
+
+void airlock_app_status_free(airlock_app_status *s) {
+	free(s->services);
+	s->services = NULL;
+	s->service_count = 0;
+	airlock_record_free(&s->reply);
 }
 
 /* The version marker: the host refuses a module without it. */

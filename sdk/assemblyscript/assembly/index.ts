@@ -125,6 +125,18 @@ export function finish(err: u32): Reply {
   return new Reply(err, data);
 }
 
+/** What a typed host call returned: its value when ok (err == 0), else the
+ * ABI's code and the host's message (value is then a default). */
+export class Result<T> {
+  constructor(public value: T, public err: u32, public message: string) {}
+  get ok(): bool { return this.err == Errno.OK; }
+  /** "ok", or "name: message" as Reply prints it. */
+  toString(): string {
+    if (this.err == Errno.OK) return "ok";
+    return this.message.length > 0 ? errnoName(this.err) + ": " + this.message : errnoName(this.err);
+  }
+}
+
 // ---- base functions -----------------------------------------------------------
 
 /** config returns the value of key in the manifest's [config]: a Reply

@@ -28,6 +28,8 @@ use std::time::Duration;
 mod record;
 pub use record::{Record, RecordError, MAX_RECORD_FIELDS};
 
+pub mod supervisor;
+
 /// The raw imports of ABI v1, exactly as ABI.md §3.1 declares them.
 pub mod sys {
     #[link(wasm_import_module = "airlock_v1")]

@@ -51,6 +51,87 @@ static void env_step(void) {
 	free(v);
 }
 
+/* result logs "<what>: ok" or "<what>: <errno>: <message>", as every
+ * language prints a host call's outcome, and frees r. */
+static void result(const char *what, airlock_result *r) {
+	if (r->err == AIRLOCK_OK)
+		airlock_infof("%s: ok", what);
+	else if (r->len == 0)
+		airlock_infof("%s: %s", what, airlock_errno_name(r->err));
+	else
+		airlock_infof("%s: %s: %s", what, airlock_errno_name(r->err), r->data);
+	airlock_result_free(r);
+}
+
+static int cmpsvc(const void *a, const void *b) {
+	return strcmp(((const airlock_service_status *)a)->name, ((const airlock_service_status *)b)->name);
+}
+
+/* supervisor_step runs one operation against the simulated supervisor. */
+static void supervisor_step(const char *step) {
+	char what[64];
+	snprintf(what, sizeof what, "supervisor %s", step);
+	airlock_result r;
+	if (!strcmp(step, "version")) {
+		r = airlock_supervisor_version();
+		if (r.err == AIRLOCK_OK)
+			airlock_infof("%s: ok %s", what, r.data);
+		else
+			result(what, &r);
+		airlock_result_free(&r);
+	} else if (!strcmp(step, "device")) {
+		airlock_device_info d;
+		r = airlock_supervisor_device(&d);
+		if (r.err == AIRLOCK_OK)
+			airlock_infof("%s: ok status=%s supervisor=%s", what, d.status, d.supervisor_version);
+		else
+			result(what, &r);
+		airlock_result_free(&r);
+		airlock_device_info_free(&d);
+	} else if (!strcmp(step, "state")) {
+		airlock_app_status st;
+		r = airlock_supervisor_state(&st);
+		if (r.err == AIRLOCK_OK) {
+			char line[512];
+			int n = snprintf(line, sizeof line, "%s: ok app=%s services=", what, st.app_state);
+			qsort(st.services, st.service_count, sizeof *st.services, cmpsvc);
+			for (uint32_t i = 0; i < st.service_count && n < (int)sizeof line; i++)
+				n += snprintf(line + n, sizeof line - n, "%s%s=%s", i ? "," : "", st.services[i].name, st.services[i].status);
+			airlock_info(line);
+		} else {
+			result(what, &r);
+		}
+		airlock_result_free(&r);
+		airlock_app_status_free(&st);
+	} else if (!strcmp(step, "blink")) {
+		r = airlock_supervisor_blink();
+		result(what, &r);
+	} else if (!strcmp(step, "restart-main")) {
+		r = airlock_supervisor_restart_service("main", false);
+		result(what, &r);
+	} else if (!strcmp(step, "restart-other")) {
+		r = airlock_supervisor_restart_service("other", false);
+		result(what, &r);
+	} else if (!strcmp(step, "shutdown")) {
+		r = airlock_supervisor_shutdown(false);
+		result(what, &r);
+	} else if (!strcmp(step, "reboot")) {
+		r = airlock_supervisor_reboot(false);
+		int32_t e = r.err;
+		result(what, &r);
+		if (e == AIRLOCK_LOCKED)
+			airlock_infof("%s: locked, retry later", what);
+	} else if (!strcmp(step, "raw")) {
+		airlock_record_builder b = {0};
+		airlock_record_adds(&b, "forse", "true");
+		r = airlock_supervisor_call("reboot", &b, NULL);
+		airlock_record_builder_free(&b);
+		result(what, &r);
+	} else {
+		airlock_warnf("unknown supervisor step %s", step);
+	}
+}
+
 static int on_timer(const airlock_timer *t) {
 	const char *colon = strchr(t->name, ':');
 	size_t cl = colon ? (size_t)(colon - t->name) : strlen(t->name);
@@ -120,6 +201,8 @@ static int on_timer(const airlock_timer *t) {
 		airlock_infof("clock ok=%s", airlock_now_ns() > 1600000000000000000ull ? "true" : "false");
 	} else if (!strcmp(cmd, "fail")) {
 		return airlock_fail("handler failed on purpose");
+	} else if (!strcmp(cmd, "sup")) {
+		supervisor_step(arg);
 	} else {
 		airlock_warnf("unknown step %s", cmd);
 	}

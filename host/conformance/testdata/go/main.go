@@ -110,6 +110,8 @@ func init() {
 			airlock.Info(fmt.Sprintf("clock ok=%v", now > 1_600_000_000_000_000_000))
 		case "fail":
 			return errors.New("handler failed on purpose")
+		case "sup":
+			supervisorStep(arg)
 		default:
 			airlock.Warn("unknown step " + cmd)
 		}

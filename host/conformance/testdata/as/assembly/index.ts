@@ -2,6 +2,7 @@
 // ../../go/main.go logs.
 import * as airlock from "../../../../../sdk/assemblyscript/assembly/index";
 export { airlock_abi_v1, airlock_on_event } from "../../../../../sdk/assemblyscript/assembly/index";
+import * as supervisor from "../../../../../sdk/assemblyscript/assembly/supervisor";
 
 // count shows that the instance's memory lives from one event to the next.
 let count = 0;
@@ -14,6 +15,44 @@ function sum(b: Uint8Array): u32 {
 
 function utf8(s: string): Uint8Array {
   return Uint8Array.wrap(String.UTF8.encode(s));
+}
+
+/** supervisorStep runs one operation against the simulated supervisor. */
+function supervisorStep(step: string): void {
+  const what = "supervisor " + step + ": ";
+  if (step == "version") {
+    const r = supervisor.version();
+    airlock.info(what + (r.ok ? "ok " + r.value : r.toString()));
+  } else if (step == "device") {
+    const r = supervisor.device();
+    airlock.info(what + (r.ok ? "ok status=" + r.value.status + " supervisor=" + r.value.supervisorVersion : r.toString()));
+  } else if (step == "state") {
+    const r = supervisor.state();
+    if (!r.ok) {
+      airlock.info(what + r.toString());
+      return;
+    }
+    const svc: string[] = [];
+    for (let i = 0; i < r.value.services.length; i++) svc.push(r.value.services[i].name + "=" + r.value.services[i].status);
+    svc.sort();
+    airlock.info(what + "ok app=" + r.value.appState + " services=" + svc.join(","));
+  } else if (step == "blink") {
+    airlock.info(what + supervisor.blink().toString());
+  } else if (step == "restart-main") {
+    airlock.info(what + supervisor.restartService("main", false).toString());
+  } else if (step == "restart-other") {
+    airlock.info(what + supervisor.restartService("other", false).toString());
+  } else if (step == "shutdown") {
+    airlock.info(what + supervisor.shutdown(false).toString());
+  } else if (step == "reboot") {
+    const r = supervisor.reboot(false);
+    airlock.info(what + r.toString());
+    if (r.err == airlock.Errno.LOCKED) airlock.info(what + "locked, retry later");
+  } else if (step == "raw") {
+    airlock.info(what + supervisor.call("reboot", new airlock.Record().push("forse", "true")).toString());
+  } else {
+    airlock.warn("unknown supervisor step " + step);
+  }
 }
 
 function onTimer(t: airlock.Timer): string | null {
@@ -65,6 +104,8 @@ function onTimer(t: airlock.Timer): string | null {
     airlock.info("clock ok=" + (airlock.nowNs() > 1600000000000000000 ? "true" : "false"));
   } else if (cmd == "fail") {
     return "handler failed on purpose";
+  } else if (cmd == "sup") {
+    supervisorStep(arg);
   } else {
     airlock.warn("unknown step " + cmd);
   }

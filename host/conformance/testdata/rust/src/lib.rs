@@ -16,6 +16,54 @@ fn config(key: &str) -> airlock::Result<String> {
     airlock::config_value(key)
 }
 
+/// How every language prints a host call's outcome.
+fn result<T>(r: &airlock::Result<T>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Runs one operation against the simulated supervisor.
+fn supervisor_step(step: &str) {
+    use airlock::supervisor;
+    let log = |s: &str| airlock::info(&format!("supervisor {}: {}", step, s));
+    match step {
+        "version" => match supervisor::version() {
+            Ok(v) => log(&format!("ok {}", v)),
+            Err(e) => log(&e.to_string()),
+        },
+        "device" => match supervisor::device() {
+            Ok(d) => log(&format!("ok status={} supervisor={}", d.status, d.supervisor_version)),
+            Err(e) => log(&e.to_string()),
+        },
+        "state" => match supervisor::state() {
+            Ok(st) => {
+                let svc: Vec<String> = st.services.iter().map(|(k, v)| format!("{}={}", k, v)).collect();
+                log(&format!("ok app={} services={}", st.app_state, svc.join(",")))
+            }
+            Err(e) => log(&e.to_string()),
+        },
+        "blink" => log(&result(&supervisor::blink())),
+        "restart-main" => log(&result(&supervisor::restart_service("main", false))),
+        "restart-other" => log(&result(&supervisor::restart_service("other", false))),
+        "shutdown" => log(&result(&supervisor::shutdown(false))),
+        "reboot" => {
+            let r = supervisor::reboot(false);
+            log(&result(&r));
+            if matches!(&r, Err(e) if e.is(airlock::Errno::Locked)) {
+                log("locked, retry later");
+            }
+        }
+        "raw" => {
+            let mut req = airlock::Record::new();
+            req.push("forse", "true");
+            log(&result(&supervisor::call("reboot", &req)));
+        }
+        _ => airlock::warn(&format!("unknown supervisor step {}", step)),
+    }
+}
+
 fn on_timer(t: &airlock::Timer) -> airlock::Result {
     let (cmd, arg) = match t.name.find(':') {
         Some(i) => (&t.name[..i], &t.name[i + 1..]),
@@ -73,6 +121,7 @@ fn on_timer(t: &airlock::Timer) -> airlock::Result {
         }
         "clock" => airlock::info(&format!("clock ok={}", airlock::now_ns() > 1_600_000_000_000_000_000)),
         "fail" => return Err("handler failed on purpose".into()),
+        "sup" => supervisor_step(arg),
         _ => airlock::warn(&format!("unknown step {}", cmd)),
     }
     Ok(())
