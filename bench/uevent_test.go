@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -291,4 +292,26 @@ func BenchmarkUEvent(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkUEventShellAnchor is the classic handler's floor: a udev rule's
+// RUN+="/bin/sh -c ..." forks and execs a shell per event. This measures
+// fork+exec of `/bin/sh -c :` to its exit, one event at a time, with no
+// udevd and no rule processing around it.
+func BenchmarkUEventShellAnchor(b *testing.B) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		b.Skip("no sh")
+	}
+	var lat []int64
+	for b.Loop() {
+		t0 := time.Now()
+		if err := exec.Command(sh, "-c", ":").Run(); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, int64(time.Since(t0)))
+	}
+	slices.Sort(lat)
+	reportLatency(b, lat)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

@@ -365,8 +365,8 @@ func report(method string, s []time.Duration) {
 		p50 = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
-	fmt.Printf("BenchmarkAutomount/%s\t%d\t%d ns/op\t%.2f p50-ms\t%.2f p90-ms\t%.2f min-ms\t%.2f max-ms\n",
-		method, len(s), p50.Nanoseconds(), ms(p50), ms(q(0.9)), ms(s[0]), ms(s[len(s)-1]))
+	fmt.Printf("BenchmarkAutomount/%s\t%d\t%d ns/op\t%.2f p50-ms\t%.2f p90-ms\t%.2f min-ms\t%.2f max-ms\t%d runs\n",
+		method, len(s), p50.Nanoseconds(), ms(p50), ms(q(0.9)), ms(s[0]), ms(s[len(s)-1]), len(s))
 }
 
 // --- the classic way -------------------------------------------------------
