@@ -34,7 +34,7 @@ audit = "off"
 	go func() { done <- h.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	for deadline := time.Now().Add(2 * time.Minute); ; {
-		if len(h.Status()) == 1 {
+		if st := h.Status(); len(st) == 1 && st[0].State == "running" {
 			break
 		}
 		if time.Now().After(deadline) {
