@@ -1,7 +1,9 @@
 package conformance
 
 import (
+	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/mount"
 	"github.com/airlockhq/airlock/host/supervisor"
 )
 
@@ -15,7 +17,7 @@ type device struct {
 
 func newDevice() *device {
 	d := &device{sup: supervisor.NewCapability(supervisor.CapabilityOptions{Getenv: func(string) string { return "" }})}
-	d.caps = []capability.Capability{d.sup}
+	d.caps = []capability.Capability{d.sup, mount.New(mount.Options{})}
 	return d
 }
 
@@ -44,5 +46,24 @@ func (d *device) steps() []capStep {
 		{name: "sup:raw"},           // invalid: an unknown request field
 		{name: "sup:reboot", // locked: the app holds the update lock
 			before: func() { d.sup.Sim().Lock("main") }, after: func() { d.sup.Sim().Unlock() }},
+
+		// mount: the simulated USB stick (label MEDIA, UUID 1234-ABCD,
+		// /dev/sdb1, vfat). The manifest grants vfat from label:MEDIA* and
+		// device:/dev/sd*, with the extra option sync.
+		{name: "mount:denied-option"}, // uid=5 is not granted
+		{name: "mount:denied-source"}, // the device's own boot partition
+		{name: "mount:label"},
+		{name: "mount:read"}, // a file on the stick, through /media
+		{name: "mount:uuid"}, // the same stick again: busy
+		{name: "mount:list"},
+		{name: "mount:unmount"},
+		{name: "mount:unmount"}, // not_found
+		{name: "mount:device"},  // by node, read-only, under another name
+		{name: "mount event", event: &capability.Event{Kind: uint32(abi.EventMount), Payload: abi.AppendRecord(nil, abi.Record{
+			{Key: "action", Value: []byte("unmounted")}, {Key: "target", Value: []byte("stick")},
+			{Key: "source", Value: []byte("device:/dev/sdb1")}, {Key: "device", Value: []byte("/dev/sdb1")},
+			{Key: "reason", Value: []byte("device removed")}, {Key: "x_new_field", Value: []byte("ignored")},
+		})}},
+		{name: "mount:list"},
 	}
 }

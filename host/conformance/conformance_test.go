@@ -60,6 +60,11 @@ var environ = []string{
 const grants = `
 [supervisor]
 allow = ["blink", "reboot", "device.read", "service.restart:main"]
+
+[[mount]]
+source = ["label:MEDIA*", "device:/dev/sd*"]
+fstype = ["vfat"]
+options = ["sync"]
 `
 
 const runtimeTOML = `plugins = ["plugins"]

@@ -329,6 +329,77 @@ typedef struct airlock_app_status {
 airlock_result airlock_supervisor_state(airlock_app_status *out);
 void airlock_app_status_free(airlock_app_status *s);
 
+/* ---- mount (ABI.md §3.4, import module airlock_mount_v1) --------------- */
+
+/* External storage, as plugin.toml's [[mount]] grants allow it. Mounts
+ * appear under the plugin's media root (/media unless the grant says
+ * otherwise), where the plugin reads and writes them with fopen:
+ *
+ *     airlock_mount_info m;
+ *     airlock_result r = airlock_mount_by_label("MEDIA", NULL, &m);  // m.path: "/media/MEDIA"
+ *     if (r.err == AIRLOCK_OK) { FILE *f = fopen("/media/MEDIA/config.json", "r"); ... }
+ *     airlock_result_free(&r);
+ *     airlock_mount_info_free(&m);
+ *
+ * The host forces nosuid,nodev,noexec, falls back to read-only when a
+ * read-write mount is refused (readonly, note), and unmounts what the
+ * plugin left mounted when its instance ends. Errors: AIRLOCK_DENIED (not
+ * granted, or a system partition), AIRLOCK_NOT_FOUND (no such device),
+ * AIRLOCK_BUSY (already mounted), AIRLOCK_INVALID (a label two devices
+ * share), with the host's message in data. */
+
+/* Optional mount settings; NULL (or zeroed fields) means the defaults. */
+typedef struct airlock_mount_options {
+	const char *fstype;           /* vfat, exfat, ext4, ...; NULL: what the host probed */
+	const char *target;           /* name under the media root; NULL: label, else UUID, else kernel name */
+	const char *const *options;   /* extra options the grant allows: "ro", "sync", "uid=1000" */
+	size_t option_count;
+} airlock_mount_options;
+
+/* One of the plugin's mounts. The strings point into record; free with
+ * airlock_mount_info_free. Absent values are "". */
+typedef struct airlock_mount_info {
+	const char *target;  /* name under the media root: "MEDIA", "MEDIA-2" */
+	const char *path;    /* where the plugin sees it: "/media/MEDIA" */
+	const char *source;  /* as asked: "label:MEDIA" */
+	const char *device;  /* "/dev/sdb1" */
+	const char *fstype, *label, *uuid;
+	const char *options; /* every option in effect, comma-separated, forced ones first */
+	bool readonly;
+	const char *note;    /* why it differs from the request (read-only fallback), or "" */
+	airlock_record record;
+} airlock_mount_info;
+void airlock_mount_info_free(airlock_mount_info *m);
+
+/* airlock_mount_source mounts "label:X", "uuid:X" or "device:/dev/X". */
+airlock_result airlock_mount_source(const char *source, const airlock_mount_options *o, airlock_mount_info *out);
+airlock_result airlock_mount_by_label(const char *label, const airlock_mount_options *o, airlock_mount_info *out);
+airlock_result airlock_mount_by_uuid(const char *uuid, const airlock_mount_options *o, airlock_mount_info *out);
+airlock_result airlock_mount_device(const char *node, const airlock_mount_options *o, airlock_mount_info *out);
+
+/* airlock_unmount unmounts a target the plugin mounted. A busy mount is
+ * detached lazily (*lazy, if not NULL, says so): it goes away when the last
+ * open file on it is closed. */
+airlock_result airlock_unmount(const char *target, bool *lazy);
+
+/* The plugin's mounts, sorted by target; free with airlock_mount_list_free. */
+typedef struct airlock_mount_list {
+	uint32_t count;
+	airlock_mount_info *mounts; /* their record members are empty: list owns the strings */
+	airlock_record record;
+} airlock_mount_list;
+airlock_result airlock_mounts(airlock_mount_list *out);
+void airlock_mount_list_free(airlock_mount_list *l);
+
+/* The host changed one of the plugin's mounts on its own: a device pulled
+ * out while mounted was detached (action "unmounted"). */
+typedef struct airlock_mount_event {
+	const char *action; /* "unmounted" */
+	const char *target, *source, *device;
+	const char *reason; /* "device removed", "loop device detached (losetup -d)" */
+} airlock_mount_event;
+void airlock_on_mount(int (*h)(const airlock_mount_event *e));
+
 /* ---- raw imports (ABI.md §3.1) ----------------------------------------- */
 
 #define AIRLOCK_IMPORT(mod, name) __attribute__((import_module(mod), import_name(name)))
@@ -349,6 +420,14 @@ int32_t airlock_raw_result_read(void *out, uint32_t cap, uint32_t *out_len);
 AIRLOCK_IMPORT("airlock_supervisor_v1", "call")
 int32_t airlock_raw_supervisor_call(const void *op, uint32_t op_len, const void *req, uint32_t req_len, void *out,
                                     uint32_t cap, uint32_t *out_len);
+
+/* ABI.md §3.4 */
+AIRLOCK_IMPORT("airlock_mount_v1", "mount")
+int32_t airlock_raw_mount(const void *req, uint32_t req_len, void *out, uint32_t cap, uint32_t *out_len);
+AIRLOCK_IMPORT("airlock_mount_v1", "unmount")
+int32_t airlock_raw_unmount(const void *target, uint32_t target_len, void *out, uint32_t cap, uint32_t *out_len);
+AIRLOCK_IMPORT("airlock_mount_v1", "list")
+int32_t airlock_raw_mount_list(void *out, uint32_t cap, uint32_t *out_len);
 
 #ifdef __cplusplus
 }
@@ -997,6 +1076,174 @@ void airlock_app_status_free(airlock_app_status *s) {
 	s->services = NULL;
 	s->service_count = 0;
 	airlock_record_free(&s->reply);
+}
+
+/* ---- mount ---- */
+
+/* airlock_mount_fill points m's fields at the mount record's fields
+ * [from, to) of r. */
+static void airlock_mount_fill(airlock_mount_info *m, const airlock_record *r, uint32_t from, uint32_t to) {
+	m->target = m->path = m->source = m->device = m->fstype = m->label = m->uuid = m->options = m->note = "";
+	m->readonly = false;
+	for (uint32_t i = from; i < to; i++) {
+		const char *k = r->fields[i].key, *v = r->fields[i].value;
+		if (!strcmp(k, "target")) m->target = v;
+		else if (!strcmp(k, "path")) m->path = v;
+		else if (!strcmp(k, "source")) m->source = v;
+		else if (!strcmp(k, "device")) m->device = v;
+		else if (!strcmp(k, "fstype")) m->fstype = v;
+		else if (!strcmp(k, "label")) m->label = v;
+		else if (!strcmp(k, "uuid")) m->uuid = v;
+		else if (!strcmp(k, "options")) m->options = v;
+		else if (!strcmp(k, "readonly")) m->readonly = !strcmp(v, "true");
+		else if (!strcmp(k, "note")) m->note = v;
+	}
+}
+
+static int32_t airlock_mount_raw(void *ctx, void *out, uint32_t cap, uint32_t *n) {
+	airlock_record_builder *b = (airlock_record_builder *)ctx;
+	return airlock_raw_mount(b->buf, b->len, out, cap, n);
+}
+
+airlock_result airlock_mount_source(const char *source, const airlock_mount_options *o, airlock_mount_info *out) {
+	memset(out, 0, sizeof *out);
+	airlock_mount_fill(out, &out->record, 0, 0);
+	airlock_record_builder b = {0};
+	airlock_record_adds(&b, "source", source);
+	if (o != NULL) {
+		if (o->fstype != NULL && *o->fstype)
+			airlock_record_adds(&b, "fstype", o->fstype);
+		if (o->target != NULL && *o->target)
+			airlock_record_adds(&b, "target", o->target);
+		for (size_t i = 0; i < o->option_count; i++)
+			airlock_record_adds(&b, "option", o->options[i]);
+	}
+	airlock_result r = b.oom ? airlock_result_msg(AIRLOCK_TOO_LARGE, "mount %s: out of memory", source)
+	                         : airlock_call(airlock_mount_raw, &b);
+	airlock_record_builder_free(&b);
+	if (r.err != AIRLOCK_OK || r.data == NULL)
+		return r;
+	if (airlock_record_decode(r.data, r.len, &out->record) != AIRLOCK_OK || out->record.count == 0 ||
+	    strcmp(out->record.fields[0].key, "target") != 0) {
+		airlock_result_free(&r);
+		airlock_record_free(&out->record);
+		return airlock_result_msg(AIRLOCK_FAILED, "mount: malformed reply");
+	}
+	airlock_mount_fill(out, &out->record, 0, out->record.count);
+	r.data[0] = 0;
+	r.len = 0;
+	return r;
+}
+
+static airlock_result airlock_mount_prefixed(const char *prefix, const char *name, const airlock_mount_options *o,
+                                             airlock_mount_info *out) {
+	size_t pl = strlen(prefix), nl = strlen(name);
+	char *src = (char *)malloc(pl + nl + 1);
+	if (src == NULL) {
+		memset(out, 0, sizeof *out);
+		return airlock_result_msg(AIRLOCK_TOO_LARGE, "mount: out of memory");
+	}
+	memcpy(src, prefix, pl);
+	memcpy(src + pl, name, nl + 1);
+	airlock_result r = airlock_mount_source(src, o, out);
+	free(src);
+	return r;
+}
+
+airlock_result airlock_mount_by_label(const char *label, const airlock_mount_options *o, airlock_mount_info *out) {
+	return airlock_mount_prefixed("label:", label, o, out);
+}
+airlock_result airlock_mount_by_uuid(const char *uuid, const airlock_mount_options *o, airlock_mount_info *out) {
+	return airlock_mount_prefixed("uuid:", uuid, o, out);
+}
+airlock_result airlock_mount_device(const char *node, const airlock_mount_options *o, airlock_mount_info *out) {
+	return airlock_mount_prefixed("device:", node, o, out);
+}
+
+void airlock_mount_info_free(airlock_mount_info *m) { airlock_record_free(&m->record); }
+
+static int32_t airlock_unmount_raw(void *ctx, void *out, uint32_t cap, uint32_t *n) {
+	const char *t = (const char *)ctx;
+	return airlock_raw_unmount(t, (uint32_t)strlen(t), out, cap, n);
+}
+
+airlock_result airlock_unmount(const char *target, bool *lazy) {
+	airlock_result r = airlock_call(airlock_unmount_raw, (void *)target);
+	if (lazy != NULL)
+		*lazy = false;
+	if (r.err != AIRLOCK_OK || r.data == NULL)
+		return r;
+	airlock_record rec;
+	if (lazy != NULL && airlock_record_decode(r.data, r.len, &rec) == AIRLOCK_OK) {
+		*lazy = strcmp(airlock_str(airlock_record_get(&rec, "lazy")), "true") == 0;
+		airlock_record_free(&rec);
+	}
+	r.data[0] = 0;
+	r.len = 0;
+	return r;
+}
+
+static int32_t airlock_list_raw(void *ctx, void *out, uint32_t cap, uint32_t *n) {
+	(void)ctx;
+	return airlock_raw_mount_list(out, cap, n);
+}
+
+airlock_result airlock_mounts(airlock_mount_list *l) {
+	memset(l, 0, sizeof *l);
+	airlock_result r = airlock_call(airlock_list_raw, NULL);
+	if (r.err != AIRLOCK_OK || r.data == NULL)
+		return r;
+	if (airlock_record_decode(r.data, r.len, &l->record) != AIRLOCK_OK) {
+		airlock_result_free(&r);
+		return airlock_result_msg(AIRLOCK_FAILED, "mount list: malformed reply");
+	}
+	r.data[0] = 0;
+	r.len = 0;
+	const airlock_record *rec = &l->record;
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < rec->count; i++)
+		n += strcmp(rec->fields[i].key, "target") == 0;
+	if (n == 0)
+		return r;
+	l->mounts = (airlock_mount_info *)calloc(n, sizeof *l->mounts);
+	if (l->mounts == NULL) {
+		airlock_record_free(&l->record);
+		airlock_result_free(&r);
+		return airlock_result_msg(AIRLOCK_TOO_LARGE, "mount list: out of memory");
+	}
+	for (uint32_t i = 0; i < rec->count;) {
+		uint32_t j = i + 1;
+		while (j < rec->count && strcmp(rec->fields[j].key, "target") != 0)
+			j++;
+		if (strcmp(rec->fields[i].key, "target") == 0)
+			airlock_mount_fill(&l->mounts[l->count++], rec, i, j);
+		i = j;
+	}
+	return r;
+}
+
+void airlock_mount_list_free(airlock_mount_list *l) {
+	free(l->mounts);
+	l->mounts = NULL;
+	l->count = 0;
+	airlock_record_free(&l->record);
+}
+
+static int (*airlock_mount_fn)(const airlock_mount_event *);
+
+static int airlock_mount_tramp(const airlock_event *e) {
+	airlock_mount_event m;
+	m.action = airlock_str(airlock_record_get(&e->fields, "action"));
+	m.target = airlock_str(airlock_record_get(&e->fields, "target"));
+	m.source = airlock_str(airlock_record_get(&e->fields, "source"));
+	m.device = airlock_str(airlock_record_get(&e->fields, "device"));
+	m.reason = airlock_str(airlock_record_get(&e->fields, "reason"));
+	return airlock_mount_fn(&m);
+}
+
+void airlock_on_mount(int (*h)(const airlock_mount_event *)) {
+	airlock_mount_fn = h;
+	airlock_on(AIRLOCK_EVENT_MOUNT, airlock_mount_tramp);
 }
 
 /* The version marker: the host refuses a module without it. */

@@ -317,6 +317,17 @@ export class UEvent {
   get coldplug(): bool { return this.props.str("AIRLOCK_SYNTH") == "coldplug"; }
 }
 
+/** The host changed one of the plugin's mounts on its own: a device pulled
+ * out while mounted was detached (action "unmounted"). */
+export class MountEvent {
+  action: string = "";
+  target: string = "";
+  source: string = "";
+  device: string = "";
+  /** "device removed", "loop device detached (losetup -d)". */
+  reason: string = "";
+}
+
 function hexval(c: u8): i32 {
   if (c >= 48 && c <= 57) return c - 48;
   if (c >= 97 && c <= 102) return c - 87;
@@ -413,6 +424,7 @@ let stopFn: (() => string | null) | null = null;
 let timerFn: ((t: Timer) => string | null) | null = null;
 let droppedFn: ((d: Dropped) => string | null) | null = null;
 let udevFn: ((u: UEvent) => string | null) | null = null;
+let mountFn: ((m: MountEvent) => string | null) | null = null;
 
 /** on registers h for every event of kind (below 32) that has no typed
  * handler; a later registration replaces an earlier one. */
@@ -429,6 +441,8 @@ export function onTimer(h: (t: Timer) => string | null): void { timerFn = h; }
 export function onDropped(h: (d: Dropped) => string | null): void { droppedFn = h; }
 /** onUdev runs for each device event the [[trigger.udev]] rules match. */
 export function onUdev(h: (u: UEvent) => string | null): void { udevFn = h; }
+/** onMount runs when the host changes one of the plugin's mounts. */
+export function onMount(h: (m: MountEvent) => string | null): void { mountFn = h; }
 
 function hasHandler(kind: u32): bool {
   if (kind == EventKind.START) return startFn != null;
@@ -436,6 +450,7 @@ function hasHandler(kind: u32): bool {
   if (kind == EventKind.TIMER) return timerFn != null;
   if (kind == EventKind.DROPPED) return droppedFn != null;
   if (kind == EventKind.UDEV) return udevFn != null;
+  if (kind == EventKind.MOUNT) return mountFn != null;
   return kind < MAX_KIND && generic[kind] != null;
 }
 
@@ -464,6 +479,15 @@ function run(kind: u32, r: Record): string | null {
     u.devname = r.str("DEVNAME");
     u.props = r;
     return udevFn!(u);
+  }
+  if (kind == EventKind.MOUNT) {
+    const m = new MountEvent();
+    m.action = r.str("action");
+    m.target = r.str("target");
+    m.source = r.str("source");
+    m.device = r.str("device");
+    m.reason = r.str("reason");
+    return mountFn!(m);
   }
   return generic[kind]!(new Event(kind, r));
 }

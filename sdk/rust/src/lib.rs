@@ -28,6 +28,7 @@ use std::time::Duration;
 mod record;
 pub use record::{Record, RecordError, MAX_RECORD_FIELDS};
 
+pub mod mount;
 pub mod supervisor;
 
 /// The raw imports of ABI v1, exactly as ABI.md §3.1 declares them.

@@ -132,6 +132,99 @@ static void supervisor_step(const char *step) {
 	}
 }
 
+/* mount_info prints a mount record without the host's uid= and gid=. */
+static void mount_info(char *out, size_t cap, const airlock_mount_info *m) {
+	char opts[256] = "", copy[256];
+	snprintf(copy, sizeof copy, "%s", m->options);
+	size_t n = 0;
+	for (char *o = strtok(copy, ","); o != NULL; o = strtok(NULL, ",")) {
+		if (!strncmp(o, "uid=", 4) || !strncmp(o, "gid=", 4))
+			continue;
+		n += snprintf(opts + n, sizeof opts - n, "%s%s", n ? "," : "", o);
+	}
+	snprintf(out, cap, "target=%s path=%s source=%s device=%s fstype=%s label=%s uuid=%s readonly=%s options=%s note=%s",
+	         m->target, m->path, m->source, m->device, m->fstype, m->label, m->uuid, m->readonly ? "true" : "false", opts,
+	         m->note);
+}
+
+static void mounted(const char *what, airlock_result *r, airlock_mount_info *m) {
+	if (r->err == AIRLOCK_OK) {
+		char line[1024];
+		mount_info(line, sizeof line, m);
+		airlock_infof("%s: ok %s", what, line);
+		airlock_result_free(r);
+	} else {
+		result(what, r);
+	}
+	airlock_mount_info_free(m);
+}
+
+/* mount_step mounts on the simulated device's storage. */
+static void mount_step(const char *step) {
+	char what[64];
+	snprintf(what, sizeof what, "mount %s", step);
+	airlock_mount_info m;
+	airlock_result r;
+	if (!strcmp(step, "label")) {
+		const char *opts[] = {"sync"};
+		airlock_mount_options o = {NULL, NULL, opts, 1};
+		r = airlock_mount_by_label("MEDIA", &o, &m);
+		mounted(what, &r, &m);
+	} else if (!strcmp(step, "uuid")) {
+		r = airlock_mount_by_uuid("1234-ABCD", NULL, &m);
+		mounted(what, &r, &m);
+	} else if (!strcmp(step, "device")) {
+		const char *opts[] = {"ro"};
+		airlock_mount_options o = {"vfat", "stick", opts, 1};
+		r = airlock_mount_device("/dev/sdb1", &o, &m);
+		mounted(what, &r, &m);
+	} else if (!strcmp(step, "denied-option")) {
+		const char *opts[] = {"uid=5"};
+		airlock_mount_options o = {NULL, NULL, opts, 1};
+		r = airlock_mount_by_label("MEDIA", &o, &m);
+		mounted(what, &r, &m);
+	} else if (!strcmp(step, "denied-source")) {
+		r = airlock_mount_by_label("resin-boot", NULL, &m);
+		mounted(what, &r, &m);
+	} else if (!strcmp(step, "read")) {
+		FILE *f = fopen("/media/MEDIA/README.txt", "r");
+		char buf[4096];
+		if (!f) {
+			airlock_infof("%s: error", what);
+			return;
+		}
+		size_t n = fread(buf, 1, sizeof buf, f);
+		fclose(f);
+		airlock_infof("%s: ok len=%zu sum=%u", what, n, sum(buf, n));
+	} else if (!strcmp(step, "list")) {
+		airlock_mount_list l;
+		r = airlock_mounts(&l);
+		if (r.err != AIRLOCK_OK) {
+			result(what, &r);
+		} else {
+			airlock_infof("%s: ok %u", what, l.count);
+			for (uint32_t i = 0; i < l.count; i++) {
+				char line[1024];
+				mount_info(line, sizeof line, &l.mounts[i]);
+				airlock_infof("%s: %s", what, line);
+			}
+			airlock_result_free(&r);
+		}
+		airlock_mount_list_free(&l);
+	} else if (!strcmp(step, "unmount")) {
+		r = airlock_unmount("MEDIA", NULL);
+		result(what, &r);
+	} else {
+		airlock_warnf("unknown mount step %s", step);
+	}
+}
+
+static int on_mount(const airlock_mount_event *e) {
+	airlock_infof("mount event action=%s target=%s source=%s device=%s reason=%s", e->action, e->target, e->source,
+	              e->device, e->reason);
+	return 0;
+}
+
 static int on_timer(const airlock_timer *t) {
 	const char *colon = strchr(t->name, ':');
 	size_t cl = colon ? (size_t)(colon - t->name) : strlen(t->name);
@@ -203,6 +296,8 @@ static int on_timer(const airlock_timer *t) {
 		return airlock_fail("handler failed on purpose");
 	} else if (!strcmp(cmd, "sup")) {
 		supervisor_step(arg);
+	} else if (!strcmp(cmd, "mount")) {
+		mount_step(arg);
 	} else {
 		airlock_warnf("unknown step %s", cmd);
 	}
@@ -215,4 +310,5 @@ AIRLOCK_INIT {
 	airlock_on_dropped(on_dropped);
 	airlock_on_udev(on_udev);
 	airlock_on_timer(on_timer);
+	airlock_on_mount(on_mount);
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/airlockhq/airlock/abi"
@@ -80,5 +83,65 @@ func supervisorStep(step string) {
 		log(result(err))
 	default:
 		airlock.Warn("unknown supervisor step " + step)
+	}
+}
+
+// mountInfo prints a mount record. The uid= and gid= options are the
+// host's own ids, which differ between machines, so they are left out.
+func mountInfo(m airlock.MountInfo) string {
+	var opts []string
+	for _, o := range m.Options {
+		if !strings.HasPrefix(o, "uid=") && !strings.HasPrefix(o, "gid=") {
+			opts = append(opts, o)
+		}
+	}
+	return "target=" + m.Target + " path=" + m.Path + " source=" + m.Source + " device=" + m.Device +
+		" fstype=" + m.FSType + " label=" + m.Label + " uuid=" + m.UUID +
+		" readonly=" + strconv.FormatBool(m.ReadOnly) + " options=" + strings.Join(opts, ",") + " note=" + m.Note
+}
+
+// mountStep mounts on the simulated device's storage. The manifest grants
+// vfat from label:MEDIA* and device:/dev/sd*, with the extra option sync.
+func mountStep(step string) {
+	log := func(s string) { airlock.Info("mount " + step + ": " + s) }
+	mounted := func(m airlock.MountInfo, err error) {
+		if err != nil {
+			log(result(err))
+			return
+		}
+		log("ok " + mountInfo(m))
+	}
+	switch step {
+	case "label":
+		mounted(airlock.Mount.ByLabel("MEDIA", &airlock.MountOptions{Options: []string{"sync"}}))
+	case "uuid": // the same stick again: busy
+		mounted(airlock.Mount.ByUUID("1234-ABCD", nil))
+	case "device":
+		mounted(airlock.Mount.Device("/dev/sdb1", &airlock.MountOptions{FSType: "vfat", Target: "stick", Options: []string{"ro"}}))
+	case "denied-option":
+		mounted(airlock.Mount.ByLabel("MEDIA", &airlock.MountOptions{Options: []string{"uid=5"}}))
+	case "denied-source":
+		mounted(airlock.Mount.ByLabel("resin-boot", nil))
+	case "read":
+		b, err := os.ReadFile("/media/MEDIA/README.txt")
+		if err != nil {
+			log("error")
+			return
+		}
+		log(fmt.Sprintf("ok len=%d sum=%d", len(b), sum(b)))
+	case "list":
+		ms, err := airlock.Mount.List()
+		if err != nil {
+			log(result(err))
+			return
+		}
+		log(fmt.Sprintf("ok %d", len(ms)))
+		for _, m := range ms {
+			log(mountInfo(m))
+		}
+	case "unmount":
+		log(result(airlock.Mount.Unmount("MEDIA")))
+	default:
+		airlock.Warn("unknown mount step " + step)
 	}
 }

@@ -43,6 +43,10 @@ func init() {
 			e.Action, e.Subsystem, e.DevType, e.DevName, e.Label(), e.UUID(), e.FSType(), e.SeqNum(), e.Coldplug()))
 		return nil
 	})
+	airlock.OnMount(func(e airlock.MountEvent) error {
+		airlock.Info("mount event action=" + e.Action + " target=" + e.Target + " source=" + e.Source + " device=" + e.Device + " reason=" + e.Reason)
+		return nil
+	})
 	airlock.OnTimer(func(t airlock.Timer) error {
 		cmd, arg, _ := strings.Cut(t.Name, ":")
 		switch cmd {
@@ -112,6 +116,8 @@ func init() {
 			return errors.New("handler failed on purpose")
 		case "sup":
 			supervisorStep(arg)
+		case "mount":
+			mountStep(arg)
 		default:
 			airlock.Warn("unknown step " + cmd)
 		}

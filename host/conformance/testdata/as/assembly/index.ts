@@ -3,6 +3,7 @@
 import * as airlock from "../../../../../sdk/assemblyscript/assembly/index";
 export { airlock_abi_v1, airlock_on_event } from "../../../../../sdk/assemblyscript/assembly/index";
 import * as supervisor from "../../../../../sdk/assemblyscript/assembly/supervisor";
+import * as mount from "../../../../../sdk/assemblyscript/assembly/mount";
 
 // count shows that the instance's memory lives from one event to the next.
 let count = 0;
@@ -52,6 +53,61 @@ function supervisorStep(step: string): void {
     airlock.info(what + supervisor.call("reboot", new airlock.Record().push("forse", "true")).toString());
   } else {
     airlock.warn("unknown supervisor step " + step);
+  }
+}
+
+/** mountInfo prints a mount record without the host's uid= and gid=. */
+function mountInfo(m: mount.MountInfo): string {
+  const opts: string[] = [];
+  for (let i = 0; i < m.options.length; i++) {
+    if (!m.options[i].startsWith("uid=") && !m.options[i].startsWith("gid=")) opts.push(m.options[i]);
+  }
+  return "target=" + m.target + " path=" + m.path + " source=" + m.source + " device=" + m.device +
+    " fstype=" + m.fstype + " label=" + m.label + " uuid=" + m.uuid + " readonly=" + (m.readonly ? "true" : "false") +
+    " options=" + opts.join(",") + " note=" + m.note;
+}
+
+function mounted(what: string, r: airlock.Result<mount.MountInfo>): void {
+  airlock.info(what + (r.ok ? "ok " + mountInfo(r.value) : r.toString()));
+}
+
+function opts(fstype: string, target: string, o: string): mount.MountOptions {
+  const m = new mount.MountOptions();
+  m.fstype = fstype;
+  m.target = target;
+  m.options = [o];
+  return m;
+}
+
+/** mountStep mounts on the simulated device's storage. */
+function mountStep(step: string): void {
+  const what = "mount " + step + ": ";
+  if (step == "label") {
+    mounted(what, mount.byLabel("MEDIA", opts("", "", "sync")));
+  } else if (step == "uuid") {
+    mounted(what, mount.byUUID("1234-ABCD", null));
+  } else if (step == "device") {
+    mounted(what, mount.device("/dev/sdb1", opts("vfat", "stick", "ro")));
+  } else if (step == "denied-option") {
+    mounted(what, mount.byLabel("MEDIA", opts("", "", "uid=5")));
+  } else if (step == "denied-source") {
+    mounted(what, mount.byLabel("resin-boot", null));
+  } else if (step == "read") {
+    const b = airlock.readFile("/media/MEDIA/README.txt");
+    if (b == null) airlock.info(what + "error");
+    else airlock.info(what + "ok len=" + b.length.toString() + " sum=" + sum(b).toString());
+  } else if (step == "list") {
+    const r = mount.list();
+    if (!r.ok) {
+      airlock.info(what + r.toString());
+      return;
+    }
+    airlock.info(what + "ok " + r.value.length.toString());
+    for (let i = 0; i < r.value.length; i++) airlock.info(what + mountInfo(r.value[i]));
+  } else if (step == "unmount") {
+    airlock.info(what + mount.unmount("MEDIA").toString());
+  } else {
+    airlock.warn("unknown mount step " + step);
   }
 }
 
@@ -106,6 +162,8 @@ function onTimer(t: airlock.Timer): string | null {
     return "handler failed on purpose";
   } else if (cmd == "sup") {
     supervisorStep(arg);
+  } else if (cmd == "mount") {
+    mountStep(arg);
   } else {
     airlock.warn("unknown step " + cmd);
   }
@@ -125,3 +183,8 @@ airlock.onUdev((e: airlock.UEvent): string | null => {
   return null;
 });
 airlock.onTimer(onTimer);
+airlock.onMount((e: airlock.MountEvent): string | null => {
+  airlock.info("mount event action=" + e.action + " target=" + e.target + " source=" + e.source +
+    " device=" + e.device + " reason=" + e.reason);
+  return null;
+});

@@ -64,6 +64,62 @@ fn supervisor_step(step: &str) {
     }
 }
 
+/// Prints a mount record without the host's uid= and gid=.
+fn mount_info(m: &airlock::mount::MountInfo) -> String {
+    let opts: Vec<&str> =
+        m.options.iter().map(|s| s.as_str()).filter(|o| !o.starts_with("uid=") && !o.starts_with("gid=")).collect();
+    format!(
+        "target={} path={} source={} device={} fstype={} label={} uuid={} readonly={} options={} note={}",
+        m.target,
+        m.path,
+        m.source,
+        m.device,
+        m.fstype,
+        m.label,
+        m.uuid,
+        m.readonly,
+        opts.join(","),
+        m.note
+    )
+}
+
+/// Mounts on the simulated device's storage.
+fn mount_step(step: &str) {
+    use airlock::mount::{self, MountOptions};
+    let log = |s: &str| airlock::info(&format!("mount {}: {}", step, s));
+    let mounted = |r: airlock::Result<mount::MountInfo>| match r {
+        Ok(m) => log(&format!("ok {}", mount_info(&m))),
+        Err(e) => log(&e.to_string()),
+    };
+    let opts = |fstype: &str, target: &str, o: &str| MountOptions {
+        fstype: fstype.into(),
+        target: target.into(),
+        options: vec![o.to_string()],
+    };
+    match step {
+        "label" => mounted(mount::by_label("MEDIA", Some(&opts("", "", "sync")))),
+        "uuid" => mounted(mount::by_uuid("1234-ABCD", None)),
+        "device" => mounted(mount::device("/dev/sdb1", Some(&opts("vfat", "stick", "ro")))),
+        "denied-option" => mounted(mount::by_label("MEDIA", Some(&opts("", "", "uid=5")))),
+        "denied-source" => mounted(mount::by_label("resin-boot", None)),
+        "read" => match std::fs::read("/media/MEDIA/README.txt") {
+            Ok(b) => log(&format!("ok len={} sum={}", b.len(), sum(&b))),
+            Err(_) => log("error"),
+        },
+        "list" => match mount::list() {
+            Ok(ms) => {
+                log(&format!("ok {}", ms.len()));
+                for m in &ms {
+                    log(&mount_info(m));
+                }
+            }
+            Err(e) => log(&e.to_string()),
+        },
+        "unmount" => log(&result(&mount::unmount("MEDIA"))),
+        _ => airlock::warn(&format!("unknown mount step {}", step)),
+    }
+}
+
 fn on_timer(t: &airlock::Timer) -> airlock::Result {
     let (cmd, arg) = match t.name.find(':') {
         Some(i) => (&t.name[..i], &t.name[i + 1..]),
@@ -122,6 +178,7 @@ fn on_timer(t: &airlock::Timer) -> airlock::Result {
         "clock" => airlock::info(&format!("clock ok={}", airlock::now_ns() > 1_600_000_000_000_000_000)),
         "fail" => return Err("handler failed on purpose".into()),
         "sup" => supervisor_step(arg),
+        "mount" => mount_step(arg),
         _ => airlock::warn(&format!("unknown step {}", cmd)),
     }
     Ok(())
@@ -156,6 +213,13 @@ fn init() {
         Ok(())
     });
     airlock::on_timer(on_timer);
+    airlock::mount::on_mount(|e| {
+        airlock::info(&format!(
+            "mount event action={} target={} source={} device={} reason={}",
+            e.action, e.target, e.source, e.device, e.reason
+        ));
+        Ok(())
+    });
 }
 
 airlock::plugin!(init);
