@@ -14,6 +14,11 @@ import (
 	airlock "github.com/airlockhq/airlock/sdk/go"
 )
 
+// mounted holds this instance's mounts by device node. A removed device
+// may already have been detached by the host (it saw the same remove);
+// the plugin's unmount then finds nothing, which is fine.
+var mounted = map[string]airlock.MountInfo{}
+
 func init() {
 	airlock.OnUdev(func(e airlock.UEvent) error {
 		switch e.Action {
@@ -50,6 +55,7 @@ func attach(e airlock.UEvent) error {
 	case err != nil:
 		return err
 	}
+	mounted[m.Device] = m
 	entries, err := os.ReadDir(m.Path)
 	if err != nil {
 		return err
@@ -69,19 +75,15 @@ func attach(e airlock.UEvent) error {
 }
 
 func detach(e airlock.UEvent) error {
-	mounts, err := airlock.Mount.List()
-	if err != nil {
+	m, ok := mounted[e.DevName]
+	if !ok {
+		return nil
+	}
+	delete(mounted, e.DevName)
+	if err := airlock.Mount.Unmount(m.Target); err != nil && !errors.Is(err, abi.NotFound) {
 		return err
 	}
-	for _, m := range mounts {
-		if m.Device != e.DevName {
-			continue
-		}
-		if err := airlock.Mount.Unmount(m.Target); err != nil && !errors.Is(err, abi.NotFound) {
-			return err
-		}
-		airlock.Info("unmounted", "device", m.Device, "path", m.Path)
-	}
+	airlock.Info("unmounted", "device", m.Device, "path", m.Path)
 	return nil
 }
 
