@@ -31,6 +31,11 @@ func FuzzRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, op string, b []byte) {
+		// hostCall refuses an over-long or non-printable operation name
+		// before it parses the request (ABI.md §3.2, step 1).
+		if len(op) > maxOpLen || !printable(op) {
+			return
+		}
 		req, err := parseRequest(op, b)
 		if err != nil {
 			if Errno(err) != abi.Invalid {
