@@ -1,0 +1,27 @@
+# airlock for a balenaOS-style device. Build stage: the airlock binary and
+# the bundled plugins, compiled to wasm. Run stage: a small Debian with only
+# what airlock needs at run time.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -o /out/airlock ./cmd/airlock
+# Each bundled plugin: its manifest and its module, nothing else.
+RUN set -e; for d in plugins/automount examples/hello examples/ntp-check examples/supervisor-reboot; do \
+      name=$(basename "$d"); mkdir -p "/out/plugins/$name"; \
+      /out/airlock build -o "/out/plugins/$name/$name.wasm" "$d"; \
+      cp "$d/plugin.toml" "/out/plugins/$name/"; \
+    done
+
+FROM debian:bookworm-slim
+# No shell tools are needed by airlock itself; ca-certificates for HTTPS
+# supervisors behind a proxy.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/airlock /usr/local/bin/airlock
+COPY --from=build /out/plugins /opt/airlock/plugins
+COPY docs/device/runtime.toml /etc/airlock/runtime.toml
+# First start compiles every plugin into /data/airlock/cache; later starts
+# reuse it.
+CMD ["airlock", "run", "--config", "/etc/airlock/runtime.toml"]
