@@ -33,6 +33,8 @@ Usage:
   airlock run   [--config runtime.toml]          run the host and its plugins
   airlock check [--config runtime.toml] <plugin>  validate a plugin's manifest and module
   airlock build [-o out.wasm] <plugin dir>        compile a Go plugin to wasm
+  airlock new   [--lang go|rust|c|as] [--dir DIR] <name>
+                                                  scaffold a plugin: manifest, handler, test, README
 
 Operating a running host (through its admin socket):
   airlock status  [--config runtime.toml] [--json]          plugins, state, queues, errors
@@ -66,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdStatus(args[1:], stdout)
 	case "trigger":
 		err = cmdTrigger(args[1:], stdout)
+	case "new":
+		err = cmdNew(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
