@@ -261,9 +261,14 @@ func (h *Host) Run(ctx context.Context) error {
 	if srv := h.serveAdmin(); srv != nil {
 		defer srv.Close()
 	}
+	stopWatch := func() {}
+	if h.Runtime.Reload {
+		stopWatch = h.watch(runCtx)
+	}
 	h.log.Info("airlock running", "plugins", len(h.Status()), "failed", len(h.Failures()), "device", h.Runtime.Device)
 
 	<-ctx.Done()
+	stopWatch() // and wait for a reload in progress
 	h.ops.Lock()
 	defer h.ops.Unlock()
 	h.log.Info("shutting down: draining queues")

@@ -97,3 +97,26 @@ func (q *queue) stats() (depth int, dropped uint64) {
 	defer q.mu.Unlock()
 	return q.n, q.total
 }
+
+// takeAll closes the queue to further pushes and empties it, returning what
+// was queued in order.
+func (q *queue) takeAll() []capability.Event {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	out := make([]capability.Event, 0, q.n)
+	for i := 0; i < q.n; i++ {
+		j := (q.head + i) % len(q.buf)
+		out = append(out, q.buf[j])
+		q.buf[j] = capability.Event{}
+	}
+	q.head, q.n = 0, 0
+	q.signal()
+	return out
+}
+
+// Handoff closes p's queue to new events and returns those still queued,
+// in order, for a reloaded version of the plugin to take over. The event
+// being handled, if any, finishes; a later Stop then delivers stop without
+// any events left to drain.
+func (p *Plugin) Handoff() []capability.Event { return p.q.takeAll() }

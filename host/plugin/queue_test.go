@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -140,4 +141,31 @@ func fmtList(s []string) string {
 		out += v
 	}
 	return out + "]"
+}
+
+// takeAll (a reload's handoff) returns what waits, in order, across the
+// ring's wrap, and leaves the queue empty and closed.
+func TestQueueTakeAll(t *testing.T) {
+	q := newQueue(4, false)
+	for i := 0; i < 3; i++ {
+		q.push(ev(i, ""))
+	}
+	q.pop()
+	q.pop()
+	for i := 3; i < 6; i++ {
+		q.push(ev(i, "")) // wraps around the ring
+	}
+	var got []string
+	for _, e := range q.takeAll() {
+		got = append(got, string(e.Payload))
+	}
+	if want := "2,3,4,5"; strings.Join(got, ",") != want {
+		t.Errorf("takeAll = %v, want %s", got, want)
+	}
+	if q.push(ev(9, "")) {
+		t.Error("push after takeAll was accepted")
+	}
+	if rest, _ := drain(q); len(rest) != 0 {
+		t.Errorf("queue after takeAll holds %v", rest)
+	}
 }
