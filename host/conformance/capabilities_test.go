@@ -3,8 +3,10 @@ package conformance
 import (
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/dbus"
 	"github.com/airlockhq/airlock/host/mount"
 	"github.com/airlockhq/airlock/host/supervisor"
+	airlock "github.com/airlockhq/airlock/sdk/go"
 )
 
 // device is the simulated device behind the capability steps: the
@@ -17,7 +19,7 @@ type device struct {
 
 func newDevice() *device {
 	d := &device{sup: supervisor.NewCapability(supervisor.CapabilityOptions{Getenv: func(string) string { return "" }})}
-	d.caps = []capability.Capability{d.sup, mount.New(mount.Options{})}
+	d.caps = []capability.Capability{d.sup, mount.New(mount.Options{}), dbus.New()}
 	return d
 }
 
@@ -65,5 +67,47 @@ func (d *device) steps() []capStep {
 			{Key: "reason", Value: []byte("device removed")}, {Key: "x_new_field", Value: []byte("ignored")},
 		})}},
 		{name: "mount:list"},
+
+		// dbus: the simulated bus's systemd1 and hostname1. The manifest
+		// grants StopUnit on bluetooth.service, GetUnit, reading unit
+		// properties and PrettyHostname, and writing PrettyHostname; its
+		// [[trigger.dbus]] follows bluetooth.service's PropertiesChanged.
+		{name: "dbus:getunit"},
+		{name: "dbus:getunit-missing"},                  // the peer's NoSuchUnit: not_found
+		{name: "dbus:stop", wait: []string{"SubState"}}, // two PropertiesChanged signals follow
+		{name: "dbus:stop-badmode"},                     // the peer's InvalidArgs: invalid
+		{name: "dbus:stop-ssh"},                         // denied by args
+		{name: "dbus:reboot"},                           // denied: no rule names it
+		{name: "dbus:get"},
+		{name: "dbus:getall"},
+		{name: "dbus:get-denied"},
+		{name: "dbus:set"},
+		{name: "dbus:set-struct"}, // a struct with an array, a dict and a variant, encoded
+		{name: "dbus:set-denied"},
+		{name: "dbus signal", event: signalEvent()}, // every type, decoded
 	}
+}
+
+// signalEvent is a dbus_signal event whose body holds every basic type and
+// every container, nested, for the SDKs' decoders.
+func signalEvent() *capability.Event {
+	sig, body, err := airlock.EncodeDBus(
+		airlock.Struct{byte(7), true, int16(-2), uint16(3), int32(-4), uint32(5), int64(-6), uint64(7), 1.5,
+			"str", airlock.ObjectPath("/a/b"), airlock.Signature("a{sv}")},
+		[]airlock.Struct{{"x", airlock.MakeVariant(int32(1))}, {"y", airlock.MakeVariant([]string{"p", "q"})}},
+		[][]int32{{1, 2}, {}, {3}},
+		map[uint32]string{1: "one", 2: "two"},
+		[]byte("hi"),
+		airlock.MakeVariant(map[string]airlock.Variant{"k": airlock.MakeVariant(true)}),
+	)
+	if err != nil {
+		panic(err)
+	}
+	rec := abi.Record{
+		{Key: "sender", Value: []byte(":1.42")}, {Key: "sender_name", Value: []byte("org.example.Sim")},
+		{Key: "path", Value: []byte("/org/example")}, {Key: "interface", Value: []byte("org.example.Iface")},
+		{Key: "member", Value: []byte("Everything")}, {Key: "signature", Value: []byte(sig)},
+		{Key: "body", Value: body}, {Key: "rule", Value: []byte("synthetic")},
+	}
+	return &capability.Event{Kind: uint32(abi.EventDBusSignal), Payload: abi.AppendRecord(nil, rec)}
 }

@@ -65,6 +65,40 @@ allow = ["blink", "reboot", "device.read", "service.restart:main"]
 source = ["label:MEDIA*", "device:/dev/sd*"]
 fstype = ["vfat"]
 options = ["sync"]
+
+[[dbus.call]]
+destination = "org.freedesktop.systemd1"
+path = "/org/freedesktop/systemd1"
+interface = "org.freedesktop.systemd1.Manager"
+member = "StopUnit"
+args = ["bluetooth.service", "*"]
+
+[[dbus.call]]
+destination = "org.freedesktop.systemd1"
+path = "/org/freedesktop/systemd1"
+interface = "org.freedesktop.systemd1.Manager"
+member = "GetUnit"
+
+[[dbus.property]]
+destination = "org.freedesktop.systemd1"
+path = "/org/freedesktop/systemd1/unit/*"
+interface = "org.freedesktop.systemd1.Unit"
+name = "*"
+access = "get"
+
+[[dbus.property]]
+destination = "org.freedesktop.hostname1"
+path = "/org/freedesktop/hostname1"
+interface = "org.freedesktop.hostname1"
+name = "PrettyHostname"
+access = ["get", "set"]
+
+[[trigger.dbus]]
+name = "unit"
+sender = "org.freedesktop.systemd1"
+path = "/org/freedesktop/systemd1/unit/bluetooth_2eservice"
+interface = "org.freedesktop.DBus.Properties"
+member = "PropertiesChanged"
 `
 
 const runtimeTOML = `plugins = ["plugins"]
@@ -107,6 +141,7 @@ func udevEvent() capability.Event {
 }
 
 func TestConformance(t *testing.T) {
+	testenv.NeedCommand(t, "dbus-daemon", "dbus") // the simulated device's system bus
 	want, err := os.ReadFile(golden)
 	if err != nil && !*update {
 		t.Fatal(err)

@@ -400,6 +400,154 @@ typedef struct airlock_mount_event {
 } airlock_mount_event;
 void airlock_on_mount(int (*h)(const airlock_mount_event *e));
 
+/* ---- D-Bus (ABI.md §3.3, import module airlock_dbus_v1) ---------------- */
+
+/* The system bus, as plugin.toml's [[dbus.call]] and [[dbus.property]]
+ * rules allow it. Arguments are written with an airlock_dbus_writer, which
+ * infers the signature as values are put (arrays and variants name their
+ * element's signature, so that an empty one has a type); results are
+ * decoded into a tree of airlock_dbus_value:
+ *
+ *     airlock_dbus_object systemd = {"org.freedesktop.systemd1", "/org/freedesktop/systemd1", 0};
+ *     airlock_dbus_writer args = {0};
+ *     airlock_dbus_put_string(&args, "bluetooth.service");
+ *     airlock_dbus_put_string(&args, "replace");
+ *     airlock_dbus_values reply;
+ *     airlock_result r = airlock_dbus_call(&systemd, "org.freedesktop.systemd1.Manager.StopUnit", &args, &reply);
+ *     if (r.err == AIRLOCK_OK) airlock_infof("job %s", reply.values[0].str);
+ *     airlock_result_free(&r); airlock_dbus_values_free(&reply); airlock_dbus_writer_free(&args);
+ *
+ * A call the manifest does not allow is AIRLOCK_DENIED with a message that
+ * names what is missing; the bus being down AIRLOCK_UNAVAILABLE; past the
+ * deadline AIRLOCK_TIMEOUT. An error from the peer is NOT_FOUND, INVALID or
+ * FAILED with a message that starts with the D-Bus error name
+ * (airlock_dbus_error_name). */
+
+#define AIRLOCK_DBUS_MAX_DEPTH 64
+
+/* A writer of the value encoding (ABI.md §3.3.2). Zero-initialise it; put
+ * values in order, opening and closing containers; free it. A mistake
+ * (unbalanced containers, nesting past 64, out of memory) is kept in err
+ * and reported by the call that uses the writer. */
+typedef struct airlock_dbus_writer {
+	uint8_t *buf;
+	uint32_t len, cap;
+	char sig[256];   /* the signature of what was put at the top level */
+	uint32_t sig_len;
+	const char *err; /* the first mistake, or NULL */
+	uint32_t depth;
+	struct {
+		char kind;          /* 'a', '(' or 'v' */
+		uint8_t per;        /* values per array element: 2 in a dict */
+		bool quiet;         /* inside an array or variant: no signature */
+		uint32_t count_off; /* where an array's count goes */
+		uint32_t values;    /* complete values put directly inside */
+	} stack[AIRLOCK_DBUS_MAX_DEPTH];
+} airlock_dbus_writer;
+
+void airlock_dbus_put_byte(airlock_dbus_writer *w, uint8_t v);
+void airlock_dbus_put_bool(airlock_dbus_writer *w, bool v);
+void airlock_dbus_put_int16(airlock_dbus_writer *w, int16_t v);
+void airlock_dbus_put_uint16(airlock_dbus_writer *w, uint16_t v);
+void airlock_dbus_put_int32(airlock_dbus_writer *w, int32_t v);
+void airlock_dbus_put_uint32(airlock_dbus_writer *w, uint32_t v);
+void airlock_dbus_put_int64(airlock_dbus_writer *w, int64_t v);
+void airlock_dbus_put_uint64(airlock_dbus_writer *w, uint64_t v);
+void airlock_dbus_put_double(airlock_dbus_writer *w, double v);
+void airlock_dbus_put_string(airlock_dbus_writer *w, const char *s);
+void airlock_dbus_put_object_path(airlock_dbus_writer *w, const char *s);
+void airlock_dbus_put_signature(airlock_dbus_writer *w, const char *s);
+/* An array of elem_sig ("s", "{sv}" for a dict: then put key, value, key,
+ * value...), closed by airlock_dbus_close. */
+void airlock_dbus_open_array(airlock_dbus_writer *w, const char *elem_sig);
+/* A struct, closed by airlock_dbus_close. */
+void airlock_dbus_open_struct(airlock_dbus_writer *w);
+/* A variant holding one value of sig, closed by airlock_dbus_close. */
+void airlock_dbus_open_variant(airlock_dbus_writer *w, const char *sig);
+void airlock_dbus_close(airlock_dbus_writer *w);
+void airlock_dbus_writer_free(airlock_dbus_writer *w);
+
+/* A decoded value. type is the first character of its signature; a dict
+ * is an array whose items are '{' entries holding a key and a value. */
+typedef struct airlock_dbus_value {
+	char type;             /* y b n q i u x t d s o g a ( v { */
+	const char *sig;       /* its complete signature (sig_len bytes, not NUL-terminated) */
+	uint32_t sig_len;
+	union {
+		uint8_t y;
+		bool b;
+		int16_t n;
+		uint16_t q;
+		int32_t i;
+		uint32_t u;
+		int64_t x;
+		uint64_t t;
+		double d;
+	};
+	const char *str;       /* s o g: NUL-terminated */
+	uint32_t str_len;
+	uint32_t count;        /* a: elements; (: fields; v: 1; {: 2 */
+	struct airlock_dbus_value *items;
+} airlock_dbus_value;
+
+/* Values decoded from a body; they own their memory. */
+typedef struct airlock_dbus_values {
+	const char *signature;
+	uint32_t count;
+	airlock_dbus_value *values;
+	void *arena;
+} airlock_dbus_values;
+
+/* airlock_dbus_decode decodes a body of the signature sig (NUL-terminated).
+ * It returns AIRLOCK_OK, or AIRLOCK_INVALID for a bad signature or body. */
+int32_t airlock_dbus_decode(const char *sig, const void *body, uint32_t len, airlock_dbus_values *out);
+void airlock_dbus_values_free(airlock_dbus_values *v);
+/* airlock_dbus_dict_get finds a string key in an a{s...} dict, or NULL. */
+const airlock_dbus_value *airlock_dbus_dict_get(const airlock_dbus_value *dict, const char *key);
+/* airlock_dbus_inner returns the value inside a variant (through nested ones). */
+const airlock_dbus_value *airlock_dbus_inner(const airlock_dbus_value *v);
+/* The text form, as snprintf: numbers in decimal, true/false, "string",
+ * o"/path", g"sig", [a, b], {k: v}, (a, b), <sig value>; values of a body
+ * separated by ", ". */
+size_t airlock_dbus_format(const airlock_dbus_value *v, char *buf, size_t cap);
+size_t airlock_dbus_format_values(const airlock_dbus_values *v, char *buf, size_t cap);
+
+/* A remote object: a bus name and an object path. timeout_ms, if nonzero,
+ * bounds each call below the host's own bound and the handler deadline. */
+typedef struct airlock_dbus_object {
+	const char *destination;
+	const char *path;
+	uint32_t timeout_ms;
+} airlock_dbus_object;
+
+/* airlock_dbus_call calls method ("interface.Member") with args (NULL: no
+ * arguments) and decodes the reply into *reply (may be NULL). */
+airlock_result airlock_dbus_call(const airlock_dbus_object *o, const char *method, const airlock_dbus_writer *args,
+                                 airlock_dbus_values *reply);
+/* airlock_dbus_get_property reads property ("interface.Name"): one variant. */
+airlock_result airlock_dbus_get_property(const airlock_dbus_object *o, const char *property, airlock_dbus_values *value);
+/* airlock_dbus_get_all_properties reads the properties of iface that the
+ * manifest lets the plugin read: one a{sv}. */
+airlock_result airlock_dbus_get_all_properties(const airlock_dbus_object *o, const char *iface, airlock_dbus_values *props);
+/* airlock_dbus_set_property writes property; value holds one complete
+ * value, which the host wraps in a variant. */
+airlock_result airlock_dbus_set_property(const airlock_dbus_object *o, const char *property, const airlock_dbus_writer *value);
+/* airlock_dbus_error_name copies the D-Bus error name that a failed call's
+ * message starts with ("org.freedesktop.systemd1.NoSuchUnit") into buf, or
+ * "" if the error did not come from the peer. */
+const char *airlock_dbus_error_name(const airlock_result *r, char *buf, size_t cap);
+
+/* A D-Bus signal that a [[trigger.dbus]] rule matched. */
+typedef struct airlock_dbus_signal {
+	const char *sender;      /* the sender's unique name, ":1.42" */
+	const char *sender_name; /* the rule's sender */
+	const char *path, *interface, *member;
+	const char *rule;        /* the rule's name, or "" */
+	const char *signature;
+	airlock_dbus_values body;
+} airlock_dbus_signal;
+void airlock_on_dbus_signal(int (*h)(const airlock_dbus_signal *s));
+
 /* ---- raw imports (ABI.md §3.1) ----------------------------------------- */
 
 #define AIRLOCK_IMPORT(mod, name) __attribute__((import_module(mod), import_name(name)))
@@ -428,6 +576,16 @@ AIRLOCK_IMPORT("airlock_mount_v1", "unmount")
 int32_t airlock_raw_unmount(const void *target, uint32_t target_len, void *out, uint32_t cap, uint32_t *out_len);
 AIRLOCK_IMPORT("airlock_mount_v1", "list")
 int32_t airlock_raw_mount_list(void *out, uint32_t cap, uint32_t *out_len);
+
+/* ABI.md §3.3.3 */
+AIRLOCK_IMPORT("airlock_dbus_v1", "call")
+int32_t airlock_raw_dbus_call(const void *req, uint32_t req_len, void *out, uint32_t cap, uint32_t *out_len);
+AIRLOCK_IMPORT("airlock_dbus_v1", "get_property")
+int32_t airlock_raw_dbus_get_property(const void *req, uint32_t req_len, void *out, uint32_t cap, uint32_t *out_len);
+AIRLOCK_IMPORT("airlock_dbus_v1", "get_all_properties")
+int32_t airlock_raw_dbus_get_all_properties(const void *req, uint32_t req_len, void *out, uint32_t cap, uint32_t *out_len);
+AIRLOCK_IMPORT("airlock_dbus_v1", "set_property")
+int32_t airlock_raw_dbus_set_property(const void *req, uint32_t req_len, void *out, uint32_t cap, uint32_t *out_len);
 
 #ifdef __cplusplus
 }
@@ -1244,6 +1402,695 @@ static int airlock_mount_tramp(const airlock_event *e) {
 void airlock_on_mount(int (*h)(const airlock_mount_event *)) {
 	airlock_mount_fn = h;
 	airlock_on(AIRLOCK_EVENT_MOUNT, airlock_mount_tramp);
+}
+
+/* ---- D-Bus ---- */
+
+static void airlock_dw_bytes(airlock_dbus_writer *w, const void *p, uint32_t n) {
+	if (w->err != NULL)
+		return;
+	if (w->len + n > w->cap) {
+		uint32_t cap = w->cap ? w->cap : 64;
+		while (cap < w->len + n)
+			cap *= 2;
+		uint8_t *nb = (uint8_t *)realloc(w->buf, cap);
+		if (nb == NULL) {
+			w->err = "dbus: out of memory";
+			return;
+		}
+		w->buf = nb;
+		w->cap = cap;
+	}
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+/* airlock_dw_sig adds to the top-level signature unless inside an array
+ * or a variant, whose signatures were given when they were opened. */
+static void airlock_dw_sig(airlock_dbus_writer *w, const char *s) {
+	if (w->err != NULL || (w->depth > 0 && w->stack[w->depth - 1].quiet))
+		return;
+	size_t n = strlen(s);
+	if (w->sig_len + n > 255) {
+		w->err = "dbus: signature longer than 255 bytes";
+		return;
+	}
+	memcpy(w->sig + w->sig_len, s, n + 1);
+	w->sig_len += (uint32_t)n;
+}
+
+/* airlock_dw_done counts a complete value in the enclosing container. */
+static void airlock_dw_done(airlock_dbus_writer *w) {
+	if (w->depth > 0)
+		w->stack[w->depth - 1].values++;
+}
+
+static void airlock_dw_basic(airlock_dbus_writer *w, const char *code, const void *le, uint32_t n) {
+	airlock_dw_sig(w, code);
+	airlock_dw_bytes(w, le, n);
+	airlock_dw_done(w);
+}
+
+static void airlock_dw_le(uint8_t *out, uint64_t v, int n) {
+	for (int i = 0; i < n; i++)
+		out[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void airlock_dw_u32(airlock_dbus_writer *w, uint32_t v) {
+	uint8_t le[4];
+	airlock_dw_le(le, v, 4);
+	airlock_dw_bytes(w, le, 4);
+}
+
+#define AIRLOCK_DW_INT(name, type, code, n)                    \
+	void airlock_dbus_put_##name(airlock_dbus_writer *w, type v) { \
+		uint8_t le[n];                                         \
+		airlock_dw_le(le, (uint64_t)v, n);                     \
+		airlock_dw_basic(w, code, le, n);                      \
+	}
+AIRLOCK_DW_INT(byte, uint8_t, "y", 1)
+AIRLOCK_DW_INT(int16, int16_t, "n", 2)
+AIRLOCK_DW_INT(uint16, uint16_t, "q", 2)
+AIRLOCK_DW_INT(int32, int32_t, "i", 4)
+AIRLOCK_DW_INT(uint32, uint32_t, "u", 4)
+AIRLOCK_DW_INT(int64, int64_t, "x", 8)
+AIRLOCK_DW_INT(uint64, uint64_t, "t", 8)
+
+void airlock_dbus_put_bool(airlock_dbus_writer *w, bool v) {
+	uint8_t b = v ? 1 : 0;
+	airlock_dw_basic(w, "b", &b, 1);
+}
+
+void airlock_dbus_put_double(airlock_dbus_writer *w, double v) {
+	uint64_t bits;
+	uint8_t le[8];
+	memcpy(&bits, &v, 8);
+	airlock_dw_le(le, bits, 8);
+	airlock_dw_basic(w, "d", le, 8);
+}
+
+static void airlock_dw_text(airlock_dbus_writer *w, const char *code, const char *s) {
+	airlock_dw_sig(w, code);
+	uint32_t n = (uint32_t)strlen(s);
+	airlock_dw_u32(w, n);
+	airlock_dw_bytes(w, s, n);
+	airlock_dw_done(w);
+}
+
+void airlock_dbus_put_string(airlock_dbus_writer *w, const char *s) { airlock_dw_text(w, "s", s); }
+void airlock_dbus_put_object_path(airlock_dbus_writer *w, const char *s) { airlock_dw_text(w, "o", s); }
+void airlock_dbus_put_signature(airlock_dbus_writer *w, const char *s) { airlock_dw_text(w, "g", s); }
+
+static void airlock_dw_push(airlock_dbus_writer *w, char kind, bool quiet) {
+	if (w->err != NULL)
+		return;
+	if (w->depth >= AIRLOCK_DBUS_MAX_DEPTH) {
+		w->err = "dbus: value nested too deep";
+		return;
+	}
+	bool outer_quiet = w->depth > 0 && w->stack[w->depth - 1].quiet;
+	w->stack[w->depth].kind = kind;
+	w->stack[w->depth].per = 1;
+	w->stack[w->depth].quiet = quiet || outer_quiet;
+	w->stack[w->depth].count_off = w->len;
+	w->stack[w->depth].values = 0;
+	w->depth++;
+}
+
+void airlock_dbus_open_array(airlock_dbus_writer *w, const char *elem_sig) {
+	airlock_dw_sig(w, "a");
+	airlock_dw_sig(w, elem_sig);
+	airlock_dw_push(w, 'a', true);
+	if (w->err == NULL && elem_sig[0] == '{')
+		w->stack[w->depth - 1].per = 2;
+	airlock_dw_u32(w, 0); /* the count, filled in by airlock_dbus_close */
+}
+
+void airlock_dbus_open_struct(airlock_dbus_writer *w) {
+	airlock_dw_sig(w, "(");
+	airlock_dw_push(w, '(', false);
+}
+
+void airlock_dbus_open_variant(airlock_dbus_writer *w, const char *sig) {
+	airlock_dw_sig(w, "v");
+	airlock_dw_push(w, 'v', true);
+	uint32_t n = (uint32_t)strlen(sig);
+	airlock_dw_u32(w, n);
+	airlock_dw_bytes(w, sig, n);
+}
+
+void airlock_dbus_close(airlock_dbus_writer *w) {
+	if (w->err != NULL)
+		return;
+	if (w->depth == 0) {
+		w->err = "dbus: close without an open container";
+		return;
+	}
+	w->depth--;
+	if (w->stack[w->depth].kind == 'a') {
+		uint32_t n = w->stack[w->depth].values / w->stack[w->depth].per;
+		airlock_dw_le(w->buf + w->stack[w->depth].count_off, n, 4);
+	} else if (w->stack[w->depth].kind == '(') {
+		airlock_dw_sig(w, ")");
+	}
+	airlock_dw_done(w);
+}
+
+void airlock_dbus_writer_free(airlock_dbus_writer *w) {
+	free(w->buf);
+	memset(w, 0, sizeof *w);
+}
+
+/* The decoder's arena: chunks freed together. */
+struct airlock_chunk {
+	struct airlock_chunk *next;
+	size_t used, cap;
+	uint64_t data[];
+};
+
+static void *airlock_arena_alloc(void **arena, size_t n) {
+	n = (n + 7) & ~(size_t)7;
+	struct airlock_chunk *c = (struct airlock_chunk *)*arena;
+	if (c == NULL || c->cap - c->used < n) {
+		size_t cap = n > 4096 ? n : 4096;
+		struct airlock_chunk *nc = (struct airlock_chunk *)malloc(sizeof *nc + cap);
+		if (nc == NULL)
+			return NULL;
+		nc->next = c;
+		nc->used = 0;
+		nc->cap = cap;
+		*arena = c = nc;
+	}
+	void *p = (char *)c->data + c->used;
+	c->used += n;
+	return p;
+}
+
+static void airlock_arena_free(void *arena) {
+	for (struct airlock_chunk *c = (struct airlock_chunk *)arena, *next; c != NULL; c = next) {
+		next = c->next;
+		free(c);
+	}
+}
+
+/* airlock_dbus_type_len returns the length of the complete type at s, or 0. */
+static size_t airlock_dbus_type_len(const char *s, int depth) {
+	if (depth > AIRLOCK_DBUS_MAX_DEPTH || *s == 0)
+		return 0;
+	if (*s == 'a') {
+		if (s[1] == '{') {
+			size_t k = airlock_dbus_type_len(s + 2, depth + 1);
+			if (k == 0)
+				return 0;
+			size_t v = airlock_dbus_type_len(s + 2 + k, depth + 1);
+			if (v == 0 || s[2 + k + v] != '}')
+				return 0;
+			return 3 + k + v;
+		}
+		size_t e = airlock_dbus_type_len(s + 1, depth + 1);
+		return e ? e + 1 : 0;
+	}
+	if (*s == '(') {
+		size_t i = 1;
+		while (s[i] != ')') {
+			size_t n = airlock_dbus_type_len(s + i, depth + 1);
+			if (n == 0)
+				return 0;
+			i += n;
+		}
+		return i > 1 ? i + 1 : 0;
+	}
+	return strchr("ybnqiuxtdsogv", *s) != NULL ? 1 : 0;
+}
+
+struct airlock_dbus_reader {
+	const uint8_t *b;
+	uint32_t n, off;
+	void **arena;
+};
+
+static const uint8_t *airlock_dr_take(struct airlock_dbus_reader *r, uint32_t n) {
+	if (n > r->n - r->off)
+		return NULL;
+	const uint8_t *p = r->b + r->off;
+	r->off += n;
+	return p;
+}
+
+static uint64_t airlock_dr_le(const uint8_t *p, int n) {
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static int airlock_dr_value(struct airlock_dbus_reader *r, const char *t, size_t tl, airlock_dbus_value *v, int depth);
+
+static int airlock_dr_string(struct airlock_dbus_reader *r, airlock_dbus_value *v) {
+	const uint8_t *p = airlock_dr_take(r, 4);
+	if (p == NULL)
+		return 0;
+	uint32_t n = (uint32_t)airlock_dr_le(p, 4);
+	const uint8_t *s = airlock_dr_take(r, n);
+	char *copy = s ? (char *)airlock_arena_alloc(r->arena, (size_t)n + 1) : NULL;
+	if (copy == NULL)
+		return 0;
+	memcpy(copy, s, n);
+	copy[n] = 0;
+	v->str = copy;
+	v->str_len = n;
+	return 1;
+}
+
+static int airlock_dr_value(struct airlock_dbus_reader *r, const char *t, size_t tl, airlock_dbus_value *v, int depth) {
+	memset(v, 0, sizeof *v);
+	v->type = t[0];
+	v->sig = t;
+	v->sig_len = (uint32_t)tl;
+	if (depth > AIRLOCK_DBUS_MAX_DEPTH)
+		return 0;
+	const uint8_t *p;
+	switch (t[0]) {
+	case 'y':
+	case 'b':
+		if ((p = airlock_dr_take(r, 1)) == NULL)
+			return 0;
+		if (t[0] == 'y')
+			v->y = p[0];
+		else
+			v->b = p[0] != 0;
+		return 1;
+	case 'n':
+	case 'q':
+		if ((p = airlock_dr_take(r, 2)) == NULL)
+			return 0;
+		v->q = (uint16_t)airlock_dr_le(p, 2);
+		return 1;
+	case 'i':
+	case 'u':
+		if ((p = airlock_dr_take(r, 4)) == NULL)
+			return 0;
+		v->u = (uint32_t)airlock_dr_le(p, 4);
+		return 1;
+	case 'x':
+	case 't':
+	case 'd':
+		if ((p = airlock_dr_take(r, 8)) == NULL)
+			return 0;
+		v->t = airlock_dr_le(p, 8);
+		return 1;
+	case 's':
+	case 'o':
+	case 'g':
+		return airlock_dr_string(r, v);
+	case 'v': {
+		airlock_dbus_value sig;
+		if (!airlock_dr_string(r, &sig) || airlock_dbus_type_len(sig.str, depth + 1) != sig.str_len)
+			return 0;
+		v->count = 1;
+		v->items = (airlock_dbus_value *)airlock_arena_alloc(r->arena, sizeof *v->items);
+		return v->items != NULL && airlock_dr_value(r, sig.str, sig.str_len, v->items, depth + 1);
+	}
+	case 'a': {
+		if ((p = airlock_dr_take(r, 4)) == NULL)
+			return 0;
+		uint32_t n = (uint32_t)airlock_dr_le(p, 4);
+		if (n > r->n - r->off) /* every element takes at least one byte */
+			return 0;
+		v->count = n;
+		if (n == 0)
+			return 1;
+		v->items = (airlock_dbus_value *)airlock_arena_alloc(r->arena, (size_t)n * sizeof *v->items);
+		if (v->items == NULL)
+			return 0;
+		for (uint32_t i = 0; i < n; i++)
+			if (!airlock_dr_value(r, t + 1, tl - 1, &v->items[i], depth + 1))
+				return 0;
+		return 1;
+	}
+	case '(':
+	case '{': {
+		uint32_t n = 0;
+		for (size_t i = 1; i + 1 < tl; i += airlock_dbus_type_len(t + i, depth + 1))
+			n++;
+		v->count = n;
+		v->items = (airlock_dbus_value *)airlock_arena_alloc(r->arena, (size_t)n * sizeof *v->items);
+		if (v->items == NULL)
+			return 0;
+		size_t i = 1;
+		for (uint32_t k = 0; k < n; k++) {
+			size_t l = airlock_dbus_type_len(t + i, depth + 1);
+			if (!airlock_dr_value(r, t + i, l, &v->items[k], depth + 1))
+				return 0;
+			i += l;
+		}
+		return 1;
+	}
+	}
+	return 0;
+}
+
+int32_t airlock_dbus_decode(const char *sig, const void *body, uint32_t len, airlock_dbus_values *out) {
+	memset(out, 0, sizeof *out);
+	out->signature = "";
+	size_t sl = strlen(sig), n = 0;
+	for (size_t i = 0, l; i < sl; i += l, n++)
+		if ((l = airlock_dbus_type_len(sig + i, 0)) == 0)
+			return AIRLOCK_INVALID;
+	char *sigcopy = (char *)airlock_arena_alloc(&out->arena, sl + 1);
+	airlock_dbus_value *vals = (airlock_dbus_value *)airlock_arena_alloc(&out->arena, (n ? n : 1) * sizeof *vals);
+	if (sigcopy == NULL || vals == NULL) {
+		airlock_dbus_values_free(out);
+		return AIRLOCK_TOO_LARGE;
+	}
+	memcpy(sigcopy, sig, sl + 1);
+	struct airlock_dbus_reader r = {(const uint8_t *)body, len, 0, &out->arena};
+	size_t i = 0;
+	for (size_t k = 0; k < n; k++) {
+		size_t l = airlock_dbus_type_len(sigcopy + i, 0);
+		if (!airlock_dr_value(&r, sigcopy + i, l, &vals[k], 0)) {
+			airlock_dbus_values_free(out);
+			return AIRLOCK_INVALID;
+		}
+		i += l;
+	}
+	if (r.off != len) {
+		airlock_dbus_values_free(out);
+		return AIRLOCK_INVALID;
+	}
+	out->signature = sigcopy;
+	out->count = (uint32_t)n;
+	out->values = vals;
+	return AIRLOCK_OK;
+}
+
+void airlock_dbus_values_free(airlock_dbus_values *v) {
+	airlock_arena_free(v->arena);
+	memset(v, 0, sizeof *v);
+	v->signature = "";
+}
+
+const airlock_dbus_value *airlock_dbus_inner(const airlock_dbus_value *v) {
+	while (v->type == 'v')
+		v = &v->items[0];
+	return v;
+}
+
+const airlock_dbus_value *airlock_dbus_dict_get(const airlock_dbus_value *dict, const char *key) {
+	for (uint32_t i = 0; dict->type == 'a' && i < dict->count; i++) {
+		const airlock_dbus_value *e = &dict->items[i];
+		if (e->type == '{' && e->items[0].str != NULL && strcmp(e->items[0].str, key) == 0)
+			return &e->items[1];
+	}
+	return NULL;
+}
+
+/* A formatting sink with snprintf's semantics: it counts past cap. */
+struct airlock_sink {
+	char *buf;
+	size_t cap, len;
+};
+
+static void airlock_sink_put(struct airlock_sink *s, const char *p, size_t n) {
+	for (size_t i = 0; i < n; i++, s->len++)
+		if (s->len + 1 < s->cap)
+			s->buf[s->len] = p[i];
+	if (s->cap > 0)
+		s->buf[s->len < s->cap ? s->len : s->cap - 1] = 0;
+}
+
+static void airlock_sink_puts(struct airlock_sink *s, const char *p) { airlock_sink_put(s, p, strlen(p)); }
+
+static void airlock_sink_printf(struct airlock_sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void airlock_sink_printf(struct airlock_sink *s, const char *fmt, ...) {
+	char tmp[64];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		airlock_sink_put(s, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* airlock_shortest writes the shortest %g form that reads back as d. */
+static void airlock_shortest(char *out, size_t cap, double d) {
+	for (int p = 1; p <= 17; p++) {
+		snprintf(out, cap, "%.*g", p, d);
+		if (strtod(out, NULL) == d)
+			return;
+	}
+}
+
+static void airlock_dbus_fmt(struct airlock_sink *s, const airlock_dbus_value *v) {
+	char tmp[40];
+	switch (v->type) {
+	case 'y': airlock_sink_printf(s, "%u", (unsigned)v->y); return;
+	case 'b': airlock_sink_puts(s, v->b ? "true" : "false"); return;
+	case 'n': airlock_sink_printf(s, "%d", (int)v->n); return;
+	case 'q': airlock_sink_printf(s, "%u", (unsigned)v->q); return;
+	case 'i': airlock_sink_printf(s, "%ld", (long)v->i); return;
+	case 'u': airlock_sink_printf(s, "%lu", (unsigned long)v->u); return;
+	case 'x': airlock_sink_printf(s, "%lld", (long long)v->x); return;
+	case 't': airlock_sink_printf(s, "%llu", (unsigned long long)v->t); return;
+	case 'd': airlock_shortest(tmp, sizeof tmp, v->d); airlock_sink_puts(s, tmp); return;
+	case 'o': airlock_sink_puts(s, "o"); break;
+	case 'g': airlock_sink_puts(s, "g"); break;
+	case 's': break;
+	case 'v':
+		airlock_sink_puts(s, "<");
+		airlock_sink_put(s, v->items[0].sig, v->items[0].sig_len);
+		airlock_sink_puts(s, " ");
+		airlock_dbus_fmt(s, &v->items[0]);
+		airlock_sink_puts(s, ">");
+		return;
+	case '{':
+		airlock_dbus_fmt(s, &v->items[0]);
+		airlock_sink_puts(s, ": ");
+		airlock_dbus_fmt(s, &v->items[1]);
+		return;
+	default: {
+		bool dict = v->type == 'a' && v->sig_len > 1 && v->sig[1] == '{';
+		airlock_sink_puts(s, v->type == '(' ? "(" : dict ? "{" : "[");
+		for (uint32_t i = 0; i < v->count; i++) {
+			if (i > 0)
+				airlock_sink_puts(s, ", ");
+			airlock_dbus_fmt(s, &v->items[i]);
+		}
+		airlock_sink_puts(s, v->type == '(' ? ")" : dict ? "}" : "]");
+		return;
+	}
+	}
+	airlock_sink_puts(s, "\"");
+	airlock_sink_put(s, v->str, v->str_len);
+	airlock_sink_puts(s, "\"");
+}
+
+size_t airlock_dbus_format(const airlock_dbus_value *v, char *buf, size_t cap) {
+	struct airlock_sink s = {buf, cap, 0};
+	if (cap > 0)
+		buf[0] = 0;
+	airlock_dbus_fmt(&s, v);
+	return s.len;
+}
+
+size_t airlock_dbus_format_values(const airlock_dbus_values *v, char *buf, size_t cap) {
+	struct airlock_sink s = {buf, cap, 0};
+	if (cap > 0)
+		buf[0] = 0;
+	for (uint32_t i = 0; i < v->count; i++) {
+		if (i > 0)
+			airlock_sink_puts(&s, ", ");
+		airlock_dbus_fmt(&s, &v->values[i]);
+	}
+	return s.len;
+}
+
+typedef int32_t (*airlock_dbus_raw)(const void *, uint32_t, void *, uint32_t, uint32_t *);
+
+struct airlock_dbus_args {
+	airlock_dbus_raw fn;
+	const airlock_record_builder *req;
+};
+
+static int32_t airlock_dbus_rawcall(void *ctx, void *out, uint32_t cap, uint32_t *n) {
+	struct airlock_dbus_args *a = (struct airlock_dbus_args *)ctx;
+	return a->fn(a->req->buf, a->req->len, out, cap, n);
+}
+
+/* airlock_dbus_request starts a request: the common fields of o and the
+ * interface of "interface.Member"; *member points at Member. */
+static int airlock_dbus_request(airlock_record_builder *b, const airlock_dbus_object *o, const char *method,
+                                const char **member) {
+	const char *dot = strrchr(method, '.');
+	if (dot == NULL || dot == method || dot[1] == 0)
+		return 0;
+	airlock_record_adds(b, "destination", o->destination);
+	airlock_record_adds(b, "path", o->path);
+	airlock_record_add(b, "interface", method, (uint32_t)(dot - method));
+	if (o->timeout_ms > 0) {
+		char ms[16];
+		snprintf(ms, sizeof ms, "%lu", (unsigned long)o->timeout_ms);
+		airlock_record_adds(b, "timeout_ms", ms);
+	}
+	*member = dot + 1;
+	return 1;
+}
+
+static int airlock_dbus_put_args(airlock_record_builder *b, const airlock_dbus_writer *w) {
+	if (w == NULL)
+		return 1;
+	if (w->err != NULL || w->depth != 0)
+		return 0;
+	airlock_record_adds(b, "signature", w->sig);
+	airlock_record_add(b, "body", w->buf, w->len);
+	return 1;
+}
+
+static airlock_result airlock_dbus_send(airlock_dbus_raw fn, airlock_record_builder *b, airlock_dbus_values *out) {
+	if (out != NULL) {
+		memset(out, 0, sizeof *out);
+		out->signature = "";
+	}
+	if (b->oom) {
+		airlock_record_builder_free(b);
+		return airlock_result_msg(AIRLOCK_TOO_LARGE, "dbus: out of memory building the request");
+	}
+	struct airlock_dbus_args a = {fn, b};
+	airlock_result r = airlock_call(airlock_dbus_rawcall, &a);
+	airlock_record_builder_free(b);
+	if (r.err != AIRLOCK_OK || r.data == NULL)
+		return r;
+	airlock_record rec;
+	if (airlock_record_decode(r.data, r.len, &rec) != AIRLOCK_OK) {
+		airlock_result_free(&r);
+		return airlock_result_msg(AIRLOCK_FAILED, "dbus: bad reply record: abi: malformed record");
+	}
+	r.data[0] = 0;
+	r.len = 0;
+	const char *sig = airlock_str(airlock_record_get(&rec, "signature"));
+	const void *body = NULL;
+	uint32_t body_len = 0;
+	for (uint32_t i = 0; i < rec.count; i++)
+		if (strcmp(rec.fields[i].key, "body") == 0) {
+			body = rec.fields[i].value;
+			body_len = rec.fields[i].value_len;
+			break;
+		}
+	if (out != NULL && airlock_dbus_decode(sig, body, body_len, out) != AIRLOCK_OK) {
+		airlock_result_free(&r);
+		r = airlock_result_msg(AIRLOCK_FAILED, "dbus: undecodable reply of signature \"%s\"", sig);
+	}
+	airlock_record_free(&rec);
+	return r;
+}
+
+airlock_result airlock_dbus_call(const airlock_dbus_object *o, const char *method, const airlock_dbus_writer *args,
+                                 airlock_dbus_values *reply) {
+	airlock_record_builder b = {0};
+	const char *member;
+	if (!airlock_dbus_request(&b, o, method, &member)) {
+		airlock_record_builder_free(&b);
+		return airlock_result_msg(AIRLOCK_INVALID, "\"%s\" is not interface.member", method);
+	}
+	airlock_record_adds(&b, "member", member);
+	if (!airlock_dbus_put_args(&b, args)) {
+		airlock_record_builder_free(&b);
+		return airlock_result_msg(AIRLOCK_INVALID, "%s", args->err ? args->err : "dbus: a container is not closed");
+	}
+	return airlock_dbus_send(airlock_raw_dbus_call, &b, reply);
+}
+
+airlock_result airlock_dbus_get_property(const airlock_dbus_object *o, const char *property, airlock_dbus_values *value) {
+	airlock_record_builder b = {0};
+	const char *name;
+	if (!airlock_dbus_request(&b, o, property, &name)) {
+		airlock_record_builder_free(&b);
+		return airlock_result_msg(AIRLOCK_INVALID, "\"%s\" is not interface.name", property);
+	}
+	airlock_record_adds(&b, "name", name);
+	return airlock_dbus_send(airlock_raw_dbus_get_property, &b, value);
+}
+
+airlock_result airlock_dbus_get_all_properties(const airlock_dbus_object *o, const char *iface, airlock_dbus_values *props) {
+	airlock_dbus_object oo = *o;
+	airlock_record_builder b = {0};
+	airlock_record_adds(&b, "destination", oo.destination);
+	airlock_record_adds(&b, "path", oo.path);
+	airlock_record_adds(&b, "interface", iface);
+	if (oo.timeout_ms > 0) {
+		char ms[16];
+		snprintf(ms, sizeof ms, "%lu", (unsigned long)oo.timeout_ms);
+		airlock_record_adds(&b, "timeout_ms", ms);
+	}
+	return airlock_dbus_send(airlock_raw_dbus_get_all_properties, &b, props);
+}
+
+airlock_result airlock_dbus_set_property(const airlock_dbus_object *o, const char *property, const airlock_dbus_writer *value) {
+	airlock_record_builder b = {0};
+	const char *name;
+	if (!airlock_dbus_request(&b, o, property, &name)) {
+		airlock_record_builder_free(&b);
+		return airlock_result_msg(AIRLOCK_INVALID, "\"%s\" is not interface.name", property);
+	}
+	airlock_record_adds(&b, "name", name);
+	if (!airlock_dbus_put_args(&b, value)) {
+		airlock_record_builder_free(&b);
+		return airlock_result_msg(AIRLOCK_INVALID, "%s", value->err ? value->err : "dbus: a container is not closed");
+	}
+	return airlock_dbus_send(airlock_raw_dbus_set_property, &b, NULL);
+}
+
+const char *airlock_dbus_error_name(const airlock_result *r, char *buf, size_t cap) {
+	if (cap == 0)
+		return buf;
+	buf[0] = 0;
+	if (r->err == AIRLOCK_OK || r->data == NULL)
+		return buf;
+	const char *end = strstr(r->data, ": ");
+	size_t n = end ? (size_t)(end - r->data) : strlen(r->data);
+	int dots = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (r->data[i] == ' ' || r->data[i] == '"')
+			return buf;
+		dots += r->data[i] == '.';
+	}
+	if (dots >= 2 && n < cap) {
+		memcpy(buf, r->data, n);
+		buf[n] = 0;
+	}
+	return buf;
+}
+
+static int (*airlock_dbus_signal_fn)(const airlock_dbus_signal *);
+
+static int airlock_dbus_signal_tramp(const airlock_event *e) {
+	const airlock_record *r = &e->fields;
+	airlock_dbus_signal s;
+	s.sender = airlock_str(airlock_record_get(r, "sender"));
+	s.sender_name = airlock_str(airlock_record_get(r, "sender_name"));
+	s.path = airlock_str(airlock_record_get(r, "path"));
+	s.interface = airlock_str(airlock_record_get(r, "interface"));
+	s.member = airlock_str(airlock_record_get(r, "member"));
+	s.rule = airlock_str(airlock_record_get(r, "rule"));
+	s.signature = airlock_str(airlock_record_get(r, "signature"));
+	const void *body = NULL;
+	uint32_t body_len = 0;
+	for (uint32_t i = 0; i < r->count; i++)
+		if (strcmp(r->fields[i].key, "body") == 0) {
+			body = r->fields[i].value;
+			body_len = r->fields[i].value_len;
+			break;
+		}
+	if (airlock_dbus_decode(s.signature, body, body_len, &s.body) != AIRLOCK_OK)
+		return airlock_fail("dbus: undecodable signal body");
+	int rc = airlock_dbus_signal_fn(&s);
+	airlock_dbus_values_free(&s.body);
+	return rc;
+}
+
+void airlock_on_dbus_signal(int (*h)(const airlock_dbus_signal *)) {
+	airlock_dbus_signal_fn = h;
+	airlock_on(AIRLOCK_EVENT_DBUS_SIGNAL, airlock_dbus_signal_tramp);
 }
 
 /* The version marker: the host refuses a module without it. */

@@ -202,6 +202,10 @@ export class Record {
     this.fields.push(new Field(key, Uint8Array.wrap(String.UTF8.encode(value))));
     return this;
   }
+  pushBytes(key: string, value: Uint8Array): Record {
+    this.fields.push(new Field(key, value));
+    return this;
+  }
   encode(): Uint8Array {
     let size = 4;
     const keys = new Array<ArrayBuffer>(this.fields.length);

@@ -28,6 +28,7 @@ use std::time::Duration;
 mod record;
 pub use record::{Record, RecordError, MAX_RECORD_FIELDS};
 
+pub mod dbus;
 pub mod mount;
 pub mod supervisor;
 

@@ -225,6 +225,105 @@ static int on_mount(const airlock_mount_event *e) {
 	return 0;
 }
 
+static void reply(const char *what, airlock_result *r, airlock_dbus_values *v) {
+	static char body[4096];
+	if (r->err == AIRLOCK_OK) {
+		airlock_dbus_format_values(v, body, sizeof body);
+		airlock_infof("%s: ok sig=%s body=%s", what, v->signature, body);
+		airlock_result_free(r);
+	} else {
+		char name[256];
+		airlock_dbus_error_name(r, name, sizeof name);
+		airlock_infof("%s: %s: %s (error name %s)", what, airlock_errno_name(r->err), r->data, name);
+		airlock_result_free(r);
+	}
+	airlock_dbus_values_free(v);
+}
+
+#define MANAGER "org.freedesktop.systemd1.Manager"
+
+/* dbus_step calls the simulated device's system bus. */
+static void dbus_step(const char *step) {
+	static char text[4096];
+	char what[64];
+	snprintf(what, sizeof what, "dbus %s", step);
+	airlock_dbus_object systemd = {"org.freedesktop.systemd1", "/org/freedesktop/systemd1", 0};
+	airlock_dbus_object unit = {"org.freedesktop.systemd1", "/org/freedesktop/systemd1/unit/bluetooth_2eservice", 0};
+	airlock_dbus_object hostname = {"org.freedesktop.hostname1", "/org/freedesktop/hostname1", 0};
+	airlock_dbus_writer w = {0};
+	airlock_dbus_values v;
+	airlock_result r;
+	if (!strcmp(step, "getunit") || !strcmp(step, "getunit-missing")) {
+		airlock_dbus_put_string(&w, !strcmp(step, "getunit") ? "bluetooth.service" : "nosuch.service");
+		r = airlock_dbus_call(&systemd, MANAGER ".GetUnit", &w, &v);
+		reply(what, &r, &v);
+	} else if (!strcmp(step, "stop") || !strcmp(step, "stop-badmode") || !strcmp(step, "stop-ssh")) {
+		airlock_dbus_put_string(&w, !strcmp(step, "stop-ssh") ? "ssh.service" : "bluetooth.service");
+		airlock_dbus_put_string(&w, !strcmp(step, "stop-badmode") ? "sideways" : "replace");
+		r = airlock_dbus_call(&systemd, MANAGER ".StopUnit", &w, &v);
+		reply(what, &r, &v);
+	} else if (!strcmp(step, "reboot")) {
+		r = airlock_dbus_call(&systemd, MANAGER ".Reboot", NULL, &v);
+		reply(what, &r, &v);
+	} else if (!strcmp(step, "get") || !strcmp(step, "getall")) {
+		if (!strcmp(step, "get"))
+			r = airlock_dbus_get_property(&unit, "org.freedesktop.systemd1.Unit.ActiveState", &v);
+		else
+			r = airlock_dbus_get_all_properties(&unit, "org.freedesktop.systemd1.Unit", &v);
+		if (r.err == AIRLOCK_OK) {
+			airlock_dbus_format_values(&v, text, sizeof text);
+			airlock_infof("%s: ok %s", what, text);
+			airlock_result_free(&r);
+		} else {
+			result(what, &r);
+		}
+		airlock_dbus_values_free(&v);
+	} else if (!strcmp(step, "get-denied")) {
+		r = airlock_dbus_get_property(&hostname, "org.freedesktop.hostname1.Hostname", &v);
+		result(what, &r);
+		airlock_dbus_values_free(&v);
+	} else if (!strcmp(step, "set")) {
+		airlock_dbus_put_string(&w, "Plant 7");
+		r = airlock_dbus_set_property(&hostname, "org.freedesktop.hostname1.PrettyHostname", &w);
+		result(what, &r);
+	} else if (!strcmp(step, "set-struct")) {
+		airlock_dbus_open_struct(&w);
+		airlock_dbus_put_int32(&w, -7);
+		airlock_dbus_open_array(&w, "s");
+		airlock_dbus_put_string(&w, "a");
+		airlock_dbus_put_string(&w, "b");
+		airlock_dbus_close(&w);
+		airlock_dbus_open_array(&w, "{sv}");
+		airlock_dbus_put_string(&w, "k");
+		airlock_dbus_open_variant(&w, "t");
+		airlock_dbus_put_uint64(&w, 9);
+		airlock_dbus_close(&w);
+		airlock_dbus_close(&w);
+		airlock_dbus_close(&w);
+		r = airlock_dbus_set_property(&hostname, "org.freedesktop.hostname1.PrettyHostname", &w);
+		result(what, &r);
+	} else if (!strcmp(step, "set-denied")) {
+		airlock_dbus_put_string(&w, "x");
+		r = airlock_dbus_set_property(&hostname, "org.freedesktop.hostname1.Hostname", &w);
+		result(what, &r);
+	} else {
+		airlock_warnf("unknown dbus step %s", step);
+	}
+	airlock_dbus_writer_free(&w);
+}
+
+static int on_signal(const airlock_dbus_signal *s) {
+	static char body[4096];
+	airlock_dbus_format_values(&s->body, body, sizeof body);
+	airlock_infof("dbus signal rule=%s sender_name=%s path=%s interface=%s member=%s sig=%s body=%s", s->rule,
+	              s->sender_name, s->path, s->interface, s->member, s->signature, body);
+	if (!strcmp(s->interface, "org.freedesktop.DBus.Properties") && !strcmp(s->member, "PropertiesChanged") &&
+	    !strcmp(s->signature, "sa{sv}as"))
+		airlock_infof("dbus properties changed %s: %u changed, %u invalidated", s->body.values[0].str,
+		              s->body.values[1].count, s->body.values[2].count);
+	return 0;
+}
+
 static int on_timer(const airlock_timer *t) {
 	const char *colon = strchr(t->name, ':');
 	size_t cl = colon ? (size_t)(colon - t->name) : strlen(t->name);
@@ -298,6 +397,8 @@ static int on_timer(const airlock_timer *t) {
 		supervisor_step(arg);
 	} else if (!strcmp(cmd, "mount")) {
 		mount_step(arg);
+	} else if (!strcmp(cmd, "dbus")) {
+		dbus_step(arg);
 	} else {
 		airlock_warnf("unknown step %s", cmd);
 	}
@@ -311,4 +412,5 @@ AIRLOCK_INIT {
 	airlock_on_udev(on_udev);
 	airlock_on_timer(on_timer);
 	airlock_on_mount(on_mount);
+	airlock_on_dbus_signal(on_signal);
 }

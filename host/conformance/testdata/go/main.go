@@ -43,6 +43,14 @@ func init() {
 			e.Action, e.Subsystem, e.DevType, e.DevName, e.Label(), e.UUID(), e.FSType(), e.SeqNum(), e.Coldplug()))
 		return nil
 	})
+	airlock.OnDBusSignal(func(s airlock.Signal) error {
+		airlock.Info("dbus signal rule=" + s.Rule + " sender_name=" + s.SenderName + " path=" + string(s.Path) +
+			" interface=" + s.Interface + " member=" + s.Member + " sig=" + string(s.Signature) + " body=" + dbusText(s.Body))
+		if iface, changed, invalidated, ok := s.PropertiesChanged(); ok {
+			airlock.Info(fmt.Sprintf("dbus properties changed %s: %d changed, %d invalidated", iface, len(changed), len(invalidated)))
+		}
+		return nil
+	})
 	airlock.OnMount(func(e airlock.MountEvent) error {
 		airlock.Info("mount event action=" + e.Action + " target=" + e.Target + " source=" + e.Source + " device=" + e.Device + " reason=" + e.Reason)
 		return nil
@@ -118,6 +126,8 @@ func init() {
 			supervisorStep(arg)
 		case "mount":
 			mountStep(arg)
+		case "dbus":
+			dbusStep(arg)
 		default:
 			airlock.Warn("unknown step " + cmd)
 		}

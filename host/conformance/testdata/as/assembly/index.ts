@@ -4,6 +4,7 @@ import * as airlock from "../../../../../sdk/assemblyscript/assembly/index";
 export { airlock_abi_v1, airlock_on_event } from "../../../../../sdk/assemblyscript/assembly/index";
 import * as supervisor from "../../../../../sdk/assemblyscript/assembly/supervisor";
 import * as mount from "../../../../../sdk/assemblyscript/assembly/mount";
+import * as dbus from "../../../../../sdk/assemblyscript/assembly/dbus";
 
 // count shows that the instance's memory lives from one event to the next.
 let count = 0;
@@ -111,6 +112,56 @@ function mountStep(step: string): void {
   }
 }
 
+function reply(what: string, r: airlock.Result<dbus.Reply>): void {
+  if (r.ok) airlock.info(what + "ok sig=" + r.value.signature + " body=" + dbus.text(r.value.body));
+  else airlock.info(what + r.toString() + " (error name " + dbus.errorName(r.message) + ")");
+}
+
+const MANAGER = "org.freedesktop.systemd1.Manager";
+
+/** dbusStep calls the simulated device's system bus. */
+function dbusStep(step: string): void {
+  const what = "dbus " + step + ": ";
+  const systemd = new dbus.DBusObject("org.freedesktop.systemd1", "/org/freedesktop/systemd1");
+  const unit = new dbus.DBusObject("org.freedesktop.systemd1", "/org/freedesktop/systemd1/unit/bluetooth_2eservice");
+  const hostname = new dbus.DBusObject("org.freedesktop.hostname1", "/org/freedesktop/hostname1");
+  const S = (s: string): dbus.Value => dbus.Value.str(s);
+  if (step == "getunit") {
+    reply(what, systemd.call(MANAGER + ".GetUnit", [S("bluetooth.service")]));
+  } else if (step == "getunit-missing") {
+    reply(what, systemd.call(MANAGER + ".GetUnit", [S("nosuch.service")]));
+  } else if (step == "stop") {
+    reply(what, systemd.call(MANAGER + ".StopUnit", [S("bluetooth.service"), S("replace")]));
+  } else if (step == "stop-badmode") {
+    reply(what, systemd.call(MANAGER + ".StopUnit", [S("bluetooth.service"), S("sideways")]));
+  } else if (step == "stop-ssh") {
+    reply(what, systemd.call(MANAGER + ".StopUnit", [S("ssh.service"), S("replace")]));
+  } else if (step == "reboot") {
+    reply(what, systemd.call(MANAGER + ".Reboot", []));
+  } else if (step == "get") {
+    const r = unit.getProperty("org.freedesktop.systemd1.Unit.ActiveState");
+    airlock.info(what + (r.ok ? "ok " + r.value.toString() : r.toString()));
+  } else if (step == "getall") {
+    const r = unit.getAllProperties("org.freedesktop.systemd1.Unit");
+    airlock.info(what + (r.ok ? "ok " + r.value.toString() : r.toString()));
+  } else if (step == "get-denied") {
+    airlock.info(what + hostname.getProperty("org.freedesktop.hostname1.Hostname").toString());
+  } else if (step == "set") {
+    airlock.info(what + hostname.setProperty("org.freedesktop.hostname1.PrettyHostname", S("Plant 7")).toString());
+  } else if (step == "set-struct") {
+    const v = dbus.Value.struct([
+      dbus.Value.int32(-7),
+      dbus.Value.array("s", [S("a"), S("b")]),
+      dbus.Value.dict("s", "v", [dbus.Value.entry(S("k"), dbus.Value.variant(dbus.Value.uint64(9)))]),
+    ]);
+    airlock.info(what + hostname.setProperty("org.freedesktop.hostname1.PrettyHostname", v).toString());
+  } else if (step == "set-denied") {
+    airlock.info(what + hostname.setProperty("org.freedesktop.hostname1.Hostname", S("x")).toString());
+  } else {
+    airlock.warn("unknown dbus step " + step);
+  }
+}
+
 function onTimer(t: airlock.Timer): string | null {
   const i = t.name.indexOf(":");
   const cmd = i >= 0 ? t.name.substring(0, i) : t.name;
@@ -164,6 +215,8 @@ function onTimer(t: airlock.Timer): string | null {
     supervisorStep(arg);
   } else if (cmd == "mount") {
     mountStep(arg);
+  } else if (cmd == "dbus") {
+    dbusStep(arg);
   } else {
     airlock.warn("unknown step " + cmd);
   }
@@ -183,6 +236,15 @@ airlock.onUdev((e: airlock.UEvent): string | null => {
   return null;
 });
 airlock.onTimer(onTimer);
+dbus.onSignal((s: dbus.Signal): string | null => {
+  airlock.info("dbus signal rule=" + s.rule + " sender_name=" + s.senderName + " path=" + s.path + " interface=" +
+    s.interface + " member=" + s.member + " sig=" + s.signature + " body=" + dbus.text(s.body));
+  if (s.isPropertiesChanged) {
+    airlock.info("dbus properties changed " + s.body[0].text + ": " + s.body[1].items.length.toString() + " changed, " +
+      s.body[2].items.length.toString() + " invalidated");
+  }
+  return null;
+});
 airlock.onMount((e: airlock.MountEvent): string | null => {
   airlock.info("mount event action=" + e.action + " target=" + e.target + " source=" + e.source +
     " device=" + e.device + " reason=" + e.reason);

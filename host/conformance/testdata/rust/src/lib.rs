@@ -120,6 +120,53 @@ fn mount_step(step: &str) {
     }
 }
 
+/// Calls the simulated device's system bus.
+fn dbus_step(step: &str) {
+    use airlock::dbus::{self, Value};
+    let log = |s: &str| airlock::info(&format!("dbus {}: {}", step, s));
+    let reply = |r: airlock::Result<dbus::Reply>| match r {
+        Ok(r) => log(&format!("ok sig={} body={}", r.signature, dbus::text(&r.body))),
+        Err(e) => log(&format!("{} (error name {})", e, dbus::error_name(&e).unwrap_or_default())),
+    };
+    let systemd = dbus::object("org.freedesktop.systemd1", "/org/freedesktop/systemd1");
+    let unit = dbus::object("org.freedesktop.systemd1", "/org/freedesktop/systemd1/unit/bluetooth_2eservice");
+    let hostname = dbus::object("org.freedesktop.hostname1", "/org/freedesktop/hostname1");
+    const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+    match step {
+        "getunit" => reply(systemd.call(&format!("{}.GetUnit", MANAGER), &["bluetooth.service".into()])),
+        "getunit-missing" => reply(systemd.call(&format!("{}.GetUnit", MANAGER), &["nosuch.service".into()])),
+        "stop" => reply(systemd.call(&format!("{}.StopUnit", MANAGER), &["bluetooth.service".into(), "replace".into()])),
+        "stop-badmode" => {
+            reply(systemd.call(&format!("{}.StopUnit", MANAGER), &["bluetooth.service".into(), "sideways".into()]))
+        }
+        "stop-ssh" => reply(systemd.call(&format!("{}.StopUnit", MANAGER), &["ssh.service".into(), "replace".into()])),
+        "reboot" => reply(systemd.call(&format!("{}.Reboot", MANAGER), &[])),
+        "get" => match unit.get_property("org.freedesktop.systemd1.Unit.ActiveState") {
+            Ok(v) => log(&format!("ok {}", v)),
+            Err(e) => log(&e.to_string()),
+        },
+        "getall" => match unit.get_all_properties("org.freedesktop.systemd1.Unit") {
+            Ok(m) => {
+                let items: Vec<String> = m.iter().map(|(k, v)| format!("\"{}\": {}", k, v)).collect();
+                log(&format!("ok {{{}}}", items.join(", ")))
+            }
+            Err(e) => log(&e.to_string()),
+        },
+        "get-denied" => log(&result(&hostname.get_property("org.freedesktop.hostname1.Hostname"))),
+        "set" => log(&result(&hostname.set_property("org.freedesktop.hostname1.PrettyHostname", "Plant 7".into()))),
+        "set-struct" => {
+            let v = Value::Struct(vec![
+                Value::Int32(-7),
+                Value::array("s", vec!["a".into(), "b".into()]),
+                Value::Dict("s".into(), "v".into(), vec![("k".into(), Value::variant(9u64))]),
+            ]);
+            log(&result(&hostname.set_property("org.freedesktop.hostname1.PrettyHostname", v)))
+        }
+        "set-denied" => log(&result(&hostname.set_property("org.freedesktop.hostname1.Hostname", "x".into()))),
+        _ => airlock::warn(&format!("unknown dbus step {}", step)),
+    }
+}
+
 fn on_timer(t: &airlock::Timer) -> airlock::Result {
     let (cmd, arg) = match t.name.find(':') {
         Some(i) => (&t.name[..i], &t.name[i + 1..]),
@@ -179,6 +226,7 @@ fn on_timer(t: &airlock::Timer) -> airlock::Result {
         "fail" => return Err("handler failed on purpose".into()),
         "sup" => supervisor_step(arg),
         "mount" => mount_step(arg),
+        "dbus" => dbus_step(arg),
         _ => airlock::warn(&format!("unknown step {}", cmd)),
     }
     Ok(())
@@ -213,6 +261,27 @@ fn init() {
         Ok(())
     });
     airlock::on_timer(on_timer);
+    airlock::dbus::on_signal(|s| {
+        airlock::info(&format!(
+            "dbus signal rule={} sender_name={} path={} interface={} member={} sig={} body={}",
+            s.rule,
+            s.sender_name,
+            s.path,
+            s.interface,
+            s.member,
+            s.signature,
+            airlock::dbus::text(&s.body)
+        ));
+        if let Some(pc) = s.properties_changed() {
+            airlock::info(&format!(
+                "dbus properties changed {}: {} changed, {} invalidated",
+                pc.interface,
+                pc.changed.len(),
+                pc.invalidated.len()
+            ));
+        }
+        Ok(())
+    });
     airlock::mount::on_mount(|e| {
         airlock::info(&format!(
             "mount event action={} target={} source={} device={} reason={}",
