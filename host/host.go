@@ -27,6 +27,7 @@ import (
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/host/metrics"
 	"github.com/airlockhq/airlock/host/plugin"
 	"github.com/airlockhq/airlock/host/sandboxfs"
 	"github.com/airlockhq/airlock/host/timer"
@@ -55,6 +56,7 @@ type Host struct {
 	gate    *gate.Gate
 	audit   io.Closer
 	cache   wazero.CompilationCache
+	metrics *metrics.Metrics // nil unless [metrics] listen is set
 
 	// ops serializes changes to the set of running plugins: start-up,
 	// reloads and shutdown. Its holder owns runCtx and each entry's
@@ -130,6 +132,15 @@ func New(path string, o Options) (*Host, error) {
 		if audit, h.audit, err = openAudit(rt.Log.Audit); err != nil {
 			return nil, err
 		}
+	}
+	if rt.Metrics.Listen != "" {
+		// Capability decisions are counted where the gate records them.
+		h.metrics = metrics.New(h.metricsSnapshot)
+		next := slog.Handler(slog.DiscardHandler)
+		if audit != nil {
+			next = audit.Handler()
+		}
+		audit = slog.New(h.metrics.CountAudit(next))
 	}
 	h.gate = gate.New(audit)
 	return h, nil
@@ -258,6 +269,13 @@ func (h *Host) Run(ctx context.Context) error {
 		}
 	}
 	h.ops.Unlock()
+	if h.metrics != nil {
+		if stop, err := h.metrics.Serve(h.Runtime.Metrics.Listen, h.log.With("component", "metrics")); err != nil {
+			h.log.Error("metrics endpoint not available", "listen", h.Runtime.Metrics.Listen, "error", err.Error())
+		} else {
+			defer stop()
+		}
+	}
 	if srv := h.serveAdmin(); srv != nil {
 		defer srv.Close()
 	}
@@ -408,7 +426,7 @@ func (h *Host) compile(ctx context.Context, es []*entry) []error {
 			for i := range work {
 				p, err := plugin.Load(ctx, es[i].p.M, plugin.Options{
 					Runtime: h.Runtime, Cache: h.cache, Capabilities: h.opts.Capabilities, Gate: h.gate,
-					Logger: h.log, Environ: h.opts.Environ,
+					Logger: h.log, Environ: h.opts.Environ, Observe: h.observer(),
 					DataFS: func(dir string) experimentalsys.FS { return sandboxfs.New(dir, sandboxfs.Options{}) },
 				})
 				// On failure keep the manifest-only entry, so the caller can name it.

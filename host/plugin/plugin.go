@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -44,6 +45,10 @@ type Options struct {
 	// DataFS makes the sandboxed file system for a plugin's /data. nil
 	// means wazero's DirFS.
 	DataFS func(dir string) experimentalsys.FS
+	// Observe, if set, is told of every handler call (metrics): the
+	// event's kind, how long the handler ran, and the error that ended
+	// the instance, if any. It runs on the plugin's goroutine.
+	Observe func(plugin string, kind abi.EventKind, d time.Duration, err error)
 }
 
 // State is where a plugin is in its life.

@@ -194,7 +194,15 @@ func (in *Instance) Handle(ev capability.Event) error {
 	p.inst.SetPending(ev.Payload)
 	kind := abi.EventKind(ev.Kind)
 	in.stack[0], in.stack[1] = uint64(ev.Kind), uint64(len(ev.Payload))
-	if err := in.call(kind.String(), in.callEvent); err != nil {
+	var err error
+	if p.opts.Observe == nil {
+		err = in.call(kind.String(), in.callEvent)
+	} else {
+		began := time.Now()
+		err = in.call(kind.String(), in.callEvent)
+		p.opts.Observe(p.M.Name, kind, time.Since(began), err)
+	}
+	if err != nil {
 		return err
 	}
 	if status := int32(in.stack[0]); status != abi.HandlerOK {

@@ -1,0 +1,202 @@
+// Package metrics is the host's optional Prometheus endpoint
+// (runtime.toml [metrics] listen). It counts what plugins handle and how
+// long their handlers take (told by the plugin runner), counts capability
+// decisions (by reading the gate's audit stream, so that every allow and
+// deny is counted exactly where it is recorded), and reads each plugin's
+// state, restarts, queue depth and drops from the host at scrape time.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/host/plugin"
+)
+
+// Snapshot is what the host reports at each scrape.
+type Snapshot struct {
+	Plugins []plugin.Status
+	Failed  int // plugin directories that did not load
+}
+
+// Metrics holds the host's collectors. Its methods are safe for concurrent
+// use.
+type Metrics struct {
+	reg      *prometheus.Registry
+	events   *prometheus.CounterVec
+	failures *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	calls    *prometheus.CounterVec
+}
+
+// New returns metrics whose per-plugin gauges come from snapshot.
+func New(snapshot func() Snapshot) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_plugin_events_total",
+			Help: "Events delivered to a plugin's handler, by kind (start, stop, timer, udev, dbus_signal, dropped, mount).",
+		}, []string{"plugin", "kind"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_plugin_handler_failures_total",
+			Help: "Handler calls that ended the instance (trap, exit, timeout), by kind.",
+		}, []string{"plugin", "kind"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "airlock_plugin_handler_duration_seconds",
+			Help: "How long a plugin's handler ran per event, host calls included.",
+			// 100 µs to about 13 s: a handler's deadline is 5 s by default.
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
+		}, []string{"plugin", "kind"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_capability_calls_total",
+			Help: "Capability uses checked by the gate, by plugin, capability and decision (allow or deny). capability=\"admin\" counts admin-socket requests.",
+		}, []string{"plugin", "capability", "decision"}),
+	}
+	m.reg.MustRegister(m.events, m.failures, m.duration, m.calls, &statusCollector{snapshot: snapshot},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Observe is plugin.Options.Observe: one handler call.
+func (m *Metrics) Observe(name string, kind abi.EventKind, d time.Duration, err error) {
+	k := kind.String()
+	m.events.WithLabelValues(name, k).Inc()
+	m.duration.WithLabelValues(name, k).Observe(d.Seconds())
+	if err != nil {
+		m.failures.WithLabelValues(name, k).Inc()
+	}
+}
+
+// Handler serves the exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Serve listens on addr and serves /metrics until the returned func is
+// called. The address it listens on (addr may have port 0) is logged.
+func (m *Metrics) Serve(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("airlock metrics: see /metrics\n"))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics endpoint stopped", "error", err.Error())
+		}
+	}()
+	log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	}, nil
+}
+
+// states are every plugin.State, for a gauge that is 1 for the current one.
+var states = []plugin.State{plugin.StateStarting, plugin.StateRunning, plugin.StateRestarting,
+	plugin.StateCrashLooping, plugin.StateStopping, plugin.StateStopped}
+
+var (
+	descState = prometheus.NewDesc("airlock_plugin_state",
+		"1 for the plugin's current state, 0 for the others.", []string{"plugin", "state"}, nil)
+	descRestarts = prometheus.NewDesc("airlock_plugin_restarts_total",
+		"Restarts after a crash since the plugin (this version of it) loaded.", []string{"plugin"}, nil)
+	descQueue = prometheus.NewDesc("airlock_plugin_queue_depth",
+		"Events waiting in the plugin's queue.", []string{"plugin"}, nil)
+	descDropped = prometheus.NewDesc("airlock_plugin_events_dropped_total",
+		"Events lost to the plugin's queue overflow policy since it (this version of it) loaded.", []string{"plugin"}, nil)
+	descFailed = prometheus.NewDesc("airlock_plugins_failed",
+		"Plugin directories whose plugin did not load, or whose reload failed.", nil, nil)
+)
+
+// statusCollector reads the host's plugins at scrape time, so that a
+// removed plugin disappears and a reloaded one starts its counts afresh.
+type statusCollector struct{ snapshot func() Snapshot }
+
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descState, descRestarts, descQueue, descDropped, descFailed} {
+		ch <- d
+	}
+}
+
+func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.snapshot()
+	for _, p := range s.Plugins {
+		for _, st := range states {
+			v := 0.0
+			if p.State == st {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, p.Name, string(st))
+		}
+		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(p.Restarts), p.Name)
+		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(p.Queue), p.Name)
+		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(p.Dropped), p.Name)
+	}
+	ch <- prometheus.MustNewConstMetric(descFailed, prometheus.GaugeValue, float64(s.Failed))
+}
+
+// CountAudit wraps the audit stream's handler: each gate record (message
+// "audit" with plugin, capability and decision) is counted, then passed on.
+func (m *Metrics) CountAudit(next slog.Handler) slog.Handler {
+	return &auditCounter{m: m, next: next}
+}
+
+type auditCounter struct {
+	m    *Metrics
+	next slog.Handler
+}
+
+func (a *auditCounter) Enabled(ctx context.Context, l slog.Level) bool {
+	return true // count even what the stream itself discards
+}
+
+func (a *auditCounter) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "audit" {
+		var plugin, capability, decision string
+		r.Attrs(func(at slog.Attr) bool {
+			switch at.Key {
+			case "plugin":
+				plugin = at.Value.String()
+			case "capability":
+				capability = at.Value.String()
+			case "decision":
+				decision = at.Value.String()
+			}
+			return true
+		})
+		if capability != "" && decision != "" {
+			a.m.calls.WithLabelValues(plugin, capability, decision).Inc()
+		}
+	}
+	if !a.next.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return a.next.Handle(ctx, r)
+}
+
+func (a *auditCounter) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &auditCounter{m: a.m, next: a.next.WithAttrs(attrs)}
+}
+
+func (a *auditCounter) WithGroup(name string) slog.Handler {
+	return &auditCounter{m: a.m, next: a.next.WithGroup(name)}
+}

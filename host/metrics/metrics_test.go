@@ -1,0 +1,151 @@
+package metrics_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/admin"
+	"github.com/airlockhq/airlock/host/gate"
+	"github.com/airlockhq/airlock/host/internal/testenv"
+	"github.com/airlockhq/airlock/host/metrics"
+	"github.com/airlockhq/airlock/host/timer"
+)
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// waitFor scrapes until every line in want is there (a liveness bound, not
+// a timing assertion: handlers report after they return).
+func waitFor(t *testing.T, url string, want []string) string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		body := scrape(t, url)
+		var missing []string
+		for _, w := range want {
+			if !strings.Contains(body, w+"\n") {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) == 0 {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack:\n%s\n\ngot:\n%s", strings.Join(missing, "\n"), body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var urlRe = regexp.MustCompile(`url=(http://\S+/metrics)`)
+
+// A real host with [metrics] on, scraped over HTTP: events by kind,
+// handler durations, drops, state and queue per plugin, and the gate's
+// decisions per capability.
+func TestEndpoint(t *testing.T) {
+	dir := t.TempDir()
+	testenv.PluginDir(t, filepath.Join(dir, "plugins"), "echo", `name = "echo"
+version = "1.0.0"
+[limits]
+queue = 2
+handler_timeout = "30s"
+[[trigger.timer]]
+name = "tick"
+cron = "0 0 1 1 *"
+`, "host/admin/testdata/echo")
+	conf := filepath.Join(dir, "runtime.toml")
+	os.WriteFile(conf, []byte("plugins = [\"plugins\"]\nstate_dir = \"state\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n"), 0o644)
+	log, logger := testenv.NewLog(t)
+	_, auditLogger := testenv.NewLog(t)
+	h, err := host.New(conf, host.Options{Logger: logger, Audit: auditLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	log.Wait(1, "metrics listening")
+	log.Wait(1, "started tag=", "plugin=echo")
+	var url string
+	for _, l := range log.Lines() {
+		if m := urlRe.FindStringSubmatch(l); m != nil {
+			url = m[1]
+		}
+	}
+
+	// One slow tick holds the handler; behind it two events fit the
+	// queue and three are dropped.
+	h.Deliver("echo", timer.Event("echo", "slow:2s", time.Now()))
+	log.Wait(1, "slow begin", "plugin=echo")
+	for i := 1; i <= 5; i++ {
+		h.Deliver("echo", timer.Event("echo", fmt.Sprintf("seq:%d", i), time.Now()))
+	}
+	log.Wait(1, "event dropped", "count=3")
+	log.Wait(1, "event timer", "name=seq:2")
+
+	// Admin requests go through the gate too: one allowed, one denied.
+	c := admin.NewClient(filepath.Join(dir, "state", "admin.sock"))
+	c.Status(ctx)
+	c.Trigger(ctx, admin.TriggerRequest{Plugin: "echo", Kind: "timer", Name: "nope"})
+
+	body := waitFor(t, url, []string{
+		`airlock_plugin_events_total{kind="start",plugin="echo"} 1`,
+		`airlock_plugin_events_total{kind="timer",plugin="echo"} 3`,
+		`airlock_plugin_events_total{kind="dropped",plugin="echo"} 1`,
+		`airlock_plugin_handler_duration_seconds_count{kind="timer",plugin="echo"} 3`,
+		`airlock_plugin_events_dropped_total{plugin="echo"} 3`,
+		`airlock_plugin_state{plugin="echo",state="running"} 1`,
+		`airlock_plugin_state{plugin="echo",state="crash-looping"} 0`,
+		`airlock_plugin_queue_depth{plugin="echo"} 0`,
+		`airlock_plugin_restarts_total{plugin="echo"} 0`,
+		`airlock_plugins_failed 0`,
+		`airlock_capability_calls_total{capability="admin",decision="allow",plugin="-"} 1`,
+		`airlock_capability_calls_total{capability="admin",decision="deny",plugin="echo"} 1`,
+	})
+	if strings.Contains(body, "handler_failures_total{") {
+		t.Errorf("a handler failure was counted:\n%s", body)
+	}
+}
+
+// Every allow and deny that the gate records is counted, and still reaches
+// the audit stream.
+func TestCountsGateDecisions(t *testing.T) {
+	m := metrics.New(func() metrics.Snapshot { return metrics.Snapshot{} })
+	auditLog, auditLogger := testenv.NewLog(t)
+	g := gate.New(slog.New(m.CountAudit(auditLogger.Handler())))
+	ctx := context.Background()
+	g.Check(ctx, "p", "supervisor", "reboot", gate.Allow("listed"))
+	g.Check(ctx, "p", "supervisor", "reboot", gate.Allow("listed"))
+	g.Check(ctx, "p", "supervisor", "shutdown", gate.Deny("not listed"))
+	g.Check(ctx, "q", "dbus", "call", gate.Deny("no rule"))
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	waitFor(t, srv.URL, []string{
+		`airlock_capability_calls_total{capability="supervisor",decision="allow",plugin="p"} 2`,
+		`airlock_capability_calls_total{capability="supervisor",decision="deny",plugin="p"} 1`,
+		`airlock_capability_calls_total{capability="dbus",decision="deny",plugin="q"} 1`,
+	})
+	if n := auditLog.Count("audit", "decision="); n != 4 {
+		t.Errorf("audit stream got %d records, want 4", n)
+	}
+}
