@@ -345,7 +345,10 @@ import (
 func TestGreetsAndTicks(t *testing.T) {
 	h := plugintest.New(t, ".")
 	h.Logs().Wait(1, "hello from {{.Name}}")
+	// A tick replaces one of the same timer still queued, so wait for
+	// each before the next.
 	h.Timer("tick")
+	h.Logs().Wait(1, "tick timer=tick count=1")
 	h.Timer("tick")
 	h.Logs().Wait(1, "tick timer=tick count=2")
 }
