@@ -14,7 +14,7 @@
 // AssemblyScript has no exceptions, so host calls return an errno (or a
 // Reply holding one) instead of throwing; nothing the host refuses traps.
 
-export { env, getenv, readFile, writeFile, readText, writeText } from "./wasi";
+export { env, getenv, readFile, readDir, writeFile, readText, writeText } from "./wasi";
 import { randomSeed } from "./wasi";
 
 // ---- raw imports (ABI.md §3.1) ----------------------------------------------

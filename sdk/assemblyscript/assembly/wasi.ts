@@ -27,6 +27,9 @@ declare function fd_write(fd: u32, iovs: usize, iovsLen: usize, nwritten: usize)
 @external("wasi_snapshot_preview1", "fd_close")
 declare function fd_close(fd: u32): u16;
 // @ts-ignore: decorator
+@external("wasi_snapshot_preview1", "fd_readdir")
+declare function fd_readdir(fd: u32, buf: usize, bufLen: usize, cookie: u64, bufUsed: usize): u16;
+// @ts-ignore: decorator
 @external("wasi_snapshot_preview1", "random_get")
 declare function random_get(buf: usize, len: usize): u16;
 
@@ -84,12 +87,17 @@ function under(path: string): Under | null {
 const RIGHTS_ALL: u64 = 0x1fffffff;
 const O_CREAT: u16 = 1, O_TRUNC: u16 = 8;
 
+// A directory is opened with the right to list it only: hosts open a file
+// read-write when any write right is asked for, which a directory refuses.
+const RIGHTS_READDIR: u64 = 0x4000;
+
 function open(path: string, oflags: u16): i64 {
   const u = under(path);
   if (u == null) return -44; // ENOENT
   const rel = String.UTF8.encode(u.rel);
   const fdOut = memory.data(4);
-  const e = path_open(u.fd, 0, changetype<usize>(rel), rel.byteLength, oflags, RIGHTS_ALL, RIGHTS_ALL, 0, fdOut);
+  const rights = oflags & 2 ? RIGHTS_READDIR : RIGHTS_ALL;
+  const e = path_open(u.fd, 0, changetype<usize>(rel), rel.byteLength, oflags, rights, rights, 0, fdOut);
   if (e != 0) return -<i64>e;
   return <i64>load<u32>(fdOut);
 }
@@ -115,6 +123,39 @@ export function readFile(path: string): Uint8Array | null {
     next.set(out);
     next.set(chunk.subarray(0, <i32>got), out.length);
     out = next;
+  }
+  fd_close(<u32>fd);
+  return out;
+}
+
+/** readDir lists the names in a directory under a preopened one (/data,
+ * /media/...), without "." and "..", or returns null. */
+export function readDir(path: string): string[] | null {
+  const fd = open(path, 2); // O_DIRECTORY
+  if (fd < 0) return null;
+  const out: string[] = [];
+  let buf = new Uint8Array(4096);
+  const used = memory.data(4);
+  let cookie: u64 = 0;
+  while (true) {
+    if (fd_readdir(<u32>fd, buf.dataStart, buf.length, cookie, used) != 0) {
+      fd_close(<u32>fd);
+      return null;
+    }
+    const n = <i32>load<u32>(used);
+    let off = 0, whole = 0;
+    // Each entry: d_next u64, d_ino u64, d_namlen u32, d_type u8, padding, then the name.
+    while (off + 24 <= n) {
+      const namlen = <i32>load<u32>(buf.dataStart + off + 16);
+      if (off + 24 + namlen > n) break; // cut off: read again from its cookie
+      const name = String.UTF8.decodeUnsafe(buf.dataStart + off + 24, namlen);
+      if (name != "." && name != "..") out.push(name);
+      cookie = load<u64>(buf.dataStart + off);
+      off += 24 + namlen;
+      whole++;
+    }
+    if (n < buf.length) break; // the end of the directory
+    if (whole == 0) buf = new Uint8Array(buf.length * 2); // one entry larger than the buffer
   }
   fd_close(<u32>fd);
   return out;

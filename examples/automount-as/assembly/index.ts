@@ -1,0 +1,64 @@
+// automount-as mounts external storage by UUID under its label while it is
+// plugged in, counts its files, and unmounts it when it goes away.
+// ../../plugins/automount in AssemblyScript.
+import * as airlock from "../../../sdk/assemblyscript/assembly/index";
+export { airlock_abi_v1, airlock_on_event } from "../../../sdk/assemblyscript/assembly/index";
+import * as mount from "../../../sdk/assemblyscript/assembly/mount";
+
+function attach(e: airlock.UEvent): string | null {
+  if (e.uuid.length == 0) {
+    airlock.warn("not mounted: the filesystem has no UUID device=" + e.devname);
+    return null;
+  }
+  // Mount by UUID, which is unique, named after the label.
+  const o = new mount.MountOptions();
+  o.target = e.label.trim().replaceAll("/", "_");
+  const r = mount.byUUID(e.uuid, o);
+  if (r.err == airlock.Errno.DENIED) {
+    airlock.warn("not mounted: " + r.toString() + " device=" + e.devname);
+    return null;
+  }
+  if (r.err == airlock.Errno.BUSY) {
+    airlock.info("already mounted device=" + e.devname);
+    return null;
+  }
+  if (!r.ok) return r.toString();
+  const m = r.value;
+  const entries = airlock.readDir(m.path);
+  if (entries == null) return "reading " + m.path + " failed";
+  airlock.info("mounted device=" + m.device + " path=" + m.path + " fstype=" + m.fstype + " readonly=" +
+    (m.readonly ? "true" : "false") + " entries=" + entries!.length.toString());
+  if (m.note.length > 0) airlock.warn(m.note + " path=" + m.path);
+  const name = airlock.configString("write_file", "");
+  if (name.length > 0 && !m.readonly) {
+    const p = m.path + "/" + name;
+    if (!airlock.writeText(p, "written by the airlock automount plugin\n")) return "writing " + p + " failed";
+    airlock.info("wrote path=" + p);
+  }
+  return null;
+}
+
+function detach(e: airlock.UEvent): string | null {
+  const l = mount.list();
+  if (!l.ok) return l.toString();
+  for (let i = 0; i < l.value.length; i++) {
+    const m = l.value[i];
+    if (m.device != e.devname) continue;
+    const u = mount.unmount(m.target);
+    if (!u.ok && u.err != airlock.Errno.NOT_FOUND) return u.toString();
+    airlock.info("unmounted device=" + m.device + " path=" + m.path);
+  }
+  return null;
+}
+
+airlock.onUdev((e: airlock.UEvent): string | null => {
+  if (e.action == "add") return attach(e);
+  if (e.action == "remove") return detach(e);
+  return null;
+});
+
+airlock.onMount((ev: airlock.MountEvent): string | null => {
+  airlock.warn("pulled out while mounted; the host detached it (unplug only after unmounting to be sure writes are on it) target=" +
+    ev.target + " device=" + ev.device + " reason=" + ev.reason);
+  return null;
+});

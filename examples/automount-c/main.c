@@ -1,0 +1,100 @@
+/* automount-c mounts external storage by UUID under its label while it is
+ * plugged in, counts its files, and unmounts it when it goes away.
+ * ../../plugins/automount in C. */
+#define AIRLOCK_IMPLEMENTATION
+#include "airlock.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+
+static int attach(const airlock_uevent *e) {
+	if (!*e->uuid) {
+		airlock_warnf("not mounted: the filesystem has no UUID device=%s", e->devname);
+		return 0;
+	}
+	/* Mount by UUID, which is unique, named after the label. */
+	char target[256];
+	const char *l = e->label;
+	while (*l == ' ')
+		l++;
+	snprintf(target, sizeof target, "%s", l);
+	for (size_t n = strlen(target); n > 0 && target[n - 1] == ' '; n--)
+		target[n - 1] = 0;
+	for (char *p = target; *p; p++)
+		if (*p == '/')
+			*p = '_';
+	airlock_mount_options o = {NULL, target, NULL, 0};
+	airlock_mount_info m;
+	airlock_result r = airlock_mount_by_uuid(e->uuid, &o, &m);
+	int rc = 0;
+	if (r.err == AIRLOCK_DENIED) {
+		airlock_warnf("not mounted: %s: %s device=%s", airlock_errno_name(r.err), r.data, e->devname);
+	} else if (r.err == AIRLOCK_BUSY) {
+		airlock_infof("already mounted device=%s", e->devname);
+	} else if (r.err != AIRLOCK_OK) {
+		static char why[512]; /* airlock_fail keeps the pointer until the handler returns */
+		snprintf(why, sizeof why, "%s: %s", airlock_errno_name(r.err), r.data);
+		rc = airlock_fail(why);
+	} else {
+		int entries = 0;
+		DIR *d = opendir(m.path);
+		for (struct dirent *de; d != NULL && (de = readdir(d)) != NULL;)
+			entries += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+		if (d != NULL)
+			closedir(d);
+		airlock_infof("mounted device=%s path=%s fstype=%s readonly=%s entries=%d", m.device, m.path, m.fstype,
+		              m.readonly ? "true" : "false", entries);
+		if (*m.note)
+			airlock_warnf("%s path=%s", m.note, m.path);
+		airlock_result name = airlock_config("write_file");
+		if (name.err == AIRLOCK_OK && name.len > 0 && !m.readonly) {
+			char p[512];
+			snprintf(p, sizeof p, "%s/%s", m.path, name.data);
+			FILE *f = fopen(p, "w");
+			if (f != NULL && fputs("written by the airlock automount plugin\n", f) >= 0 && fclose(f) == 0)
+				airlock_infof("wrote path=%s", p);
+			else
+				rc = airlock_fail("writing the file failed");
+		}
+		airlock_result_free(&name);
+	}
+	airlock_result_free(&r);
+	airlock_mount_info_free(&m);
+	return rc;
+}
+
+static int detach(const airlock_uevent *e) {
+	airlock_mount_list l;
+	airlock_result r = airlock_mounts(&l);
+	for (uint32_t i = 0; r.err == AIRLOCK_OK && i < l.count; i++) {
+		if (strcmp(l.mounts[i].device, e->devname) != 0)
+			continue;
+		airlock_result u = airlock_unmount(l.mounts[i].target, NULL);
+		if (u.err == AIRLOCK_OK || u.err == AIRLOCK_NOT_FOUND)
+			airlock_infof("unmounted device=%s path=%s", l.mounts[i].device, l.mounts[i].path);
+		airlock_result_free(&u);
+	}
+	airlock_result_free(&r);
+	airlock_mount_list_free(&l);
+	return 0;
+}
+
+static int on_udev(const airlock_uevent *e) {
+	if (!strcmp(e->action, "add"))
+		return attach(e);
+	if (!strcmp(e->action, "remove"))
+		return detach(e);
+	return 0;
+}
+
+static int on_mount(const airlock_mount_event *e) {
+	airlock_warnf("pulled out while mounted; the host detached it (unplug only after unmounting to be sure writes are on it) target=%s device=%s reason=%s",
+	              e->target, e->device, e->reason);
+	return 0;
+}
+
+AIRLOCK_INIT {
+	airlock_on_udev(on_udev);
+	airlock_on_mount(on_mount);
+}

@@ -1,0 +1,69 @@
+//! automount-rust mounts external storage by UUID under its label while it
+//! is plugged in, counts its files, and unmounts it when it goes away.
+//! ../../plugins/automount in Rust.
+
+use airlock::mount::{self, MountOptions};
+use airlock::{Errno, UEvent};
+
+fn attach(e: &UEvent) -> airlock::Result {
+    if e.uuid().is_empty() {
+        airlock::warn(&format!("not mounted: the filesystem has no UUID device={}", e.devname));
+        return Ok(());
+    }
+    // Mount by UUID, which is unique, named after the label.
+    let o = MountOptions { target: e.label().trim().replace('/', "_"), ..Default::default() };
+    let m = match mount::by_uuid(&e.uuid(), Some(&o)) {
+        Err(err) if err.is(Errno::Denied) => {
+            airlock::warn(&format!("not mounted: {} device={}", err, e.devname));
+            return Ok(());
+        }
+        Err(err) if err.is(Errno::Busy) => {
+            airlock::info(&format!("already mounted device={}", e.devname));
+            return Ok(());
+        }
+        r => r?,
+    };
+    let entries = std::fs::read_dir(&m.path)?.count();
+    airlock::info(&format!(
+        "mounted device={} path={} fstype={} readonly={} entries={}",
+        m.device, m.path, m.fstype, m.readonly, entries
+    ));
+    if !m.note.is_empty() {
+        airlock::warn(&format!("{} path={}", m.note, m.path));
+    }
+    if let Some(name) = airlock::config("write_file").filter(|n| !n.is_empty()) {
+        if !m.readonly {
+            let p = format!("{}/{}", m.path, name);
+            std::fs::write(&p, "written by the airlock automount plugin\n")?;
+            airlock::info(&format!("wrote path={}", p));
+        }
+    }
+    Ok(())
+}
+
+fn detach(e: &UEvent) -> airlock::Result {
+    for m in mount::list()?.iter().filter(|m| m.device == e.devname) {
+        match mount::unmount(&m.target) {
+            Err(err) if !err.is(Errno::NotFound) => return Err(err),
+            _ => airlock::info(&format!("unmounted device={} path={}", m.device, m.path)),
+        }
+    }
+    Ok(())
+}
+
+fn init() {
+    airlock::on_udev(|e| match e.action.as_str() {
+        "add" => attach(e),
+        "remove" => detach(e),
+        _ => Ok(()),
+    });
+    mount::on_mount(|ev| {
+        airlock::warn(&format!(
+            "pulled out while mounted; the host detached it (unplug only after unmounting to be sure writes are on it) target={} device={} reason={}",
+            ev.target, ev.device, ev.reason
+        ));
+        Ok(())
+    });
+}
+
+airlock::plugin!(init);
