@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -419,6 +420,10 @@ func (h *Host) compile(ctx context.Context, es []*entry) []error {
 	errs := make([]error, len(es))
 	work := make(chan int)
 	var wg sync.WaitGroup
+	// Compiling is most of a first start (seconds per Go plugin without the
+	// cache), so a start with several plugins reports its progress.
+	var done atomic.Int32
+	start := time.Now()
 	for range min(runtime.GOMAXPROCS(0), len(es)) {
 		wg.Add(1)
 		go func() {
@@ -432,6 +437,9 @@ func (h *Host) compile(ctx context.Context, es []*entry) []error {
 				// On failure keep the manifest-only entry, so the caller can name it.
 				if errs[i] = err; err == nil {
 					es[i].p = p
+				}
+				if n := done.Add(1); len(es) > 1 {
+					h.log.Info("compiled plugin", "plugin", es[i].p.M.Name, "progress", fmt.Sprintf("%d/%d", n, len(es)), "elapsed", time.Since(start).Round(time.Millisecond).String())
 				}
 			}
 		}()

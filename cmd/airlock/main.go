@@ -259,6 +259,7 @@ func cmdBuild(args []string, stdout io.Writer) error {
 		}
 		target = m.Wasm
 	}
+	fmt.Fprintf(stdout, "building %s -> %s (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath)\n", dir, target)
 	if err := build.Go(context.Background(), dir, target); err != nil {
 		return err
 	}
