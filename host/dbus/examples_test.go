@@ -14,12 +14,12 @@ import (
 	"github.com/airlockhq/airlock/host/timer"
 )
 
-// The three examples, built from source, on the embedded simulated device:
+// The four examples, built from source, on the embedded simulated device:
 // the capability starts its own private bus with the Go services.
 func TestExamplesOnSimDevice(t *testing.T) {
 	testenv.NeedCommand(t, "dbus-daemon", "dbus")
 	dir := t.TempDir()
-	for _, ex := range []string{"dbus-reboot", "dbus-stop-bluetooth", "ntp-check"} {
+	for _, ex := range []string{"dbus-reboot", "dbus-reboot-systemd", "dbus-stop-bluetooth", "ntp-check"} {
 		m, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "examples", ex, "plugin.toml"))
 		if err != nil {
 			t.Fatal(err)
@@ -56,6 +56,16 @@ func TestExamplesOnSimDevice(t *testing.T) {
 	log.Wait(1, "reboot requested through logind", "plugin=dbus-reboot")
 	if n := d.Sim().Device.Reboots(); n != 1 {
 		t.Errorf("simulated logind saw %d reboots", n)
+	}
+
+	// The classic docs' call: systemd1's Manager.Reboot, granted with no arguments.
+	h.Deliver("dbus-reboot-systemd", timer.Event("dbus-reboot-systemd", "reboot", time.Now()))
+	log.Wait(1, "reboot requested through systemd1 Manager.Reboot", "plugin=dbus-reboot-systemd")
+	if n := d.Sim().Device.Reboots(); n != 2 {
+		t.Errorf("simulated device saw %d reboots, want 2 (logind then systemd1)", n)
+	}
+	if audit.Count("plugin=dbus-reboot-systemd", "decision=deny") != 0 {
+		t.Error("systemd1 Manager.Reboot was denied")
 	}
 	if audit.Count("plugin=dbus-stop-bluetooth", "decision=deny", "ssh.service") != 1 {
 		t.Error("the denied StopUnit was not audited")
