@@ -56,6 +56,7 @@ type Host struct {
 	log     *slog.Logger
 	gate    *gate.Gate
 	audit   io.Closer
+	sink    *auditSink // the audit file's writer; nil unless log.audit is a file
 	cache   wazero.CompilationCache
 	metrics *metrics.Metrics // nil unless [metrics] listen is set
 
@@ -130,8 +131,11 @@ func New(path string, o Options) (*Host, error) {
 	h := &Host{Runtime: rt, opts: o, log: o.Logger, plugins: map[string]*entry{}, LoadErrors: map[string]error{}}
 	audit := o.Audit
 	if audit == nil {
-		if audit, h.audit, err = openAudit(rt.Log.Audit); err != nil {
+		if audit, h.sink, err = openAudit(rt.Log.Audit, h.log); err != nil {
 			return nil, err
+		}
+		if h.sink != nil {
+			h.audit = h.sink
 		}
 	}
 	if rt.Metrics.Listen != "" {
@@ -147,9 +151,9 @@ func New(path string, o Options) (*Host, error) {
 	return h, nil
 }
 
-func openAudit(dest string) (*slog.Logger, io.Closer, error) {
+func openAudit(dest string, log *slog.Logger) (*slog.Logger, *auditSink, error) {
 	var w io.Writer
-	var c io.Closer
+	var sink *auditSink
 	switch dest {
 	case "off":
 		return nil, nil, nil
@@ -162,9 +166,55 @@ func openAudit(dest string) (*slog.Logger, io.Closer, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("audit log: %w (check log.audit in runtime.toml)", err)
 		}
-		w, c = f, f
+		sink = &auditSink{f: f, log: log, fallback: os.Stderr}
+		w = sink
 	}
-	return slog.New(slog.NewJSONHandler(w, nil)).With("stream", "audit"), c, nil
+	return slog.New(slog.NewJSONHandler(w, nil)).With("stream", "audit"), sink, nil
+}
+
+// auditSink writes the audit stream to its file. slog's handlers drop write
+// errors, so a full disk would lose records silently; instead the sink
+// counts each failed write, writes the record to stderr, and says so on the
+// main log: at the first failure, then at most once a minute with the count.
+type auditSink struct {
+	f        *os.File
+	log      *slog.Logger
+	fallback io.Writer
+	failed   atomic.Uint64
+
+	mu     sync.Mutex // guards warned
+	warned time.Time
+}
+
+func (s *auditSink) Write(b []byte) (int, error) {
+	n, err := s.f.Write(b)
+	if err == nil {
+		return n, nil
+	}
+	count := s.failed.Add(1)
+	s.fallback.Write(b)
+	s.mu.Lock()
+	warn := count == 1 || time.Since(s.warned) >= time.Minute
+	if warn {
+		s.warned = time.Now()
+	}
+	s.mu.Unlock()
+	if warn {
+		s.log.Error("audit log write failed; audit records go to stderr until it works again (check the disk and log.audit in runtime.toml)",
+			"path", s.f.Name(), "err", err, "failed_writes", count)
+	}
+	return n, err
+}
+
+func (s *auditSink) Close() error { return s.f.Close() }
+
+// AuditFailures returns how many audit records could not be written to the
+// audit file (and went to stderr instead).
+func (h *Host) AuditFailures() uint64 {
+	if h.sink == nil {
+		return 0
+	}
+	return h.sink.failed.Load()
 }
 
 // Discover returns the plugin.toml files under the runtime's plugin

@@ -1,0 +1,73 @@
+package security
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/admin"
+	"github.com/airlockhq/airlock/host/internal/testenv"
+)
+
+// TestAuditFailureIsVisible points the audit log at /dev/full, where every
+// write fails with ENOSPC as on a full disk, and makes audited requests on
+// the admin socket. slog drops write errors; the host must not: each failed
+// record is counted, the main log says so once (not once per record), and
+// the host goes on answering.
+func TestAuditFailureIsVisible(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		testenv.Missing(t, "/dev/full, a device whose writes fail with ENOSPC")
+	}
+	dir := t.TempDir()
+	testenv.PluginDir(t, filepath.Join(dir, "plugins"), "c", "name = \"c\"\nversion = \"0.1.0\"\n", counter)
+	sock := filepath.Join(dir, "admin.sock")
+	rt := fmt.Sprintf("plugins = [\"plugins\"]\nstate_dir = \"state\"\n[log]\naudit = \"/dev/full\"\n[admin]\nsocket = %q\n", sock)
+	if err := os.WriteFile(filepath.Join(dir, "runtime.toml"), []byte(rt), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log, logger := testenv.NewLog(t)
+	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("host did not stop")
+		}
+	}()
+	log.Wait(1, "airlock running")
+
+	c := admin.NewClient(sock)
+	const requests = 5
+	for i := 0; i < requests; i++ {
+		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		rep, err := c.Status(rctx)
+		rcancel()
+		if err != nil {
+			t.Fatalf("status %d: %v (the host must go on when its audit log fails)", i, err)
+		}
+		if len(rep.Plugins) != 1 {
+			t.Fatalf("status %d: %d plugins, want 1", i, len(rep.Plugins))
+		}
+	}
+	if n := h.AuditFailures(); n < requests {
+		t.Errorf("AuditFailures() = %d after %d audited requests, want at least %d", n, requests, requests)
+	}
+	if n := log.Count("audit log write failed", "path=/dev/full", "no space left on device"); n != 1 {
+		t.Errorf("%d main-log notices of the failing audit log, want exactly 1 (rate-limited):\n%s", n, strings.Join(log.Lines(), "\n"))
+	}
+}
