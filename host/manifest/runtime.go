@@ -36,6 +36,11 @@ type Log struct {
 	// Audit is where allow/deny records go: "stderr", "stdout", "off" or a
 	// file path (appended to).
 	Audit string `toml:"audit"`
+	// PluginRate bounds each plugin's log lines (log calls and stdout and
+	// stderr lines) per second, with bursts of five seconds' worth; the
+	// lines above it are counted and reported once a second. 0 means no
+	// limit.
+	PluginRate int `toml:"plugin_rate"`
 }
 
 // Admin configures the local admin socket that `airlock status` and
@@ -111,7 +116,7 @@ func DefaultRuntime() Runtime {
 		Limits:   Limits{Memory: 64 << 20, HandlerTimeout: Duration(5 * time.Second), Queue: 64, Overflow: DropNewest},
 		Ceiling:  Limits{Memory: 512 << 20, HandlerTimeout: Duration(60 * time.Second), Queue: 4096},
 		Restart:  Restart{Initial: Duration(100 * time.Millisecond), Max: Duration(30 * time.Second), CrashLoop: 5, Window: Duration(time.Minute)},
-		Log:      Log{Level: "info", Format: "text", Audit: "stderr"},
+		Log:      Log{Level: "info", Format: "text", Audit: "stderr", PluginRate: 200},
 		Admin:    Admin{Socket: DefaultAdminSocket},
 	}
 }
@@ -228,6 +233,9 @@ func validateRuntime(d *doc, rt *Runtime) {
 	}
 	if rt.Log.Format != "text" && rt.Log.Format != "json" {
 		d.errorf("log.format", `use "text" or "json"`, "unknown format %q", rt.Log.Format)
+	}
+	if rt.Log.PluginRate < 0 {
+		d.errorf("log.plugin_rate", "use lines per second, or 0 for no limit", "plugin_rate = %d", rt.Log.PluginRate)
 	}
 	if l := rt.Metrics.Listen; l != "" {
 		host, port, err := net.SplitHostPort(l)

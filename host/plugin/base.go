@@ -2,7 +2,9 @@ package plugin
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -39,6 +41,12 @@ func BaseFunctions() []capability.Func { return baseFuncs }
 
 // log(level i32, msg_ptr, msg_len) -> errno
 func hostLog(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+	logLine(ctx, in, nil, m, stack)
+}
+
+// logLine is log with the plugin's rate limit (nil: none). A suppressed line
+// still returns OK: the guest is not told, only the log is.
+func logLine(ctx context.Context, in *capability.Instance, lim *logLimit, m api.Module, stack []uint64) {
 	level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
 	if uint64(ptr)+uint64(n) > uint64(m.Memory().Size()) {
 		stack[0] = uint64(abi.Fault)
@@ -60,7 +68,9 @@ func hostLog(ctx context.Context, in *capability.Instance, m api.Module, stack [
 	if cut {
 		s += " …[truncated]"
 	}
-	in.Log.LogAttrs(ctx, slog.Level(level), s, slog.String("source", "plugin"))
+	if in.Log.Enabled(ctx, slog.Level(level)) && lim.allow() {
+		in.Log.LogAttrs(ctx, slog.Level(level), s, slog.String("source", "plugin"))
+	}
 	stack[0] = uint64(abi.OK)
 }
 
@@ -122,6 +132,68 @@ func hostDeadline(ctx context.Context, _ *capability.Instance, m api.Module, sta
 // result_read(out_ptr, out_cap, out_len_ptr) -> errno
 func hostResultRead(_ context.Context, in *capability.Instance, m api.Module, stack []uint64) {
 	stack[0] = uint64(in.TakePending(m, uint32(stack[0]), uint32(stack[1]), uint32(stack[2])))
+}
+
+// logLimit is a plugin's log rate limit: a token bucket of rate lines a
+// second holding up to burst, so that a flood cannot fill the disk or drown
+// the other plugins' lines. Suppressed lines are counted, and a timer
+// reports them once per interval, even if the plugin never logs again.
+// It outlives the plugin's instances, so a restart does not refill it.
+type logLimit struct {
+	log         *slog.Logger
+	rate, burst float64
+
+	mu         sync.Mutex // guards the fields below: the plugin's goroutine and the timer
+	tokens     float64
+	last       time.Time
+	suppressed uint64
+	notice     *time.Timer // pending report of suppressed, or nil
+}
+
+// logInterval is how often suppressed lines are reported.
+const logInterval = time.Second
+
+// newLogLimit returns a limit of rate lines a second, bursts of five
+// seconds' worth; nil (no limit) if rate is 0.
+func newLogLimit(log *slog.Logger, rate int) *logLimit {
+	if rate <= 0 {
+		return nil
+	}
+	return &logLimit{log: log, rate: float64(rate), burst: 5 * float64(rate), tokens: 5 * float64(rate)}
+}
+
+// allow takes a token for one line, or counts the line as suppressed.
+func (l *logLimit) allow() bool {
+	if l == nil {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if !l.last.IsZero() {
+		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	}
+	l.last = now
+	if l.tokens >= 1 {
+		l.tokens--
+		return true
+	}
+	l.suppressed++
+	if l.notice == nil {
+		l.notice = time.AfterFunc(logInterval, l.report)
+	}
+	return false
+}
+
+// report logs how many lines were suppressed since the last report.
+func (l *logLimit) report() {
+	l.mu.Lock()
+	n := l.suppressed
+	l.suppressed, l.notice = 0, nil
+	l.mu.Unlock()
+	if n > 0 {
+		l.log.Warn(fmt.Sprintf("%d log lines suppressed", n), "suppressed", n, "hint", "the plugin logs more than log.plugin_rate lines a second")
+	}
 }
 
 func quote(b []byte) string {

@@ -84,6 +84,7 @@ type Plugin struct {
 	caps     []capability.Capability // those the module imports, granted
 	modCfg   wazero.ModuleConfig
 	out      *lineWriter         // the guest's stdout and stderr
+	logs     *logLimit           // the guest's log rate limit, nil for none
 	inst     capability.Instance // owned by Run's goroutine
 	q        *queue
 	stop     chan struct{}
@@ -143,7 +144,12 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
 		return nil, fmt.Errorf("plugin %q: wasi: %w", m.Name, err)
 	}
-	if err := p.defineModule(ctx, abi.ModuleBase, baseFuncs); err != nil {
+	rate := 0
+	if o.Runtime != nil {
+		rate = o.Runtime.Log.PluginRate
+	}
+	p.logs = newLogLimit(log, rate)
+	if err := p.defineModule(ctx, abi.ModuleBase, p.baseFuncs()); err != nil {
 		return nil, err
 	}
 	for _, c := range caps {
@@ -155,6 +161,19 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 		return nil, err
 	}
 	return p, nil
+}
+
+// baseFuncs returns baseFuncs with log bound to this plugin's rate limit.
+func (p *Plugin) baseFuncs() []capability.Func {
+	funcs := append([]capability.Func(nil), baseFuncs...)
+	for i := range funcs {
+		if funcs[i].Name == abi.FuncLog {
+			funcs[i].Call = func(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+				logLine(ctx, in, p.logs, m, stack)
+			}
+		}
+	}
+	return funcs
 }
 
 // defineModule exports funcs as the host module name, bound to this plugin.
@@ -173,7 +192,7 @@ func (p *Plugin) defineModule(ctx context.Context, name string, funcs []capabili
 }
 
 func (p *Plugin) moduleConfig() (wazero.ModuleConfig, error) {
-	out := &lineWriter{log: p.log}
+	out := &lineWriter{log: p.log, limit: p.logs}
 	p.out = out
 	cfg := wazero.NewModuleConfig().WithName(p.M.Name).WithStartFunctions().
 		WithArgs(p.M.Name).WithStdout(out).WithStderr(out).
@@ -294,8 +313,9 @@ const exitTimeout = sys.ExitCodeDeadlineExceeded
 // lineWriter sends a guest's stdout and stderr to its logger, a line at a
 // time, with lines bounded so a flood cannot grow memory.
 type lineWriter struct {
-	log *slog.Logger
-	buf []byte
+	log   *slog.Logger
+	limit *logLimit // shared with the log function
+	buf   []byte
 	// fatal is the last line that looked like a Go or Rust runtime's dying
 	// words ("panic: ...", "fatal error: ..."), for the crash report.
 	// Written and read on the plugin's goroutine.
@@ -306,7 +326,9 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 	for _, c := range b {
 		if c == '\n' || len(w.buf) >= maxLogLine {
 			line := string(w.buf)
-			w.log.Info(line, "source", "stdout")
+			if w.log.Enabled(context.Background(), slog.LevelInfo) && w.limit.allow() {
+				w.log.Info(line, "source", "stdout")
+			}
 			if strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ") || strings.Contains(line, "panicked at") {
 				w.fatal = line
 			}

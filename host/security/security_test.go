@@ -177,6 +177,31 @@ func (s *suite) lines(plugin, prefix string) []string {
 	return out
 }
 
+// suppressed sums the counts of plugin's "log lines suppressed" notices.
+func (s *suite) suppressed(plugin string) int {
+	n := 0
+	for _, l := range s.log.Lines() {
+		if m := suppressedLine.FindStringSubmatch(l); m != nil && strings.Contains(l, "plugin="+plugin+" ") {
+			c, _ := strconv.Atoi(m[1])
+			n += c
+		}
+	}
+	return n
+}
+
+var suppressedLine = regexp.MustCompile(`^WARN (\d+) log lines suppressed `)
+
+// floodLines counts the attacker's flood lines that were logged.
+func (s *suite) floodLines() int {
+	n := 0
+	for _, l := range s.log.Lines() {
+		if (strings.HasPrefix(l, "INFO flood ") || strings.HasPrefix(l, "INFO stdout flood ")) && strings.Contains(l, "plugin=attacker") {
+			n++
+		}
+	}
+	return n
+}
+
 func (s *suite) status(name string) plugin.Status {
 	for _, st := range s.h.Status() {
 		if st.Name == name {
@@ -425,9 +450,34 @@ func TestHostilePlugins(t *testing.T) {
 		s.bystanderAlive("runaway")
 	})
 
-	t.Run("a log flood is cut per line and the host goes on", func(t *testing.T) {
+	t.Run("a log flood is cut per line, rate-limited, and the host goes on", func(t *testing.T) {
+		// 20 000 log calls and 20 000 stdout lines, then "flood done".
+		const sent = 40001
+		before := s.suppressed("attacker")
+		start := time.Now()
 		s.fire("attacker", "flood")
-		s.log.Wait(1, "flood done", "plugin=attacker")
+		// Every line is either logged or counted in a "suppressed" notice;
+		// the last notice comes within a second of the flood's end.
+		deadline := time.Now().Add(90 * time.Second)
+		var emitted, suppressed int
+		for {
+			emitted, suppressed = s.floodLines(), s.suppressed("attacker")-before
+			if emitted+suppressed >= sent || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if emitted+suppressed != sent {
+			t.Fatalf("%d flood lines logged + %d reported suppressed = %d, want %d", emitted, suppressed, emitted+suppressed, sent)
+		}
+		// The default limit is 200 lines a second with a burst of 1000.
+		// The bound grows with the time the flood took, so a slow machine
+		// only loosens it; it stays far below what was sent.
+		bound := 1000 + 200*(int(time.Since(start).Seconds())+2)
+		t.Logf("%d of %d flood lines logged, %d suppressed", emitted, sent, suppressed)
+		if suppressed == 0 || emitted > bound {
+			t.Errorf("%d of %d flood lines logged (bound %d), %d suppressed", emitted, sent, bound, suppressed)
+		}
 		s.bystanderAlive("flood")
 		for _, l := range s.log.Lines() {
 			if len(l) > 9000 {
