@@ -278,7 +278,7 @@ func keysOf[V any](m map[string]V) []string {
 
 // hintFor suggests the known name closest to a misspelt k, or lists them.
 func hintFor(k string, known []string) string {
-	if s := suggest(k, known); s != "" {
+	if s := Suggest(k, known); s != "" {
 		return fmt.Sprintf("did you mean %q?", s)
 	}
 	return "expected one of: " + strings.Join(known, ", ")

@@ -269,12 +269,13 @@ func unquoteKey(k string) string {
 	return strings.Join(parts, ".")
 }
 
-// suggest returns the known key closest to k, if it is close enough to be a
-// typo.
-func suggest(k string, known []string) string {
+// Suggest returns the known name closest to k, if it is close enough to be
+// a typo: for "did you mean" hints in every capability's messages, so that
+// all of them guess the same way.
+func Suggest(k string, known []string) string {
 	best, bestD := "", 1<<30
 	for _, c := range known {
-		if d := editDistance(strings.ToLower(k), strings.ToLower(c)); d < bestD {
+		if d := EditDistance(strings.ToLower(k), strings.ToLower(c)); d < bestD {
 			best, bestD = c, d
 		}
 	}
@@ -284,7 +285,8 @@ func suggest(k string, known []string) string {
 	return ""
 }
 
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance between a and b.
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/airlockhq/airlock/host/manifest"
 )
 
 // Operation names, as a manifest's [supervisor] allow list spells them.
@@ -134,7 +136,7 @@ func unknownOp(name string) error {
 	if best == "" {
 		bestD := 4
 		for _, op := range Ops {
-			if d := distance(name, op.Name); d < bestD {
+			if d := manifest.EditDistance(name, op.Name); d < bestD {
 				best, bestD = op.Name, d
 			}
 		}
@@ -147,27 +149,6 @@ func unknownOp(name string) error {
 		names[i] = op.Name
 	}
 	return fmt.Errorf("unknown supervisor operation; known: %s", strings.Join(names, ", "))
-}
-
-// distance is the Levenshtein distance, enough for "did you mean".
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // Allows reports whether the grant covers op. For a per-service operation,
