@@ -259,8 +259,10 @@ func FilterEnv(environ, allow []string) []string {
 	return out
 }
 
-// Deliver queues ev without blocking. It reports false if the event was
-// dropped by the overflow policy or the plugin is stopping.
+// Deliver queues ev without blocking. It reports whether ev was queued:
+// false if drop_newest overflow refused it or the plugin is stopping. Under
+// drop_oldest ev is queued and the oldest pending event is dropped instead;
+// either way the loss is counted and reported to the plugin.
 func (p *Plugin) Deliver(ev capability.Event) bool { return p.q.push(ev) }
 
 // Stop asks Run to drain the queue, deliver the stop event and return.

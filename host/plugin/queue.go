@@ -25,8 +25,9 @@ func newQueue(size int, dropOldest bool) *queue {
 	return &queue{buf: make([]capability.Event, size), dropOldest: dropOldest, ready: make(chan struct{}, 1)}
 }
 
-// push adds ev. It returns false if the event was not queued (overflow under
-// drop_newest, or a closed queue).
+// push adds ev. It reports whether ev itself was queued: false under
+// drop_newest overflow or on a closed queue. Under drop_oldest, ev is queued
+// and an older event is lost (and counted).
 func (q *queue) push(ev capability.Event) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -42,21 +43,20 @@ func (q *queue) push(ev capability.Event) bool {
 			}
 		}
 	}
-	ok := true
 	if q.n == len(q.buf) {
 		q.dropped++
 		q.total++
 		if !q.dropOldest {
 			return false
 		}
+		// ev is queued; the oldest pending event is the one lost.
 		q.head = (q.head + 1) % len(q.buf)
 		q.n--
-		ok = false
 	}
 	q.buf[(q.head+q.n)%len(q.buf)] = ev
 	q.n++
 	q.signal()
-	return ok
+	return true
 }
 
 func (q *queue) signal() {

@@ -44,7 +44,9 @@ func TestQueueDropNewest(t *testing.T) {
 func TestQueueDropOldest(t *testing.T) {
 	q := newQueue(3, true)
 	for i := 0; i < 10; i++ {
-		q.push(ev(i, ""))
+		if !q.push(ev(i, "")) {
+			t.Fatalf("push %d: drop_oldest always queues the new event", i)
+		}
 	}
 	got, dropped := drain(q)
 	if dropped != 7 || len(got) != 3 || got[0] != "7" || got[2] != "9" {
