@@ -53,7 +53,11 @@ type Manifest struct {
 	EnvAllow    []string
 	Config      map[string]string
 	Data        bool // a private persistent /data directory
-	Timers      []Timer
+	// Tmp is the size of a private scratch /tmp (a tmpfs where the host
+	// may mount one; see host/mount), or 0 for none. Omitted from JSON
+	// when 0, so that manifests without it read as before.
+	Tmp    Size `json:",omitempty"`
+	Timers []Timer
 	// Grants holds each capability's decoded grant, by capability name.
 	// A capability that the manifest does not mention has no entry: denied.
 	Grants map[string]any
@@ -101,6 +105,7 @@ type manifestTop struct {
 	Config  map[string]string `toml:"config"`
 	Storage struct {
 		Data bool `toml:"data"`
+		Tmp  Size `toml:"tmp"`
 	} `toml:"storage"`
 	Trigger struct {
 		Timer []Timer `toml:"timer"`
@@ -165,6 +170,7 @@ func ParseManifest(path string, data []byte, rt *Runtime, schema Schema) (*Manif
 
 	m.Name, m.Version, m.Description = top.Name, top.Version, top.Description
 	m.EnvAllow, m.Config, m.Data, m.Timers = top.Env.Allow, top.Config, top.Storage.Data, top.Trigger.Timer
+	m.Tmp = top.Storage.Tmp
 	validateManifest(d, m, &top, rt)
 	if err := d.errs.err(); err != nil {
 		return nil, err
@@ -218,8 +224,18 @@ func validateManifest(d *doc, m *Manifest, top *manifestTop, rt *Runtime) {
 			d.errorf(key+".every", "use an interval of "+minTimerEvery.String()+" or more", "%s is too short", t.Every)
 		}
 	}
+	if m.Tmp != 0 && (m.Tmp < MinTmp || m.Tmp > MaxTmp) {
+		d.errorf("storage.tmp", fmt.Sprintf("ask for %s to %s: a tmpfs is RAM; keep larger files in /data", MinTmp, MaxTmp), "%s is out of range", m.Tmp)
+	}
 	m.Limits = resolveLimits(d, top.Limits, rt)
 }
+
+// Bounds of [storage] tmp. Below a few pages a tmpfs is useless; above
+// 1 GiB it could take most of a device's RAM (tmpfs pages are memory).
+const (
+	MinTmp Size = 64 << 10
+	MaxTmp Size = 1 << 30
+)
 
 // resolveLimits applies the runtime's defaults to what the manifest leaves
 // out, and refuses values above the runtime's ceiling.

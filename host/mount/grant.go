@@ -109,6 +109,8 @@ func decodeGrant(s manifest.Section) (*Grant, error) {
 			bad(i, "target", `use a top-level guest directory, such as "/media"`, "target %q is not one absolute path component", r.Target)
 		case target == "/data":
 			bad(i, "target", `use "/media"`, "target /data is the plugin's storage directory")
+		case target == TmpGuestPath:
+			bad(i, "target", `use "/media"`, "target /tmp is the plugin's scratch directory ([storage] tmp)")
 		case g.Target != "" && g.Target != target:
 			bad(i, "target", "every [[mount]] table shares one media root", "target %q differs from %q", target, g.Target)
 		}

@@ -27,12 +27,13 @@ type Mount struct {
 	opts Options
 
 	// Set by Provision; read-only after.
-	base string // absolute <state_dir>/media; plugin p's media root is base/p
-	be   backend
-	log  *slog.Logger
-	sim  bool
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	base    string // absolute <state_dir>/media; plugin p's media root is base/p
+	tmpBase string // absolute <state_dir>/tmp; see tmp.go
+	be      backend
+	log     *slog.Logger
+	sim     bool
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
 
 	// mu guards everything below. It is held for a whole mount or unmount,
 	// so that "already mounted" and collision checks cannot race.
@@ -41,6 +42,9 @@ type Mount struct {
 	deliver capability.Deliver
 	users   int              // plugins that import the module
 	events  chan deviceEvent // udev removes and adds, to the worker
+	// Scratch /tmp of plugins with [storage] tmp (tmp.go).
+	tmps     []*scratch
+	tmpLoads map[string]int // loads so far, by plugin: names each load's directory
 }
 
 // Options configure New.
@@ -70,7 +74,7 @@ func New(o Options) *Mount {
 	if o.CheckEvery <= 0 {
 		o.CheckEvery = 2 * time.Second
 	}
-	return &Mount{opts: o, log: slog.New(slog.DiscardHandler), held: map[string]*held{}, events: make(chan deviceEvent, 256)}
+	return &Mount{opts: o, log: slog.New(slog.DiscardHandler), held: map[string]*held{}, tmpLoads: map[string]int{}, events: make(chan deviceEvent, 256)}
 }
 
 var (
@@ -105,6 +109,7 @@ func (m *Mount) Provision(ctx context.Context, env capability.Env) error {
 		return fmt.Errorf("media directory: %w", err)
 	}
 	m.base, m.sim = base, env.Sim
+	m.tmpBase = filepath.Join(filepath.Dir(base), "tmp")
 	if env.Sim {
 		m.be, err = newSimBackend(filepath.Join(filepath.Dir(base), "sim-devices"))
 	} else {
@@ -116,6 +121,7 @@ func (m *Mount) Provision(ctx context.Context, env capability.Env) error {
 	for _, msg := range m.be.reconcile(base) {
 		m.log.Warn("leftover from an earlier run cleaned up", "detail", msg)
 	}
+	m.reconcileTmp()
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.stop = cancel
 	m.wg.Add(1)
@@ -138,23 +144,41 @@ func (m *Mount) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	if m.tmpBase != "" {
+		m.endTmpLocked("", "host shutdown")
+		m.tmps = nil
+		if err := os.RemoveAll(m.tmpBase); err != nil {
+			errs = append(errs, fmt.Errorf("tmp: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// Preopens gives a plugin its media root at its grant's target.
+// Preopens gives a plugin its media root at its grant's target, and its
+// scratch /tmp if the manifest has [storage] tmp.
 func (m *Mount) Preopens(man *manifest.Manifest) ([]capability.Preopen, error) {
-	g, _ := man.Grants["mount"].(*Grant)
-	if g == nil || m.base == "" {
+	if m.base == "" {
 		return nil, nil
 	}
-	root := filepath.Join(m.base, man.Name)
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, fmt.Errorf("media root: %w", err)
+	var out []capability.Preopen
+	if g, _ := man.Grants["mount"].(*Grant); g != nil {
+		root := filepath.Join(m.base, man.Name)
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return nil, fmt.Errorf("media root: %w", err)
+		}
+		m.mu.Lock() // plugins load in parallel
+		m.users++
+		m.mu.Unlock()
+		out = append(out, capability.Preopen{GuestPath: g.Target, Dir: root})
 	}
-	m.mu.Lock() // plugins load in parallel
-	m.users++
-	m.mu.Unlock()
-	return []capability.Preopen{{GuestPath: g.Target, Dir: root}}, nil
+	if man.Tmp > 0 {
+		p, err := m.preopenTmp(man)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // InstanceEnded unmounts what the plugin left mounted: its instance
@@ -167,6 +191,7 @@ func (m *Mount) InstanceEnded(plugin string) {
 			m.log.Error("unmount after the plugin's instance ended failed", "plugin", plugin, "target", h.name, "error", err.Error())
 		}
 	}
+	m.endTmpLocked(plugin, "plugin instance ended")
 }
 
 // sortedHeld returns the plugin's mounts ("" for all), deepest path first.

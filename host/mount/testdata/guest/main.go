@@ -4,7 +4,7 @@
 // test can read what the host answered.
 //
 //	mount SOURCE [fstype=T] [target=N] [opt=O]...   unmount N   list
-//	read PATH   write PATH TEXT   hold PATH   crash-once
+//	read PATH   write PATH TEXT   fill PATH BYTES   hold PATH   crash-once
 package main
 
 import (
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	airlock "github.com/airlockhq/airlock/sdk/go"
@@ -98,6 +99,22 @@ func do(f []string) string {
 			return head + " err=" + err.Error()
 		}
 		return head + " ok"
+	case "fill": // fill PATH N: write N bytes in 4 KiB chunks, until an error
+		n, _ := strconv.Atoi(f[2])
+		fh, err := os.Create(f[1])
+		if err != nil {
+			return head + " err=" + err.Error()
+		}
+		defer fh.Close()
+		chunk, wrote := make([]byte, 4096), 0
+		for wrote < n {
+			k, err := fh.Write(chunk[:min(len(chunk), n-wrote)])
+			wrote += k
+			if err != nil {
+				return fmt.Sprintf("%s wrote=%d err=%v", head, wrote, err)
+			}
+		}
+		return fmt.Sprintf("%s wrote=%d ok", head, wrote)
 	case "hold":
 		fh, err := os.Open(f[1])
 		if err != nil {
