@@ -188,7 +188,13 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Instance, rec abi.Reco
 		for _, d := range found {
 			nodes = append(nodes, d.Node)
 		}
-		return nil, fail(abi.Invalid, "plugin %q: mount %s: %d devices match (%s); mount by uuid: or device: instead", in.Plugin, op, len(found), strings.Join(nodes, ", "))
+		next := "mount by uuid: or device: instead"
+		if sel.kind == "uuid" {
+			// dd copies of one stick, or a RAID member: the UUID
+			// cannot tell them apart.
+			next = "they hold copies of one filesystem; mount by device: instead, or give one a new UUID (tune2fs -U, mlabel -n)"
+		}
+		return nil, fail(abi.Invalid, "plugin %q: mount %s: %d devices match (%s); %s", in.Plugin, op, len(found), strings.Join(nodes, ", "), next)
 	}
 	d := found[0]
 	if systemLabels[d.Label] {

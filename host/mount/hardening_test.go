@@ -133,3 +133,48 @@ func TestLoopSuidStick(t *testing.T) {
 		t.Errorf("%d mounts left after host shutdown", len(ms))
 	}
 }
+
+// A write-protected stick (blockdev --setro) mounted read-write through
+// the capability falls back to read-only and says why; writes then fail
+// with EROFS. Two sticks that are dd copies of one image share a UUID:
+// uuid: refuses to pick one, naming both devices.
+func TestLoopReadOnlyAndTwins(t *testing.T) {
+	tl := testenv.NeedLoop(t, "attach loop devices and mount them")
+	blockdev := testenv.NeedCommand(t, "blockdev", "util-linux")
+	dir := t.TempDir()
+	roImg := tl.MakeImage(t, dir, "ro.img", []testenv.Partition{{Sfdisk: ",,83", FSType: "ext4", Label: "AIRRO"}})
+	twin := []testenv.Partition{{Sfdisk: ",,83", FSType: "ext4", Label: "AIRTWIN"}}
+	twinImg := tl.MakeImage(t, dir, "twin.img", twin)
+	testenv.Run(t, "cp", "--sparse=always", twinImg, filepath.Join(dir, "twin2.img"))
+
+	roDev := tl.Attach(t, roImg, 1)
+	testenv.Run(t, blockdev, "--setro", "/dev/"+roDev+"p1")
+	if ro := testenv.Run(t, blockdev, "--getro", "/dev/"+roDev+"p1"); ro != "1" {
+		t.Fatalf("blockdev --getro: %s", ro)
+	}
+	twinA := tl.Attach(t, twinImg, 1)
+	twinB := tl.Attach(t, filepath.Join(dir, "twin2.img"), 1)
+
+	r := runHost(t, realRuntime, plugin{"g", guestManifest("g", "[[mount]]\nsource = [\"label:AIRRO\", \"uuid:*\"]\nfstype = [\"ext4\"]\n",
+		`start = "mount label:AIRRO; write /media/AIRRO/new.txt x; mount uuid:`+twin[0].UUID+`"`), guest})
+	r.log.Wait(1, "mount label:AIRRO ok target=AIRRO path=/media/AIRRO device=/dev/"+roDev+"p1 readonly=true options=nosuid,nodev,noexec,errors=remount-ro,ro",
+		`note="mounted read-only: a read-write mount failed (permission denied)"`, "plugin=g")
+	// EROFS reaches the guest as EROFS (wazero has that errno).
+	r.log.Wait(1, "write /media/AIRRO/new.txt x err=open /media/AIRRO/new.txt: Read-only file system", "plugin=g")
+	if err := os.WriteFile(filepath.Join(r.media("g"), "AIRRO", "host.txt"), nil, 0o644); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("writing on the read-only fallback from the host: %v, want EROFS", err)
+	}
+	if ms, _ := mountinfo.GetMounts(mountinfo.SingleEntryFilter(filepath.Join(r.media("g"), "AIRRO"))); len(ms) != 1 || !slices.Contains(strings.Split(ms[0].Options, ","), "ro") {
+		t.Errorf("the fallback is not a read-only mount: %+v", ms)
+	}
+
+	lo, hi := twinA, twinB
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	r.log.Wait(1, "mount uuid:"+twin[0].UUID+` err=invalid: plugin "g": mount uuid:`+twin[0].UUID+": 2 devices match (/dev/"+lo+"p1, /dev/"+hi+
+		"p1); they hold copies of one filesystem; mount by device: instead, or give one a new UUID (tune2fs -U, mlabel -n)", "plugin=g")
+	if n := len(mountsUnder(t, r.media("g"))); n != 1 {
+		t.Errorf("%d mounts, want only AIRRO's", n)
+	}
+}

@@ -71,7 +71,11 @@ func do(f []string) string {
 		if err != nil {
 			return head + " " + errText(err)
 		}
-		return fmt.Sprintf("%s ok target=%s path=%s device=%s readonly=%v options=%s", head, m.Target, m.Path, m.Device, m.ReadOnly, strings.Join(m.Options, ","))
+		line := fmt.Sprintf("%s ok target=%s path=%s device=%s readonly=%v options=%s", head, m.Target, m.Path, m.Device, m.ReadOnly, strings.Join(m.Options, ","))
+		if m.Note != "" {
+			line += fmt.Sprintf(" note=%q", m.Note)
+		}
+		return line
 	case "unmount":
 		if err := airlock.Mount.Unmount(f[1]); err != nil {
 			return head + " " + errText(err)
