@@ -254,7 +254,7 @@ func resolveLimits(d *doc, want Limits, rt *Runtime) Limits {
 		}
 		l.HandlerTimeout = want.HandlerTimeout
 	}
-	if d.md.IsDefined("limits", "queue") && !d.reported["limits"] {
+	if d.md.IsDefined("limits", "queue") && !d.reported["limits.queue"] {
 		switch {
 		case want.Queue < 1:
 			d.errorf("limits.queue", "use a number from 1 up", "queue = %d is too small", want.Queue)

@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -95,7 +96,41 @@ func (d *doc) decode(key string, v any) bool {
 	if !ok {
 		return false
 	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.Elem().Kind() == reflect.Struct {
+		return d.decodeFields(key, p, rv.Elem())
+	}
 	return d.decodePrim(key, p, v)
+}
+
+// decodeFields decodes a table into a struct one key at a time, so that
+// every bad value in it is reported, whatever order the TOML library visits
+// keys in, instead of only the first it meets. Keys without a field stay
+// undecoded, for unknown() to report.
+func (d *doc) decodeFields(key string, p toml.Primitive, sv reflect.Value) bool {
+	var table map[string]toml.Primitive
+	if !d.decodePrim(key, p, &table) {
+		return false
+	}
+	ok := true
+	var names []string
+	for i := 0; i < sv.NumField(); i++ {
+		name, _, _ := strings.Cut(sv.Type().Field(i).Tag.Get("toml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		names = append(names, name)
+		if sub, present := table[name]; present {
+			ok = d.decodePrim(key+"."+name, sub, sv.Field(i).Addr().Interface()) && ok
+		}
+	}
+	for k := range table {
+		if !slices.Contains(names, k) {
+			full := key + "." + k
+			d.reported[full] = true
+			d.errs = append(d.errs, &Error{File: d.file, Line: d.line(full), Key: full, Msg: "unknown key", Hint: hintFor(k, names)})
+		}
+	}
+	return ok
 }
 
 func (d *doc) decodePrim(key string, p toml.Primitive, v any) bool {
