@@ -24,7 +24,7 @@ func TestLoopYankAfterMount(t *testing.T) {
 	trigger := "[[trigger.udev]]\nsubsystem = \"block\"\ndevtype = \"partition\"\naction = \"add\"\nproperties = { ID_FS_LABEL = \"AIR*\" }\n"
 	grant := "[[mount]]\nsource = [\"label:AIRYANK\", \"label:AIRNEXT\"]\nfstype = [\"ext4\"]\n" + trigger
 	config := `add_AIRYANK = "mount label:AIRYANK"
-add_AIRNEXT = "write /media/AIRYANK/after.txt x; list; mount label:AIRYANK; mount label:AIRNEXT; write /media/AIRNEXT/ok.txt y"
+add_AIRNEXT = "write /media/AIRYANK/after.txt x; list; mount label:AIRNEXT; write /media/AIRNEXT/ok.txt y"
 `
 	r := runHost(t, realRuntime, plugin{"y", guestManifest("y", grant, config), guest})
 	r.log.Wait(1, "airlock running")
@@ -38,18 +38,20 @@ add_AIRNEXT = "write /media/AIRYANK/after.txt x; list; mount label:AIRYANK; moun
 	r.log.Wait(1, "mount label:AIRNEXT ok target=AIRNEXT", "plugin=y")
 	r.log.Wait(1, "write /media/AIRNEXT/ok.txt", "plugin=y")
 	r.log.Wait(1, "mount-event action=unmounted target=AIRYANK", "plugin=y")
-	// The next calls after the yank: a write into the gone stick and a
-	// mount of it either fail or (if they ran before the host noticed)
-	// went to the doomed mount; either way the unmounted event came.
+	// The next call after the yank, a write into the gone stick, either
+	// fails or (if it ran before the host noticed) went to the doomed
+	// mount; either way the unmounted event came. (The plugin does not
+	// mount the stick again: a loop device that autoclear has not yet
+	// released can be mounted again, and then legitimately stays.)
 	var after []string
 	for _, l := range r.log.Lines() {
-		if strings.Contains(l, "plugin=y") && (strings.Contains(l, "write /media/AIRYANK/after.txt") || strings.Contains(l, "mount label:AIRYANK ") && strings.Contains(l, "err=")) {
+		if strings.Contains(l, "plugin=y") && strings.Contains(l, "write /media/AIRYANK/after.txt") {
 			after = append(after, l)
 		}
 	}
-	t.Logf("the plugin's calls after the yank:\n%s", strings.Join(after, "\n"))
-	if r.log.Count("mount label:AIRYANK err=", "plugin=y") != 1 && r.log.Count("mount label:AIRYANK ok", "plugin=y") != 2 {
-		t.Errorf("mounting the yanked stick again neither failed nor worked:\n%s", strings.Join(r.log.Lines(), "\n"))
+	t.Logf("the plugin's call after the yank:\n%s", strings.Join(after, "\n"))
+	if len(after) != 1 {
+		t.Errorf("want one report of the write after the yank, got %d:\n%s", len(after), strings.Join(r.log.Lines(), "\n"))
 	}
 	testenv.WaitPath(t, filepath.Join(media, "AIRYANK"), false)
 	for _, m := range mountsUnder(t, media) {
