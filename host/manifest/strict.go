@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 	"slices"
@@ -123,7 +124,7 @@ func (d *doc) decodeFields(key string, p toml.Primitive, sv reflect.Value) bool 
 			ok = d.decodePrim(key+"."+name, sub, sv.Field(i).Addr().Interface()) && ok
 		}
 	}
-	for k := range table {
+	for _, k := range slices.Sorted(maps.Keys(table)) {
 		if !slices.Contains(names, k) {
 			full := key + "." + k
 			d.reported[full] = true
