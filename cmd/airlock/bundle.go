@@ -50,12 +50,8 @@ func cmdPack(args []string, stdout io.Writer) error {
 	fs := newFlags("pack", "pack [-o x.airlock] [--vendor name] <plugin dir>", stdout)
 	out := fs.String("o", "", "output file (default: <name>-<version>.airlock)")
 	vendor := fs.String("vendor", "", "the vendor name recorded in the bundle; it must match the signer's [[trust.vendor]] name")
-	if err := parse(fs, args); err != nil {
+	if err := parseN(fs, args, 1); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
 	}
 	def := manifest.DefaultRuntime()
 	def.File = "(default runtime)"
@@ -141,12 +137,8 @@ func cmdSign(args []string, stdout io.Writer) error {
 func cmdInspect(args []string, stdout io.Writer) error {
 	fs := newFlags("inspect", "inspect [--config runtime.toml] <bundle>", stdout)
 	config := fs.String("config", "runtime.toml", "the runtime config whose [trust] judges the signature and ceiling")
-	if err := parse(fs, args); err != nil {
+	if err := parseN(fs, args, 1); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
 	}
 	rt, err := loadRuntimeOrDefault(*config, flagSet(fs, "config"))
 	if err != nil {
@@ -208,12 +200,8 @@ var errRefused = errors.New("this runtime would refuse the bundle")
 
 func cmdPush(args []string, stdout io.Writer) error {
 	fs := newFlags("push", "push <bundle> <registry/repository:tag>", stdout)
-	if err := parse(fs, args); err != nil {
+	if err := parseN(fs, args, 2); err != nil {
 		return err
-	}
-	if fs.NArg() != 2 {
-		fs.Usage()
-		return errUsage
 	}
 	data, err := os.ReadFile(fs.Arg(0))
 	if err != nil {
@@ -230,12 +218,8 @@ func cmdPush(args []string, stdout io.Writer) error {
 func cmdPull(args []string, stdout io.Writer) error {
 	fs := newFlags("pull", "pull [--config runtime.toml] <registry/repository@sha256:... | :tag>", stdout)
 	config := fs.String("config", "runtime.toml", "the runtime config: its state_dir holds the cache, its [trust] judges the bundle")
-	if err := parse(fs, args); err != nil {
+	if err := parseN(fs, args, 1); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
 	}
 	rt, err := loadRuntimeOrDefault(*config, flagSet(fs, "config"))
 	if err != nil {

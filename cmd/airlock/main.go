@@ -101,6 +101,19 @@ func newFlags(name, synopsis string, out io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parseN parses args and requires exactly n positional arguments, printing
+// the usage otherwise.
+func parseN(fs *flag.FlagSet, args []string, n int) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != n {
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -165,12 +178,8 @@ func loadRuntimeOrDefault(path string, explicit bool) (*manifest.Runtime, error)
 func cmdCheck(args []string, stdout io.Writer) error {
 	fs := newFlags("check", "check [--config runtime.toml] <plugin dir | plugin.toml>", stdout)
 	config := fs.String("config", "runtime.toml", "the runtime config whose limits apply")
-	if err := parse(fs, args); err != nil {
+	if err := parseN(fs, args, 1); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
 	}
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
@@ -239,12 +248,8 @@ func cmdCheck(args []string, stdout io.Writer) error {
 func cmdBuild(args []string, stdout io.Writer) error {
 	fs := newFlags("build", "build [-o out.wasm] <plugin dir>", stdout)
 	out := fs.String("o", "", "output file (default: the wasm named in plugin.toml)")
-	if err := parse(fs, args); err != nil {
+	if err := parseN(fs, args, 1); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
 	}
 	dir := fs.Arg(0)
 	if !build.HasGoSource(dir) {
