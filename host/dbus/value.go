@@ -83,6 +83,12 @@ func completeLen(s string, depth int) (int, error) {
 			if len(s) < 3 || !isBasic(s[2]) {
 				return 0, fmt.Errorf("dict key must be a basic type")
 			}
+			// The spec allows them, but godbus cannot send a map keyed by
+			// booleans or signatures (it panics): refuse them here, as
+			// invalid, rather than let a guest's message reach it.
+			if s[2] == 'b' || s[2] == 'g' {
+				return 0, fmt.Errorf("dict keys of type %c are not supported (godbus cannot marshal them); use another key type", s[2])
+			}
 			n, err := completeLen(s[3:], depth+1)
 			if err != nil {
 				return 0, err
