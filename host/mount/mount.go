@@ -20,6 +20,8 @@ import (
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/manifest"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // Mount is the capability. Create it with New.
@@ -215,7 +217,17 @@ func (m *Mount) unmountLocked(h *held, why string, gone bool) (lazy bool, err er
 	}
 	delete(m.held, h.path)
 	if err := os.Remove(h.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		m.log.Warn("mount point not removed", "path", h.path, "error", err.Error())
+		// Not empty: after a lazy detach the plugin can still write into
+		// the bare directory before the host removes it, and those files
+		// are on the host's disk, not on the stick. Once the path is no
+		// longer a mount point (so nothing of the stick can be reached
+		// through it), discard them rather than leave a stale mount point.
+		if mounted, merr := mountinfo.Mounted(h.path); merr == nil && !mounted {
+			err = os.RemoveAll(h.path)
+			m.log.Warn("discarded files written to the mount point after the device was detached", "path", h.path, "error", errString(err))
+		} else {
+			m.log.Warn("mount point not removed", "path", h.path, "error", err.Error())
+		}
 	}
 	m.log.Info("unmounted", "plugin", h.plugin, "target", h.name, "device", h.dev.Node, "lazy", lazy, "why", why)
 	return lazy, nil
@@ -268,4 +280,11 @@ func targetFor(d *Device) string {
 		}
 	}
 	return "disk"
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
