@@ -5,7 +5,6 @@
 package conformance
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/internal/hostrun"
 	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/timer"
 )
@@ -176,27 +176,11 @@ func scenario(t *testing.T, name, wasm string) string {
 	}
 	dev := newDevice()
 	log, logger := testenv.NewLog(t)
-	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Environ: environ, Capabilities: dev.caps})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	stopped := false
+	run := hostrun.Start(t, filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Environ: environ, Capabilities: dev.caps})
+	h := run.Host
 	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("host: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Fatal("host did not stop")
+		if err := run.Stop(); err != nil {
+			t.Errorf("host: %v", err)
 		}
 	}
 	defer stop()

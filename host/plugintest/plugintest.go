@@ -10,7 +10,6 @@
 package plugintest
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/dbus"
+	"github.com/airlockhq/airlock/host/internal/hostrun"
 	"github.com/airlockhq/airlock/host/logtest"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/plugin"
@@ -45,14 +45,13 @@ type Options struct {
 // Harness is one plugin running in a host. Close stops it; New registers
 // Close with t.Cleanup.
 type Harness struct {
-	t      testing.TB
-	Name   string // the plugin's name, from its manifest
-	host   *host.Host
-	caps   []capability.Capability
-	log    *logtest.Log
-	audit  *logtest.Log
-	cancel context.CancelFunc
-	done   chan error
+	t     testing.TB
+	Name  string // the plugin's name, from its manifest
+	host  *host.Host
+	run   *hostrun.Run
+	caps  []capability.Capability
+	log   *logtest.Log
+	audit *logtest.Log
 }
 
 // New builds the plugin in dir (a Go plugin is compiled from source when its
@@ -101,14 +100,9 @@ level = "debug"
 		environ = []string{}
 	}
 	caps := host.Builtin()
-	hst, err := host.New(conf, host.Options{Logger: logger, Audit: auditLogger, Capabilities: caps, Environ: environ})
-	if err != nil {
-		t.Fatalf("plugintest: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &Harness{t: t, Name: m.Name, host: hst, caps: caps, log: log, audit: audit, cancel: cancel, done: make(chan error, 1)}
-	go func() { h.done <- hst.Run(ctx) }()
-	t.Cleanup(h.Close)
+	run := hostrun.Start(t, conf, host.Options{Logger: logger, Audit: auditLogger, Capabilities: caps, Environ: environ})
+	hst := run.Host
+	h := &Harness{t: t, Name: m.Name, host: hst, run: run, caps: caps, log: log, audit: audit}
 	log.Wait(1, "airlock running")
 	for d, err := range hst.LoadErrors {
 		t.Fatalf("plugintest: plugin in %s did not load: %v", d, err)
@@ -199,14 +193,7 @@ func (h *Harness) DBus() *dbussim.Run {
 
 // Close stops the host: the plugin's queue drains and it receives stop.
 func (h *Harness) Close() {
-	h.cancel()
-	select {
-	case err := <-h.done:
-		h.done <- err
-		if err != nil {
-			h.t.Errorf("plugintest: host: %v", err)
-		}
-	case <-time.After(time.Minute):
-		h.t.Error("plugintest: host did not stop within a minute")
+	if err := h.run.Stop(); err != nil {
+		h.t.Errorf("plugintest: host: %v", err)
 	}
 }

@@ -1,7 +1,6 @@
 package security
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/internal/hostrun"
 	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/plugin"
 	"github.com/airlockhq/airlock/host/timer"
@@ -32,31 +32,13 @@ func runPlain(t *testing.T, restart string, prepare func(dir string), plugs map[
 		prepare(dir)
 	}
 	log, logger := testenv.NewLog(t)
-	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	stopped := false
+	r := hostrun.Start(t, filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger})
 	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Error(err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Error("host did not stop")
+		if err := r.Stop(); err != nil {
+			t.Error(err)
 		}
 	}
-	t.Cleanup(stop)
-	return h, log, stop
+	return r.Host, log, stop
 }
 
 // The disk under a plugin's /data fills up: the write fails with an error

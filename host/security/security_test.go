@@ -5,7 +5,6 @@
 package security
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/dbus"
+	"github.com/airlockhq/airlock/host/internal/hostrun"
 	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/mount"
 	"github.com/airlockhq/airlock/host/plugin"
@@ -123,31 +123,9 @@ replay_pace = "instant"
 	m := mount.New(mount.Options{})
 	sup := supervisor.NewCapability(supervisor.CapabilityOptions{})
 	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), sup, m}
-	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Audit: auditLogger, Capabilities: caps,
+	run := hostrun.Start(t, filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Audit: auditLogger, Capabilities: caps,
 		Environ: []string{"BALENA_DEVICE_TYPE=raspberrypi4-64", apiKey, "BALENA_API_TOKEN=tok-never-shown", "HOME=/root"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	s := &suite{t: t, h: h, log: log, audit: audit, dir: dir, sup: sup, caps: caps}
-	stopped := false
-	var result error
-	s.stop = func() error {
-		if stopped {
-			return result
-		}
-		stopped = true
-		cancel()
-		select {
-		case result = <-done:
-		case <-time.After(90 * time.Second):
-			t.Fatal("host did not stop")
-		}
-		return result
-	}
-	t.Cleanup(func() { s.stop() })
+	s := &suite{t: t, h: run.Host, log: log, audit: audit, dir: dir, sup: sup, caps: caps, stop: run.Stop}
 	log.Wait(1, "airlock running")
 	return s
 }
