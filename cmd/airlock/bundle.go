@@ -185,9 +185,15 @@ func report(w io.Writer, rt *manifest.Runtime, path string, b *bundle.Bundle) er
 		fmt.Fprintf(w, "  - %s\n", line)
 	}
 	fmt.Fprintf(w, "\nUnder %s:\n", rt.File)
-	_, lerr := bundle.Load(path, rt, host.Schema(host.Builtin()), time.Now())
+	// Load unpacks the bundle under state_dir; inspect only judges it, so
+	// it unpacks into tmp and leaves the host's state_dir as it was.
+	judge := *rt
+	judge.StateDir = tmp
+	_, lerr := bundle.Load(path, &judge, host.Schema(host.Builtin()), time.Now())
 	if lerr != nil {
-		fmt.Fprintf(w, "  refused: %v\n", lerr)
+		// A ceiling refusal lists each grant on a line of its own; they
+		// stay indented under "refused:".
+		fmt.Fprintf(w, "  refused: %s\n", strings.ReplaceAll(lerr.Error(), "\n", "\n  "))
 		return errRefused
 	}
 	fmt.Fprintf(w, "  it would load.\n")
