@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -91,11 +92,20 @@ func cmdKeygen(args []string, stdout io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *out == "" || fs.NArg() != 0 {
-		fs.Usage()
-		return errUsage
+	if err := requireFlag(fs, "o", "the base name of the key files (-o acme writes acme.key and acme.pub)", 0, "no arguments besides -o <name>"); err != nil {
+		return err
+	}
+	// bundle.Keygen refuses an existing .key but would replace a .pub,
+	// which operators may already trust; neither is overwritten.
+	for _, p := range []string{*out + ".key", *out + ".pub"} {
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("%s already exists (choose another name with -o, or remove the old key pair if you mean to replace it)", p)
+		}
 	}
 	pub, err := bundle.Keygen(*out)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("cannot write %s.key: the directory %s does not exist (create it, or choose another -o)", *out, filepath.Dir(*out))
+	}
 	if err != nil {
 		return err
 	}
@@ -109,11 +119,10 @@ func cmdSign(args []string, stdout io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *key == "" || fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
+	if err := requireFlag(fs, "k", "the private key that airlock keygen wrote (<name>.key)", 1, "one bundle"); err != nil {
+		return err
 	}
-	sk, err := bundle.ReadPrivateKey(*key)
+	sk, err := readSigningKey(*key)
 	if err != nil {
 		return err
 	}
@@ -132,6 +141,76 @@ func cmdSign(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "signed %s (%s) with key %s\n", path, b.Digest, bundle.KeyID(sk.Public().(ed25519.PublicKey)))
 	return nil
+}
+
+// readSigningKey reads a private key for sign, with advice for the two
+// likely mistakes: no key yet, and the public half given for the private.
+func readSigningKey(path string) (ed25519.PrivateKey, error) {
+	sk, err := bundle.ReadPrivateKey(path)
+	switch {
+	case err == nil:
+		return sk, nil
+	case errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("private key %s does not exist (make a key pair with: airlock keygen -o <name>)", path)
+	case isPublicKey(path):
+		// ReadPrivateKey checks the mode first and would advise a chmod
+		// of the public key.
+		private := "<name>.key"
+		if base, ok := strings.CutSuffix(path, ".pub"); ok {
+			private = base + ".key"
+		}
+		return nil, fmt.Errorf("%s is a public key; sign with the private key that airlock keygen wrote beside it (%s)", path, private)
+	}
+	return nil, err
+}
+
+// isPublicKey reports whether path holds a public key as airlock keygen
+// writes it (<name>.pub): an ed25519 key in base64 on one line.
+func isPublicKey(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil || len(data) > 1024 {
+		return false
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
+	return err == nil && len(key) == ed25519.PublicKeySize
+}
+
+// requireFlag checks the arguments of a command that needs the flag name
+// (why says what it holds) and n arguments (args says what they are), and
+// says what is wrong before printing the usage.
+func requireFlag(fs *flag.FlagSet, name, why string, n int, args string) error {
+	given := fs.Lookup(name).Value.String() != ""
+	switch {
+	case !given && flagAmong(fs.Args(), name):
+		return usageError(fs, "put -%s before the other arguments (a flag after an argument is read as an argument)", name)
+	case !given:
+		return usageError(fs, "-%s is required: %s", name, why)
+	case fs.NArg() != n:
+		return usageError(fs, "expected %s, got %d", args, fs.NArg())
+	}
+	return nil
+}
+
+// usageError says what is wrong with a command's arguments, then prints
+// its usage, as trigger does.
+func usageError(fs *flag.FlagSet, format string, args ...any) error {
+	fmt.Fprintf(fs.Output(), "airlock %s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))
+	fs.Usage()
+	return errUsage
+}
+
+// flagAmong reports whether the flag name stands among the positional
+// arguments: the flag package stops at the first argument, so a flag
+// written after it is read as one more argument, not as the flag.
+func flagAmong(args []string, name string) bool {
+	for _, a := range args {
+		for _, f := range []string{"-" + name, "--" + name} {
+			if a == f || strings.HasPrefix(a, f+"=") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func cmdInspect(args []string, stdout io.Writer) error {
@@ -214,6 +293,9 @@ func cmdPush(args []string, stdout io.Writer) error {
 		return err
 	}
 	pinned, err := bundle.Push(context.Background(), data, fs.Arg(1))
+	if errors.Is(err, bundle.ErrFormat) || errors.Is(err, bundle.ErrDigest) {
+		return fmt.Errorf("%s: %w", fs.Arg(0), err)
+	}
 	if err != nil {
 		return err
 	}
