@@ -546,7 +546,7 @@ func (h *Host) Manifest(name string) *manifest.Manifest {
 // Report is what the admin socket's status shows.
 func (h *Host) Report() admin.Report {
 	r := admin.Report{Device: h.Runtime.Device, PID: os.Getpid(), Reload: h.Runtime.Reload, Metrics: h.Runtime.Metrics.Listen,
-		Plugins: []admin.PluginReport{}, Failed: []admin.Failure{}}
+		Plugins: []admin.PluginReport{}, Failed: []admin.Failure{}, AuditFailures: h.AuditFailures()}
 	h.mu.RLock()
 	for _, e := range h.plugins {
 		st, m := e.p.Status(), e.p.M

@@ -119,6 +119,9 @@ func printReport(w io.Writer, rep admin.Report) {
 			}
 		}
 	}
+	if rep.AuditFailures > 0 {
+		fmt.Fprintf(w, "\naudit records not written to the audit log: %d (they went to stderr; check the disk and log.audit in runtime.toml)\n", rep.AuditFailures)
+	}
 }
 
 const triggerSynopsis = `trigger [--config runtime.toml] [--socket PATH] <plugin> <event>

@@ -25,14 +25,7 @@ build = "auto"
 [log]
 audit = "off"
 `), 0o644)
-	h, err := host.New(conf, host.Options{Capabilities: host.Builtin()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	h := runHost(t, conf)
 	for deadline := time.Now().Add(2 * time.Minute); ; {
 		if st := h.Status(); len(st) == 1 && st[0].State == "running" {
 			break
@@ -43,6 +36,55 @@ audit = "off"
 		time.Sleep(50 * time.Millisecond)
 	}
 	return conf
+}
+
+// runHost runs the host of conf until the test ends.
+func runHost(t *testing.T, conf string) *host.Host {
+	t.Helper()
+	h, err := host.New(conf, host.Options{Capabilities: host.Builtin()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return h
+}
+
+// status shows the audit records that the audit file could not take:
+// /dev/full fails every write, as a full disk does, and each status
+// request is audited before it is answered.
+func TestStatusShowsAuditFailures(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		missing(t, "/dev/full, a device whose writes fail with ENOSPC")
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "plugins"), 0o755)
+	conf := filepath.Join(dir, "runtime.toml")
+	os.WriteFile(conf, []byte("plugins = [\"plugins\"]\nstate_dir = \"state\"\n[log]\naudit = \"/dev/full\"\n"), 0o644)
+	runHost(t, conf)
+	// The socket takes connections once it exists; a refused one is not
+	// audited.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(dir, "state", "admin.sock")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the host did not open its admin socket")
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"status", "--config", conf}, &out, &errb); code != 0 {
+		t.Fatalf("status: exit %d: %s", code, errb.String())
+	}
+	if want := "\naudit records not written to the audit log: 1 (they went to stderr; check the disk and log.audit in runtime.toml)\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("status lacks %q:\n%s", want, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"status", "--config", conf, "--json"}, &out, &errb); code != 0 || !strings.Contains(out.String(), `"audit_failures": 2`) {
+		t.Errorf("status --json: exit %d, want \"audit_failures\": 2:\n%s%s", code, out.String(), errb.String())
+	}
 }
 
 func TestStatusAndTrigger(t *testing.T) {
@@ -56,6 +98,9 @@ func TestStatusAndTrigger(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}
+	}
+	if strings.Contains(out.String(), "audit records not written") {
+		t.Errorf("status reports audit failures with the audit off:\n%s", out.String())
 	}
 	out.Reset()
 	if code := run([]string{"status", "--config", conf, "--json"}, &out, &errb); code != 0 || !strings.Contains(out.String(), `"name": "ticker"`) {

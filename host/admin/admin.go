@@ -27,6 +27,10 @@ type Report struct {
 	// Failed are the plugin directories whose plugin did not load (or
 	// whose reload failed while the old version runs on).
 	Failed []Failure `json:"failed"`
+	// AuditFailures counts the audit records that could not be written to
+	// the audit file (log.audit), such as on a full disk; they went to
+	// stderr instead. Always 0 when the audit goes to stderr or stdout.
+	AuditFailures uint64 `json:"audit_failures"`
 }
 
 // PluginReport is one running plugin.

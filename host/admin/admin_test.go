@@ -19,6 +19,7 @@ import (
 	"github.com/airlockhq/airlock/host/admin"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
+	"github.com/airlockhq/airlock/host/internal/hostrun"
 	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/manifest"
 )
@@ -100,7 +101,7 @@ func TestStatus(t *testing.T) {
 		strings.Join(p.Grants, ",") != "storage.data" || strings.Join(p.Triggers, ",") != "timer:tick" {
 		t.Errorf("echo's report = %+v", p)
 	}
-	if rep.PID != os.Getpid() || rep.Device != "sim" || rep.Reload {
+	if rep.PID != os.Getpid() || rep.Device != "sim" || rep.Reload || rep.AuditFailures != 0 {
 		t.Errorf("report = %+v", rep)
 	}
 	if len(rep.Failed) != 1 || rep.Failed[0].Dir != filepath.Join(r.dir, "plugins", "broken") ||
@@ -108,6 +109,32 @@ func TestStatus(t *testing.T) {
 		t.Errorf("failed = %+v", rep.Failed)
 	}
 	r.audit.Wait(1, "INFO audit", "plugin=-", "capability=admin", "op=status", "decision=allow", "reason=peer uid ")
+}
+
+// Status counts the audit records that the audit file could not take.
+// /dev/full fails every write with ENOSPC, as a full disk does, and each
+// status request is audited before it is answered, so the n-th says n.
+func TestStatusCountsAuditFailures(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		testenv.Missing(t, "/dev/full, a device whose writes fail with ENOSPC")
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "plugins"), 0o755)
+	conf := filepath.Join(dir, "runtime.toml")
+	os.WriteFile(conf, []byte("plugins = [\"plugins\"]\nstate_dir = \"state\"\n[log]\naudit = \"/dev/full\"\n"), 0o644)
+	log, logger := testenv.NewLog(t)
+	hostrun.Start(t, conf, host.Options{Logger: logger})
+	log.Wait(1, "airlock running")
+	c := admin.NewClient(filepath.Join(dir, "state", "admin.sock"))
+	for n := uint64(1); n <= 3; n++ {
+		rep, err := c.Status(context.Background())
+		if err != nil {
+			t.Fatalf("status %d: %v", n, err)
+		}
+		if rep.AuditFailures != n {
+			t.Errorf("status %d: audit_failures = %d, want %d", n, rep.AuditFailures, n)
+		}
+	}
 }
 
 func TestTrigger(t *testing.T) {

@@ -3,7 +3,8 @@
 // long their handlers take (told by the plugin runner), counts capability
 // decisions (by reading the gate's audit stream, so that every allow and
 // deny is counted exactly where it is recorded), and reads each plugin's
-// state, restarts, queue depth and drops from the host at scrape time.
+// state, restarts, queue depth and drops, and the audit file's failed
+// writes, from the host at scrape time.
 package metrics
 
 import (
@@ -24,8 +25,9 @@ import (
 
 // Snapshot is what the host reports at each scrape.
 type Snapshot struct {
-	Plugins []plugin.Status
-	Failed  int // plugin directories that did not load
+	Plugins       []plugin.Status
+	Failed        int    // plugin directories that did not load
+	AuditFailures uint64 // audit records the audit file could not take
 }
 
 // Metrics holds the host's collectors. Its methods are safe for concurrent
@@ -125,6 +127,8 @@ var (
 		"Events lost to the plugin's queue overflow policy since it (this version of it) loaded.", []string{"plugin"}, nil)
 	descFailed = prometheus.NewDesc("airlock_plugins_failed",
 		"Plugin directories whose plugin did not load, or whose reload failed.", nil, nil)
+	descAuditFailures = prometheus.NewDesc("airlock_audit_write_failures_total",
+		"Audit records that could not be written to the audit file (log.audit), such as on a full disk; they went to stderr instead.", nil, nil)
 )
 
 // statusCollector reads the host's plugins at scrape time, so that a
@@ -132,7 +136,7 @@ var (
 type statusCollector struct{ snapshot func() Snapshot }
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descRestarts, descQueue, descDropped, descFailed} {
+	for _, d := range []*prometheus.Desc{descState, descRestarts, descQueue, descDropped, descFailed, descAuditFailures} {
 		ch <- d
 	}
 }
@@ -152,6 +156,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(p.Dropped), p.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(descFailed, prometheus.GaugeValue, float64(s.Failed))
+	ch <- prometheus.MustNewConstMetric(descAuditFailures, prometheus.CounterValue, float64(s.AuditFailures))
 }
 
 // CountAudit wraps the audit stream's handler: each gate record (message

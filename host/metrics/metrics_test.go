@@ -17,6 +17,7 @@ import (
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/admin"
 	"github.com/airlockhq/airlock/host/gate"
+	"github.com/airlockhq/airlock/host/internal/hostrun"
 	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/metrics"
 	"github.com/airlockhq/airlock/host/timer"
@@ -58,6 +59,27 @@ func waitFor(t *testing.T, url string, want []string) string {
 
 var urlRe = regexp.MustCompile(`url=(http://\S+/metrics)`)
 
+// serve runs a host on dir's plugins directory with [metrics] on and
+// runtimeExtra in its runtime.toml, logging to the returned log, and
+// returns the metrics' URL.
+func serve(t *testing.T, dir, runtimeExtra string, o host.Options) (*host.Host, *testenv.Log, string) {
+	t.Helper()
+	os.MkdirAll(filepath.Join(dir, "plugins"), 0o755)
+	conf := filepath.Join(dir, "runtime.toml")
+	os.WriteFile(conf, []byte("plugins = [\"plugins\"]\nstate_dir = \"state\"\n"+runtimeExtra+"[metrics]\nlisten = \"127.0.0.1:0\"\n"), 0o644)
+	log, logger := testenv.NewLog(t)
+	o.Logger = logger
+	r := hostrun.Start(t, conf, o)
+	log.Wait(1, "airlock running") // after the metrics and admin listen
+	for _, l := range log.Lines() {
+		if m := urlRe.FindStringSubmatch(l); m != nil {
+			return r.Host, log, m[1]
+		}
+	}
+	t.Fatalf("no metrics URL in the log:\n%s", strings.Join(log.Lines(), "\n"))
+	return nil, nil, ""
+}
+
 // A real host with [metrics] on, scraped over HTTP: events by kind,
 // handler durations, drops, state and queue per plugin, and the gate's
 // decisions per capability.
@@ -72,26 +94,10 @@ handler_timeout = "30s"
 name = "tick"
 cron = "0 0 1 1 *"
 `, "host/admin/testdata/echo")
-	conf := filepath.Join(dir, "runtime.toml")
-	os.WriteFile(conf, []byte("plugins = [\"plugins\"]\nstate_dir = \"state\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n"), 0o644)
-	log, logger := testenv.NewLog(t)
 	_, auditLogger := testenv.NewLog(t)
-	h, err := host.New(conf, host.Options{Logger: logger, Audit: auditLogger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	log.Wait(1, "metrics listening")
+	h, log, url := serve(t, dir, "", host.Options{Audit: auditLogger})
+	ctx := context.Background()
 	log.Wait(1, "started tag=", "plugin=echo")
-	var url string
-	for _, l := range log.Lines() {
-		if m := urlRe.FindStringSubmatch(l); m != nil {
-			url = m[1]
-		}
-	}
 
 	// One slow tick holds the handler; behind it two events fit the
 	// queue and three are dropped.
@@ -119,6 +125,7 @@ cron = "0 0 1 1 *"
 		`airlock_plugin_queue_depth{plugin="echo"} 0`,
 		`airlock_plugin_restarts_total{plugin="echo"} 0`,
 		`airlock_plugins_failed 0`,
+		`airlock_audit_write_failures_total 0`,
 		`airlock_capability_calls_total{capability="admin",decision="allow",plugin="-"} 1`,
 		`airlock_capability_calls_total{capability="admin",decision="deny",plugin="echo"} 1`,
 	})
@@ -148,4 +155,25 @@ func TestCountsGateDecisions(t *testing.T) {
 	if n := auditLog.Count("audit", "decision="); n != 4 {
 		t.Errorf("audit stream got %d records, want 4", n)
 	}
+}
+
+// The audit file's failed writes are exported: /dev/full fails every write
+// with ENOSPC, as a full disk does, and each admin request is one audit
+// record, which the gate's counter sees too.
+func TestAuditWriteFailures(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		testenv.Missing(t, "/dev/full, a device whose writes fail with ENOSPC")
+	}
+	dir := t.TempDir()
+	_, _, url := serve(t, dir, "[log]\naudit = \"/dev/full\"\n", host.Options{})
+	c := admin.NewClient(filepath.Join(dir, "state", "admin.sock"))
+	for i := 0; i < 3; i++ {
+		if _, err := c.Status(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, url, []string{
+		`airlock_audit_write_failures_total 3`,
+		`airlock_capability_calls_total{capability="admin",decision="allow",plugin="-"} 3`,
+	})
 }
