@@ -23,3 +23,10 @@ func (h *Host) observer() func(string, abi.EventKind, time.Duration, error) {
 	}
 	return h.metrics.Observe
 }
+
+// forget drops a plugin that is gone from the metrics, if they are on.
+func (h *Host) forget(name string) {
+	if h.metrics != nil {
+		h.metrics.Forget(name)
+	}
+}

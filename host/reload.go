@@ -197,6 +197,9 @@ func (h *Host) replace(old, e *entry) {
 	old.p.Stop()
 	<-old.p.Done()
 	old.p.Close(context.Background())
+	if old.p.M.Name != e.p.M.Name {
+		h.forget(old.p.M.Name)
+	}
 	h.start(e)
 	args := []any{"plugin", e.p.M.Name, "from", old.p.M.Version, "to", e.p.M.Version, "handed_over", handed}
 	if lost := len(queued) - handed; lost > 0 {
@@ -208,7 +211,7 @@ func (h *Host) replace(old, e *entry) {
 }
 
 // remove stops a plugin whose directory went away: it drains its queue and
-// gets stop, as at shutdown.
+// gets stop, as at shutdown. Its metrics go with it.
 func (h *Host) remove(e *entry) {
 	name := e.p.M.Name
 	e.stopTimers()
@@ -220,5 +223,6 @@ func (h *Host) remove(e *entry) {
 	e.p.Stop()
 	<-e.p.Done()
 	e.p.Close(context.Background())
+	h.forget(name)
 	h.log.Info("plugin removed", "plugin", name, "dir", e.dir)
 }

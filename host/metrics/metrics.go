@@ -78,6 +78,18 @@ func (m *Metrics) Observe(name string, kind abi.EventKind, d time.Duration, err 
 	}
 }
 
+// Forget deletes the series of a plugin that is gone (removed, or renamed
+// by a reload), so that the endpoint stops exporting it. The caller makes
+// sure the plugin's instance has ended, so no handler call or capability
+// use of it is still to be counted.
+func (m *Metrics) Forget(name string) {
+	only := prometheus.Labels{"plugin": name}
+	m.events.DeletePartialMatch(only)
+	m.failures.DeletePartialMatch(only)
+	m.duration.DeletePartialMatch(only)
+	m.calls.DeletePartialMatch(only)
+}
+
 // Handler serves the exposition format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})

@@ -177,3 +177,51 @@ func TestAuditWriteFailures(t *testing.T) {
 		`airlock_capability_calls_total{capability="admin",decision="allow",plugin="-"} 3`,
 	})
 }
+
+// A plugin removed by hot reload leaves the endpoint: what was counted as
+// it happened (events, handler durations, capability calls) as well as
+// what is read at scrape time. Another plugin's series stay, until a
+// reload renames it.
+func TestRemovedPluginLeaves(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"gone", "stays"} {
+		testenv.PluginDir(t, filepath.Join(dir, "plugins"), name, "name = \""+name+"\"\nversion = \"1.0.0\"\n[[trigger.timer]]\nname = \"tick\"\ncron = \"0 0 1 1 *\"\n", "host/admin/testdata/echo")
+	}
+	_, auditLogger := testenv.NewLog(t)
+	h, log, url := serve(t, dir, "reload = true\n", host.Options{Audit: auditLogger})
+	log.Wait(1, "watching plugin directories for changes")
+	c := admin.NewClient(filepath.Join(dir, "state", "admin.sock"))
+	for _, name := range []string{"gone", "stays"} {
+		if _, err := c.Trigger(context.Background(), admin.TriggerRequest{Plugin: name, Kind: "timer", Name: "tick"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []string
+	for _, name := range []string{"gone", "stays"} {
+		want = append(want,
+			`airlock_plugin_events_total{kind="timer",plugin="`+name+`"} 1`,
+			`airlock_plugin_handler_duration_seconds_count{kind="timer",plugin="`+name+`"} 1`,
+			`airlock_capability_calls_total{capability="admin",decision="allow",plugin="`+name+`"} 1`,
+			`airlock_plugin_state{plugin="`+name+`",state="running"} 1`)
+	}
+	waitFor(t, url, want)
+
+	os.RemoveAll(filepath.Join(dir, "plugins", "gone"))
+	log.Wait(1, "plugin removed", "plugin=gone")
+	if st := h.Status(); len(st) != 1 || st[0].Name != "stays" {
+		t.Fatalf("plugins after the removal: %+v, want stays alone", st)
+	}
+	absent := func(body, name string) {
+		t.Helper()
+		for _, line := range strings.Split(body, "\n") {
+			if strings.Contains(line, `plugin="`+name+`"`) {
+				t.Errorf("series of %s, which is gone, still exported: %s", name, line)
+			}
+		}
+	}
+	absent(waitFor(t, url, want[len(want)/2:]), "gone")
+
+	os.WriteFile(filepath.Join(dir, "plugins", "stays", "plugin.toml"), []byte("name = \"renamed\"\nversion = \"1.0.0\"\nwasm = \"stays.wasm\"\n"), 0o644)
+	log.Wait(1, "plugin reloaded", "plugin=renamed")
+	absent(waitFor(t, url, []string{`airlock_plugin_state{plugin="renamed",state="running"} 1`}), "stays")
+}
