@@ -12,7 +12,8 @@ import (
 
 // Partition is one partition of a loop-device test image: its sfdisk line
 // (",16M,c"), the filesystem mkfs makes on it and its label. UUID is
-// filled in from blkid after mkfs.
+// filled in from blkid after mkfs. No FSType means no filesystem: the dos
+// extended partition (",,E") that holds partitions 5 and up.
 type Partition struct {
 	Sfdisk, FSType, Label string
 	UUID                  string
@@ -86,20 +87,31 @@ func WaitPath(t testing.TB, p string, present bool) {
 	}
 }
 
-// MakeImage writes a 64 MiB image in dir with one partition per entry of
-// parts, made by the real mkfs tools, and fills in each UUID as blkid
-// reads it. The image is left detached.
+// MakeImage writes a 64 MiB image (see MakeSizedImage).
 func (l Loop) MakeImage(t testing.TB, dir, file string, parts []Partition) string {
+	t.Helper()
+	return l.MakeSizedImage(t, dir, file, 64<<20, parts)
+}
+
+// MakeSizedImage writes a sparse image of size bytes in dir with one
+// partition per entry of parts, made by the real mkfs tools, and fills in
+// each UUID as blkid reads it. Entry i is partition i+1, so an extended
+// partition, if any, is the fourth entry (the logical ones that follow it
+// are 5, 6, ...). The image is left detached.
+func (l Loop) MakeSizedImage(t testing.TB, dir, file string, size int64, parts []Partition) string {
 	t.Helper()
 	img := filepath.Join(dir, file)
 	if err := os.WriteFile(img, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(img, 64<<20); err != nil {
+	if err := os.Truncate(img, size); err != nil {
 		t.Fatal(err)
 	}
 	script := "label: dos\n"
-	for _, p := range parts {
+	for i, p := range parts {
+		if p.FSType == "" && i != 3 {
+			t.Fatalf("MakeSizedImage: partition %d has no filesystem; only the fourth (extended) may have none", i+1)
+		}
 		script += p.Sfdisk + "\n"
 	}
 	cmd := exec.Command(l.Sfdisk, "-q", img)
@@ -112,14 +124,21 @@ func (l Loop) MakeImage(t testing.TB, dir, file string, parts []Partition) strin
 		p := &parts[i]
 		node := fmt.Sprintf("/dev/%sp%d", name, i+1)
 		switch p.FSType {
+		case "":
+			continue
 		case "vfat":
 			Run(t, NeedCommand(t, "mkfs.vfat", "dosfstools"), "-n", p.Label, node)
 		case "ext4":
 			Run(t, NeedCommand(t, "mkfs.ext4", "e2fsprogs"), "-q", "-L", p.Label, node)
 		case "exfat":
 			Run(t, NeedCommand(t, "mkfs.exfat", "exfatprogs"), "-L", p.Label, node)
+		case "xfs":
+			// mkfs.xfs refuses a partition under 300 MiB.
+			Run(t, NeedCommand(t, "mkfs.xfs", "xfsprogs"), "-q", "-L", p.Label, node)
+		case "btrfs":
+			Run(t, NeedCommand(t, "mkfs.btrfs", "btrfs-progs"), "-q", "-L", p.Label, node)
 		default:
-			t.Fatalf("MakeImage: no mkfs for %q", p.FSType)
+			t.Fatalf("MakeSizedImage: no mkfs for %q", p.FSType)
 		}
 		p.UUID = Run(t, l.Blkid, "-p", "-o", "value", "-s", "UUID", node)
 	}
