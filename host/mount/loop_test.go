@@ -35,48 +35,87 @@ func kernelHas(fstype string) bool {
 	return false
 }
 
+func labels(parts []testenv.Partition) []string {
+	var out []string
+	for _, p := range parts {
+		out = append(out, p.Label)
+	}
+	return out
+}
+
 // The shipped automount plugin on real loop devices, through real kernel
 // uevents: two ext4 partitions with the same label are mounted as AIRSTICK
 // and AIRSTICK-2 with nosuid,nodev,noexec, the plugin writes a file
 // through its /media preopen, the device is detached under it (lazy
 // unmount, the plugin told, no stale mount point), and the file is on the
-// stick when it comes back.
+// stick when it comes back. An xfs and a btrfs partition of the same image
+// (logical partitions 5 and 6) go through the same cycle where the kernel
+// has them, and give the readable unavailable error where it has not.
 func TestLoopAutomount(t *testing.T) {
 	tl := testenv.NeedLoop(t, "attach loop devices and mount them")
 	parts := []testenv.Partition{
 		{Sfdisk: ",20M,83", FSType: "ext4", Label: "AIRSTICK"},
 		{Sfdisk: ",20M,83", FSType: "ext4", Label: "AIRSTICK"},
-		{Sfdisk: ",,c", FSType: "vfat", Label: "AIRV"},
+		{Sfdisk: ",16M,c", FSType: "vfat", Label: "AIRV"},
+		{Sfdisk: ",,E"},
+		{Sfdisk: ",300M,83", FSType: "xfs", Label: "AIRXFS"},
+		{Sfdisk: ",,83", FSType: "btrfs", Label: "AIRBTRFS"},
 	}
-	img := tl.MakeImage(t, t.TempDir(), "stick.img", parts)
+	// Sparse: mkfs writes about 70 MiB of it.
+	img := tl.MakeSizedImage(t, t.TempDir(), "stick.img", 512<<20, parts)
 	man, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "plugins/automount/plugin.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := strings.Replace(string(man), `write_file = ""`, `write_file = "hello.txt"`, 1)
 	// Leave the test machine's own disks alone.
-	text = strings.Replace(text, `properties = { ID_FS_TYPE = "vfat|exfat|ext4" }`, `properties = { ID_FS_TYPE = "vfat|exfat|ext4", ID_FS_LABEL = "AIR*" }`, 1)
+	text = strings.Replace(text, `properties = { ID_FS_TYPE =`, `properties = { ID_FS_LABEL = "AIR*", ID_FS_TYPE =`, 1)
+	if !strings.Contains(text, `ID_FS_LABEL = "AIR*"`) {
+		t.Fatalf("plugins/automount/plugin.toml has no properties = { ID_FS_TYPE = ... } to add the label filter to:\n%s", man)
+	}
 	r := runHost(t, realRuntime, plugin{"automount", text, "plugins/automount"})
 	r.log.Wait(1, "airlock running")
 
+	// The partitions beyond the two ext4 ones that the kernel can mount
+	// here: they are written to and come back like AIRSTICK.
+	var cycled []testenv.Partition
 	dev := tl.Attach(t, img, len(parts))
 	r.log.Wait(1, "mounted device=/dev/"+dev+"p1 path=/media/AIRSTICK fstype=ext4 readonly=false entries=1", "plugin=automount")
 	r.log.Wait(1, "mounted device=/dev/"+dev+"p2 path=/media/AIRSTICK-2 fstype=ext4 readonly=false", "plugin=automount")
 	r.log.Wait(1, "wrote path=/media/AIRSTICK/hello.txt", "plugin=automount")
-	if kernelHas("vfat") {
-		r.log.Wait(1, "mounted device=/dev/"+dev+"p3 path=/media/AIRV fstype=vfat", "plugin=automount")
-	} else {
-		r.log.Wait(1, "unavailable: plugin \"automount\": mount uuid:"+parts[2].UUID+": this kernel cannot mount vfat", "plugin=automount")
+	for i, p := range parts[2:] {
+		mounted := fmt.Sprintf("mounted device=/dev/%sp%d path=/media/%s fstype=%s readonly=false", dev, i+3, p.Label, p.FSType)
+		switch {
+		case p.FSType == "": // the extended partition
+		case !kernelHas(p.FSType):
+			r.log.Wait(1, "unavailable: plugin \"automount\": mount uuid:"+p.UUID+": this kernel cannot mount "+p.FSType, "plugin=automount")
+		case p.FSType == "vfat":
+			r.log.Wait(1, mounted, "plugin=automount")
+		default: // xfs and btrfs start empty
+			r.log.Wait(1, mounted+" entries=0", "plugin=automount")
+			r.log.Wait(1, "wrote path=/media/"+p.Label+"/hello.txt", "plugin=automount")
+			cycled = append(cycled, p)
+		}
 	}
 	media := r.media("automount")
 	ms := mountsUnder(t, media)
-	if len(ms) < 2 {
-		t.Fatalf("mounts under %s: %d, want 2 or more", media, len(ms))
+	if len(ms) < 2+len(cycled) {
+		t.Fatalf("mounts under %s: %d, want %d or more", media, len(ms), 2+len(cycled))
 	}
+	for _, p := range cycled {
+		at := filepath.Join(media, p.Label)
+		if i := slices.IndexFunc(ms, func(m *mountinfo.Info) bool { return m.Mountpoint == at }); i < 0 || ms[i].FSType != p.FSType {
+			t.Errorf("%s is not a %s mount in the mount table", at, p.FSType)
+		}
+	}
+	// The host asks the same flags for every type (buildPlan), and the
+	// kernel enforces them per mount in the VFS, whatever the filesystem:
+	// so the mount table here is checked for each type, and what the
+	// flags do is shown once, on ext4, by TestLoopSuidStick.
 	for _, m := range ms {
 		for _, o := range []string{"nosuid", "nodev", "noexec"} {
 			if !slices.Contains(strings.Split(m.Options, ","), o) {
-				t.Errorf("%s is mounted with %q, without %s", m.Mountpoint, m.Options, o)
+				t.Errorf("%s (%s) is mounted with %q, without %s", m.Mountpoint, m.FSType, m.Options, o)
 			}
 		}
 	}
@@ -84,13 +123,15 @@ func TestLoopAutomount(t *testing.T) {
 	// Pulled out: losetup -d on a device in use only marks it; the host
 	// notices, detaches the mounts, and the kernel then removes it.
 	testenv.Run(t, tl.Losetup, "-d", "/dev/"+dev)
-	r.log.Wait(1, "pulled out while mounted", "target=AIRSTICK ", "plugin=automount")
-	r.log.Wait(1, "pulled out while mounted", "target=AIRSTICK-2 ", "plugin=automount")
+	gone := append([]string{"AIRSTICK", "AIRSTICK-2"}, labels(cycled)...)
+	for _, n := range gone {
+		r.log.Wait(1, "pulled out while mounted", "target="+n+" ", "plugin=automount")
+	}
 	testenv.WaitPath(t, "/sys/class/block/"+dev+"p1", false)
 	if ms := mountsUnder(t, media); len(ms) != 0 {
 		t.Errorf("%d mounts left after the device was detached", len(ms))
 	}
-	for _, n := range []string{"AIRSTICK", "AIRSTICK-2"} {
+	for _, n := range gone {
 		if _, err := os.Stat(filepath.Join(media, n)); !os.IsNotExist(err) {
 			t.Errorf("stale mount point %s: %v", n, err)
 		}
@@ -101,9 +142,15 @@ func TestLoopAutomount(t *testing.T) {
 	// entries counts lost+found and hello.txt, before the plugin writes.
 	r.log.Wait(1, "mounted device=/dev/"+dev+"p1 path=/media/AIRSTICK fstype=ext4 readonly=false entries=2", "plugin=automount")
 	r.log.Wait(2, "wrote path=/media/AIRSTICK/hello.txt", "plugin=automount")
-	b, err := os.ReadFile(filepath.Join(media, "AIRSTICK", "hello.txt"))
-	if err != nil || !strings.Contains(string(b), "automount") {
-		t.Errorf("hello.txt after re-attaching: %q, %v", b, err)
+	for _, p := range cycled {
+		r.log.Wait(1, "path=/media/"+p.Label+" fstype="+p.FSType+" readonly=false entries=1", "plugin=automount")
+		r.log.Wait(2, "wrote path=/media/"+p.Label+"/hello.txt", "plugin=automount")
+	}
+	for _, n := range append([]string{"AIRSTICK"}, labels(cycled)...) {
+		b, err := os.ReadFile(filepath.Join(media, n, "hello.txt"))
+		if err != nil || !strings.Contains(string(b), "automount") {
+			t.Errorf("%s/hello.txt after re-attaching: %q, %v", n, b, err)
+		}
 	}
 	r.stop()
 	if ms := mountsUnder(t, media); len(ms) != 0 {
