@@ -10,8 +10,8 @@ import (
 
 func init() {
 	airlock.OnStart(func() error {
-		greeting, ok := airlock.Config("greeting")
-		if !ok {
+		greeting, err := airlock.Config("greeting")
+		if err != nil {
 			greeting = "hello"
 		}
 		airlock.Info(greeting+" from a sandboxed plugin", "device_type", os.Getenv("BALENA_DEVICE_TYPE"))

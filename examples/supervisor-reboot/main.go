@@ -24,12 +24,12 @@ func init() {
 }
 
 func check() error {
-	service, ok := airlock.Config("service")
-	if !ok {
+	service, err := airlock.Config("service")
+	if err != nil {
 		service = "main"
 	}
 	strikes := 3
-	if s, ok := airlock.Config("strikes"); ok {
+	if s, err := airlock.Config("strikes"); err == nil {
 		if n, err := strconv.Atoi(s); err == nil && n > 0 {
 			strikes = n
 		}

@@ -139,15 +139,17 @@ func Info(msg string, kv ...any)  { Log(abi.LevelInfo, msg, kv...) }
 func Warn(msg string, kv ...any)  { Log(abi.LevelWarn, msg, kv...) }
 func Error(msg string, kv ...any) { Log(abi.LevelError, msg, kv...) }
 
-// Config returns a value from the manifest's [config] table.
-func Config(key string) (string, bool) {
+// Config returns a value from the manifest's [config] table. A key that is
+// not there is an *HostError with abi.NotFound and the host's message,
+// which names the key (errors.Is(err, abi.NotFound) tests for it).
+func Config(key string) (string, error) {
 	v, err := call(func(out *byte, cap uint32, n *uint32) uint32 {
 		return configGet(key, out, cap, n)
 	})
 	if err != nil {
-		return "", false
+		return "", err
 	}
-	return string(v), true
+	return string(v), nil
 }
 
 // Now returns the host's wall clock.

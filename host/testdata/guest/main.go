@@ -53,8 +53,8 @@ func init() {
 			sort.Strings(env)
 			airlock.Info("env " + strings.Join(env, ","))
 		case "config":
-			v, ok := airlock.Config(arg)
-			airlock.Info(fmt.Sprintf("config %s=%q %v", arg, v, ok))
+			v, err := airlock.Config(arg)
+			airlock.Info(fmt.Sprintf("config %s=%q %v", arg, v, err == nil))
 		case "write":
 			airlock.Info(result("write", os.WriteFile("/data/"+arg, []byte("secret of "+arg), 0o600)))
 		case "read":

@@ -11,22 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unsafe"
 
 	airlock "github.com/airlockhq/airlock/sdk/go"
 )
-
-// The SDK's Config drops the host's message; the suite checks that every
-// SDK carries it, so this plugin calls config_get itself.
-//
-//go:wasmimport airlock_v1 config_get
-func configGet(kp unsafe.Pointer, kn uint32, out *byte, cap uint32, n *uint32) uint32
-
-func config(key string) ([]byte, error) {
-	return airlock.Call(func(out *byte, cap uint32, n *uint32) uint32 {
-		return configGet(unsafe.Pointer(unsafe.StringData(key)), uint32(len(key)), out, cap, n)
-	})
-}
 
 // count shows that the instance's memory lives from one event to the next.
 var count int
@@ -66,20 +53,20 @@ func init() {
 		case "time":
 			airlock.Info("time " + strconv.FormatInt(t.Time.UnixNano(), 10))
 		case "config":
-			v, err := config(arg)
+			v, err := airlock.Config(arg)
 			if err != nil {
 				var he *airlock.HostError
 				errors.As(err, &he)
 				airlock.Info("config " + arg + " missing: " + he.Code.String() + ": " + he.Msg)
 			} else {
-				airlock.Info("config " + arg + "=" + string(v))
+				airlock.Info("config " + arg + "=" + v)
 			}
 		case "bigconfig":
-			v, err := config(arg)
+			v, err := airlock.Config(arg)
 			if err != nil {
 				return err
 			}
-			airlock.Info(fmt.Sprintf("config %s len=%d sum=%d", arg, len(v), sum(v)))
+			airlock.Info(fmt.Sprintf("config %s len=%d sum=%d", arg, len(v), sum([]byte(v))))
 		case "big":
 			airlock.Info(fmt.Sprintf("big name len=%d sum=%d", len(t.Name), sum([]byte(t.Name))))
 		case "env":
