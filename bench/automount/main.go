@@ -262,7 +262,7 @@ func runAirlock(work, img string) ([]time.Duration, error) {
 		return nil, err
 	}
 	// The shipped manifest, kept off the machine's other disks.
-	text := strings.Replace(string(man), `properties = { ID_FS_TYPE = "vfat|exfat|ext4" }`, `properties = { ID_FS_TYPE = "vfat|exfat|ext4", ID_FS_LABEL = "`+label+`" }`, 1)
+	text := strings.Replace(string(man), `properties = { ID_FS_TYPE = `, `properties = { ID_FS_LABEL = "`+label+`", ID_FS_TYPE = `, 1)
 	if text == string(man) {
 		return nil, errors.New("plugins/automount/plugin.toml changed: cannot add the label filter")
 	}
