@@ -81,15 +81,18 @@ type Plugin struct {
 
 	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
-	caps     []capability.Capability // those the module imports, granted
-	modCfg   wazero.ModuleConfig
-	out      *lineWriter         // the guest's stdout and stderr
-	logs     *logLimit           // the guest's log rate limit, nil for none
-	inst     capability.Instance // owned by Run's goroutine
-	q        *queue
-	stop     chan struct{}
-	stopOnce sync.Once
-	done     chan struct{}
+	// interruptible is true when compiled carries instrument's checks, so
+	// that the watchdog stops a call by setting InterruptExport.
+	interruptible bool
+	caps          []capability.Capability // those the module imports, granted
+	modCfg        wazero.ModuleConfig
+	out           *lineWriter         // the guest's stdout and stderr
+	logs          *logLimit           // the guest's log rate limit, nil for none
+	inst          capability.Instance // owned by Run's goroutine
+	q             *queue
+	stop          chan struct{}
+	stopOnce      sync.Once
+	done          chan struct{}
 
 	mu        sync.Mutex // guards the status fields below
 	state     State
@@ -110,12 +113,20 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 		return nil, fmt.Errorf("plugin %q: read module: %w", m.Name, err)
 	}
 	pages := uint32((uint64(m.Limits.Memory) + 65535) / 65536)
+	// The watchdog stops a runaway handler through the checks instrument
+	// adds. A module it cannot instrument gets wazero's own checks instead,
+	// which cost more per call and per loop; see host/RATIONALE.md.
+	interruptible := true
+	if patched, err := instrument(wasm); err == nil {
+		wasm = patched
+	} else {
+		interruptible = false
+		log.Warn("module not instrumented for the watchdog; using wazero's slower termination checks", "reason", err.Error())
+	}
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(o.Cache).
 		WithMemoryLimitPages(pages).
-		// Compiles termination checks into loops so that the watchdog can
-		// stop a runaway handler; see host/RATIONALE.md.
-		WithCloseOnContextDone(true)
+		WithCloseOnContextDone(!interruptible)
 	r := wazero.NewRuntimeWithConfig(ctx, cfg)
 	defer func() {
 		if err != nil {
@@ -137,7 +148,7 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 			}
 		}
 	}
-	p = &Plugin{M: m, opts: o, log: log, runtime: r, compiled: compiled, caps: caps,
+	p = &Plugin{M: m, opts: o, log: log, runtime: r, compiled: compiled, caps: caps, interruptible: interruptible,
 		q:    newQueue(m.Limits.Queue, m.Limits.Overflow == manifest.DropOldest),
 		stop: make(chan struct{}), done: make(chan struct{}), state: StateStarting}
 	p.inst = capability.Instance{Plugin: m.Name, Grants: m.Grants, Config: m.Config, Log: log, Gate: o.Gate}

@@ -16,10 +16,9 @@ import (
 	"github.com/airlockhq/airlock/host/capability"
 )
 
-// handlerCtx is the context of one handler call. Its Done is nil, so wazero
-// starts no goroutine per call; the watchdog stops a runaway call instead by
-// closing the module. Host functions read the deadline from it to bound
-// their own waits (sleep, HTTP, D-Bus).
+// handlerCtx is the context of one handler call. Its Done is nil: the
+// watchdog, not the context, stops a runaway call. Host functions read the
+// deadline from it to bound their own waits (sleep, HTTP, D-Bus).
 type handlerCtx struct {
 	context.Context
 	deadline time.Time
@@ -115,9 +114,20 @@ func (p *Plugin) Instantiate(ctx context.Context) (*Instance, error) {
 	}
 	in := &Instance{p: p, mod: mod, onEvent: mod.ExportedFunction(abi.ExportEvent)}
 	in.hctx.Context = context.WithoutCancel(ctx)
+	stop := func() { mod.CloseWithExitCode(context.Background(), exitTimeout) }
+	if p.interruptible {
+		flag, ok := mod.ExportedGlobal(InterruptExport).(api.MutableGlobal)
+		if !ok {
+			mod.Close(ctx)
+			return nil, fmt.Errorf("instantiate: the instrumented module has no %s global", InterruptExport)
+		}
+		// The guest traps at its next loop head or function entry. The
+		// module stays open until the call has unwound; Close follows.
+		stop = func() { flag.Set(1) }
+	}
 	in.watchdog = time.AfterFunc(time.Hour, func() {
 		in.timedOut.Store(true)
-		mod.CloseWithExitCode(context.Background(), exitTimeout)
+		stop()
 	})
 	in.watchdog.Stop()
 	if init := mod.ExportedFunction(abi.ExportInit); init != nil {

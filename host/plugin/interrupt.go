@@ -1,0 +1,615 @@
+package plugin
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// InterruptExport is the name under which instrument exports the interrupt
+// flag. The colon keeps it out of every source language's identifiers, so a
+// guest's own export cannot collide with it by accident; one that does on
+// purpose is refused.
+const InterruptExport = "airlock:interrupt"
+
+// yieldEvery is how many checks a guest passes between trips to Go. Native
+// code cannot be preempted: a guest that never leaves it would hold its
+// thread through a garbage collector's stop-the-world, and so stall the
+// whole host (the watchdog's timer included). Every yieldEvery checks the
+// guest runs memory.grow(0), which wazero carries out in Go, where the
+// scheduler and the collector can stop it. At a few nanoseconds per check
+// that is a trip every few tens of microseconds in the tightest loop, and
+// about 1% of its time (BenchmarkLoop).
+const yieldEvery = 8192
+
+// instrument returns a copy of the module wasm that the watchdog can stop
+// without wazero's WithCloseOnContextDone. It appends two mutable i32
+// globals, a countdown and the interrupt flag (exported as
+// InterruptExport), and puts a check at the entry of every function and the
+// head of every loop:
+//
+//	countdown -= 1
+//	if countdown <= 0 {
+//	    countdown = yieldEvery
+//	    drop(memory.grow(0))        // a trip through Go
+//	    if interrupt { unreachable }
+//	}
+//
+// Any code that runs for long passes a check often: without a loop or a
+// call there is no way to run more than the body's length. The watchdog
+// sets the flag, and the guest traps at its next trip through Go, within
+// yieldEvery checks. A module with no memory gets an empty one for
+// memory.grow.
+//
+// This replaces wazero's own checks, which cost a goroutine per call and a
+// trip through Go at every loop iteration (host/RATIONALE.md). It needs to
+// walk every instruction, so it refuses what it does not know (an opcode
+// outside the features wazero 1.12 supports, a malformed body) with an
+// error, and the caller falls back to wazero's mechanism. Validation stays
+// with wazero, which compiles the result; instrument checks only what it
+// relies on: every body ends where its size says, with its blocks balanced,
+// and no guest instruction names a global it adds.
+func instrument(wasm []byte) ([]byte, error) {
+	if len(wasm) < 8 || !bytes.Equal(wasm[:4], []byte("\x00asm")) || binary.LittleEndian.Uint32(wasm[4:8]) != 1 {
+		return nil, errors.New("not a WebAssembly 1.0 binary module")
+	}
+	type section struct {
+		id   byte
+		body []byte
+	}
+	var sections []section
+	r := &reader{b: wasm, pos: 8}
+	last := -1
+	for r.pos < len(r.b) {
+		id := r.byte()
+		size := r.u32()
+		if r.err != nil || uint64(len(r.b)-r.pos) < uint64(size) {
+			return nil, fmt.Errorf("section %d at offset %d: truncated", id, r.pos)
+		}
+		// Sections out of order or repeated would make the ones added
+		// below ambiguous; wazero refuses such a module anyway.
+		if id != secCustom {
+			if order(id) <= last || order(id) == len(sectionOrder) {
+				return nil, fmt.Errorf("section %d at offset %d: out of order, repeated or unknown", id, r.pos)
+			}
+			last = order(id)
+		}
+		sections = append(sections, section{id, r.b[r.pos : r.pos+int(size)]})
+		r.pos += int(size)
+	}
+
+	// The new globals' indices follow the existing globals: imported ones
+	// first, then those the module defines.
+	var globals uint32
+	hasMemory := false
+	for _, s := range sections {
+		var n uint32
+		var err error
+		switch s.id {
+		case secImport:
+			var memories uint32
+			n, memories, err = countImports(s.body)
+			hasMemory = hasMemory || memories > 0
+		case secGlobal:
+			n, err = (&reader{b: s.body}).count()
+		case secMemory:
+			var mems uint32
+			mems, err = (&reader{b: s.body}).count()
+			hasMemory = hasMemory || mems > 0
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("section %d: %w", s.id, err)
+		}
+		globals += n
+	}
+	countdown, flag := globals, globals+1
+	check := checkCode(countdown, flag)
+
+	out := append([]byte(nil), wasm[:8]...)
+	emit := func(id byte, body []byte) {
+		out = append(out, id)
+		out = appendU32(out, uint32(len(body)))
+		out = append(out, body...)
+	}
+	// Sections come in a fixed order; one that instrument needs and the
+	// module lacks goes where the order puts it.
+	placed := map[byte]bool{secMemory: hasMemory}
+	place := func(before byte) {
+		for _, id := range []byte{secMemory, secGlobal, secExport} {
+			if placed[id] || order(id) >= order(before) {
+				continue
+			}
+			placed[id] = true
+			switch id {
+			case secMemory:
+				emit(secMemory, []byte{0x01, 0x01, 0x00, 0x00}) // one memory, min 0, max 0
+			case secGlobal:
+				emit(secGlobal, appendGlobals(nil, 0, nil))
+			case secExport:
+				emit(secExport, appendExport(nil, 0, nil, flag))
+			}
+		}
+	}
+	for _, s := range sections {
+		if s.id != secCustom {
+			place(s.id)
+		}
+		switch s.id {
+		case secMemory:
+			placed[secMemory] = true
+			emit(s.id, s.body)
+		case secGlobal:
+			placed[secGlobal] = true
+			r := &reader{b: s.body}
+			n, err := r.count()
+			if err != nil {
+				return nil, fmt.Errorf("global section: %w", err)
+			}
+			emit(secGlobal, appendGlobals(nil, n, r.b[r.pos:]))
+		case secExport:
+			placed[secExport] = true
+			r := &reader{b: s.body}
+			n, err := r.count()
+			if err != nil {
+				return nil, fmt.Errorf("export section: %w", err)
+			}
+			entries := r.b[r.pos:]
+			if err := noExport(r, n, InterruptExport); err != nil {
+				return nil, err
+			}
+			emit(secExport, appendExport(nil, n, entries, flag))
+		case secCode:
+			body, err := instrumentCode(s.body, check, countdown)
+			if err != nil {
+				return nil, err
+			}
+			emit(secCode, body)
+		default:
+			emit(s.id, s.body)
+		}
+	}
+	place(0xff) // after everything: order(0xff) is past the end
+	return out, nil
+}
+
+// checkCode is the check instrument inserts, as wasm code.
+func checkCode(countdown, flag uint32) []byte {
+	c := appendU32(nil, countdown)
+	var b []byte
+	b = append(append(append(b, opGlobalGet), c...), 0x41, 0x01, 0x6b) // countdown - 1
+	b = append(append(b, opGlobalSet), c...)
+	b = append(append(b, opGlobalGet), c...)
+	b = append(b, 0x41, 0x00, 0x4c, opIf, blockEmpty) // <= 0: if
+	b = appendS32(append(b, 0x41), yieldEvery)
+	b = append(append(b, opGlobalSet), c...)
+	b = append(b, 0x41, 0x00, 0x40, 0x00, 0x1a) // drop(memory.grow(0))
+	b = append(appendU32(append(b, opGlobalGet), flag), opIf, blockEmpty, opUnreachable, opEnd)
+	return append(b, opEnd)
+}
+
+const (
+	secCustom = 0
+	secImport = 2
+	secMemory = 5
+	secGlobal = 6
+	secExport = 7
+	secCode   = 10
+
+	opUnreachable = 0x00
+	opIf          = 0x04
+	opEnd         = 0x0b
+	opGlobalGet   = 0x23
+	opGlobalSet   = 0x24
+	blockEmpty    = 0x40
+)
+
+// order is a section's rank in the order the spec requires (the tag
+// section, 13, sits between memory and global; data count, 12, before code).
+func order(id byte) int {
+	for i, s := range sectionOrder {
+		if s == id {
+			return i
+		}
+	}
+	return len(sectionOrder)
+}
+
+var sectionOrder = []byte{1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11}
+
+// appendGlobals appends a global section of n existing entries (rest) plus
+// the countdown (starting at yieldEvery) and the interrupt flag (0), both
+// mutable i32s.
+func appendGlobals(b []byte, n uint32, rest []byte) []byte {
+	b = appendU32(b, n+2)
+	b = append(b, rest...)
+	b = appendS32(append(b, 0x7f, 0x01, 0x41), yieldEvery)
+	return append(b, opEnd, 0x7f, 0x01, 0x41, 0x00, opEnd)
+}
+
+// appendExport appends an export section of n existing entries (rest) plus
+// the interrupt flag's export.
+func appendExport(b []byte, n uint32, rest []byte, flag uint32) []byte {
+	b = appendU32(b, n+1)
+	b = append(b, rest...)
+	b = appendU32(b, uint32(len(InterruptExport)))
+	b = append(b, InterruptExport...)
+	b = append(b, 0x03) // global
+	return appendU32(b, flag)
+}
+
+// noExport refuses an export section that already has name.
+func noExport(r *reader, n uint32, name string) error {
+	for range n {
+		got := r.name()
+		r.byte()
+		r.u32()
+		if r.err != nil {
+			return fmt.Errorf("export section: %w", r.err)
+		}
+		if got == name {
+			return fmt.Errorf("the module exports %q, a name the host reserves", name)
+		}
+	}
+	return nil
+}
+
+// countImports counts the global and memory imports of an import section.
+func countImports(b []byte) (globals, memories uint32, err error) {
+	r := &reader{b: b}
+	n, err := r.count()
+	if err != nil {
+		return 0, 0, err
+	}
+	for range n {
+		r.name()
+		r.name()
+		switch kind := r.byte(); kind {
+		case 0x00: // func: type index
+			r.u32()
+		case 0x01: // table: reftype, limits
+			r.byte()
+			r.limits()
+		case 0x02: // memory: limits
+			r.limits()
+			memories++
+		case 0x03: // global: valtype, mutability
+			r.byte()
+			r.byte()
+			globals++
+		case 0x04: // tag: attribute, type index
+			r.byte()
+			r.u32()
+		default:
+			return 0, 0, fmt.Errorf("import of unknown kind 0x%02x", kind)
+		}
+		if r.err != nil {
+			return 0, 0, r.err
+		}
+	}
+	return globals, memories, nil
+}
+
+// instrumentCode rewrites a code section: check goes after each body's
+// locals and after each loop's block type.
+func instrumentCode(sec []byte, check []byte, firstAdded uint32) ([]byte, error) {
+	r := &reader{b: sec}
+	n, err := r.count()
+	if err != nil {
+		return nil, fmt.Errorf("code section: %w", err)
+	}
+	out := appendU32(make([]byte, 0, len(sec)+int(n)*2*len(check)), n)
+	var body []byte
+	for i := range n {
+		size := r.u32()
+		if r.err != nil || uint64(len(r.b)-r.pos) < uint64(size) {
+			return nil, fmt.Errorf("code section: body %d: truncated", i)
+		}
+		fn := &reader{b: r.b[r.pos : r.pos+int(size)]}
+		r.pos += int(size)
+		body, err = instrumentBody(body[:0], fn, check, firstAdded)
+		if err != nil {
+			return nil, fmt.Errorf("code section: body %d: %w", i, err)
+		}
+		out = appendU32(out, uint32(len(body)))
+		out = append(out, body...)
+	}
+	if r.pos != len(r.b) {
+		return nil, errors.New("code section: bytes after the last body")
+	}
+	return out, nil
+}
+
+func instrumentBody(out []byte, r *reader, check []byte, firstAdded uint32) ([]byte, error) {
+	groups, err := r.count()
+	if err != nil {
+		return nil, err
+	}
+	for range groups {
+		r.u32()
+		r.valtype()
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("locals: %w", r.err)
+	}
+	out = append(out, r.b[:r.pos]...)
+	out = append(out, check...)
+	depth := 0
+	for r.pos < len(r.b) {
+		start := r.pos
+		op := r.byte()
+		switch op {
+		case 0x02, 0x04: // block, if
+			r.s33()
+			depth++
+		case 0x03: // loop
+			r.s33()
+			depth++
+			out = append(out, r.b[start:r.pos]...)
+			out = append(out, check...)
+			continue
+		case 0x1f: // try_table: block type, catch clauses
+			r.s33()
+			for range r.count1() {
+				switch r.byte() {
+				case 0x00, 0x01: // catch, catch_ref: tag, label
+					r.u32()
+					r.u32()
+				case 0x02, 0x03: // catch_all, catch_all_ref: label
+					r.u32()
+				default:
+					r.fail("unknown catch clause")
+				}
+			}
+			depth++
+		case opEnd:
+			depth--
+			if depth < 0 {
+				if r.pos != len(r.b) {
+					return nil, fmt.Errorf("offset %d: code after the function's end", r.pos)
+				}
+				out = append(out, r.b[start:r.pos]...)
+				return out, nil
+			}
+		case opGlobalGet, opGlobalSet:
+			if idx := r.u32(); r.err == nil && idx >= firstAdded {
+				return nil, fmt.Errorf("offset %d: global %d does not exist", start, idx)
+			}
+		default:
+			r.immediates(op)
+		}
+		if r.err != nil {
+			return nil, fmt.Errorf("offset %d: opcode 0x%02x: %w", start, op, r.err)
+		}
+		out = append(out, r.b[start:r.pos]...)
+	}
+	return nil, errors.New("the body has no final end")
+}
+
+// reader decodes the parts of a module instrument needs. The first error
+// sticks: later reads return zero values, and callers check err once.
+type reader struct {
+	b   []byte
+	pos int
+	err error
+}
+
+func (r *reader) fail(msg string) {
+	if r.err == nil {
+		r.err = errors.New(msg)
+	}
+	r.pos = len(r.b)
+}
+
+func (r *reader) byte() byte {
+	if r.pos >= len(r.b) {
+		r.fail("truncated")
+		return 0
+	}
+	c := r.b[r.pos]
+	r.pos++
+	return c
+}
+
+func (r *reader) skip(n int) {
+	if len(r.b)-r.pos < n {
+		r.fail("truncated")
+		return
+	}
+	r.pos += n
+}
+
+// leb reads an unsigned LEB128 of at most maxBytes bytes.
+func (r *reader) leb(maxBytes int) uint64 {
+	var v uint64
+	for i := 0; i < maxBytes; i++ {
+		c := r.byte()
+		if r.err != nil {
+			return 0
+		}
+		v |= uint64(c&0x7f) << (7 * i)
+		if c&0x80 == 0 {
+			return v
+		}
+	}
+	r.fail("LEB128 number too long")
+	return 0
+}
+
+func (r *reader) u32() uint32 {
+	v := r.leb(5)
+	if v > 0xffffffff {
+		r.fail("number out of range")
+	}
+	return uint32(v)
+}
+
+// s33 skips a block type: empty, a value type or a type index.
+func (r *reader) s33() { r.leb(5) }
+
+// count reads a vector's length, refusing one that the bytes left cannot
+// hold (every element takes at least one byte).
+func (r *reader) count() (uint32, error) {
+	n := r.u32()
+	if r.err == nil && uint64(n) > uint64(len(r.b)-r.pos) {
+		r.fail("vector longer than its section")
+	}
+	return n, r.err
+}
+
+// count1 is count inside an instruction walk, where the error sticks.
+func (r *reader) count1() uint32 {
+	n, _ := r.count()
+	return n
+}
+
+func (r *reader) name() string {
+	n := r.u32()
+	if r.err != nil || uint64(n) > uint64(len(r.b)-r.pos) {
+		r.fail("truncated name")
+		return ""
+	}
+	s := string(r.b[r.pos : r.pos+int(n)])
+	r.pos += int(n)
+	return s
+}
+
+func (r *reader) limits() {
+	flags := r.byte()
+	r.u32()
+	if flags&0x01 != 0 {
+		r.u32()
+	}
+	if flags&^0x03 != 0 {
+		r.fail("memory64 or unknown limits")
+	}
+}
+
+func (r *reader) valtype() {
+	switch r.byte() {
+	case 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f, 0x69: // i32 i64 f32 f64 v128 funcref externref exnref
+	default:
+		r.fail("unknown value type")
+	}
+}
+
+func (r *reader) memarg() {
+	if align := r.u32(); align&0x40 != 0 { // multi-memory: a memory index follows
+		r.u32()
+	}
+	r.leb(10)
+}
+
+// immediates skips the immediates of op, one of the opcodes wazero 1.12
+// accepts, other than the block, loop, end and global ones that
+// instrumentBody handles itself.
+func (r *reader) immediates(op byte) {
+	switch {
+	case op <= 0x01, op == 0x05, op == 0x0a, op == 0x0f, op == 0x1a, op == 0x1b,
+		op >= 0x45 && op <= 0xc4, op == 0xd1:
+		// unreachable nop else throw_ref return drop select, numeric, ref.is_null
+	case op == 0x08, op == 0x0c, op == 0x0d, op == 0x10, op == 0x12,
+		op >= 0x20 && op <= 0x22, op == 0x25, op == 0x26, op == 0x3f, op == 0x40, op == 0xd2:
+		// throw br br_if call return_call local.* table.get/set memory.size/grow ref.func
+		r.u32()
+	case op == 0x0e: // br_table
+		for range r.count1() {
+			r.u32()
+		}
+		r.u32()
+	case op == 0x11, op == 0x13: // call_indirect, return_call_indirect: type, table
+		r.u32()
+		r.u32()
+	case op == 0x1c: // select with types
+		for range r.count1() {
+			r.valtype()
+		}
+	case op >= 0x28 && op <= 0x3e: // loads and stores
+		r.memarg()
+	case op == 0x41:
+		r.leb(5)
+	case op == 0x42:
+		r.leb(10)
+	case op == 0x43:
+		r.skip(4)
+	case op == 0x44:
+		r.skip(8)
+	case op == 0xd0: // ref.null: heap type
+		r.s33()
+	case op == 0xfc:
+		r.misc(r.u32())
+	case op == 0xfd:
+		r.simd(r.u32())
+	case op == 0xfe:
+		r.atomic(r.u32())
+	default:
+		r.fail("unknown opcode")
+	}
+}
+
+func (r *reader) misc(sub uint32) {
+	switch {
+	case sub <= 7: // saturating truncations
+	case sub == 9, sub == 11, sub == 13, sub == 15, sub == 16, sub == 17:
+		// data.drop memory.fill elem.drop table.grow/size/fill
+		r.u32()
+	case sub == 8, sub == 10, sub == 12, sub == 14:
+		// memory.init memory.copy table.init table.copy
+		r.u32()
+		r.u32()
+	default:
+		r.fail("unknown 0xfc opcode")
+	}
+}
+
+func (r *reader) simd(sub uint32) {
+	switch {
+	case sub <= 11, sub == 92, sub == 93: // loads and stores
+		r.memarg()
+	case sub == 12, sub == 13: // v128.const, i8x16.shuffle
+		r.skip(16)
+	case sub >= 21 && sub <= 34: // extract and replace lane
+		r.skip(1)
+	case sub >= 84 && sub <= 91: // load and store lane
+		r.memarg()
+		r.skip(1)
+	case sub <= 0x113: // no immediates, relaxed SIMD included
+	default:
+		r.fail("unknown 0xfd opcode")
+	}
+}
+
+func (r *reader) atomic(sub uint32) {
+	switch {
+	case sub == 0x03: // atomic.fence
+		r.skip(1)
+	case sub <= 0x02, sub >= 0x10 && sub <= 0x4e:
+		r.memarg()
+	default:
+		r.fail("unknown 0xfe opcode")
+	}
+}
+
+func appendU32(b []byte, v uint32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v == 0 {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+func appendS32(b []byte, v int32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v == 0 && c&0x40 == 0 || v == -1 && c&0x40 != 0 {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
