@@ -19,12 +19,20 @@ import (
 // handlerCtx is the context of one handler call. Its Done is nil: the
 // watchdog, not the context, stops a runaway call. Host functions read the
 // deadline from it to bound their own waits (sleep, HTTP, D-Bus).
+//
+// It keeps the values of the context the instance was made with, but not
+// its cancellation, as context.WithoutCancel would; it does not wrap that,
+// because wazero asks the context for a value on every call and a
+// WithoutCancel context allocates for each Value.
 type handlerCtx struct {
-	context.Context
+	values   context.Context
 	deadline time.Time
 }
 
 func (c *handlerCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *handlerCtx) Done() <-chan struct{}       { return nil }
+func (c *handlerCtx) Err() error                  { return nil }
+func (c *handlerCtx) Value(key any) any           { return c.values.Value(key) }
 
 // Instance is one instantiation of the plugin's module. Run drives one at
 // a time; tests, benchmarks and the plugin test harness may drive one
@@ -113,7 +121,7 @@ func (p *Plugin) Instantiate(ctx context.Context) (*Instance, error) {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	in := &Instance{p: p, mod: mod, onEvent: mod.ExportedFunction(abi.ExportEvent)}
-	in.hctx.Context = context.WithoutCancel(ctx)
+	in.hctx.values = ctx
 	stop := func() { mod.CloseWithExitCode(context.Background(), exitTimeout) }
 	if p.interruptible {
 		flag, ok := mod.ExportedGlobal(InterruptExport).(api.MutableGlobal)
