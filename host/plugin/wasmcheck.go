@@ -1,0 +1,437 @@
+package plugin
+
+import "fmt"
+
+// maxLocals is the most locals one function body may declare: the limit
+// web engines use (V8, SpiderMonkey and JavaScriptCore all refuse more than
+// 50000), far above what compilers emit. Each local costs wazero memory to
+// compile (the interpreter keeps an operation of about 64 bytes per local
+// to zero it), and a body declares 50000 of them in 4 bytes: 8 KB of such
+// bodies took wazero's compiler 400 MB. So the bodies of a module may
+// together declare at most maxLocals and one more per byte of the module,
+// about six times the most that the modules we measured declare (0.17 per
+// byte, over some 7000 that wazero compiles).
+const maxLocals = 50000
+
+// maxParams is the most parameters, and the most results, of a function
+// type: the limit web engines use (the JS API's, 1000). wazero builds a
+// type's key by appending the name of each value type to a string, so a
+// type's cost grows with the square of its length: one of 50000 parameters
+// (50 KB) takes it 5 seconds and 3.7 GB of garbage.
+const maxParams = 1000
+
+// checkCounts refuses a module that declares counts it could not hold,
+// before wazero sees it. wazero's decoder allocates by the counts it reads
+// (make([]T, n) for a section's entries, a data segment's bytes, an element
+// segment's expressions, a function type's value types, the name section's
+// maps, a name's bytes, a body's bytes and its locals) before it reads the
+// entries, so a few bytes claiming a hundred million data segments make the
+// host allocate gigabytes and can get it killed; see host/RATIONALE.md.
+//
+// Every entry of a vector takes at least one byte, so checkCounts refuses a
+// count above the bytes left in its section (or subsection, or body), and
+// a length (of a section, a name, a body, a data segment) above the bytes
+// left. It walks every section whose decoding allocates, laid out as
+// wazero 1.12 reads it, and refuses an entry that runs past its section's
+// end: wazero reads the whole file through one reader, and would otherwise
+// take its next count from the bytes of the section after. Locals and
+// function types have limits of their own (maxLocals, maxParams).
+//
+// checkCounts does not validate: a module it accepts may still be refused by
+// wazero, and a module it refuses is one wazero would refuse too, or one
+// beyond those limits. It allocates nothing by a count.
+func checkCounts(wasm []byte) error {
+	if len(wasm) < 8 || string(wasm[:8]) != "\x00asm\x01\x00\x00\x00" {
+		return nil // wazero refuses it before reading any count
+	}
+	c := &countCheck{localsLimit: maxLocals + uint64(len(wasm))}
+	r := &reader{b: wasm, pos: 8}
+	for r.pos < len(r.b) {
+		start := r.pos
+		id := r.byte()
+		size := r.u32()
+		if r.err != nil {
+			return fmt.Errorf("%s at offset %d: size: %w", sectionName(id), start, r.err)
+		}
+		if left := len(r.b) - r.pos; uint64(size) > uint64(left) {
+			return fmt.Errorf("%s at offset %d claims %d bytes, but only %s left in the file", sectionName(id), start, size, bytesLeft(left))
+		}
+		s := &reader{b: r.b[r.pos : r.pos+int(size)]}
+		r.pos += int(size)
+		if err := c.section(id, s); err != nil {
+			return fmt.Errorf("%s: %w", sectionName(id), err)
+		}
+	}
+	return nil
+}
+
+// countCheck is checkCounts' walk through one module.
+type countCheck struct {
+	// importedFuncs is the count of function imports, for naming a body
+	// by its function index.
+	importedFuncs uint32
+	// locals counts the locals the bodies walked so far declare, up to
+	// localsLimit.
+	locals, localsLimit uint64
+}
+
+// section walks one section's body, as far as it holds counts wazero
+// allocates by.
+func (c *countCheck) section(id byte, r *reader) error {
+	switch id {
+	case secCustom:
+		if string(r.nameBytes()) == "name" {
+			return checkNames(r)
+		}
+		return r.err // other custom sections are kept or skipped whole
+	case secType:
+		return entries(r, "type", "types", r.typeEntry)
+	case secImport:
+		return entries(r, "import", "imports", func() {
+			r.nameBytes() // module
+			r.nameBytes() // name
+			switch kind := r.byte(); kind {
+			case 0x00: // func: type index
+				r.u32()
+				c.importedFuncs++
+			case 0x01:
+				r.tableType()
+			case 0x02:
+				r.limits()
+			case 0x03: // global: value type, mutability
+				r.valtypeGC()
+				r.byte()
+			case 0x04: // tag: attribute, type index
+				r.byte()
+				r.u32()
+			default:
+				r.fail(fmt.Sprintf("unknown import kind 0x%02x", kind))
+			}
+		})
+	case secFunction:
+		return entries(r, "function", "functions", func() { r.u32() })
+	case secTable:
+		return entries(r, "table", "tables", r.tableType)
+	case secTag:
+		return entries(r, "tag", "tags", func() {
+			r.byte() // attribute
+			r.u32()  // type index
+		})
+	case secGlobal:
+		return entries(r, "global", "globals", func() {
+			r.valtypeGC()
+			r.byte() // mutability
+			r.constExpr()
+		})
+	case secExport:
+		return entries(r, "export", "exports", func() {
+			r.nameBytes()
+			r.byte() // kind
+			r.u32()  // index
+		})
+	case secElement:
+		return entries(r, "segment", "segments", r.elementSegment)
+	case secCode:
+		return c.code(r)
+	case secData:
+		return entries(r, "segment", "segments", r.dataSegment)
+	}
+	// The memory, start and data count sections allocate by no count, and
+	// wazero refuses an unknown section before reading its body.
+	return nil
+}
+
+// entries walks a vector of entries, each one (many, in the message for
+// its count) read by entry from r.
+func entries(r *reader, one, many string, entry func()) error {
+	n := r.countOf(many)
+	if r.err != nil {
+		return r.err
+	}
+	for i := range n {
+		entry()
+		if r.err != nil {
+			return fmt.Errorf("%s %d: %w", one, i, r.err)
+		}
+	}
+	return nil
+}
+
+// code walks the code section: each body's size, and the locals it
+// declares.
+func (c *countCheck) code(r *reader) error {
+	n := r.countOf("bodies")
+	if r.err != nil {
+		return r.err
+	}
+	for i := range n {
+		b := r.sub("bytes of body")
+		groups := b.countOf("groups of locals")
+		var locals uint64
+		for j := uint32(0); j < groups && b.err == nil; j++ {
+			locals += uint64(b.u32())
+			b.valtypeGC()
+		}
+		switch {
+		case b.err != nil:
+		case locals > maxLocals:
+			b.fail(fmt.Sprintf("declares %d locals, above the %d that web engines allow", locals, maxLocals))
+		case c.locals+locals > c.localsLimit:
+			b.fail(fmt.Sprintf("declares %d locals, and the bodies before it %d: above the module's limit of %d (%d and one per byte of the module)",
+				locals, c.locals, c.localsLimit, maxLocals))
+		}
+		c.locals += locals
+		if b.err != nil {
+			return fmt.Errorf("body %d (function %d): %w", i, uint64(c.importedFuncs)+uint64(i), b.err)
+		}
+	}
+	return nil
+}
+
+// checkNames walks the "name" custom section's subsections. wazero decodes
+// the module name (0), the function names (1) and the local names (2), and
+// skips the others by their size. It reads the first three to their end
+// whatever size they declare, and counts the bytes left by the declared
+// sizes, so one whose size is not its length would set wazero reading names
+// from the sections that follow.
+func checkNames(r *reader) error {
+	for r.pos < len(r.b) {
+		id := r.byte()
+		s := r.sub("bytes")
+		if r.err != nil {
+			return fmt.Errorf("subsection %d: %w", id, r.err)
+		}
+		var what string
+		switch id {
+		case 0:
+			what = "module name"
+			s.nameBytes()
+		case 1:
+			what = "function names"
+			s.nameMap("names")
+		case 2:
+			what = "local names"
+			n := s.countOf("functions")
+			for i := uint32(0); i < n && s.err == nil; i++ {
+				fn := s.u32()
+				if s.nameMap("names"); s.err != nil {
+					return fmt.Errorf("subsection 2 (%s): function %d: %w", what, fn, s.err)
+				}
+			}
+		default:
+			continue
+		}
+		if s.err == nil && s.pos != len(s.b) {
+			s.fail(fmt.Sprintf("its size says %d bytes, but its content takes %d", len(s.b), s.pos))
+		}
+		if s.err != nil {
+			return fmt.Errorf("subsection %d (%s): %w", id, what, s.err)
+		}
+	}
+	return nil
+}
+
+// nameMap walks a name map: a vector of an index and a name.
+func (r *reader) nameMap(what string) {
+	n := r.countOf(what)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		r.u32()
+		r.nameBytes()
+	}
+}
+
+// typeEntry walks a function type, or a recursive group of them.
+func (r *reader) typeEntry() {
+	if len(r.b) > r.pos && r.b[r.pos] == 0x4e { // rec group
+		r.pos++
+		n := r.countOf("types")
+		for i := uint32(0); i < n && r.err == nil; i++ {
+			r.funcType()
+		}
+		return
+	}
+	r.funcType()
+}
+
+func (r *reader) funcType() {
+	if form := r.byte(); form != 0x60 {
+		r.fail(fmt.Sprintf("form 0x%02x is not a function type (0x60)", form))
+	}
+	for _, what := range [...]string{"parameters", "results"} {
+		n := r.countOf(what)
+		if n > maxParams {
+			r.fail(fmt.Sprintf("has %d %s, above the %d that web engines allow", n, what, maxParams))
+		}
+		for i := uint32(0); i < n && r.err == nil; i++ {
+			r.valtypeGC()
+		}
+	}
+}
+
+// tableType walks a table type: an optional initializer prefix (0x40 0x00),
+// the reference type, the limits, and the initializer.
+func (r *reader) tableType() {
+	init := len(r.b) > r.pos && r.b[r.pos] == 0x40
+	if init {
+		r.pos++
+		r.byte() // reserved
+	}
+	r.refType()
+	r.limits()
+	if init {
+		r.constExpr()
+	}
+}
+
+// elementSegment walks an element segment, laid out by its flags: bit 0 is
+// passive or declarative, bit 1 an explicit table index (when active) or
+// declarative (when not), bit 2 expressions instead of function indices.
+func (r *reader) elementSegment() {
+	flags := r.u32()
+	if flags > 7 {
+		r.fail(fmt.Sprintf("unknown flags %d", flags))
+		return
+	}
+	if flags == 2 || flags == 6 {
+		r.u32() // table index
+	}
+	if flags&1 == 0 {
+		r.constExpr() // offset
+	}
+	switch {
+	case flags&4 == 0 && flags != 0:
+		r.byte() // element kind
+	case flags&4 != 0 && flags != 4:
+		r.refType()
+	}
+	what, entry := "function indices", func() { r.u32() }
+	if flags&4 != 0 {
+		what, entry = "expressions", r.constExpr
+	}
+	n := r.countOf(what)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		entry()
+	}
+}
+
+// dataSegment walks a data segment: active (0), passive (1) or active with
+// a memory index (2), then its bytes.
+func (r *reader) dataSegment() {
+	switch flags := r.u32(); flags {
+	case 0:
+		r.constExpr()
+	case 1:
+	case 2:
+		r.u32()
+		r.constExpr()
+	default:
+		r.fail(fmt.Sprintf("unknown flags %d", flags))
+	}
+	r.skip(int(r.countOf("bytes")))
+}
+
+// constExpr walks a constant expression up to its end, with the opcodes
+// wazero's decoder knows.
+func (r *reader) constExpr() {
+	for r.err == nil {
+		switch op := r.byte(); op {
+		case opEnd:
+			return
+		case 0x41, opGlobalGet, 0xd0, 0xd2: // i32.const, global.get, ref.null (heap type), ref.func
+			r.leb(5)
+		case 0x42: // i64.const
+			r.leb(10)
+		case 0x43: // f32.const
+			r.skip(4)
+		case 0x44: // f64.const
+			r.skip(8)
+		case 0x6a, 0x6b, 0x6c, 0x7c, 0x7d, 0x7e: // extended-const add, sub, mul
+		case 0xfd: // v128.const, its sub-opcode a single byte in wazero's decoder
+			if sub := r.byte(); sub != 0x0c {
+				r.fail(fmt.Sprintf("opcode 0xfd 0x%02x in a constant expression", sub))
+			}
+			r.skip(16)
+		default:
+			r.fail(fmt.Sprintf("opcode 0x%02x in a constant expression", op))
+		}
+	}
+}
+
+// valtypeGC is valtype, and also the (ref null? heaptype) forms (0x63 and
+// 0x64) that wazero decodes in function types, globals and locals.
+func (r *reader) valtypeGC() {
+	if len(r.b) > r.pos && (r.b[r.pos] == 0x63 || r.b[r.pos] == 0x64) {
+		r.pos++
+		r.s33()
+		return
+	}
+	r.valtype()
+}
+
+// refType is a table's or an element segment's reference type: one byte,
+// or a (ref null? heaptype) form. wazero checks the byte's meaning later.
+func (r *reader) refType() {
+	if t := r.byte(); t == 0x63 || t == 0x64 {
+		r.s33()
+	}
+}
+
+// countOf reads the length of a vector of what (a plural noun, for the
+// message), refusing one that the bytes left cannot hold.
+func (r *reader) countOf(what string) uint32 {
+	n := r.u32()
+	if left := len(r.b) - r.pos; r.err == nil && uint64(n) > uint64(left) {
+		r.fail(fmt.Sprintf("claims %d %s, but only %s left to hold them", n, what, bytesLeft(left)))
+		return 0
+	}
+	return n
+}
+
+// nameBytes reads a name, without copying it.
+func (r *reader) nameBytes() []byte {
+	n := int(r.countOf("bytes of name"))
+	start := r.pos
+	r.skip(n)
+	if r.err != nil {
+		return nil
+	}
+	return r.b[start:r.pos]
+}
+
+// sub reads a size and returns a reader over that many bytes, which r
+// moves past.
+func (r *reader) sub(what string) *reader {
+	n := int(r.countOf(what))
+	if r.err != nil {
+		return &reader{err: r.err}
+	}
+	s := &reader{b: r.b[r.pos : r.pos+n]}
+	r.pos += n
+	return s
+}
+
+func bytesLeft(n int) string {
+	if n == 1 {
+		return "1 byte is"
+	}
+	return fmt.Sprintf("%d bytes are", n)
+}
+
+func sectionName(id byte) string {
+	if int(id) < len(sectionNames) {
+		return sectionNames[id] + " section"
+	}
+	return fmt.Sprintf("section %d", id)
+}
+
+var sectionNames = [...]string{"custom", "type", "import", "function", "table", "memory",
+	"global", "export", "start", "element", "code", "data", "data count", "tag"}
+
+const (
+	secType     = 1
+	secFunction = 3
+	secTable    = 4
+	secElement  = 9
+	secData     = 11
+	secTag      = 13
+)
