@@ -15,7 +15,8 @@ import (
 // What each SDK's toolchain emits must be instrumentable: a module that is
 // not falls back to wazero's checks, which work but cost a goroutine per
 // event and a trip through Go per loop iteration. The modules must stay
-// valid and keep their exports and imports.
+// valid and keep their exports and imports. Before and after, checkCounts
+// must find their counts real, or Load would refuse them.
 func TestInstrumentWhatTheToolchainsEmit(t *testing.T) {
 	for _, tc := range []struct {
 		lang  string
@@ -32,9 +33,15 @@ func TestInstrumentWhatTheToolchainsEmit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if err := plugin.CheckCounts(orig); err != nil {
+				t.Fatalf("%s: Load would refuse it: %v", tc.dir, err)
+			}
 			patched, err := plugin.Instrument(orig)
 			if err != nil {
 				t.Fatalf("%s: %v", tc.dir, err)
+			}
+			if err := plugin.CheckCounts(patched); err != nil {
+				t.Fatalf("%s: instrumented: %v", tc.dir, err)
 			}
 			ctx := context.Background()
 			r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
