@@ -203,6 +203,9 @@ func cmdCheck(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("manifest ok, but the module cannot be read: %w (build it with: airlock build %s)", err, m.Dir)
 	}
+	if err := plugin.CheckCounts(wasm); err != nil {
+		return fmt.Errorf("%s is not a valid WebAssembly module: %w", m.Wasm, err)
+	}
 	compiled, err := r.CompileModule(ctx, wasm)
 	if err != nil {
 		return fmt.Errorf("%s is not a valid WebAssembly module: %w", m.Wasm, err)

@@ -15,7 +15,7 @@ import (
 // What each SDK's toolchain emits must be instrumentable: a module that is
 // not falls back to wazero's checks, which work but cost a goroutine per
 // event and a trip through Go per loop iteration. The modules must stay
-// valid and keep their exports and imports. Before and after, checkCounts
+// valid and keep their exports and imports. Before and after, CheckCounts
 // must find their counts real, or Load would refuse them.
 func TestInstrumentWhatTheToolchainsEmit(t *testing.T) {
 	for _, tc := range []struct {

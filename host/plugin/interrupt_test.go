@@ -294,7 +294,7 @@ func FuzzInstrument(f *testing.F) {
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 	f.Cleanup(func() { r.Close(ctx) })
 	f.Fuzz(func(t *testing.T, wasm []byte) {
-		if checkCounts(wasm) != nil {
+		if CheckCounts(wasm) != nil {
 			return // Load refuses it before instrument or wazero sees it
 		}
 		patched, err := instrument(wasm)

@@ -114,7 +114,7 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 	}
 	// wazero allocates by the counts a module declares before it reads
 	// what they count; a few hostile bytes must not cost the host its memory.
-	if err := checkCounts(wasm); err != nil {
+	if err := CheckCounts(wasm); err != nil {
 		return nil, fmt.Errorf("plugin %q: %s is not a valid WebAssembly module: %w", m.Name, m.Wasm, err)
 	}
 	pages := uint32((uint64(m.Limits.Memory) + 65535) / 65536)

@@ -20,7 +20,7 @@ const maxLocals = 50000
 // (50 KB) takes it 5 seconds and 3.7 GB of garbage.
 const maxParams = 1000
 
-// checkCounts refuses a module that declares counts it could not hold,
+// CheckCounts refuses a module that declares counts it could not hold,
 // before wazero sees it. wazero's decoder allocates by the counts it reads
 // (make([]T, n) for a section's entries, a data segment's bytes, an element
 // segment's expressions, a function type's value types, the name section's
@@ -28,7 +28,7 @@ const maxParams = 1000
 // entries, so a few bytes claiming a hundred million data segments make the
 // host allocate gigabytes and can get it killed; see host/RATIONALE.md.
 //
-// Every entry of a vector takes at least one byte, so checkCounts refuses a
+// Every entry of a vector takes at least one byte, so CheckCounts refuses a
 // count above the bytes left in its section (or subsection, or body), and
 // a length (of a section, a name, a body, a data segment) above the bytes
 // left. It walks every section whose decoding allocates, laid out as
@@ -37,10 +37,13 @@ const maxParams = 1000
 // take its next count from the bytes of the section after. Locals and
 // function types have limits of their own (maxLocals, maxParams).
 //
-// checkCounts does not validate: a module it accepts may still be refused by
+// CheckCounts does not validate: a module it accepts may still be refused by
 // wazero, and a module it refuses is one wazero would refuse too, or one
 // beyond those limits. It allocates nothing by a count.
-func checkCounts(wasm []byte) error {
+//
+// Load calls it; so do tools that compile a module themselves (airlock
+// check).
+func CheckCounts(wasm []byte) error {
 	if len(wasm) < 8 || string(wasm[:8]) != "\x00asm\x01\x00\x00\x00" {
 		return nil // wazero refuses it before reading any count
 	}
@@ -65,7 +68,7 @@ func checkCounts(wasm []byte) error {
 	return nil
 }
 
-// countCheck is checkCounts' walk through one module.
+// countCheck is CheckCounts' walk through one module.
 type countCheck struct {
 	// importedFuncs is the count of function imports, for naming a body
 	// by its function index.

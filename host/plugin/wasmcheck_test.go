@@ -17,10 +17,6 @@ import (
 	"github.com/airlockhq/airlock/host/manifest"
 )
 
-// CheckCounts is checkCounts, for TestInstrumentWhatTheToolchainsEmit in
-// package plugin_test.
-var CheckCounts = checkCounts
-
 func module(sections ...[]byte) []byte {
 	m := []byte("\x00asm\x01\x00\x00\x00")
 	for _, s := range sections {
@@ -47,7 +43,7 @@ func nameSection(subsections ...[]byte) []byte {
 func subsection(id byte, body []byte) []byte { return section(id, body) }
 
 // everyLayout is a module that wazero compiles (with exception handling and
-// extended constant expressions) and that has every layout checkCounts
+// extended constant expressions) and that has every layout CheckCounts
 // walks: each import kind, a recursive type group, a table with an
 // initializer, a tag, globals of every constant expression, element segments
 // of flags 0 to 7, data segments of flags 0 to 2, bodies with locals, and a
@@ -149,7 +145,7 @@ func TestCheckCountsAccepts(t *testing.T) {
 		{"header only", []byte("\x00asm\x01\x00\x00\x00")},
 		{"a body of maxLocals locals", withCode(cat(u32(8), []byte{0x02, 0xd0, 0x86, 0x03, 0x7f, 0x00, 0x7e, 0x0b}))}, // 50000 + 0
 	} {
-		if err := checkCounts(tc.wasm); err != nil {
+		if err := CheckCounts(tc.wasm); err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}
@@ -252,7 +248,7 @@ func wideBodies(n int) []byte {
 
 func TestCheckCountsRefuses(t *testing.T) {
 	for _, tc := range countRefusals {
-		err := checkCounts(tc.wasm)
+		err := CheckCounts(tc.wasm)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%s:\n got %v\nwant %s", tc.name, err, tc.want)
 		}
@@ -280,7 +276,7 @@ func TestLoadRefusesImpossibleCounts(t *testing.T) {
 	}
 }
 
-// FuzzCheckCounts feeds checkCounts guest bytes. It must never panic, and
+// FuzzCheckCounts feeds CheckCounts guest bytes. It must never panic, and
 // for a module it accepts wazero's compilation, of the module and of its
 // instrumented copy (which is what Load compiles), must stay within a heap
 // bound: 64 MiB and 64 bytes per byte of module.
@@ -294,7 +290,7 @@ func FuzzCheckCounts(f *testing.F) {
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 	f.Cleanup(func() { r.Close(ctx) })
 	f.Fuzz(func(t *testing.T, wasm []byte) {
-		if checkCounts(wasm) != nil {
+		if CheckCounts(wasm) != nil {
 			return
 		}
 		compile := func(what string, wasm []byte) {
@@ -307,7 +303,7 @@ func FuzzCheckCounts(f *testing.F) {
 				compiled.Close(ctx)
 			}
 			if n := after.TotalAlloc - before.TotalAlloc; n > limit {
-				t.Fatalf("checkCounts accepts a module whose %s allocated %d bytes to compile (error %v), above %d", what, n, err, limit)
+				t.Fatalf("CheckCounts accepts a module whose %s allocated %d bytes to compile (error %v), above %d", what, n, err, limit)
 			}
 		}
 		compile("original", wasm)
