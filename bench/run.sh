@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 out=$(mktemp)
 go test -run '^$' -bench "${BENCH:-.}" -benchmem -count 1 -timeout 30m . | tee "$out"
+if [ -z "${BENCH:-}" ]; then
+	# The watchdog's checks against wazero's, in the host's own package.
+	(cd .. && go test -run '^$' -bench '^BenchmarkLoop$' -count 1 ./host/plugin) | tee -a "$out"
+fi
 if [ -z "${BENCH:-}" ] || [ -n "${AUTOMOUNT:-}" ]; then
 	# A failure here is reported in BENCHMARKS.md, not fatal to the report.
 	go run ./automount -n "${AUTOMOUNT_N:-20}" 2>&1 | tee -a "$out" || echo "# automount: failed to run (see the output above)" | tee -a "$out"
