@@ -177,7 +177,8 @@ func (h *Host) replace(old, e *entry) {
 	old.stopTimers()
 	old.timers.Wait()
 	h.mu.Lock()
-	queued := old.p.Handoff()
+	queued, unreported := old.p.Handoff()
+	e.p.TakeOver(unreported)
 	handed := 0
 	for _, ev := range queued {
 		if e.p.Deliver(ev) {

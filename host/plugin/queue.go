@@ -99,11 +99,13 @@ func (q *queue) stats() (depth int, dropped uint64) {
 }
 
 // takeAll closes the queue to further pushes and empties it, returning what
-// was queued in order.
-func (q *queue) takeAll() []capability.Event {
+// was queued in order and the count of drops not yet reported.
+func (q *queue) takeAll() ([]capability.Event, uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
+	dropped := q.dropped
+	q.dropped = 0
 	out := make([]capability.Event, 0, q.n)
 	for i := 0; i < q.n; i++ {
 		j := (q.head + i) % len(q.buf)
@@ -112,11 +114,29 @@ func (q *queue) takeAll() []capability.Event {
 	}
 	q.head, q.n = 0, 0
 	q.signal()
-	return out
+	return out, dropped
+}
+
+// addDropped counts n drops that happened elsewhere (in the queue of the
+// version this one replaced), to be reported before the next event.
+func (q *queue) addDropped(n uint64) {
+	if n == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.dropped += n
+	q.mu.Unlock()
+	q.signal()
 }
 
 // Handoff closes p's queue to new events and returns those still queued,
-// in order, for a reloaded version of the plugin to take over. The event
-// being handled, if any, finishes; a later Stop then delivers stop without
-// any events left to drain.
-func (p *Plugin) Handoff() []capability.Event { return p.q.takeAll() }
+// in order, for a reloaded version of the plugin to take over, with the
+// count of drops p has not yet told its handler about (TakeOver reports
+// them to the new version). The event being handled, if any, finishes; a
+// later Stop then delivers stop without any events left to drain.
+func (p *Plugin) Handoff() ([]capability.Event, uint64) { return p.q.takeAll() }
+
+// TakeOver gives p the drops that the version it replaces had not yet
+// reported: p's handler gets the "events dropped" notice for them before
+// its next event.
+func (p *Plugin) TakeOver(dropped uint64) { p.q.addDropped(dropped) }

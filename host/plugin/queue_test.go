@@ -158,7 +158,8 @@ func TestQueueTakeAll(t *testing.T) {
 		q.push(ev(i, "")) // wraps around the ring
 	}
 	var got []string
-	for _, e := range q.takeAll() {
+	taken, _ := q.takeAll()
+	for _, e := range taken {
 		got = append(got, string(e.Payload))
 	}
 	if want := "2,3,4,5"; strings.Join(got, ",") != want {
@@ -169,5 +170,30 @@ func TestQueueTakeAll(t *testing.T) {
 	}
 	if rest, _ := drain(q); len(rest) != 0 {
 		t.Errorf("queue after takeAll holds %v", rest)
+	}
+}
+
+// Drops the old version had not reported when it was replaced reach the
+// new version, before its first event, and are not reported twice.
+func TestHandoffCarriesUnreportedDrops(t *testing.T) {
+	old := newQueue(2, false)
+	for i := 0; i < 5; i++ {
+		old.push(ev(i, ""))
+	}
+	queued, dropped := old.takeAll()
+	if len(queued) != 2 || dropped != 3 {
+		t.Fatalf("takeAll: %d events and %d drops, want 2 and 3", len(queued), dropped)
+	}
+	if _, d, _ := old.pop(); d != 0 {
+		t.Errorf("the old queue still reports %d drops after the handoff", d)
+	}
+	next := newQueue(4, false)
+	next.addDropped(dropped)
+	for _, e := range queued {
+		next.push(e)
+	}
+	got, d := drain(next)
+	if d != 3 || strings.Join(got, ",") != "0,1" {
+		t.Errorf("new queue: events %v and %d drops, want [0 1] and 3", got, d)
 	}
 }
