@@ -336,6 +336,10 @@ func instrumentBody(out []byte, r *reader, check []byte, firstAdded uint32) ([]b
 	}
 	out = append(out, r.b[:r.pos]...)
 	out = append(out, check...)
+	// The body is copied in runs, from the last insertion to the next:
+	// instructions are a few bytes each, and a copy per instruction would
+	// cost more than decoding them.
+	from := r.pos
 	depth := 0
 	for r.pos < len(r.b) {
 		start := r.pos
@@ -347,9 +351,9 @@ func instrumentBody(out []byte, r *reader, check []byte, firstAdded uint32) ([]b
 		case 0x03: // loop
 			r.s33()
 			depth++
-			out = append(out, r.b[start:r.pos]...)
+			out = append(out, r.b[from:r.pos]...)
 			out = append(out, check...)
-			continue
+			from = r.pos
 		case 0x1f: // try_table: block type, catch clauses
 			r.s33()
 			for range r.count1() {
@@ -370,8 +374,7 @@ func instrumentBody(out []byte, r *reader, check []byte, firstAdded uint32) ([]b
 				if r.pos != len(r.b) {
 					return nil, fmt.Errorf("offset %d: code after the function's end", r.pos)
 				}
-				out = append(out, r.b[start:r.pos]...)
-				return out, nil
+				return append(out, r.b[from:]...), nil
 			}
 		case opGlobalGet, opGlobalSet:
 			if idx := r.u32(); r.err == nil && idx >= firstAdded {
@@ -383,7 +386,6 @@ func instrumentBody(out []byte, r *reader, check []byte, firstAdded uint32) ([]b
 		if r.err != nil {
 			return nil, fmt.Errorf("offset %d: opcode 0x%02x: %w", start, op, r.err)
 		}
-		out = append(out, r.b[start:r.pos]...)
 	}
 	return nil, errors.New("the body has no final end")
 }
@@ -506,48 +508,86 @@ func (r *reader) memarg() {
 // accepts, other than the block, loop, end and global ones that
 // instrumentBody handles itself.
 func (r *reader) immediates(op byte) {
-	switch {
-	case op <= 0x01, op == 0x05, op == 0x0a, op == 0x0f, op == 0x1a, op == 0x1b,
-		op >= 0x45 && op <= 0xc4, op == 0xd1:
-		// unreachable nop else throw_ref return drop select, numeric, ref.is_null
-	case op == 0x08, op == 0x0c, op == 0x0d, op == 0x10, op == 0x12,
-		op >= 0x20 && op <= 0x22, op == 0x25, op == 0x26, op == 0x3f, op == 0x40, op == 0xd2:
-		// throw br br_if call return_call local.* table.get/set memory.size/grow ref.func
+	switch immediateKinds[op] {
+	case immNone:
+	case immIndex:
 		r.u32()
-	case op == 0x0e: // br_table
+	case immTwoIndices:
+		r.u32()
+		r.u32()
+	case immMemarg:
+		r.memarg()
+	case immI32:
+		r.leb(5)
+	case immI64:
+		r.leb(10)
+	case immF32:
+		r.skip(4)
+	case immF64:
+		r.skip(8)
+	case immBrTable:
 		for range r.count1() {
 			r.u32()
 		}
 		r.u32()
-	case op == 0x11, op == 0x13: // call_indirect, return_call_indirect: type, table
-		r.u32()
-		r.u32()
-	case op == 0x1c: // select with types
+	case immSelectTypes:
 		for range r.count1() {
 			r.valtype()
 		}
-	case op >= 0x28 && op <= 0x3e: // loads and stores
-		r.memarg()
-	case op == 0x41:
-		r.leb(5)
-	case op == 0x42:
-		r.leb(10)
-	case op == 0x43:
-		r.skip(4)
-	case op == 0x44:
-		r.skip(8)
-	case op == 0xd0: // ref.null: heap type
+	case immHeapType:
 		r.s33()
-	case op == 0xfc:
+	case immMisc:
 		r.misc(r.u32())
-	case op == 0xfd:
+	case immSIMD:
 		r.simd(r.u32())
-	case op == 0xfe:
+	case immAtomic:
 		r.atomic(r.u32())
 	default:
 		r.fail("unknown opcode")
 	}
 }
+
+// The kinds of immediates an opcode takes, looked up by a table: the walk
+// decodes every instruction of every body on each load, and a switch of
+// ranges costs more than the rest of it.
+const (
+	immUnknown = iota
+	immNone
+	immIndex       // one u32: a label, function, local, table or memory index
+	immTwoIndices  // call_indirect and return_call_indirect: type, table
+	immMemarg      // loads and stores
+	immI32         // i32.const
+	immI64         // i64.const
+	immF32         // f32.const
+	immF64         // f64.const
+	immBrTable     // br_table: labels, then the default
+	immSelectTypes // select with types
+	immHeapType    // ref.null
+	immMisc        // 0xfc prefix
+	immSIMD        // 0xfd prefix
+	immAtomic      // 0xfe prefix
+)
+
+var immediateKinds = func() (k [256]uint8) {
+	for _, op := range []byte{0x00, 0x01, 0x05, 0x0a, 0x0f, 0x1a, 0x1b, 0xd1} {
+		k[op] = immNone // unreachable nop else throw_ref return drop select ref.is_null
+	}
+	for op := 0x45; op <= 0xc4; op++ {
+		k[op] = immNone // numeric
+	}
+	// throw br br_if call return_call local.* table.get/set memory.size/grow ref.func
+	for _, op := range []byte{0x08, 0x0c, 0x0d, 0x10, 0x12, 0x20, 0x21, 0x22, 0x25, 0x26, 0x3f, 0x40, 0xd2} {
+		k[op] = immIndex
+	}
+	k[0x11], k[0x13] = immTwoIndices, immTwoIndices
+	for op := 0x28; op <= 0x3e; op++ {
+		k[op] = immMemarg
+	}
+	k[0x41], k[0x42], k[0x43], k[0x44] = immI32, immI64, immF32, immF64
+	k[0x0e], k[0x1c], k[0xd0] = immBrTable, immSelectTypes, immHeapType
+	k[0xfc], k[0xfd], k[0xfe] = immMisc, immSIMD, immAtomic
+	return k
+}()
 
 func (r *reader) misc(sub uint32) {
 	switch {

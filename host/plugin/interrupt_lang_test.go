@@ -65,3 +65,19 @@ func TestInstrumentWhatTheToolchainsEmit(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkInstrumentGo measures instrument on a standard Go module, the
+// largest a plugin is likely to be (about 2.7 MB); Load runs it on every
+// load, cache or not.
+func BenchmarkInstrumentGo(b *testing.B) {
+	orig, err := os.ReadFile(testenv.BuildGo(b, "examples/hello"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(orig)))
+	for b.Loop() {
+		if _, err := plugin.Instrument(orig); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
