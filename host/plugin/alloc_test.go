@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -12,51 +13,67 @@ import (
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
+	"github.com/airlockhq/airlock/host/logtest"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/plugin"
 )
 
-// emptyHandler is the least module that speaks ABI v1:
+// abiModule is the least module that speaks ABI v1, with body as its
+// handler's code and extra exports of function 0:
 //
 //	(memory (export "memory") 1)
 //	(func (export "airlock_abi_v1"))
-//	(func (export "airlock_on_event") (param i32 i32) (result i32) (i32.const 0))
-func emptyHandler() []byte {
+//	(func (export "airlock_on_event") (param i32 i32) (result i32) <body>)
+func abiModule(body []byte, extraExports ...string) []byte {
 	m := []byte("\x00asm\x01\x00\x00\x00")
 	m = append(m, 0x01, 0x0a, 0x02, 0x60, 0x00, 0x00, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f) // types
 	m = append(m, 0x03, 0x03, 0x02, 0x00, 0x01)                                           // functions
 	m = append(m, 0x05, 0x03, 0x01, 0x00, 0x01)                                           // memory
-	exports := []byte{0x03}
-	for _, e := range []struct {
+	type export struct {
 		name      string
 		kind, idx byte
-	}{{"memory", 2, 0}, {abi.ExportVersion, 0, 0}, {abi.ExportEvent, 0, 1}} {
+	}
+	list := []export{{"memory", 2, 0}, {abi.ExportVersion, 0, 0}, {abi.ExportEvent, 0, 1}}
+	for _, name := range extraExports {
+		list = append(list, export{name, 0, 0})
+	}
+	exports := []byte{byte(len(list))}
+	for _, e := range list {
 		exports = append(append(append(exports, byte(len(e.name))), e.name...), e.kind, e.idx)
 	}
 	m = append(append(m, 0x07, byte(len(exports))), exports...)
-	return append(m, 0x0a, 0x09, 0x02, 0x02, 0x00, 0x0b, 0x04, 0x00, 0x41, 0x00, 0x0b) // code
+	handler := append([]byte{0x00}, body...) // no locals
+	code := append([]byte{0x02, 0x02, 0x00, 0x0b, byte(len(handler))}, handler...)
+	return append(append(m, 0x0a, byte(len(code))), code...)
+}
+
+// load loads wasm as plugin "p" with the given extra manifest lines.
+func load(t *testing.T, wasm []byte, manifestExtra string, logger *slog.Logger) *plugin.Plugin {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.wasm"), wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt := manifest.DefaultRuntime()
+	rt.File, rt.StateDir = filepath.Join(dir, "runtime.toml"), dir
+	m, err := manifest.ParseManifest(filepath.Join(dir, "plugin.toml"), []byte("name = \"p\"\nwasm = \"p.wasm\"\n"+manifestExtra), &rt, manifest.Schema{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p, err := plugin.Load(ctx, m, plugin.Options{Runtime: &rt, Cache: wazero.NewCompilationCache(), Gate: gate.New(nil), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(ctx) })
+	return p
 }
 
 // Delivering an event allocates nothing in steady state: the target of
 // BENCHMARKS.md's event delivery, kept here as a count, not a time.
 func TestHandleDoesNotAllocate(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "p.wasm"), emptyHandler(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rt := manifest.DefaultRuntime()
-	rt.File, rt.StateDir = filepath.Join(dir, "runtime.toml"), dir
-	m, err := manifest.ParseManifest(filepath.Join(dir, "plugin.toml"), []byte("name = \"p\"\nwasm = \"p.wasm\"\n"), &rt, manifest.Schema{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	p, err := plugin.Load(ctx, m, plugin.Options{Runtime: &rt, Cache: wazero.NewCompilationCache(), Gate: gate.New(nil), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close(ctx)
-	in, err := p.Instantiate(ctx)
+	p := load(t, abiModule([]byte{0x41, 0x00, 0x0b}), "", slog.New(slog.DiscardHandler))
+	in, err := p.Instantiate(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,5 +85,21 @@ func TestHandleDoesNotAllocate(t *testing.T) {
 		}
 	}); allocs != 0 {
 		t.Errorf("Handle: %.1f allocations per event, want 0", allocs)
+	}
+}
+
+// A module the host cannot instrument (here, one that exports the reserved
+// name itself) still loads, with a warning, and its runaway handler is
+// still stopped, by wazero's own checks.
+func TestUninstrumentedModuleIsStillStopped(t *testing.T) {
+	log, logger := logtest.New(t)
+	spin := []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x00, 0x0b} // loop br 0 end unreachable
+	p := load(t, abiModule(spin, plugin.InterruptExport), "[limits]\nhandler_timeout = \"100ms\"\n", logger)
+	if log.Count("module not instrumented for the watchdog", "reserves") != 1 {
+		t.Fatalf("want one warning that the module is not instrumented; log:\n%s", strings.Join(log.Lines(), "\n"))
+	}
+	_, err := p.Instantiate(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "ran past limits.handler_timeout = 100ms") {
+		t.Fatalf("start handler: got %v, want it stopped by the watchdog", err)
 	}
 }
