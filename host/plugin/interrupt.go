@@ -148,7 +148,11 @@ func instrument(wasm []byte) ([]byte, error) {
 			if err != nil {
 				return nil, fmt.Errorf("global section: %w", err)
 			}
-			emit(secGlobal, appendGlobals(nil, n, r.b[r.pos:]))
+			entries := r.b[r.pos:]
+			if err := skipGlobals(r, n); err != nil {
+				return nil, err
+			}
+			emit(secGlobal, appendGlobals(nil, n, entries))
 		case secExport:
 			placed[secExport] = true
 			r := &reader{b: s.body}
@@ -240,7 +244,9 @@ func appendExport(b []byte, n uint32, rest []byte, flag uint32) []byte {
 	return appendU32(b, flag)
 }
 
-// noExport refuses an export section that already has name.
+// noExport refuses an export section that already has name, or that has
+// bytes after its n entries: the entry instrument appends would be read
+// from them.
 func noExport(r *reader, n uint32, name string) error {
 	for range n {
 		got := r.name()
@@ -252,6 +258,28 @@ func noExport(r *reader, n uint32, name string) error {
 		if got == name {
 			return fmt.Errorf("the module exports %q, a name the host reserves", name)
 		}
+	}
+	if r.pos != len(r.b) {
+		return errors.New("export section: bytes after the last entry")
+	}
+	return nil
+}
+
+// skipGlobals reads a global section's n entries and refuses bytes after
+// them, where the globals instrument appends would be read from.
+func skipGlobals(r *reader, n uint32) error {
+	for range n {
+		r.valtype()
+		r.byte() // mutability
+		for op := r.byte(); op != opEnd && r.err == nil; op = r.byte() {
+			r.immediates(op) // a constant expression
+		}
+		if r.err != nil {
+			return fmt.Errorf("global section: %w", r.err)
+		}
+	}
+	if r.pos != len(r.b) {
+		return errors.New("global section: bytes after the last entry")
 	}
 	return nil
 }
@@ -575,8 +603,9 @@ var immediateKinds = func() (k [256]uint8) {
 	for op := 0x45; op <= 0xc4; op++ {
 		k[op] = immNone // numeric
 	}
-	// throw br br_if call return_call local.* table.get/set memory.size/grow ref.func
-	for _, op := range []byte{0x08, 0x0c, 0x0d, 0x10, 0x12, 0x20, 0x21, 0x22, 0x25, 0x26, 0x3f, 0x40, 0xd2} {
+	// throw br br_if call return_call local.* global.* table.get/set
+	// memory.size/grow ref.func (a body's global.* are checked before this)
+	for _, op := range []byte{0x08, 0x0c, 0x0d, 0x10, 0x12, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x3f, 0x40, 0xd2} {
 		k[op] = immIndex
 	}
 	k[0x11], k[0x13] = immTwoIndices, immTwoIndices

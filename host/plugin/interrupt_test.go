@@ -209,6 +209,8 @@ func TestInstrumentRefuses(t *testing.T) {
 		{"unknown opcode", "unknown opcode", withCode(body(0xd5, 0x0b))},
 		{"code after the end", "code after the function's end", withCode(body(0x0b, 0x01))},
 		{"no final end", "no final end", withCode(body(0x02, 0x40, 0x0b))},
+		{"bytes after the exports", "export section: bytes after the last entry", withSection(section(7, append(vec(), 0x80, 0x80, 0x80, 0x30)))},
+		{"bytes after the globals", "global section: bytes after the last entry", withSection(section(6, append(vec([]byte{0x7f, 0x00, 0x41, 0x00, 0x0b}), 0x01)))},
 	} {
 		_, err := instrument(tc.wasm)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -223,6 +225,16 @@ func TestInstrumentRefuses(t *testing.T) {
 	if _, err := instrument(m); err == nil || !strings.Contains(err.Error(), "reserves") {
 		t.Errorf("an export named %s: got %v, want it refused", InterruptExport, err)
 	}
+}
+
+// withSection makes a module of one empty function and sec, placed before
+// the code section (as a global or an export section must be).
+func withSection(sec []byte) []byte {
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = append(m, section(1, vec([]byte{0x60, 0x00, 0x00}))...)
+	m = append(m, section(3, vec([]byte{0}))...)
+	m = append(m, sec...)
+	return append(m, section(10, vec(body(0x0b)))...)
 }
 
 // withCode makes a module of the given bodies, all of type () -> ().
