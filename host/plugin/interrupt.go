@@ -506,15 +506,17 @@ func (r *reader) name() string {
 	return s
 }
 
-func (r *reader) limits() {
+// limits walks a table's or a memory's limits and returns the minimum.
+func (r *reader) limits() (minimum uint32) {
 	flags := r.byte()
-	r.u32()
+	minimum = r.u32()
 	if flags&0x01 != 0 {
 		r.u32()
 	}
 	if flags&^0x03 != 0 {
 		r.fail("memory64 or unknown limits")
 	}
+	return minimum
 }
 
 func (r *reader) valtype() {

@@ -20,6 +20,14 @@ const maxLocals = 50000
 // (50 KB) takes it 5 seconds and 3.7 GB of garbage.
 const maxParams = 1000
 
+// maxTableEntries is the most entries the tables of a module may start with,
+// together: the limit web engines use for one table (10 million). wazero
+// allocates a table's minimum size when the module is instantiated, 8 bytes
+// an entry and up to 2^27 entries a table, so a 35-byte module declaring 4
+// tables reserved 4 GiB. Toolchains size the table to the functions it
+// holds: a Go plugin's has a few thousand entries.
+const maxTableEntries = 10_000_000
+
 // CheckCounts refuses a module that declares counts it could not hold,
 // before wazero sees it. wazero's decoder allocates by the counts it reads
 // (make([]T, n) for a section's entries, a data segment's bytes, an element
@@ -76,6 +84,17 @@ type countCheck struct {
 	// locals counts the locals the bodies walked so far declare, up to
 	// localsLimit.
 	locals, localsLimit uint64
+	// tableEntries counts the minimum sizes of the tables walked so far,
+	// imported or defined, up to maxTableEntries.
+	tableEntries uint64
+}
+
+// table walks a table type and counts its minimum size.
+func (c *countCheck) table(r *reader) {
+	c.tableEntries += uint64(r.tableType())
+	if r.err == nil && c.tableEntries > maxTableEntries {
+		r.fail(fmt.Sprintf("the tables start with %d entries together, above the %d the host allows (as web engines do)", c.tableEntries, maxTableEntries))
+	}
 }
 
 // section walks one section's body, as far as it holds counts wazero
@@ -98,7 +117,7 @@ func (c *countCheck) section(id byte, r *reader) error {
 				r.u32()
 				c.importedFuncs++
 			case 0x01:
-				r.tableType()
+				c.table(r)
 			case 0x02:
 				r.limits()
 			case 0x03: // global: value type, mutability
@@ -114,7 +133,7 @@ func (c *countCheck) section(id byte, r *reader) error {
 	case secFunction:
 		return entries(r, "function", "functions", func() { r.u32() })
 	case secTable:
-		return entries(r, "table", "tables", r.tableType)
+		return entries(r, "table", "tables", func() { c.table(r) })
 	case secTag:
 		return entries(r, "tag", "tags", func() {
 			r.byte() // attribute
@@ -272,18 +291,20 @@ func (r *reader) funcType() {
 }
 
 // tableType walks a table type: an optional initializer prefix (0x40 0x00),
-// the reference type, the limits, and the initializer.
-func (r *reader) tableType() {
+// the reference type, the limits, and the initializer. It returns the
+// table's minimum size.
+func (r *reader) tableType() (minimum uint32) {
 	init := len(r.b) > r.pos && r.b[r.pos] == 0x40
 	if init {
 		r.pos++
 		r.byte() // reserved
 	}
 	r.refType()
-	r.limits()
+	minimum = r.limits()
 	if init {
 		r.constExpr()
 	}
+	return minimum
 }
 
 // elementSegment walks an element segment, laid out by its flags: bit 0 is

@@ -143,6 +143,7 @@ func TestCheckCountsAccepts(t *testing.T) {
 		{"loops", withCode(body(0x02, 0x40, 0x03, 0x40, 0x0c, 0x01, 0x0b, 0x0b, 0x0b))},
 		{"if and call", withCode(body(0x41, 0x00, 0x04, 0x40, 0x01, 0x05, 0x01, 0x0b, 0x0b), body(0x10, 0x00, 0x0b))},
 		{"header only", []byte("\x00asm\x01\x00\x00\x00")},
+		{"a table of maxTableEntries", module(section(secTable, cat(u32(1), []byte{0x70, 0x00}, u32(maxTableEntries))))},
 		{"a body of maxLocals locals", withCode(cat(u32(8), []byte{0x02, 0xd0, 0x86, 0x03, 0x7f, 0x00, 0x7e, 0x0b}))}, // 50000 + 0
 	} {
 		if err := CheckCounts(tc.wasm); err != nil {
@@ -164,6 +165,15 @@ var countRefusals = []struct {
 		"data section: claims 102776961 segments, but only 0 bytes are left to hold them"},
 	{"tables (fuzzer)", []byte("\x00asm\x01\x00\x00\x00\x04\x04\xd7\xd7\xd7\x38"),
 		"table section: claims 118877143 tables, but only 0 bytes are left to hold them"},
+
+	// Not counts but sizes wazero allocates at instantiation: tables that
+	// start big, one alone or several together.
+	{"one big table", module(section(secTable, cat(u32(1), []byte{0x70, 0x00}, u32(maxTableEntries+1)))),
+		"table section: table 0: the tables start with 10000001 entries together, above the 10000000 the host allows (as web engines do)"},
+	{"big tables together", module(
+		section(secImport, cat(u32(1), wasmName("env"), wasmName("t"), []byte{0x01, 0x70, 0x00}, u32(6_000_000))),
+		section(secTable, cat(u32(1), []byte{0x70, 0x00}, u32(6_000_000)))),
+		"table section: table 0: the tables start with 12000000 entries together, above the 10000000 the host allows (as web engines do)"},
 
 	{"imports", module(section(secImport, cat(u32(1000), wasmName("env")))),
 		"import section: claims 1000 imports, but only 4 bytes are left to hold them"},
