@@ -9,8 +9,9 @@ import (
 
 // InterruptExport is the name under which instrument exports the interrupt
 // flag. The colon keeps it out of every source language's identifiers, so a
-// guest's own export cannot collide with it by accident; one that does on
-// purpose is refused.
+// guest's own export cannot collide with it by accident; a module that
+// exports it anyway is not instrumented, and Load falls back to wazero's
+// checks for it.
 const InterruptExport = "airlock:interrupt"
 
 // yieldEvery is how many checks a guest passes between trips to Go. Native
