@@ -299,3 +299,52 @@ is woken every 5m0s (timer timer1)`
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestKeygenRefusesExistingFiles: Keygen overwrites neither half of a key
+// pair, says which file exists and what to do, and leaves no .key without
+// its .pub.
+func TestKeygenRefusesExistingFiles(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "acme")
+	pub, err := bundle.Keygen(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := bundle.ReadPrivateKey(base + ".key")
+	if err != nil || base64.StdEncoding.EncodeToString(sk.Public().(ed25519.PublicKey)) != pub {
+		t.Fatalf("acme.key does not hold the private half of %s: %v", pub, err)
+	}
+	if got, _ := os.ReadFile(base + ".pub"); string(got) != pub+"\n" {
+		t.Errorf("acme.pub holds %q, want %q", got, pub+"\n")
+	}
+
+	// lone.pub alone: the .key is made first, then removed when the .pub
+	// cannot be written.
+	lone := filepath.Join(dir, "lone")
+	if err := os.WriteFile(lone+".pub", []byte("trusted\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := os.ReadFile(base + ".key")
+	for _, c := range []struct{ base, exists string }{
+		{base, base + ".key"},
+		{lone, lone + ".pub"},
+	} {
+		_, err := bundle.Keygen(c.base)
+		want := c.exists + " already exists (choose another name with -o, or remove the old key pair if you mean to replace it)"
+		if err == nil || err.Error() != want {
+			t.Errorf("Keygen(%s) with %s there: %v, want %q", c.base, c.exists, err, want)
+		}
+	}
+	if got, _ := os.ReadFile(base + ".key"); string(got) != string(key) {
+		t.Error("Keygen overwrote an existing .key")
+	}
+	if got, _ := os.ReadFile(base + ".pub"); string(got) != pub+"\n" {
+		t.Error("Keygen overwrote the .pub beside an existing .key")
+	}
+	if got, _ := os.ReadFile(lone + ".pub"); string(got) != "trusted\n" {
+		t.Error("Keygen overwrote an existing .pub")
+	}
+	if _, err := os.Lstat(lone + ".key"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Keygen left lone.key beside a lone.pub it could not write: %v", err)
+	}
+}

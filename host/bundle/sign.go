@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -22,7 +23,8 @@ func SignedMessage(digest string) []byte { return []byte(signingContext + digest
 
 // Keygen writes a new key pair: base+".key" (the private key, mode 0600)
 // and base+".pub" (the public key, base64, what runtime.toml's
-// [[trust.vendor]] key holds). It refuses to overwrite either.
+// [[trust.vendor]] key holds). It refuses to overwrite either: the .pub may
+// be one that operators already trust. It leaves no .key without its .pub.
 func Keygen(base string) (pub string, err error) {
 	pk, sk, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -30,21 +32,32 @@ func Keygen(base string) (pub string, err error) {
 	}
 	pub = base64.StdEncoding.EncodeToString(pk)
 	keyText := "airlock-ed25519-private-key " + base64.StdEncoding.EncodeToString(sk.Seed()) + "\n"
-	f, err := os.OpenFile(base+".key", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("%w (choose another name with -o, or remove the old key if you mean to replace it)", err)
-	}
-	if _, err := f.WriteString(keyText); err != nil {
-		f.Close()
+	if err := createKeyFile(base+".key", keyText, 0o600); err != nil {
 		return "", err
 	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(base+".pub", []byte(pub+"\n"), 0o644); err != nil {
+	if err := createKeyFile(base+".pub", pub+"\n", 0o644); err != nil {
+		os.Remove(base + ".key")
 		return "", err
 	}
 	return pub, nil
+}
+
+// createKeyFile writes text to a new file at path, refusing one that exists
+// (O_EXCL, so that no check races the create), and removes what it made if
+// the write fails.
+func createKeyFile(path, text string, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s already exists (choose another name with -o, or remove the old key pair if you mean to replace it)", path)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	if err = errors.Join(err, f.Close()); err != nil {
+		os.Remove(path)
+	}
+	return err
 }
 
 // ReadPrivateKey reads a key written by Keygen. It refuses a key file that
