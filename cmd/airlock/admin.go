@@ -41,11 +41,11 @@ func (a adminFlags) client() (*admin.Client, error) {
 	return admin.NewClient(rt.Admin.Socket), nil
 }
 
-func cmdStatus(args []string, stdout io.Writer) error {
-	fs := newFlags("status", "status [--config runtime.toml] [--socket PATH] [--json]", stdout)
+func cmdStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", "status [--config runtime.toml] [--socket PATH] [--json]", stderr)
 	af := addAdminFlags(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -135,17 +135,15 @@ Events:
 The event goes through the plugin's queue like a real one, marked
 AIRLOCK_SYNTH=trigger, and the request is written to the audit log.`
 
-func cmdTrigger(args []string, stdout io.Writer) error {
-	fs := newFlags("trigger", triggerSynopsis, stdout)
+func cmdTrigger(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("trigger", triggerSynopsis, stderr)
 	af := addAdminFlags(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	req, err := triggerRequest(fs.Args())
 	if err != nil {
-		fmt.Fprintf(stdout, "airlock trigger: %v\n\n", err)
-		fs.Usage()
-		return errUsage
+		return usageError(fs, "%v", err)
 	}
 	c, err := af.client()
 	if err != nil {

@@ -124,11 +124,9 @@ func TestStatusAndTrigger(t *testing.T) {
 		{[]string{"status", "--socket", filepath.Join(t.TempDir(), "none.sock")}, 1, "no airlock host is listening on"},
 	}
 	for _, c := range cases {
-		out.Reset()
-		errb.Reset()
-		code := run(c.args, &out, &errb)
-		if got := out.String() + errb.String(); code != c.code || !strings.Contains(got, c.want) {
-			t.Errorf("airlock %v: exit %d, %q; want exit %d and %q", c.args, code, got, c.code, c.want)
+		r := airlock(c.args...)
+		if printed, other := r.streams(); r.code != c.code || !strings.Contains(printed, c.want) || other != "" {
+			t.Errorf("airlock %v: %v\nwant exit %d and %q on stderr", c.args, r, c.code, c.want)
 		}
 	}
 }

@@ -29,7 +29,7 @@ const bundleUsage = `  airlock pack    [-o x.airlock] [--vendor name] <plugin di
   airlock pull    [--config runtime.toml] <ref>             fetch a bundle into state_dir and verify it
 `
 
-func bundleCommand(name string) func(args []string, stdout io.Writer) error {
+func bundleCommand(name string) func(args []string, stdout, stderr io.Writer) error {
 	switch name {
 	case "pack":
 		return cmdPack
@@ -47,11 +47,11 @@ func bundleCommand(name string) func(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func cmdPack(args []string, stdout io.Writer) error {
-	fs := newFlags("pack", "pack [-o x.airlock] [--vendor name] <plugin dir>", stdout)
+func cmdPack(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("pack", "pack [-o x.airlock] [--vendor name] <plugin dir>", stderr)
 	out := fs.String("o", "", "output file (default: <name>-<version>.airlock)")
 	vendor := fs.String("vendor", "", "the vendor name recorded in the bundle; it must match the signer's [[trust.vendor]] name")
-	if err := parseN(fs, args, 1); err != nil {
+	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err
 	}
 	def := manifest.DefaultRuntime()
@@ -86,22 +86,16 @@ func created() time.Time {
 	return time.Now()
 }
 
-func cmdKeygen(args []string, stdout io.Writer) error {
-	fs := newFlags("keygen", "keygen -o <name>", stdout)
+func cmdKeygen(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("keygen", "keygen -o <name>", stderr)
 	out := fs.String("o", "", "base name: writes <name>.key and <name>.pub")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if err := requireFlag(fs, "o", "the base name of the key files (-o acme writes acme.key and acme.pub)", 0, "no arguments besides -o <name>"); err != nil {
 		return err
 	}
-	// bundle.Keygen refuses an existing .key but would replace a .pub,
-	// which operators may already trust; neither is overwritten.
-	for _, p := range []string{*out + ".key", *out + ".pub"} {
-		if _, err := os.Lstat(p); err == nil {
-			return fmt.Errorf("%s already exists (choose another name with -o, or remove the old key pair if you mean to replace it)", p)
-		}
-	}
+	// bundle.Keygen overwrites neither half, and says which one exists.
 	pub, err := bundle.Keygen(*out)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("cannot write %s.key: the directory %s does not exist (create it, or choose another -o)", *out, filepath.Dir(*out))
@@ -113,10 +107,10 @@ func cmdKeygen(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func cmdSign(args []string, stdout io.Writer) error {
-	fs := newFlags("sign", "sign -k <name.key> <bundle>", stdout)
+func cmdSign(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("sign", "sign -k <name.key> <bundle>", stderr)
 	key := fs.String("k", "", "the private key written by airlock keygen")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if err := requireFlag(fs, "k", "the private key that airlock keygen wrote (<name>.key)", 1, "one bundle"); err != nil {
@@ -132,11 +126,17 @@ func cmdSign(args []string, stdout io.Writer) error {
 		return err
 	}
 	b.Sign(sk)
-	st, err := os.Stat(path)
+	// Writing in place followed a symlink to the bundle; the replacement
+	// goes where it points too, so that the link stays a link.
+	target, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, b.Encode(), st.Mode().Perm()); err != nil {
+	st, err := os.Stat(target)
+	if err != nil {
+		return err
+	}
+	if err := bundle.ReplaceFile(target, b.Encode(), st.Mode().Perm()); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "signed %s (%s) with key %s\n", path, b.Digest, bundle.KeyID(sk.Public().(ed25519.PublicKey)))
@@ -213,10 +213,10 @@ func flagAmong(args []string, name string) bool {
 	return false
 }
 
-func cmdInspect(args []string, stdout io.Writer) error {
-	fs := newFlags("inspect", "inspect [--config runtime.toml] <bundle>", stdout)
+func cmdInspect(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("inspect", "inspect [--config runtime.toml] <bundle>", stderr)
 	config := fs.String("config", "runtime.toml", "the runtime config whose [trust] judges the signature and ceiling")
-	if err := parseN(fs, args, 1); err != nil {
+	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err
 	}
 	rt, err := loadRuntimeOrDefault(*config, flagSet(fs, "config"))
@@ -283,9 +283,9 @@ func report(w io.Writer, rt *manifest.Runtime, path string, b *bundle.Bundle) er
 // the bundle, after printing why.
 var errRefused = errors.New("this runtime would refuse the bundle")
 
-func cmdPush(args []string, stdout io.Writer) error {
-	fs := newFlags("push", "push <bundle> <registry/repository:tag>", stdout)
-	if err := parseN(fs, args, 2); err != nil {
+func cmdPush(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("push", "push <bundle> <registry/repository:tag>", stderr)
+	if err := parseN(fs, args, 2, stdout); err != nil {
 		return err
 	}
 	data, err := os.ReadFile(fs.Arg(0))
@@ -303,10 +303,10 @@ func cmdPush(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func cmdPull(args []string, stdout io.Writer) error {
-	fs := newFlags("pull", "pull [--config runtime.toml] <registry/repository@sha256:... | :tag>", stdout)
+func cmdPull(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("pull", "pull [--config runtime.toml] <registry/repository@sha256:... | :tag>", stderr)
 	config := fs.String("config", "runtime.toml", "the runtime config: its state_dir holds the cache, its [trust] judges the bundle")
-	if err := parseN(fs, args, 1); err != nil {
+	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err
 	}
 	rt, err := loadRuntimeOrDefault(*config, flagSet(fs, "config"))

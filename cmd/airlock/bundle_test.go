@@ -11,13 +11,17 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/airlockhq/airlock/host/bundle"
 )
 
 // The vendor-bundle commands as a user runs them: in a working directory
@@ -35,6 +39,16 @@ func airlock(args ...string) result {
 	var out, errb bytes.Buffer
 	code := run(args, &out, &errb)
 	return result{code, out.String(), errb.String()}
+}
+
+// streams returns the stream a run's text belongs on and the other one:
+// stdout for a command that succeeded (and for help asked for), stderr for
+// an error or for the usage after wrong arguments.
+func (r result) streams() (belongs, other string) {
+	if r.code == 0 {
+		return r.out, r.stderr
+	}
+	return r.stderr, r.out
 }
 
 func (r result) String() string {
@@ -368,8 +382,9 @@ It:
 	}
 }
 
-// TestBundleUsage: wrong arguments get a reason or the usage and exit 2;
-// missing or wrong files name the file, say what to do, and exit 1.
+// TestBundleUsage: wrong arguments get a reason or the usage on stderr and
+// exit 2; missing or wrong files name the file, say what to do, and exit 1;
+// the usage asked for with --help is output, on stdout.
 func TestBundleUsage(t *testing.T) {
 	t.Chdir(t.TempDir())
 	mustRun(t, "keygen", "-o", "acme")
@@ -388,7 +403,7 @@ func TestBundleUsage(t *testing.T) {
 	cases := []struct {
 		args []string
 		code int
-		want string // in what it prints; an error (exit 1) in stderr
+		want string // on stderr, with nothing on stdout; on stdout for exit 0
 	}{
 		{[]string{"keygen"}, 2, "airlock keygen: -o is required: the base name of the key files (-o acme writes acme.key and acme.pub)\n\n" + usage("keygen -o <name>")},
 		{[]string{"keygen", "acme2", "-o", "x"}, 2, "airlock keygen: put -o before the other arguments (a flag after an argument is read as an argument)\n\n" + usage("keygen")},
@@ -418,12 +433,8 @@ func TestBundleUsage(t *testing.T) {
 	}
 	for _, c := range cases {
 		r := airlock(c.args...)
-		printed := r.out + r.stderr
-		if c.code == 1 {
-			printed = r.stderr
-		}
-		if r.code != c.code || !strings.Contains(printed, c.want) {
-			t.Errorf("airlock %s: %v\nwant exit %d and %q", strings.Join(c.args, " "), r, c.code, c.want)
+		if printed, other := r.streams(); r.code != c.code || !strings.Contains(printed, c.want) || other != "" {
+			t.Errorf("airlock %s: %v\nwant exit %d and %q, on stdout for exit 0, else on stderr", strings.Join(c.args, " "), r, c.code, c.want)
 		}
 	}
 	// None of them wrote a file.
@@ -473,5 +484,85 @@ func TestPushPull(t *testing.T) {
 	}
 	if r := airlock("pull", "not a ref"); r.code != 1 || !strings.HasPrefix(r.stderr, `airlock pull: bad reference "not a ref": `) {
 		t.Errorf("pull of a bad reference: %v", r)
+	}
+}
+
+// TestSignReplacesTheBundle: sign writes the signed bundle beside the old
+// one and renames it over it, keeping its mode, so that a write that fails
+// leaves the bundle whole and no temporary file behind. The failure is real:
+// a child process signs under a file size limit (RLIMIT_FSIZE holds for
+// root too, where a read-only directory does not).
+func TestSignReplacesTheBundle(t *testing.T) {
+	if os.Getenv("AIRLOCK_TEST_SIGN_FSIZE") != "" {
+		signal.Ignore(syscall.SIGXFSZ) // the write fails with EFBIG instead
+		var lim syscall.Rlimit
+		if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+			t.Fatal(err)
+		}
+		lim.Cur = 4096
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+			t.Fatal(err)
+		}
+		os.Exit(run([]string{"sign", "-k", "acme.key", "big.airlock"}, os.Stdout, os.Stderr))
+	}
+	dir := t.TempDir()
+	t.Chdir(dir)
+	mustRun(t, "keygen", "-o", "acme")
+	b, err := bundle.New(bundle.Meta{Name: "big", Version: "1.0.0", ABI: 1}, []byte("name = \"big\"\nversion = \"1.0.0\"\n"), bytes.Repeat([]byte{0}, 64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned := b.Encode()
+	writeFile(t, "big.airlock", unsigned)
+	if err := os.Chmod("big.airlock", 0o640); err != nil {
+		t.Fatal(err)
+	}
+	entries := func() string {
+		var names []string
+		list, _ := os.ReadDir(".")
+		for _, e := range list {
+			names = append(names, e.Name())
+		}
+		return strings.Join(names, " ")
+	}
+	const files = "acme.key acme.pub big.airlock"
+
+	child := exec.Command(os.Args[0], "-test.run=^TestSignReplacesTheBundle$")
+	child.Dir = dir
+	child.Env = append(os.Environ(), "AIRLOCK_TEST_SIGN_FSIZE=1")
+	out, err := child.CombinedOutput()
+	if code := child.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "airlock sign: ") || !strings.Contains(string(out), "file too large") {
+		t.Fatalf("sign under a 4 KiB file size limit: exit %d (%v), want 1 and \"file too large\":\n%s", code, err, out)
+	}
+	if !bytes.Equal(readFile(t, "big.airlock"), unsigned) {
+		t.Error("a sign that failed to write changed the bundle")
+	}
+	if got := entries(); got != files {
+		t.Errorf("a sign that failed to write left %s, want %s", got, files)
+	}
+
+	mustRun(t, "sign", "-k", "acme.key", "big.airlock")
+	signed := readFile(t, "big.airlock")
+	if pub, _ := publicKey(t, "acme"); !bytes.HasPrefix(signed, unsigned) || !bytes.Contains(signed[len(unsigned):], []byte(`"key":"`+pub+`"`)) {
+		t.Error("sign did not add acme's signature to the bundle")
+	}
+	if st, _ := os.Stat("big.airlock"); st.Mode().Perm() != 0o640 {
+		t.Errorf("sign changed the bundle's mode to %v", st.Mode().Perm())
+	}
+	if got := entries(); got != files {
+		t.Errorf("sign left %s, want %s", got, files)
+	}
+
+	// A symlink to a bundle stays a link; the bundle it points to is signed.
+	writeFile(t, "big.airlock", unsigned)
+	if err := os.Symlink("big.airlock", "link.airlock"); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "sign", "-k", "acme.key", "link.airlock")
+	if st, err := os.Lstat("link.airlock"); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Error("signing through a symlink replaced the link with a file")
+	}
+	if !bytes.Equal(readFile(t, "big.airlock"), signed) {
+		t.Error("signing through a symlink did not sign the bundle it points to")
 	}
 }

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -57,19 +58,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "run":
-		err = cmdRun(args[1:], stderr)
+		err = cmdRun(args[1:], stdout, stderr)
 	case "check":
-		err = cmdCheck(args[1:], stdout)
+		err = cmdCheck(args[1:], stdout, stderr)
 	case "build":
-		err = cmdBuild(args[1:], stdout)
+		err = cmdBuild(args[1:], stdout, stderr)
 	case "pack", "inspect", "keygen", "sign", "push", "pull":
-		err = bundleCommand(args[0])(args[1:], stdout)
+		err = bundleCommand(args[0])(args[1:], stdout, stderr)
 	case "status":
-		err = cmdStatus(args[1:], stdout)
+		err = cmdStatus(args[1:], stdout, stderr)
 	case "trigger":
-		err = cmdTrigger(args[1:], stdout)
+		err = cmdTrigger(args[1:], stdout, stderr)
 	case "new":
-		err = cmdNew(args[1:], stdout)
+		err = cmdNew(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -91,11 +92,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 var errUsage = errors.New("usage")
 
-func newFlags(name, synopsis string, out io.Writer) *flag.FlagSet {
+// newFlags makes a command's flag set. It prints on stderr: the usage after
+// a mistake in the arguments goes there, with exit code 2. The usage that
+// -h or --help asks for is output instead, and parse prints it on stdout.
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: airlock %s\n\nFlags:\n", synopsis)
+		fmt.Fprintf(fs.Output(), "Usage: airlock %s\n\nFlags:\n", synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -103,8 +107,8 @@ func newFlags(name, synopsis string, out io.Writer) *flag.FlagSet {
 
 // parseN parses args and requires exactly n positional arguments, printing
 // the usage otherwise.
-func parseN(fs *flag.FlagSet, args []string, n int) error {
-	if err := parse(fs, args); err != nil {
+func parseN(fs *flag.FlagSet, args []string, n int, stdout io.Writer) error {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() != n {
@@ -114,20 +118,30 @@ func parseN(fs *flag.FlagSet, args []string, n int) error {
 	return nil
 }
 
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
+// parse parses args. The flag package prints what it has to say on the flag
+// set's output, stderr; when that is the usage asked for with -h, parse
+// moves it to stdout.
+func parse(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	stderr := fs.Output()
+	var printed bytes.Buffer
+	fs.SetOutput(&printed)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		stdout.Write(printed.Bytes())
+		return err
+	}
+	stderr.Write(printed.Bytes())
+	if err != nil {
 		return errUsage
 	}
 	return nil
 }
 
-func cmdRun(args []string, stderr io.Writer) error {
+func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", "run [--config runtime.toml]", stderr)
 	config := fs.String("config", "runtime.toml", "the runtime config")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -175,10 +189,10 @@ func loadRuntimeOrDefault(path string, explicit bool) (*manifest.Runtime, error)
 	return &def, nil
 }
 
-func cmdCheck(args []string, stdout io.Writer) error {
-	fs := newFlags("check", "check [--config runtime.toml] <plugin dir | plugin.toml>", stdout)
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check", "check [--config runtime.toml] <plugin dir | plugin.toml>", stderr)
 	config := fs.String("config", "runtime.toml", "the runtime config whose limits apply")
-	if err := parseN(fs, args, 1); err != nil {
+	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err
 	}
 	explicit := false
@@ -248,10 +262,10 @@ func cmdCheck(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func cmdBuild(args []string, stdout io.Writer) error {
-	fs := newFlags("build", "build [-o out.wasm] <plugin dir>", stdout)
+func cmdBuild(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("build", "build [-o out.wasm] <plugin dir>", stderr)
 	out := fs.String("o", "", "output file (default: the wasm named in plugin.toml)")
-	if err := parseN(fs, args, 1); err != nil {
+	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err
 	}
 	dir := fs.Arg(0)

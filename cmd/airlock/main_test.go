@@ -31,13 +31,14 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"check", "/nonexistent"}, 1, "read manifest"},
 		{[]string{"build", t.TempDir()}, 1, "holds no Go source"},
 		{[]string{"run", "--help"}, 0, "-config"},
+		{[]string{"help"}, 0, "Usage:"},
+		{[]string{"check", "--nonsense", "x"}, 2, "flag provided but not defined: -nonsense\nUsage: airlock check"},
+		{[]string{"build", "a", "b"}, 2, "Usage: airlock build"},
 	}
 	for _, c := range cases {
-		var out, errb bytes.Buffer
-		code := run(c.args, &out, &errb)
-		got := out.String() + errb.String()
-		if code != c.code || !strings.Contains(got, c.want) {
-			t.Errorf("airlock %v: exit %d, output %q; want exit %d and %q", c.args, code, got, c.code, c.want)
+		r := airlock(c.args...)
+		if printed, other := r.streams(); r.code != c.code || !strings.Contains(printed, c.want) || other != "" {
+			t.Errorf("airlock %v: %v\nwant exit %d and %q, on stdout for exit 0, else on stderr", c.args, r, c.code, c.want)
 		}
 	}
 }

@@ -36,14 +36,14 @@ type scaffold struct {
 	InModule          bool   // Dir lies inside the airlock Go module
 }
 
-func cmdNew(args []string, stdout io.Writer) error {
-	fs := newFlags("new", newSynopsis, stdout)
+func cmdNew(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("new", newSynopsis, stderr)
 	lang := fs.String("lang", "go", "the plugin's language: go, rust, c or as (AssemblyScript)")
 	dir := fs.String("dir", "", "where to create it (default ./<name>); it must not exist or be empty")
 	// Flags may come before or after the name.
 	var pos []string
 	for rest := args; ; {
-		if err := parse(fs, rest); err != nil {
+		if err := parse(fs, rest, stdout); err != nil {
 			return err
 		}
 		if fs.NArg() == 0 {
