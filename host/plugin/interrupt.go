@@ -270,11 +270,9 @@ func noExport(r *reader, n uint32, name string) error {
 // them, where the globals instrument appends would be read from.
 func skipGlobals(r *reader, n uint32) error {
 	for range n {
-		r.valtype()
+		r.valtypeGC()
 		r.byte() // mutability
-		for op := r.byte(); op != opEnd && r.err == nil; op = r.byte() {
-			r.immediates(op) // a constant expression
-		}
+		r.constExpr()
 		if r.err != nil {
 			return fmt.Errorf("global section: %w", r.err)
 		}
@@ -606,9 +604,8 @@ var immediateKinds = func() (k [256]uint8) {
 	for op := 0x45; op <= 0xc4; op++ {
 		k[op] = immNone // numeric
 	}
-	// throw br br_if call return_call local.* global.* table.get/set
-	// memory.size/grow ref.func (a body's global.* are checked before this)
-	for _, op := range []byte{0x08, 0x0c, 0x0d, 0x10, 0x12, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x3f, 0x40, 0xd2} {
+	// throw br br_if call return_call local.* table.get/set memory.size/grow ref.func
+	for _, op := range []byte{0x08, 0x0c, 0x0d, 0x10, 0x12, 0x20, 0x21, 0x22, 0x25, 0x26, 0x3f, 0x40, 0xd2} {
 		k[op] = immIndex
 	}
 	k[0x11], k[0x13] = immTwoIndices, immTwoIndices

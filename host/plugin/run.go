@@ -129,8 +129,9 @@ func (p *Plugin) Instantiate(ctx context.Context) (*Instance, error) {
 			mod.Close(ctx)
 			return nil, fmt.Errorf("instantiate: the instrumented module has no %s global", InterruptExport)
 		}
-		// The guest traps at its next loop head or function entry. The
-		// module stays open until the call has unwound; Close follows.
+		// The guest traps at its next trip through Go, within yieldEvery
+		// checks. The module stays open until the call has unwound; Close
+		// follows.
 		stop = func() { flag.Set(1) }
 	}
 	in.watchdog = time.AfterFunc(time.Hour, func() {
