@@ -471,6 +471,7 @@ func (r *reader) u32() uint32 {
 	v := r.leb(5)
 	if v > 0xffffffff {
 		r.fail("number out of range")
+		return 0
 	}
 	return uint32(v)
 }
@@ -485,7 +486,10 @@ func (r *reader) count() (uint32, error) {
 	if r.err == nil && uint64(n) > uint64(len(r.b)-r.pos) {
 		r.fail("vector longer than its section")
 	}
-	return n, r.err
+	if r.err != nil {
+		return 0, r.err // a loop over the count must not run billions of times
+	}
+	return n, nil
 }
 
 // count1 is count inside an instruction walk, where the error sticks.
