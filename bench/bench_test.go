@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"testing"
 
 	extism "github.com/extism/go-sdk"
@@ -218,94 +217,6 @@ func BenchmarkCapabilityCall(b *testing.B) {
 			}
 		}
 	})
-}
-
-// BenchmarkColdStart: N plugins compiled, instantiated and started, with a
-// warm file compilation cache and with none.
-func BenchmarkColdStart(b *testing.B) {
-	for _, lang := range []struct {
-		name string
-		wasm func(*testing.B) []byte
-	}{{"go", goPlugin}, {"wat", func(*testing.B) []byte { return tinyModule() }}} {
-		for _, n := range []int{1, 20, 100} {
-			for _, warm := range []bool{true, false} {
-				if lang.name == "go" && n == 100 && !warm {
-					continue // about 100 × 1.3 s of compiling on this machine; n=20 shows the trend
-				}
-				name := lang.name + "/n=" + strconv.Itoa(n) + "/cache=" + map[bool]string{true: "warm", false: "none"}[warm]
-				b.Run(name, func(b *testing.B) {
-					// N distinct modules (a custom section makes each one
-					// hash differently), as N different plugins would be.
-					var mods [][]byte
-					for i := 0; i < n; i++ {
-						mods = append(mods, withCustomSection(lang.wasm(b), i))
-					}
-					dir := b.TempDir()
-					var cache wazero.CompilationCache
-					if warm {
-						c, err := wazero.NewCompilationCacheWithDir(dir)
-						if err != nil {
-							b.Fatal(err)
-						}
-						cache = c
-						for _, w := range mods {
-							loadAirlock(b, w, cache) // warm it
-						}
-					}
-					for b.Loop() {
-						c := cache
-						if !warm {
-							c = wazero.NewCompilationCache()
-						}
-						var ins []*plugin.Instance
-						for _, w := range mods {
-							in, err := loadAirlock(b, w, c).Instantiate(context.Background())
-							if err != nil {
-								b.Fatal(err)
-							}
-							ins = append(ins, in)
-						}
-						b.StopTimer()
-						for _, in := range ins {
-							in.Close()
-						}
-						b.StartTimer()
-					}
-				})
-			}
-		}
-	}
-}
-
-// BenchmarkInstanceMemory reports the linear memory of one started
-// instance, per guest language (as bytes/instance).
-func BenchmarkInstanceMemory(b *testing.B) {
-	for _, lang := range []struct {
-		name string
-		wasm func(*testing.B) []byte
-	}{{"go", goPlugin}, {"wat", func(*testing.B) []byte { return tinyModule() }}} {
-		b.Run(lang.name, func(b *testing.B) {
-			wasm := lang.wasm(b)
-			var mem uint32
-			for b.Loop() {
-				in, err := loadAirlock(b, wasm, nil).Instantiate(context.Background())
-				if err != nil {
-					b.Fatal(err)
-				}
-				mem = in.MemorySize()
-				in.Close()
-			}
-			b.ReportMetric(float64(mem), "mem-bytes/instance")
-			b.ReportMetric(float64(len(wasm)), "module-bytes")
-		})
-	}
-}
-
-// withCustomSection returns wasm with a custom section that makes it
-// distinct; custom sections do not change what the module does.
-func withCustomSection(wasm []byte, i int) []byte {
-	body := append(name2("airlock-bench"), []byte(strconv.Itoa(i))...)
-	return append(append([]byte(nil), wasm...), section(0, body)...)
 }
 
 var goWasm []byte

@@ -10,6 +10,10 @@ go test -run '^$' -bench "${BENCH:-.}" -benchmem -count 1 -timeout 30m . | tee "
 if [ -z "${BENCH:-}" ]; then
 	# The watchdog's checks against wazero's, in the host's own package.
 	(cd .. && go test -run '^$' -bench '^BenchmarkLoop$' -count 1 ./host/plugin) | tee -a "$out"
+	# Start-up and memory per plugin, by the real host, in every SDK
+	# language (they build the hello examples, so they need the toolchains
+	# the tests do).
+	(cd .. && go test -run '^$' -bench '^(BenchmarkColdStart|BenchmarkMemory)$' -count 1 -timeout 60m ./host) | tee -a "$out"
 fi
 if [ -z "${BENCH:-}" ] || [ -n "${AUTOMOUNT:-}" ]; then
 	# A failure here is reported in BENCHMARKS.md, not fatal to the report.
