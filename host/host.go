@@ -58,7 +58,10 @@ type Host struct {
 	audit   io.Closer
 	sink    *auditSink // the audit file's writer; nil unless log.audit is a file
 	cache   wazero.CompilationCache
-	metrics *metrics.Metrics // nil unless [metrics] listen is set
+	// instrumented is plugin.Options.InstrumentCache, beside cache's
+	// directory; both are set by Run, for its loads and reloads.
+	instrumented string
+	metrics      *metrics.Metrics // nil unless [metrics] listen is set
 
 	// ops serializes changes to the set of running plugins: start-up,
 	// reloads and shutdown. Its holder owns runCtx and each entry's
@@ -270,6 +273,7 @@ func (h *Host) Run(ctx context.Context) error {
 		return fmt.Errorf("compilation cache: %w", err)
 	}
 	h.cache = cache
+	h.instrumented = filepath.Join(h.Runtime.StateDir, "cache", "instrumented")
 	defer cache.Close(context.Background())
 	if h.audit != nil {
 		defer h.audit.Close()
@@ -480,7 +484,7 @@ func (h *Host) compile(ctx context.Context, es []*entry) []error {
 			defer wg.Done()
 			for i := range work {
 				p, err := plugin.Load(ctx, es[i].p.M, plugin.Options{
-					Runtime: h.Runtime, Cache: h.cache, Capabilities: h.opts.Capabilities, Gate: h.gate,
+					Runtime: h.Runtime, Cache: h.cache, InstrumentCache: h.instrumented, Capabilities: h.opts.Capabilities, Gate: h.gate,
 					Logger: h.log, Environ: h.opts.Environ, Observe: h.observer(),
 					DataFS: func(dir string) experimentalsys.FS { return sandboxfs.New(dir, sandboxfs.Options{}) },
 				})

@@ -4,3 +4,12 @@ package plugin
 // build real modules with testenv (a package that plugin's own tests
 // cannot import without a cycle through the SDK builds).
 var Instrument = instrument
+
+// InstrumentCacheEntry is the file that Options.InstrumentCache = dir keeps
+// the module wasm's instrumented copy in: that copy, then its CRC-32C.
+func InstrumentCacheEntry(dir string, wasm []byte) string {
+	return instrumentCache{dir: dir}.path(wasm)
+}
+
+// Interruptible reports whether p's module carries instrument's checks.
+func (p *Plugin) Interruptible() bool { return p.interruptible }

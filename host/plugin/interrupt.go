@@ -24,6 +24,13 @@ const InterruptExport = "airlock:interrupt"
 // about 1% of its time (BenchmarkLoop).
 const yieldEvery = 8192
 
+// instrumentVersion names instrument's output in Options.InstrumentCache,
+// whose entries Load uses without running CheckCounts or instrument again.
+// Bump it whenever instrument's output changes, or instrument or
+// CheckCounts comes to refuse a module it accepted: entries made by the old
+// code are then no longer found.
+const instrumentVersion = 1
+
 // instrument returns a copy of the module wasm that the watchdog can stop
 // without wazero's WithCloseOnContextDone. It appends two mutable i32
 // globals, a countdown and the interrupt flag (exported as

@@ -35,10 +35,16 @@ import (
 type Options struct {
 	Runtime *manifest.Runtime
 	// Cache is the compilation cache shared by all plugins' runtimes.
-	Cache        wazero.CompilationCache
-	Capabilities []capability.Capability
-	Gate         *gate.Gate
-	Logger       *slog.Logger
+	Cache wazero.CompilationCache
+	// InstrumentCache is a directory that keeps each module's copy with
+	// the watchdog's checks, so that loading it again skips CheckCounts
+	// and instrument. It is made (0700) on first use; "" means no cache.
+	// Whoever can write to it can change the code plugins run, as with
+	// Cache's directory.
+	InstrumentCache string
+	Capabilities    []capability.Capability
+	Gate            *gate.Gate
+	Logger          *slog.Logger
 	// Environ is the host environment that env.allow selects from;
 	// nil means os.Environ().
 	Environ []string
@@ -112,22 +118,11 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 		}
 		return nil, fmt.Errorf("plugin %q: read module: %w", m.Name, err)
 	}
-	// wazero allocates by the counts a module declares before it reads
-	// what they count; a few hostile bytes must not cost the host its memory.
-	if err := CheckCounts(wasm); err != nil {
+	wasm, interruptible, err := instrumentCache{dir: o.InstrumentCache, log: log}.module(wasm)
+	if err != nil {
 		return nil, fmt.Errorf("plugin %q: %s is not a valid WebAssembly module: %w", m.Name, m.Wasm, err)
 	}
 	pages := uint32((uint64(m.Limits.Memory) + 65535) / 65536)
-	// The watchdog stops a runaway handler through the checks instrument
-	// adds. A module it cannot instrument gets wazero's own checks instead,
-	// which cost more per call and per loop; see host/RATIONALE.md.
-	interruptible := true
-	if patched, err := instrument(wasm); err == nil {
-		wasm = patched
-	} else {
-		interruptible = false
-		log.Warn("module not instrumented for the watchdog; using wazero's slower termination checks", "reason", err.Error())
-	}
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(o.Cache).
 		WithMemoryLimitPages(pages).
