@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/atomicfile"
 	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/manifest"
 )
@@ -136,7 +137,7 @@ func cmdSign(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := bundle.ReplaceFile(target, b.Encode(), st.Mode().Perm()); err != nil {
+	if err := atomicfile.Replace(target, b.Encode(), st.Mode().Perm()); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "signed %s (%s) with key %s\n", path, b.Digest, bundle.KeyID(sk.Public().(ed25519.PublicKey)))

@@ -2,7 +2,6 @@ package bundle
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/host/atomicfile"
 	"github.com/airlockhq/airlock/host/manifest"
 )
 
@@ -110,32 +110,4 @@ func (b *Bundle) Unpack(dir string, rt *manifest.Runtime, schema manifest.Schema
 
 // writeFile replaces path, so that a symlink planted at path is replaced,
 // never followed.
-func writeFile(path string, data []byte) error { return ReplaceFile(path, data, 0o600) }
-
-// ReplaceFile writes data to a temporary file beside path, with mode perm,
-// syncs it and renames it over path: an interrupted or failed write leaves
-// the old file whole, never a truncated one, and no temporary file behind.
-// A symlink at path is replaced, not followed.
-func ReplaceFile(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		// CreateTemp makes it 0600; Chmod, unlike a create, ignores the umask.
-		err = tmp.Chmod(perm)
-	}
-	if err == nil {
-		// Without it the rename may reach the disk before the data does.
-		err = tmp.Sync()
-	}
-	err = errors.Join(err, tmp.Close())
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
-}
+func writeFile(path string, data []byte) error { return atomicfile.Replace(path, data, 0o600) }

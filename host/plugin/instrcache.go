@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/airlockhq/airlock/host/bundle"
+	"github.com/airlockhq/airlock/host/atomicfile"
 )
 
 // instrumentCache is a directory (Options.InstrumentCache) of instrument's
@@ -95,7 +95,7 @@ func (c instrumentCache) put(path string, wasm []byte) {
 	err := os.MkdirAll(c.dir, 0o700)
 	if err == nil {
 		entry := binary.LittleEndian.AppendUint32(wasm[:len(wasm):len(wasm)], crc32.Checksum(wasm, castagnoli))
-		err = bundle.ReplaceFile(path, entry, 0o600)
+		err = atomicfile.Replace(path, entry, 0o600)
 	}
 	if err != nil {
 		c.log.Warn("cannot cache the instrumented module; the next load will instrument it again", "dir", c.dir, "error", err.Error())

@@ -67,8 +67,8 @@ func TestInstrumentWhatTheToolchainsEmit(t *testing.T) {
 }
 
 // BenchmarkInstrumentGo measures instrument on a standard Go module, the
-// largest a plugin is likely to be (about 2.7 MB); Load runs it on every
-// load, cache or not.
+// largest a plugin is likely to be (about 2.7 MB); Load runs it when the
+// instrumented module is not in Options.InstrumentCache.
 func BenchmarkInstrumentGo(b *testing.B) {
 	orig, err := os.ReadFile(testenv.BuildGo(b, "examples/hello"))
 	if err != nil {

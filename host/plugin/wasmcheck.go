@@ -49,8 +49,10 @@ const maxTableEntries = 10_000_000
 // wazero, and a module it refuses is one wazero would refuse too, or one
 // beyond those limits. It allocates nothing by a count.
 //
-// Load calls it; so do tools that compile a module themselves (airlock
-// check).
+// Load calls it, unless the module's instrumented copy is in the cache,
+// which holds only modules that passed it (so a change that makes it refuse
+// more must bump instrumentVersion); so do tools that compile a module
+// themselves (airlock check).
 func CheckCounts(wasm []byte) error {
 	if len(wasm) < 8 || string(wasm[:8]) != "\x00asm\x01\x00\x00\x00" {
 		return nil // wazero refuses it before reading any count
