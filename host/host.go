@@ -393,14 +393,18 @@ func (h *Host) serveAdmin() *admin.Server {
 }
 
 // loadAll reads every manifest, builds stale Go plugins (in development),
-// then compiles the modules in parallel, since compiling is most of a cold
-// start. It returns the plugins that loaded, in file order, and records the
-// others in LoadErrors.
+// then compiles the modules, each step in parallel: compiling is most of a
+// cold start, and reading and fingerprinting 20 Go modules one after the
+// other would add a tenth of a second to it. It returns the plugins that
+// loaded, in file order, and records the others in LoadErrors.
 func (h *Host) loadAll(ctx context.Context, files []string) []*entry {
+	prepared := make([]*entry, len(files))
+	errs := make([]error, len(files))
+	inParallel(len(files), func(i int) { prepared[i], errs[i] = h.prepare(ctx, files[i]) })
 	var ms []*entry
 	byName := map[string]string{}
-	for _, f := range files {
-		e, err := h.prepare(ctx, f)
+	for i, f := range files {
+		e, err := prepared[i], errs[i]
 		if err == nil {
 			if other, dup := byName[e.p.M.Name]; dup {
 				err = fmt.Errorf("duplicate plugin name %q: %s and %s (rename one)", e.p.M.Name, other, f)
@@ -422,6 +426,24 @@ func (h *Host) loadAll(ctx context.Context, files []string) []*entry {
 		out = append(out, ms[i])
 	}
 	return out
+}
+
+// inParallel calls do(i) for every i below n, on one goroutine per core.
+func inParallel(n int, do func(i int)) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
+			for i := range work {
+				do(i)
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
 }
 
 func (h *Host) fail(file string, err error) {
@@ -472,37 +494,24 @@ func (h *Host) prepare(ctx context.Context, file string) (*entry, error) {
 // entry's p with the loaded plugin; errs[i] says why entry i did not load.
 func (h *Host) compile(ctx context.Context, es []*entry) []error {
 	errs := make([]error, len(es))
-	work := make(chan int)
-	var wg sync.WaitGroup
 	// Compiling is most of a first start (seconds per Go plugin without the
 	// cache), so a start with several plugins reports its progress.
 	var done atomic.Int32
 	start := time.Now()
-	for range min(runtime.GOMAXPROCS(0), len(es)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				p, err := plugin.Load(ctx, es[i].p.M, plugin.Options{
-					Runtime: h.Runtime, Cache: h.cache, InstrumentCache: h.instrumented, Capabilities: h.opts.Capabilities, Gate: h.gate,
-					Logger: h.log, Environ: h.opts.Environ, Observe: h.observer(),
-					DataFS: func(dir string) experimentalsys.FS { return sandboxfs.New(dir, sandboxfs.Options{}) },
-				})
-				// On failure keep the manifest-only entry, so the caller can name it.
-				if errs[i] = err; err == nil {
-					es[i].p = p
-				}
-				if n := done.Add(1); len(es) > 1 {
-					h.log.Info("compiled plugin", "plugin", es[i].p.M.Name, "progress", fmt.Sprintf("%d/%d", n, len(es)), "elapsed", time.Since(start).Round(time.Millisecond).String())
-				}
-			}
-		}()
-	}
-	for i := range es {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	inParallel(len(es), func(i int) {
+		p, err := plugin.Load(ctx, es[i].p.M, plugin.Options{
+			Runtime: h.Runtime, Cache: h.cache, InstrumentCache: h.instrumented, Capabilities: h.opts.Capabilities, Gate: h.gate,
+			Logger: h.log, Environ: h.opts.Environ, Observe: h.observer(),
+			DataFS: func(dir string) experimentalsys.FS { return sandboxfs.New(dir, sandboxfs.Options{}) },
+		})
+		// On failure keep the manifest-only entry, so the caller can name it.
+		if errs[i] = err; err == nil {
+			es[i].p = p
+		}
+		if n := done.Add(1); len(es) > 1 {
+			h.log.Info("compiled plugin", "plugin", es[i].p.M.Name, "progress", fmt.Sprintf("%d/%d", n, len(es)), "elapsed", time.Since(start).Round(time.Millisecond).String())
+		}
+	})
 	return errs
 }
 
