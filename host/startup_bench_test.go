@@ -166,6 +166,16 @@ var warmState = struct {
 	warmed map[string]int
 }{warmed: map[string]int{}}
 
+// TestMain removes the warm caches, which hold up to a gigabyte of compiled
+// Go plugins, once the benchmarks are done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if warmState.dir != "" {
+		os.RemoveAll(warmState.dir)
+	}
+	os.Exit(code)
+}
+
 // warm returns a state directory whose cache holds mods (and the raw
 // anchor's cache, under wazero/), compiling them if no benchmark has yet.
 func warm(tb testing.TB, lang string, mods [][]byte) string {
@@ -225,26 +235,32 @@ func rawStart(ctx context.Context, tb testing.TB, cache wazero.CompilationCache,
 func rawOne(ctx context.Context, cache wazero.CompilationCache, wasm []byte) (wazero.Runtime, error) {
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
 	wasi_snapshot_preview1.MustInstantiate(ctx, r)
+	return r, rawModule(ctx, r, wasm, "", true)
+}
+
+// rawModule compiles wasm in r, stubs its imports if stub, instantiates it
+// as name, initialises it and sends it the start event.
+func rawModule(ctx context.Context, r wazero.Runtime, wasm []byte, name string, stub bool) error {
 	compiled, err := r.CompileModule(ctx, wasm)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := testenv.StubImports(ctx, r, compiled); err != nil {
-		return nil, err
+	if stub {
+		if err := testenv.StubImports(ctx, r, compiled); err != nil {
+			return err
+		}
 	}
-	mod, err := r.InstantiateModule(ctx, compiled, wazero.NewModuleConfig().WithStartFunctions())
+	mod, err := r.InstantiateModule(ctx, compiled, wazero.NewModuleConfig().WithName(name).WithStartFunctions())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if f := mod.ExportedFunction(abi.ExportInit); f != nil {
 		if _, err := f.Call(ctx); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if _, err := mod.ExportedFunction(abi.ExportEvent).Call(ctx, uint64(abi.EventStart), 0); err != nil {
-		return nil, err
-	}
-	return r, nil
+	_, err = mod.ExportedFunction(abi.ExportEvent).Call(ctx, uint64(abi.EventStart), 0)
+	return err
 }
 
 // BenchmarkColdStart: N plugins of one language from nothing to started
@@ -320,18 +336,19 @@ type footprint struct {
 
 // BenchmarkMemory: the resident memory of a process running N idle plugins
 // of one language, per plugin, split into its compiled code, its linear
-// memory, and the rest (the host's own overhead), by the real host and by
-// the raw anchor. Each figure comes from a process of its own, measured
-// once every plugin has started, after a collection that returns free
-// memory to the system.
+// memory, and the rest (the host's and wazero's structures), by the real
+// host and by two raw anchors: a wazero runtime per module, as the host
+// has, and one runtime for all of them, the least wazero needs. Each figure
+// comes from a process of its own, measured once every plugin has started,
+// after a collection that returns free memory to the system.
 func BenchmarkMemory(b *testing.B) {
 	base := map[string]footprint{}
-	for _, impl := range []string{"airlock", "wazero"} {
+	for _, impl := range []string{"airlock", "wazero", "wazero-shared"} {
 		base[impl] = measureChild(b, impl, "c", "", 0)
 	}
 	for _, lang := range testenv.Langs {
 		for _, n := range []int{1, 20, 100} {
-			for _, impl := range []string{"airlock", "wazero"} {
+			for _, impl := range []string{"airlock", "wazero", "wazero-shared"} {
 				b.Run(fmt.Sprintf("%s/n=%d/%s", lang.Name, n, impl), func(b *testing.B) {
 					mods := helloModules(b, lang, n)
 					state := warm(b, lang.Name, mods)
@@ -414,7 +431,7 @@ func TestMemoryChild(t *testing.T) {
 	case "airlock":
 		stop := startHost(ctx, t, filepath.Join(dir, "runtime.toml"), n)
 		defer stop()
-	case "wazero":
+	case "wazero", "wazero-shared":
 		var mods [][]byte
 		for i := range n {
 			w, err := os.ReadFile(filepath.Join(dir, "plugins", fmt.Sprintf("p%03d", i), "p.wasm"))
@@ -427,8 +444,21 @@ func TestMemoryChild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rts := rawStart(ctx, t, cache, mods)
-		defer runtime.KeepAlive(rts)
+		if impl == "wazero" {
+			rts := rawStart(ctx, t, cache, mods)
+			defer runtime.KeepAlive(rts)
+			break
+		}
+		// One runtime for every module: WASI and the stubs once, not once
+		// per module.
+		r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
+		defer runtime.KeepAlive(r)
+		wasi_snapshot_preview1.MustInstantiate(ctx, r)
+		for i, w := range mods {
+			if err := rawModule(ctx, r, w, strconv.Itoa(i), i == 0); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	time.Sleep(100 * time.Millisecond) // idle: the plugins wait for events
 	runtime.GC()
