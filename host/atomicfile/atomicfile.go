@@ -5,15 +5,20 @@ package atomicfile
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Replace writes data to a temporary file beside path, with mode perm,
 // syncs it, renames it over path and syncs the directory: an interrupted or
 // failed write leaves the old file whole, never a truncated one, and no
 // temporary file behind; once Replace returns, the new file survives a
-// power cut. A symlink at path is replaced, not followed.
+// power cut. A symlink at path is replaced, not followed. A regular file
+// at path keeps its owner and group when the caller may give them (root,
+// or the owner), as an edit in place would: root signing a vendor's bundle
+// must not leave it owned by root.
 func Replace(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
@@ -24,6 +29,14 @@ func Replace(path string, data []byte, perm os.FileMode) error {
 	if err == nil {
 		// CreateTemp makes it 0600; Chmod, unlike a create, ignores the umask.
 		err = tmp.Chmod(perm)
+	}
+	if st, serr := os.Lstat(path); err == nil && serr == nil && st.Mode().IsRegular() {
+		if o, ok := st.Sys().(*syscall.Stat_t); ok && (int(o.Uid) != os.Geteuid() || int(o.Gid) != os.Getegid()) {
+			// Anyone else may not give a file away; it becomes theirs.
+			if cerr := tmp.Chown(int(o.Uid), int(o.Gid)); cerr != nil && !errors.Is(cerr, fs.ErrPermission) {
+				err = cerr
+			}
+		}
 	}
 	if err == nil {
 		// Without it the rename may reach the disk before the data does.

@@ -3,7 +3,10 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+
+	"github.com/airlockhq/airlock/host/internal/testenv"
 )
 
 func TestReplace(t *testing.T) {
@@ -71,5 +74,28 @@ func TestReplaceFailureLeavesNothing(t *testing.T) {
 	}
 	if err := Replace(filepath.Join(dir, "missing", "f"), []byte("new"), 0o600); err == nil {
 		t.Error("Replace into a missing directory succeeded")
+	}
+}
+
+// TestReplaceKeepsTheOwner: root replacing another user's file (signing a
+// vendor's bundle) leaves it that user's.
+func TestReplaceKeepsTheOwner(t *testing.T) {
+	testenv.NeedRoot(t, "give a file to another user")
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 1234, 5678); err != nil {
+		t.Fatal(err)
+	}
+	if err := Replace(path, []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := st.Sys().(*syscall.Stat_t); o.Uid != 1234 || o.Gid != 5678 {
+		t.Errorf("owner %d:%d after Replace, want 1234:5678", o.Uid, o.Gid)
 	}
 }
