@@ -342,29 +342,44 @@ type footprint struct {
 // comes from a process of its own, measured once every plugin has started,
 // after a collection that returns free memory to the system.
 func BenchmarkMemory(b *testing.B) {
+	impls := []string{"airlock", "wazero", "wazero-shared"}
 	base := map[string]footprint{}
-	for _, impl := range []string{"airlock", "wazero", "wazero-shared"} {
-		base[impl] = measureChild(b, impl, "c", "", 0)
+	baseOf := func(b *testing.B, impl string) footprint {
+		if _, ok := base[impl]; !ok {
+			base[impl] = measureChild(b, impl, "", "", 0)
+		}
+		return base[impl]
+	}
+	for _, impl := range impls {
+		b.Run("none/n=0/"+impl, func(b *testing.B) {
+			for b.Loop() {
+				delete(base, impl)
+				baseOf(b, impl)
+			}
+			b.ReportMetric(float64(base[impl].RSS), "rss-total-B")
+		})
 	}
 	for _, lang := range testenv.Langs {
 		for _, n := range []int{1, 20, 100} {
-			for _, impl := range []string{"airlock", "wazero", "wazero-shared"} {
+			for _, impl := range impls {
 				b.Run(fmt.Sprintf("%s/n=%d/%s", lang.Name, n, impl), func(b *testing.B) {
 					mods := helloModules(b, lang, n)
 					state := warm(b, lang.Name, mods)
 					dir := b.TempDir()
 					pluginTree(b, dir, state, mods)
+					zero := baseOf(b, impl)
 					var f footprint
 					for b.Loop() {
 						f = measureChild(b, impl, lang.Name, dir, n)
 					}
 					per := func(v int64) float64 { return float64(v) / float64(n) }
-					rss := per(f.RSS - base[impl].RSS)
+					rss, code := per(f.RSS-zero.RSS), per(f.Code-zero.Code)
+					b.ReportMetric(float64(f.RSS), "rss-total-B")
 					b.ReportMetric(rss, "rss-B/plugin")
-					b.ReportMetric(per(f.Code-base[impl].Code), "code-B/plugin")
+					b.ReportMetric(code, "code-B/plugin")
 					b.ReportMetric(per(f.LinearResident), "linear-resident-B/plugin")
 					b.ReportMetric(per(f.Linear), "linear-B/plugin")
-					b.ReportMetric(rss-per(f.Code-base[impl].Code)-per(f.LinearResident), "rest-B/plugin")
+					b.ReportMetric(rss-code-per(f.LinearResident), "rest-B/plugin")
 				})
 			}
 		}
