@@ -161,28 +161,31 @@ func openAudit(dest string, log *slog.Logger) (*slog.Logger, *auditSink, error) 
 	case "off":
 		return nil, nil, nil
 	case "stderr", "":
-		w = os.Stderr
+		sink = &auditSink{w: os.Stderr, name: "stderr", log: log}
 	case "stdout":
-		w = os.Stdout
+		sink = &auditSink{w: os.Stdout, name: "stdout", log: log}
 	default:
 		f, err := os.OpenFile(dest, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
 			return nil, nil, fmt.Errorf("audit log: %w (check log.audit in runtime.toml)", err)
 		}
-		sink = &auditSink{f: f, log: log, fallback: os.Stderr}
-		w = sink
+		sink = &auditSink{w: f, name: dest, f: f, log: log, fallback: os.Stderr}
 	}
+	w = sink
 	return slog.New(slog.NewJSONHandler(w, nil)).With("stream", "audit"), sink, nil
 }
 
-// auditSink writes the audit stream to its file. slog's handlers drop write
-// errors, so a full disk would lose records silently; instead the sink
-// counts each failed write, writes the record to stderr, and says so on the
-// main log: at the first failure, then at most once a minute with the count.
+// auditSink writes the audit stream to its destination. slog's handlers
+// drop write errors, so a full disk (or a closed stderr) would lose records
+// silently; instead the sink counts each failed write, writes the record to
+// stderr if the destination is a file, and says so on the main log: at the
+// first failure, then at most once a minute with the count.
 type auditSink struct {
-	f        *os.File
+	w        io.Writer
+	name     string   // the file's path, or "stderr" / "stdout"
+	f        *os.File // the file to close, nil for stderr and stdout
 	log      *slog.Logger
-	fallback io.Writer
+	fallback io.Writer // nil for none
 	failed   atomic.Uint64
 
 	mu     sync.Mutex // guards warned
@@ -190,12 +193,16 @@ type auditSink struct {
 }
 
 func (s *auditSink) Write(b []byte) (int, error) {
-	n, err := s.f.Write(b)
+	n, err := s.w.Write(b)
 	if err == nil {
 		return n, nil
 	}
 	count := s.failed.Add(1)
-	s.fallback.Write(b)
+	where := "audit records are lost until it works again"
+	if s.fallback != nil {
+		s.fallback.Write(b)
+		where = "audit records go to stderr until it works again"
+	}
 	s.mu.Lock()
 	warn := count == 1 || time.Since(s.warned) >= time.Minute
 	if warn {
@@ -203,16 +210,21 @@ func (s *auditSink) Write(b []byte) (int, error) {
 	}
 	s.mu.Unlock()
 	if warn {
-		s.log.Error("audit log write failed; audit records go to stderr until it works again (check the disk and log.audit in runtime.toml)",
-			"path", s.f.Name(), "err", err, "failed_writes", count)
+		s.log.Error("audit log write failed; "+where+" (check the disk, or where the host's output goes, and log.audit in runtime.toml)",
+			"path", s.name, "err", err, "failed_writes", count)
 	}
 	return n, err
 }
 
-func (s *auditSink) Close() error { return s.f.Close() }
+func (s *auditSink) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	return s.f.Close()
+}
 
-// AuditFailures returns how many audit records could not be written to the
-// audit file (and went to stderr instead).
+// AuditFailures returns how many audit records could not be written where
+// log.audit says (a file's went to stderr instead).
 func (h *Host) AuditFailures() uint64 {
 	if h.sink == nil {
 		return 0

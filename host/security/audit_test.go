@@ -23,10 +23,40 @@ func TestAuditFailureIsVisible(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		testenv.Missing(t, "/dev/full, a device whose writes fail with ENOSPC")
 	}
+	_, log := auditedRequests(t, "/dev/full")
+	if n := log.Count("audit log write failed", "audit records go to stderr", "path=/dev/full", "no space left on device"); n != 1 {
+		t.Errorf("%d main-log notices of the failing audit log, want exactly 1 (rate-limited):\n%s", n, strings.Join(log.Lines(), "\n"))
+	}
+}
+
+// TestAuditToStderrFailureIsCounted: with the audit stream on stderr (the
+// default) and stderr a pipe nobody reads any more, the records are lost,
+// but counted, and said so on the main log.
+func TestAuditToStderrFailureIsCounted(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close() // writes to w now fail with EPIPE
+	defer w.Close()
+	stderr := os.Stderr
+	os.Stderr = w // read by host.New, which this test calls after
+	defer func() { os.Stderr = stderr }()
+	_, log := auditedRequests(t, "stderr")
+	if n := log.Count("audit log write failed", "audit records are lost", "path=stderr", "broken pipe"); n != 1 {
+		t.Errorf("%d main-log notices of the failing audit log, want exactly 1 (rate-limited):\n%s", n, strings.Join(log.Lines(), "\n"))
+	}
+}
+
+// auditedRequests runs a host whose audit stream goes to audit, makes
+// audited requests on its admin socket, and checks that each one is
+// answered and that each record that could not be written is counted.
+func auditedRequests(t *testing.T, audit string) (*host.Host, *testenv.Log) {
+	t.Helper()
 	dir := t.TempDir()
 	testenv.PluginDir(t, filepath.Join(dir, "plugins"), "c", "name = \"c\"\nversion = \"0.1.0\"\n", counter)
 	sock := filepath.Join(dir, "admin.sock")
-	rt := fmt.Sprintf("plugins = [\"plugins\"]\nstate_dir = \"state\"\n[log]\naudit = \"/dev/full\"\n[admin]\nsocket = %q\n", sock)
+	rt := fmt.Sprintf("plugins = [\"plugins\"]\nstate_dir = \"state\"\n[log]\naudit = %q\n[admin]\nsocket = %q\n", audit, sock)
 	if err := os.WriteFile(filepath.Join(dir, "runtime.toml"), []byte(rt), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +68,7 @@ func TestAuditFailureIsVisible(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -48,7 +78,7 @@ func TestAuditFailureIsVisible(t *testing.T) {
 		case <-time.After(60 * time.Second):
 			t.Error("host did not stop")
 		}
-	}()
+	})
 	log.Wait(1, "airlock running")
 
 	c := admin.NewClient(sock)
@@ -67,7 +97,5 @@ func TestAuditFailureIsVisible(t *testing.T) {
 	if n := h.AuditFailures(); n < requests {
 		t.Errorf("AuditFailures() = %d after %d audited requests, want at least %d", n, requests, requests)
 	}
-	if n := log.Count("audit log write failed", "path=/dev/full", "no space left on device"); n != 1 {
-		t.Errorf("%d main-log notices of the failing audit log, want exactly 1 (rate-limited):\n%s", n, strings.Join(log.Lines(), "\n"))
-	}
+	return h, log
 }
