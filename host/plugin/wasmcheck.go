@@ -28,6 +28,34 @@ const maxParams = 1000
 // holds: a Go plugin's has a few thousand entries.
 const maxTableEntries = 10_000_000
 
+// maxValues bounds the values that blocks, branches and calls pass, where a
+// type sets their number: a block's (or loop's, if's, try_table's)
+// parameters and results when its block type is a type index, the arity of
+// the label a branch names (br, br_if, each of br_table's labels, a
+// try_table's catch clause, else, return), and a callee's parameters and
+// results (call, call_indirect and their return_call forms, a throw's tag).
+// wazero's compiler makes a value, a block parameter or a branch argument
+// for each, and a type may have maxParams of each, so 2 bytes (call $f)
+// cost it 1000 values or more: 12 KB of calls that take and give 1000
+// values took it 11.5 s and allocations of 3.5 GB. The bodies of a module may pass at most
+// maxValues and one more per bytesPerValue bytes of the module, where the
+// worst case costs the compiler about 440 bytes and 1.5 µs a value; see
+// host/RATIONALE.md for the measurements.
+//
+// Block types that are empty or one value type are not counted, nor are the
+// branches to their labels: they pass at most one value, as an instruction
+// of one or two bytes does (i32.const, local.get), and real code is full of
+// them. What a type index sets is what lets a few bytes pass a thousand.
+const maxValues = 50000
+
+// bytesPerValue is how many bytes of a module buy one more value past
+// maxValues. Real modules pass at most one value per 25 bytes (TinyGo's;
+// Go's one per 80) and no more than 28546 in all, over the 15355 modules
+// of a Go module cache. At one per 8 bytes, the worst module of 1 MB that
+// CheckCounts accepts took wazero's compiler 0.45 s and 87 MB, where the
+// Go hello example (2.7 MB) takes 1.8 s and 39 MB.
+const bytesPerValue = 8
+
 // CheckCounts refuses a module that declares counts it could not hold,
 // before wazero sees it. wazero's decoder allocates by the counts it reads
 // (make([]T, n) for a section's entries, a data segment's bytes, an element
@@ -45,6 +73,16 @@ const maxTableEntries = 10_000_000
 // take its next count from the bytes of the section after. Locals and
 // function types have limits of their own (maxLocals, maxParams).
 //
+// It also walks every instruction of every body, with instrument's opcode
+// table, to count the values blocks, branches and calls pass (maxValues),
+// which no count declares. A body it cannot walk (an opcode the table does
+// not know, a truncated immediate) is counted up to there: the table knows
+// every opcode wazero 1.12 accepts with the host's features (and some
+// more), so such a body is one wazero refuses
+// (TestWazeroRefusesWhatTheWalkSkips), and wazero validates every body
+// before it compiles any. A host that enabled a feature the table lacks
+// (typed function references' call_ref) would have to teach it first.
+//
 // CheckCounts does not validate: a module it accepts may still be refused by
 // wazero, and a module it refuses is one wazero would refuse too, or one
 // beyond those limits. It allocates nothing by a count.
@@ -57,7 +95,12 @@ func CheckCounts(wasm []byte) error {
 	if len(wasm) < 8 || string(wasm[:8]) != "\x00asm\x01\x00\x00\x00" {
 		return nil // wazero refuses it before reading any count
 	}
-	c := &countCheck{localsLimit: maxLocals + uint64(len(wasm))}
+	c := &countCheck{localsLimit: maxLocals + uint64(len(wasm)), valuesLimit: maxValues + uint64(len(wasm))/bytesPerValue}
+	return c.module(wasm)
+}
+
+// module walks the sections of wasm, whose header CheckCounts has read.
+func (c *countCheck) module(wasm []byte) error {
 	r := &reader{b: wasm, pos: 8}
 	for r.pos < len(r.b) {
 		start := r.pos
@@ -70,6 +113,7 @@ func CheckCounts(wasm []byte) error {
 			return fmt.Errorf("%s at offset %d claims %d bytes, but only %s left in the file", sectionName(id), start, size, bytesLeft(left))
 		}
 		s := &reader{b: r.b[r.pos : r.pos+int(size)]}
+		c.sectionOffset = r.pos
 		r.pos += int(size)
 		if err := c.section(id, s); err != nil {
 			return fmt.Errorf("%s: %w", sectionName(id), err)
@@ -89,7 +133,26 @@ type countCheck struct {
 	// tableEntries counts the minimum sizes of the tables walked so far,
 	// imported or defined, up to maxTableEntries.
 	tableEntries uint64
+
+	// types holds the function types' arities, by type index; funcs and
+	// tags the type index of each function and tag, imported ones first.
+	// Each entry is appended as it is read, so their memory is in
+	// proportion to the module's bytes, not to a count.
+	types       []arity
+	funcs, tags []uint32
+	// values counts what the blocks, branches and calls of the bodies
+	// walked so far pass, up to valuesLimit; see maxValues.
+	values, valuesLimit uint64
+	// labels is the control stack of the body being walked: the values a
+	// branch to each label passes. It is kept from body to body.
+	labels []uint32
+	// sectionOffset is where the section being walked starts in the file,
+	// for naming an instruction's offset.
+	sectionOffset int
 }
+
+// arity is what a function type takes and gives.
+type arity struct{ params, results uint32 }
 
 // table walks a table type and counts its minimum size.
 func (c *countCheck) table(r *reader) {
@@ -109,14 +172,14 @@ func (c *countCheck) section(id byte, r *reader) error {
 		}
 		return r.err // other custom sections are kept or skipped whole
 	case secType:
-		return entries(r, "type", "types", r.typeEntry)
+		return entries(r, "type", "types", func() { c.typeEntry(r) })
 	case secImport:
 		return entries(r, "import", "imports", func() {
 			r.nameBytes() // module
 			r.nameBytes() // name
 			switch kind := r.byte(); kind {
 			case 0x00: // func: type index
-				r.u32()
+				c.funcs = append(c.funcs, r.u32())
 				c.importedFuncs++
 			case 0x01:
 				c.table(r)
@@ -127,19 +190,19 @@ func (c *countCheck) section(id byte, r *reader) error {
 				r.byte()
 			case 0x04: // tag: attribute, type index
 				r.byte()
-				r.u32()
+				c.tags = append(c.tags, r.u32())
 			default:
 				r.fail(fmt.Sprintf("unknown import kind 0x%02x", kind))
 			}
 		})
 	case secFunction:
-		return entries(r, "function", "functions", func() { r.u32() })
+		return entries(r, "function", "functions", func() { c.funcs = append(c.funcs, r.u32()) })
 	case secTable:
 		return entries(r, "table", "tables", func() { c.table(r) })
 	case secTag:
 		return entries(r, "tag", "tags", func() {
 			r.byte() // attribute
-			r.u32()  // type index
+			c.tags = append(c.tags, r.u32())
 		})
 	case secGlobal:
 		return entries(r, "global", "globals", func() {
@@ -181,8 +244,8 @@ func entries(r *reader, one, many string, entry func()) error {
 	return nil
 }
 
-// code walks the code section: each body's size, and the locals it
-// declares.
+// code walks the code section: each body's size, the locals it declares,
+// and the values its blocks, branches and calls pass.
 func (c *countCheck) code(r *reader) error {
 	n := r.countOf("bodies")
 	if r.err != nil {
@@ -205,12 +268,149 @@ func (c *countCheck) code(r *reader) error {
 				locals, c.locals, c.localsLimit, maxLocals))
 		}
 		c.locals += locals
+		fn := uint64(c.importedFuncs) + uint64(i)
+		if b.err == nil {
+			c.instructions(b, fn, c.sectionOffset+r.pos-len(b.b))
+		}
 		if b.err != nil {
-			return fmt.Errorf("body %d (function %d): %w", i, uint64(c.importedFuncs)+uint64(i), b.err)
+			return fmt.Errorf("body %d (function %d): %w", i, fn, b.err)
 		}
 	}
 	return nil
 }
+
+// instructions walks the instructions of the body of function fn, from
+// r's position to the function's end, and counts the values its blocks,
+// branches and calls pass; offset is where r's bytes start in the file. It
+// fails r only for going past valuesLimit. A body it cannot walk is
+// counted up to there (see CheckCounts).
+func (c *countCheck) instructions(r *reader, fn uint64, offset int) {
+	labels := append(c.labels[:0], c.funcType(fn).results)
+	defer func() { c.labels = labels[:0] }() // kept for the next body
+	for len(labels) > 0 && r.pos < len(r.b) {
+		at := r.pos
+		op := r.byte()
+		var n uint64
+		switch op {
+		case 0x02, 0x03, 0x04, 0x1f: // block, loop, if, try_table
+			t := c.blockType(r)
+			n = uint64(t.params) + uint64(t.results)
+			label := t.results
+			if op == 0x03 { // a branch to a loop goes to its start
+				label = t.params
+			}
+			if op == 0x1f { // catch clauses branch to labels outside
+				for range r.count1() {
+					switch r.byte() {
+					case 0x00, 0x01: // catch, catch_ref: tag, label
+						r.u32()
+						n += labelValues(labels, r.u32())
+					case 0x02, 0x03: // catch_all, catch_all_ref: label
+						n += labelValues(labels, r.u32())
+					default:
+						r.fail("unknown catch clause")
+					}
+				}
+			}
+			labels = append(labels, label)
+		case 0x05: // else: the then branch's results, again
+			n = labelValues(labels, 0)
+		case opEnd:
+			labels = labels[:len(labels)-1]
+		case 0x0c, 0x0d: // br, br_if
+			n = labelValues(labels, r.u32())
+		case 0x0e: // br_table
+			for range r.count1() + 1 {
+				n += labelValues(labels, r.u32())
+			}
+		case 0x0f: // return
+			n = uint64(labels[0])
+		case 0x10, 0x12: // call, return_call
+			n = c.funcType(uint64(r.u32())).values()
+		case 0x11, 0x13: // call_indirect, return_call_indirect: type, table
+			n = c.typeAt(r.u32()).values()
+			r.u32()
+		case 0x08: // throw
+			if tag := r.u32(); uint64(tag) < uint64(len(c.tags)) {
+				n = uint64(c.typeAt(c.tags[tag]).params)
+			}
+		case opGlobalGet, opGlobalSet:
+			r.u32()
+		default:
+			// Most instructions have no immediate, one small index
+			// (local.get, i32.const) or a small memarg (a load's
+			// alignment and offset): skipped here, as a call per
+			// instruction would double the walk's time.
+			switch k := immediateKinds[op]; {
+			case k == immNone:
+			case (k == immIndex || k == immI32) && r.pos < len(r.b) && r.b[r.pos] < 0x80:
+				r.pos++
+			case k == immMemarg && r.pos+1 < len(r.b) && r.b[r.pos] < 0x40 && r.b[r.pos+1] < 0x80:
+				r.pos += 2
+			default:
+				r.immediates(op)
+			}
+		}
+		if r.err != nil {
+			// Not one wazero compiles: counted up to here.
+			r.err = nil
+			return
+		}
+		c.values += n
+		if c.values > c.valuesLimit {
+			r.fail(fmt.Sprintf("at offset %d, the blocks, branches and calls of the bodies so far pass %d values, above the module's limit of %d (%d and one per %d bytes of the module); wazero's compiler would need time and memory for each",
+				offset+at, c.values, c.valuesLimit, maxValues, bytesPerValue))
+			return
+		}
+	}
+}
+
+// labelValues is what a branch to the label at depth passes; 0 for a
+// label that does not exist, which wazero refuses.
+func labelValues(labels []uint32, depth uint32) uint64 {
+	if uint64(depth) >= uint64(len(labels)) {
+		return 0
+	}
+	return uint64(labels[len(labels)-1-int(depth)])
+}
+
+// blockType reads a block type. Only a type index counts: an empty block
+// type or a value type passes at most one value (see maxValues).
+func (c *countCheck) blockType(r *reader) arity {
+	if r.pos < len(r.b) && r.b[r.pos]&0xc0 == 0x40 { // a one-byte negative s33: empty or a value type
+		t := r.b[r.pos]
+		r.pos++
+		if t == 0x63 || t == 0x64 { // (ref null? heaptype)
+			r.s33()
+		}
+		return arity{}
+	}
+	v := r.leb(5)
+	if v > 0xffffffff {
+		return arity{} // wazero refuses it
+	}
+	return c.typeAt(uint32(v))
+}
+
+// typeAt is the arity of type index i, or none for a type that does not
+// exist (wazero refuses it).
+func (c *countCheck) typeAt(i uint32) arity {
+	if uint64(i) < uint64(len(c.types)) {
+		return c.types[i]
+	}
+	return arity{}
+}
+
+// funcType is the arity of function fn's type.
+func (c *countCheck) funcType(fn uint64) arity {
+	if fn < uint64(len(c.funcs)) {
+		return c.typeAt(c.funcs[fn])
+	}
+	return arity{}
+}
+
+// values is what a call of this type passes: its arguments and results.
+func (a arity) values() uint64 { return uint64(a.params) + uint64(a.results) }
 
 // checkNames walks the "name" custom section's subsections. wazero decodes
 // the module name (0), the function names (1) and the local names (2), and
@@ -264,32 +464,38 @@ func (r *reader) nameMap(what string) {
 	}
 }
 
-// typeEntry walks a function type, or a recursive group of them.
-func (r *reader) typeEntry() {
+// typeEntry walks a function type, or a recursive group of them, and keeps
+// the arity of each.
+func (c *countCheck) typeEntry(r *reader) {
 	if len(r.b) > r.pos && r.b[r.pos] == 0x4e { // rec group
 		r.pos++
 		n := r.countOf("types")
 		for i := uint32(0); i < n && r.err == nil; i++ {
-			r.funcType()
+			c.types = append(c.types, r.funcType())
 		}
 		return
 	}
-	r.funcType()
+	c.types = append(c.types, r.funcType())
 }
 
-func (r *reader) funcType() {
+func (r *reader) funcType() (a arity) {
 	if form := r.byte(); form != 0x60 {
 		r.fail(fmt.Sprintf("form 0x%02x is not a function type (0x60)", form))
 	}
-	for _, what := range [...]string{"parameters", "results"} {
-		n := r.countOf(what)
+	for _, count := range [...]struct {
+		what string
+		n    *uint32
+	}{{"parameters", &a.params}, {"results", &a.results}} {
+		n := r.countOf(count.what)
 		if n > maxParams {
-			r.fail(fmt.Sprintf("has %d %s, above the %d that web engines allow", n, what, maxParams))
+			r.fail(fmt.Sprintf("has %d %s, above the %d that web engines allow", n, count.what, maxParams))
 		}
 		for i := uint32(0); i < n && r.err == nil; i++ {
 			r.valtypeGC()
 		}
+		*count.n = n
 	}
+	return a
 }
 
 // tableType walks a table type: an optional initializer prefix (0x40 0x00),

@@ -4,17 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
-
-	"github.com/airlockhq/airlock/host/manifest"
 )
 
 func module(sections ...[]byte) []byte {
@@ -268,21 +263,13 @@ func TestCheckCountsRefuses(t *testing.T) {
 // Load refuses a module with an impossible count like any module wazero
 // cannot compile, and without allocating by the count.
 func TestLoadRefusesImpossibleCounts(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "bad.wasm")
-	if err := os.WriteFile(path, countRefusals[0].wasm, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m := &manifest.Manifest{Name: "bad", Wasm: path}
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	_, err := Load(context.Background(), m, Options{Logger: slog.New(slog.DiscardHandler)})
-	runtime.ReadMemStats(&after)
+	path, allocated, err := loadModule(t, "bad", countRefusals[0].wasm)
 	want := `plugin "bad": ` + path + " is not a valid WebAssembly module: " + countRefusals[0].want
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
-	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
-		t.Errorf("Load allocated %d bytes", n)
+	if allocated > 1<<20 {
+		t.Errorf("Load allocated %d bytes", allocated)
 	}
 }
 
