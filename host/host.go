@@ -47,6 +47,11 @@ type Options struct {
 	// Environ is the environment plugins' env.allow selects from; nil means
 	// os.Environ().
 	Environ []string
+	// Precompile, if set, compiles a module the host has not compiled
+	// before into the compilation cache at cacheDir, in a process of its
+	// own with limits (isolate.Compiler; airlock run sets it), before the
+	// host compiles it from the cache. nil compiles in the host's process.
+	Precompile func(ctx context.Context, cacheDir string, wasm []byte, closeOnContextDone bool) error
 }
 
 // Host runs the plugins of one runtime.toml.
@@ -512,7 +517,7 @@ func (h *Host) compile(ctx context.Context, es []*entry) []error {
 	start := time.Now()
 	inParallel(len(es), func(i int) {
 		p, err := plugin.Load(ctx, es[i].p.M, plugin.Options{
-			Runtime: h.Runtime, Cache: h.cache, InstrumentCache: h.instrumented, Capabilities: h.opts.Capabilities, Gate: h.gate,
+			Runtime: h.Runtime, Cache: h.cache, InstrumentCache: h.instrumented, Precompile: h.precompile(), Capabilities: h.opts.Capabilities, Gate: h.gate,
 			Logger: h.log, Environ: h.opts.Environ, Observe: h.observer(),
 			DataFS: func(dir string) experimentalsys.FS { return sandboxfs.New(dir, sandboxfs.Options{}) },
 		})
@@ -525,6 +530,17 @@ func (h *Host) compile(ctx context.Context, es []*entry) []error {
 		}
 	})
 	return errs
+}
+
+// precompile binds Options.Precompile to the host's compilation cache.
+func (h *Host) precompile() func(context.Context, []byte, bool) error {
+	if h.opts.Precompile == nil {
+		return nil
+	}
+	dir := filepath.Join(h.Runtime.StateDir, "cache")
+	return func(ctx context.Context, wasm []byte, closeOnContextDone bool) error {
+		return h.opts.Precompile(ctx, dir, wasm, closeOnContextDone)
+	}
 }
 
 // Deliver queues ev for the named plugin without blocking.

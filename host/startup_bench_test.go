@@ -32,6 +32,7 @@ import (
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/internal/testenv"
+	"github.com/airlockhq/airlock/host/isolate"
 )
 
 // helloDir is the hello example of each SDK language: it reads a config
@@ -94,7 +95,8 @@ func writeRuntime(tb testing.TB, dir, state string) string {
 func startHost(ctx context.Context, tb testing.TB, rtFile string, n int) (stop func()) {
 	tb.Helper()
 	w := &greetWatch{want: int64(n), all: make(chan struct{}), running: make(chan struct{})}
-	h, err := host.New(rtFile, host.Options{Logger: slog.New(w)})
+	// As airlock run does: a new module is compiled in a child first.
+	h, err := host.New(rtFile, host.Options{Logger: slog.New(w), Precompile: testenv.IsolateCompiler(isolate.Limits{})})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -166,9 +168,11 @@ var warmState = struct {
 	warmed map[string]int
 }{warmed: map[string]int{}}
 
-// TestMain removes the warm caches, which hold up to a gigabyte of compiled
-// Go plugins, once the benchmarks are done.
+// TestMain is the compiling child when startHost's host starts one, and
+// otherwise removes the warm caches, which hold up to a gigabyte of
+// compiled Go plugins, once the benchmarks are done.
 func TestMain(m *testing.M) {
+	testenv.IsolateChild()
 	code := m.Run()
 	if warmState.dir != "" {
 		os.RemoveAll(warmState.dir)

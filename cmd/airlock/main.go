@@ -24,6 +24,7 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/build"
+	"github.com/airlockhq/airlock/host/isolate"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/plugin"
 )
@@ -50,6 +51,10 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// compileCommand runs isolate.Main: airlock run starts it to compile a
+// module it has not compiled before.
+const compileCommand = "__compile"
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -71,6 +76,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdTrigger(args[1:], stdout, stderr)
 	case "new":
 		err = cmdNew(args[1:], stdout, stderr)
+	case compileCommand:
+		// Not for people: the child that compiles a new module (isolate).
+		if err := isolate.Main(args[1:], os.Stdin); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -154,7 +166,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(stderr, rt.Log)
-	h, err := host.New(*config, host.Options{Logger: logger, Capabilities: caps})
+	opts := host.Options{Logger: logger, Capabilities: caps}
+	// A module not compiled before is compiled by a child of this binary
+	// under limits, so that a hostile one cannot take the host's memory.
+	if exe, err := os.Executable(); err == nil {
+		opts.Precompile = isolate.Compiler(exe, []string{compileCommand}, isolate.Limits{})
+	} else {
+		logger.Warn("new modules are compiled in the host's own process", "reason", err.Error())
+	}
+	h, err := host.New(*config, opts)
 	if err != nil {
 		return err
 	}

@@ -32,20 +32,24 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // module returns what Load compiles for the module wasm: instrument's copy
 // when it has one, from the cache or made now, and otherwise wasm itself
 // (interruptible false), with a warning. An error is CheckCounts' refusal.
-func (c instrumentCache) module(wasm []byte) (out []byte, interruptible bool, err error) {
+// hit says the copy came from the cache, which holds only modules wazero
+// has compiled; on a miss, keep stores the copy once Load has compiled it
+// (it does nothing for a module not instrumented, or with no cache).
+func (c instrumentCache) module(wasm []byte) (out []byte, interruptible, hit bool, keep func(), err error) {
+	keep = func() {}
 	var path string
 	if c.dir != "" {
 		path = c.path(wasm)
 		// An entry is only ever made from a module that passed both, so
 		// a hit needs neither.
 		if cached := c.get(path); cached != nil {
-			return cached, true, nil
+			return cached, true, true, keep, nil
 		}
 	}
 	// wazero allocates by the counts a module declares before it reads
 	// what they count; a few hostile bytes must not cost the host its memory.
 	if err := CheckCounts(wasm); err != nil {
-		return nil, false, err
+		return nil, false, false, keep, err
 	}
 	// The watchdog stops a runaway handler through the checks instrument
 	// adds. A module it cannot instrument gets wazero's own checks instead,
@@ -54,12 +58,12 @@ func (c instrumentCache) module(wasm []byte) (out []byte, interruptible bool, er
 	patched, err := instrument(wasm)
 	if err != nil {
 		c.log.Warn("module not instrumented for the watchdog; using wazero's slower termination checks", "reason", err.Error())
-		return wasm, false, nil
+		return wasm, false, false, keep, nil
 	}
 	if path != "" {
-		c.put(path, patched)
+		keep = func() { c.put(path, patched) }
 	}
-	return patched, true, nil
+	return patched, true, false, keep, nil
 }
 
 // path is the entry for the module wasm.

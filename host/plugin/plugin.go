@@ -37,8 +37,9 @@ type Options struct {
 	// Cache is the compilation cache shared by all plugins' runtimes.
 	Cache wazero.CompilationCache
 	// InstrumentCache is a directory that keeps each module's copy with
-	// the watchdog's checks, so that loading it again skips CheckCounts
-	// and instrument. It is made (0700) on first use; "" means no cache.
+	// the watchdog's checks, once wazero has compiled it, so that loading
+	// it again skips CheckCounts, instrument and Precompile. It is made
+	// (0700) on first use; "" means no cache.
 	// Whoever can write to it can change the code plugins run, as with
 	// Cache's directory.
 	InstrumentCache string
@@ -55,6 +56,13 @@ type Options struct {
 	// event's kind, how long the handler ran, and the error that ended
 	// the instance, if any. It runs on the plugin's goroutine.
 	Observe func(plugin string, kind abi.EventKind, d time.Duration, err error)
+	// Precompile, if set, compiles a module that is not in InstrumentCache
+	// (one Load has not compiled before) into Cache before Load compiles
+	// it, in a process of its own with limits (isolate.Compiler), so that
+	// a module built to make wazero's compiler take gigabytes or minutes
+	// fails there. closeOnContextDone is the runtime setting Load compiles
+	// with. An error refuses the module.
+	Precompile func(ctx context.Context, wasm []byte, closeOnContextDone bool) error
 }
 
 // State is where a plugin is in its life.
@@ -118,9 +126,17 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 		}
 		return nil, fmt.Errorf("plugin %q: read module: %w", m.Name, err)
 	}
-	wasm, interruptible, err := instrumentCache{dir: o.InstrumentCache, log: log}.module(wasm)
+	wasm, interruptible, hit, keep, err := instrumentCache{dir: o.InstrumentCache, log: log}.module(wasm)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q: %s is not a valid WebAssembly module: %w", m.Name, m.Wasm, err)
+	}
+	// A module not compiled before is compiled first where it cannot cost
+	// the host its memory or its time; the compile below then reads the
+	// result from the shared cache.
+	if !hit && o.Precompile != nil {
+		if err := o.Precompile(ctx, wasm, !interruptible); err != nil {
+			return nil, fmt.Errorf("plugin %q: %s was not compiled: %w", m.Name, m.Wasm, err)
+		}
 	}
 	pages := uint32((uint64(m.Limits.Memory) + 65535) / 65536)
 	cfg := wazero.NewRuntimeConfigCompiler().
@@ -137,6 +153,7 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q: %s is not a valid WebAssembly module: %w", m.Name, m.Wasm, err)
 	}
+	keep()
 	caps, err := CheckModule(ctx, compiled, m, o.Capabilities, o.Gate)
 	if err != nil {
 		return nil, err

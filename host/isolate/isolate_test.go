@@ -1,0 +1,95 @@
+package isolate_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/airlockhq/airlock/host/internal/testenv"
+	"github.com/airlockhq/airlock/host/isolate"
+)
+
+func TestMain(m *testing.M) {
+	testenv.IsolateChild()
+	os.Exit(m.Run())
+}
+
+func compiler(l isolate.Limits) func(context.Context, string, []byte, bool) error {
+	return testenv.IsolateCompiler(l)
+}
+
+// tiny is (func (export "f") (result i32) i32.const 42).
+var tiny = []byte{0, 'a', 's', 'm', 1, 0, 0, 0,
+	1, 5, 1, 0x60, 0, 1, 0x7f,
+	3, 2, 1, 0,
+	7, 5, 1, 1, 'f', 0, 0,
+	10, 6, 1, 4, 0, 0x41, 42, 0x0b}
+
+// cached lists the files of wazero's cache under dir.
+func cached(t *testing.T, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "wazero-*", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// TestChildFillsTheCache: the child compiles into the cache, and the host's
+// own compile of the same module, with the same settings, then finds it
+// there instead of compiling again.
+func TestChildFillsTheCache(t *testing.T) {
+	dir := t.TempDir()
+	if err := compiler(isolate.Limits{})(context.Background(), dir, tiny, false); err != nil {
+		t.Fatal(err)
+	}
+	after := cached(t, dir)
+	if len(after) != 1 {
+		t.Fatalf("the cache holds %v after the child's compile, want one module", after)
+	}
+	ctx := context.Background()
+	cache, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close(ctx)
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
+	defer r.Close(ctx)
+	if _, err := r.CompileModule(ctx, tiny); err != nil {
+		t.Fatal(err)
+	}
+	if again := cached(t, dir); len(again) != 1 {
+		t.Errorf("the host's compile added to the cache (%v): the child compiled with other settings", again)
+	}
+}
+
+// TestChildMemoryLimit: a module that makes the compiler take hundreds of
+// megabytes fails in the child, with an error that says why.
+func TestChildMemoryLimit(t *testing.T) {
+	err := compiler(isolate.Limits{Memory: 256 << 20})(context.Background(), t.TempDir(), testenv.JoinBomb(5700), false)
+	if err == nil || !strings.Contains(err.Error(), "more than 256 MiB of memory") {
+		t.Fatalf("compiling the bomb under 256 MiB: %v, want the memory limit's error", err)
+	}
+}
+
+// TestChildTimeout: a compile past its time is stopped, and says so.
+func TestChildTimeout(t *testing.T) {
+	err := compiler(isolate.Limits{Timeout: time.Nanosecond})(context.Background(), t.TempDir(), tiny, false)
+	if err == nil || !strings.Contains(err.Error(), "took longer than 1ns") {
+		t.Fatalf("compiling with a 1 ns limit: %v, want the time limit's error", err)
+	}
+}
+
+// TestChildRefusesAnInvalidModule: wazero's refusal reaches the caller as
+// one line.
+func TestChildRefusesAnInvalidModule(t *testing.T) {
+	err := compiler(isolate.Limits{})(context.Background(), t.TempDir(), []byte("\x00asm\x01\x00\x00\x00\x0a\x01"), false)
+	if err == nil || !strings.HasPrefix(err.Error(), "not a valid WebAssembly module: ") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("compiling a truncated module: %v, want wazero's error on one line", err)
+	}
+}
