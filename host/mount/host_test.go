@@ -137,6 +137,7 @@ func TestSimDenials(t *testing.T) {
 		"mount floppy:A",
 		"unmount ../other/MEDIA",
 		"unmount MEDIA",
+		"mkdir /media/MEDIA",
 		"write /media/MEDIA/keep.txt mine",
 		"mount label:MEDIA opt=sync",
 		"read /media/MEDIA-2/README.txt",

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 
@@ -97,8 +96,16 @@ func do(f []string) string {
 			return head + " err=" + err.Error()
 		}
 		return fmt.Sprintf("%s = %q", head, string(b))
+	case "mkdir":
+		if err := os.MkdirAll(f[1], 0o755); err != nil {
+			return head + " err=" + err.Error()
+		}
+		return head + " ok"
 	case "write":
-		os.MkdirAll(path.Dir(f[1]), 0o755)
+		// No MkdirAll: a write into a stick that is gone must fail as it
+		// would for a real plugin, not make the directory again in the
+		// media root (TestLoopYankAfterMount waits for it to go); mkdir
+		// makes one on purpose.
 		if err := os.WriteFile(f[1], []byte(strings.Join(f[2:], " ")), 0o644); err != nil {
 			return head + " err=" + err.Error()
 		}
