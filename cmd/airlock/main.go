@@ -231,8 +231,6 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
-	r := wazero.NewRuntime(ctx)
-	defer r.Close(ctx)
 	wasm, err := os.ReadFile(m.Wasm)
 	if err != nil {
 		return fmt.Errorf("manifest ok, but the module cannot be read: %w (build it with: airlock build %s)", err, m.Dir)
@@ -240,6 +238,26 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err := plugin.CheckCounts(wasm); err != nil {
 		return fmt.Errorf("%s is not a valid WebAssembly module: %w", m.Wasm, err)
 	}
+	// Compiled as airlock run compiles a new module: by a child under
+	// limits, into a cache this process then reads, so that a module that
+	// would exhaust the compiler fails here with the same error as there.
+	cacheDir, err := os.MkdirTemp("", "airlock-check-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(cacheDir)
+	if exe, err := os.Executable(); err == nil {
+		if err := isolate.Compiler(exe, []string{compileCommand}, isolate.Limits{})(ctx, cacheDir, wasm, false); err != nil {
+			return fmt.Errorf("%s was not compiled: %w", m.Wasm, err)
+		}
+	}
+	cache, err := wazero.NewCompilationCacheWithDir(cacheDir)
+	if err != nil {
+		return err
+	}
+	defer cache.Close(ctx)
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
+	defer r.Close(ctx)
 	compiled, err := r.CompileModule(ctx, wasm)
 	if err != nil {
 		return fmt.Errorf("%s is not a valid WebAssembly module: %w", m.Wasm, err)

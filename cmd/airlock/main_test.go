@@ -78,3 +78,32 @@ func TestCheckAndBuild(t *testing.T) {
 		}
 	}
 }
+
+// TestMain lets this test binary be the compiling child that airlock run
+// and airlock check start (os.Executable is the test binary here).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == compileCommand {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// TestCheckCompilesInAChild: check compiles as airlock run does, in a
+// child, and says what the compiler refused, on one line.
+func TestCheckCompilesInAChild(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "plugin.toml"), []byte("name = \"bad\"\nversion = \"0.1.0\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// (func (result i32)) with an empty body: well formed, but invalid.
+	bad := []byte{0, 'a', 's', 'm', 1, 0, 0, 0, 1, 5, 1, 0x60, 0, 1, 0x7f, 3, 2, 1, 0, 10, 4, 1, 2, 0, 0x0b}
+	if err := os.WriteFile(filepath.Join(dir, "bad.wasm"), bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"check", dir}, &out, &errb)
+	want := "bad.wasm was not compiled: not a valid WebAssembly module: "
+	if code != 1 || !strings.Contains(errb.String(), want) || strings.Count(strings.TrimSpace(errb.String()), "\n") != 0 {
+		t.Fatalf("check of an invalid module: exit %d, stderr %q; want exit 1 and one line with %q", code, errb.String(), want)
+	}
+}

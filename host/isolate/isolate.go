@@ -88,7 +88,7 @@ func Compiler(exe string, args []string, l Limits) func(ctx context.Context, cac
 		if strings.Contains(out, "out of memory") || strings.Contains(out, "cannot allocate memory") || killed {
 			return fmt.Errorf("compiling it needed more than %s of memory, so it was stopped (a module built to exhaust the compiler?)", size(l.Memory))
 		}
-		if msg := lastLine(out); msg != "" {
+		if msg := oneLine(out); msg != "" {
 			return errors.New(msg)
 		}
 		return fmt.Errorf("the compiler's process failed: %v", err)
@@ -96,8 +96,8 @@ func Compiler(exe string, args []string, l Limits) func(ctx context.Context, cac
 }
 
 // Main is the child: it limits itself, reads a module from stdin and
-// compiles it into the cache that args name. A compile error goes to stderr
-// as one line, and Main returns it.
+// compiles it into the cache that args name. The caller prints a compile
+// error on stderr, where Compiler reads it.
 func Main(args []string, stdin io.Reader) error {
 	fs := flag.NewFlagSet("compile", flag.ContinueOnError)
 	cacheDir := fs.String("cache", "", "the host's compilation cache directory")
@@ -138,9 +138,16 @@ func Main(args []string, stdin io.Reader) error {
 	return nil
 }
 
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
+// oneLine is the child's error, which wazero may spread over lines
+// ("have ()", "want (i32)"), on one.
+func oneLine(s string) string {
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 func size(b int64) string {
