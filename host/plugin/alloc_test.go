@@ -3,18 +3,12 @@ package plugin_test
 import (
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/tetratelabs/wazero"
-
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/logtest"
-	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/plugin"
 )
 
@@ -50,22 +44,10 @@ func abiModule(body []byte, extraExports ...string) []byte {
 // load loads wasm as plugin "p" with the given extra manifest lines.
 func load(t *testing.T, wasm []byte, manifestExtra string, logger *slog.Logger) *plugin.Plugin {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "p.wasm"), wasm, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rt := manifest.DefaultRuntime()
-	rt.File, rt.StateDir = filepath.Join(dir, "runtime.toml"), dir
-	m, err := manifest.ParseManifest(filepath.Join(dir, "plugin.toml"), []byte("name = \"p\"\nwasm = \"p.wasm\"\n"+manifestExtra), &rt, manifest.Schema{})
+	p, err := onDisk(t, wasm, manifestExtra, "", logger).load(t)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	p, err := plugin.Load(ctx, m, plugin.Options{Runtime: &rt, Cache: wazero.NewCompilationCache(), Gate: gate.New(nil), Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(ctx) })
 	return p
 }
 

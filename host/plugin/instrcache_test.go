@@ -21,14 +21,22 @@ import (
 // spinHandler is a handler that never returns: loop br 0 end unreachable.
 var spinHandler = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x00, 0x0b}
 
-// cachedLoad is plugin "p" on disk, with a handler timeout of 100 ms, and
-// the options that load it with an instrument cache, as the host does.
+// cachedLoad is plugin "p" on disk and the options that load it.
 type cachedLoad struct {
 	m *manifest.Manifest
 	o plugin.Options
 }
 
+// newCachedLoad is plugin "p" with a handler timeout of 100 ms, loaded
+// with an instrument cache as the host does.
 func newCachedLoad(tb testing.TB, wasm []byte, cache string, logger *slog.Logger) cachedLoad {
+	tb.Helper()
+	return onDisk(tb, wasm, "[limits]\nhandler_timeout = \"100ms\"\n", cache, logger)
+}
+
+// onDisk writes wasm as plugin "p", with the given extra manifest lines,
+// and returns what loads it with the instrument cache cache ("" for none).
+func onDisk(tb testing.TB, wasm []byte, manifestExtra, cache string, logger *slog.Logger) cachedLoad {
 	tb.Helper()
 	dir := tb.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "p.wasm"), wasm, 0o644); err != nil {
@@ -36,7 +44,7 @@ func newCachedLoad(tb testing.TB, wasm []byte, cache string, logger *slog.Logger
 	}
 	rt := manifest.DefaultRuntime()
 	rt.File, rt.StateDir = filepath.Join(dir, "runtime.toml"), dir
-	m, err := manifest.ParseManifest(filepath.Join(dir, "plugin.toml"), []byte("name = \"p\"\nwasm = \"p.wasm\"\n[limits]\nhandler_timeout = \"100ms\"\n"), &rt, manifest.Schema{})
+	m, err := manifest.ParseManifest(filepath.Join(dir, "plugin.toml"), []byte("name = \"p\"\nwasm = \"p.wasm\"\n"+manifestExtra), &rt, manifest.Schema{})
 	if err != nil {
 		tb.Fatal(err)
 	}
