@@ -61,12 +61,9 @@ type Host struct {
 	log     *slog.Logger
 	gate    *gate.Gate
 	audit   io.Closer
-	sink    *auditSink // the audit file's writer; nil unless log.audit is a file
+	sink    *auditSink // the audit stream's writer; nil when log.audit is "off"
 	cache   wazero.CompilationCache
-	// instrumented is plugin.Options.InstrumentCache, beside cache's
-	// directory; both are set by Run, for its loads and reloads.
-	instrumented string
-	metrics      *metrics.Metrics // nil unless [metrics] listen is set
+	metrics *metrics.Metrics // nil unless [metrics] listen is set
 
 	// ops serializes changes to the set of running plugins: start-up,
 	// reloads and shutdown. Its holder owns runCtx and each entry's
@@ -285,12 +282,11 @@ func (h *Host) Run(ctx context.Context) error {
 	if err := os.MkdirAll(h.Runtime.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w (set state_dir in %s)", err, h.Runtime.File)
 	}
-	cache, err := wazero.NewCompilationCacheWithDir(filepath.Join(h.Runtime.StateDir, "cache"))
+	cache, err := wazero.NewCompilationCacheWithDir(h.cacheDir())
 	if err != nil {
 		return fmt.Errorf("compilation cache: %w", err)
 	}
 	h.cache = cache
-	h.instrumented = filepath.Join(h.Runtime.StateDir, "cache", "instrumented")
 	defer cache.Close(context.Background())
 	if h.audit != nil {
 		defer h.audit.Close()
@@ -517,7 +513,7 @@ func (h *Host) compile(ctx context.Context, es []*entry) []error {
 	start := time.Now()
 	inParallel(len(es), func(i int) {
 		p, err := plugin.Load(ctx, es[i].p.M, plugin.Options{
-			Runtime: h.Runtime, Cache: h.cache, InstrumentCache: h.instrumented, Precompile: h.precompile(), Capabilities: h.opts.Capabilities, Gate: h.gate,
+			Runtime: h.Runtime, Cache: h.cache, InstrumentCache: filepath.Join(h.cacheDir(), "instrumented"), Precompile: h.precompile(), Capabilities: h.opts.Capabilities, Gate: h.gate,
 			Logger: h.log, Environ: h.opts.Environ, Observe: h.observer(),
 			DataFS: func(dir string) experimentalsys.FS { return sandboxfs.New(dir, sandboxfs.Options{}) },
 		})
@@ -532,12 +528,16 @@ func (h *Host) compile(ctx context.Context, es []*entry) []error {
 	return errs
 }
 
+// cacheDir holds wazero's compilation cache and, in instrumented/, the
+// plugins' instrumented modules (plugin.Options.InstrumentCache).
+func (h *Host) cacheDir() string { return filepath.Join(h.Runtime.StateDir, "cache") }
+
 // precompile binds Options.Precompile to the host's compilation cache.
 func (h *Host) precompile() func(context.Context, []byte, bool) error {
 	if h.opts.Precompile == nil {
 		return nil
 	}
-	dir := filepath.Join(h.Runtime.StateDir, "cache")
+	dir := h.cacheDir()
 	return func(ctx context.Context, wasm []byte, closeOnContextDone bool) error {
 		return h.opts.Precompile(ctx, dir, wasm, closeOnContextDone)
 	}
