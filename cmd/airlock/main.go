@@ -258,7 +258,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	defer cache.Close(ctx)
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
 	defer r.Close(ctx)
-	compiled, err := r.CompileModule(ctx, wasm)
+	compiled, err := isolate.Compile(ctx, r, wasm)
 	if err != nil {
 		return fmt.Errorf("%s is not a valid WebAssembly module: %w", m.Wasm, err)
 	}

@@ -4,7 +4,8 @@
 // that process, not the host and its other plugins. The child compiles
 // into the host's file compilation cache; the host's own compile then
 // reads the result from there. host/RATIONALE.md, "Why compile a new module
-// in a child process?".
+// in a child process?". Compile, which every compile of guest bytes goes
+// through, in the child or not, isolates its caller from a panic in wazero.
 package isolate
 
 import (
@@ -132,10 +133,24 @@ func Main(args []string, stdin io.Reader) error {
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(cache).WithCloseOnContextDone(*closeOnDone))
 	defer r.Close(ctx)
-	if _, err := r.CompileModule(ctx, wasm); err != nil {
+	if _, err := Compile(ctx, r, wasm); err != nil {
 		return fmt.Errorf("not a valid WebAssembly module: %w", err)
 	}
 	return nil
+}
+
+// Compile compiles wasm with r, and makes a panic in wazero an error.
+// wazero 1.12 panics on some modules it should refuse (plugin.CheckCounts
+// refuses the one known); a panic in the host would stop it and every
+// plugin, where a refusal stops only the plugin. host/RATIONALE.md, "Why
+// recover from a panic in wazero's compile?".
+func Compile(ctx context.Context, r wazero.Runtime, wasm []byte) (compiled wazero.CompiledModule, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			compiled, err = nil, fmt.Errorf("wazero failed on it (%v): a bug in wazero, which refuses the module", v)
+		}
+	}()
+	return r.CompileModule(ctx, wasm)
 }
 
 // oneLine is the child's error, which wazero may spread over lines

@@ -12,6 +12,7 @@ import (
 
 	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/isolate"
+	"github.com/airlockhq/airlock/host/plugin"
 )
 
 func TestMain(m *testing.M) {
@@ -91,5 +92,39 @@ func TestChildRefusesAnInvalidModule(t *testing.T) {
 	err := compiler(isolate.Limits{})(context.Background(), t.TempDir(), []byte("\x00asm\x01\x00\x00\x00\x0a\x01"), false)
 	if err == nil || !strings.HasPrefix(err.Error(), "not a valid WebAssembly module: ") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("compiling a truncated module: %v, want wazero's error on one line", err)
+	}
+}
+
+// TestChildRefusesWhatWazeroPanicsOn: a panic in wazero's compile reaches
+// the caller as one line naming it, not as the child's stacks.
+func TestChildRefusesWhatWazeroPanicsOn(t *testing.T) {
+	err := compiler(isolate.Limits{})(context.Background(), t.TempDir(), testenv.WazeroPanic(), false)
+	if err == nil || !strings.Contains(err.Error(), "a bug in wazero") || strings.Contains(err.Error(), "goroutine") {
+		t.Fatalf("compiling a module wazero panics on: %v, want the panic's message alone", err)
+	}
+	t.Log(err)
+}
+
+// TestCompileRecoversWazeroPanics: wazero panics on testenv.WazeroPanic,
+// and isolate.Compile, which every compile of guest bytes goes through, makes that
+// an error instead of a panic that would stop the host.
+func TestCompileRecoversWazeroPanics(t *testing.T) {
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("wazero no longer panics on the module: Compile's recover is no longer tested by it (find another, or drop this test if wazero panics no more)")
+			}
+		}()
+		r.CompileModule(ctx, testenv.WazeroPanic())
+	}()
+	_, err := isolate.Compile(ctx, r, testenv.WazeroPanic())
+	if err == nil || !strings.Contains(err.Error(), "index out of range") || !strings.Contains(err.Error(), "a bug in wazero") {
+		t.Fatalf("Compile: %v, want the panic as an error", err)
+	}
+	if err := plugin.CheckCounts(testenv.WazeroPanic()); err == nil {
+		t.Error("CheckCounts accepts the module, so Load would let wazero see it")
 	}
 }

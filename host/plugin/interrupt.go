@@ -28,7 +28,9 @@ const yieldEvery = 8192
 // whose entries Load uses without running CheckCounts or instrument again.
 // Bump it whenever instrument's output changes, or instrument or
 // CheckCounts comes to refuse a module it accepted: entries made by the old
-// code are then no longer found.
+// code are then no longer found. A refusal of modules that wazero never
+// compiles (typeIndex's) needs no bump: the cache holds only modules that
+// wazero compiled.
 const instrumentVersion = 2
 
 // instrument returns a copy of the module wasm that the watchdog can stop

@@ -28,6 +28,7 @@ import (
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
+	"github.com/airlockhq/airlock/host/isolate"
 	"github.com/airlockhq/airlock/host/manifest"
 )
 
@@ -149,7 +150,7 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 			r.Close(ctx)
 		}
 	}()
-	compiled, err := r.CompileModule(ctx, wasm)
+	compiled, err := isolate.Compile(ctx, r, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q: %s is not a valid WebAssembly module: %w", m.Name, m.Wasm, err)
 	}

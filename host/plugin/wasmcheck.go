@@ -71,7 +71,9 @@ const bytesPerValue = 8
 // wazero 1.12 reads it, and refuses an entry that runs past its section's
 // end: wazero reads the whole file through one reader, and would otherwise
 // take its next count from the bytes of the section after. Locals and
-// function types have limits of their own (maxLocals, maxParams).
+// function types have limits of their own (maxLocals, maxParams). It also
+// refuses a function's or tag's type index past the types declared, which
+// wazero would refuse too, but after it had panicked on some (typeIndex).
 //
 // It also walks every instruction of every body, with instrument's opcode
 // table, to count the values blocks, branches and calls pass (maxValues),
@@ -179,7 +181,7 @@ func (c *countCheck) section(id byte, r *reader) error {
 			r.nameBytes() // name
 			switch kind := r.byte(); kind {
 			case 0x00: // func: type index
-				c.funcs = append(c.funcs, r.u32())
+				c.funcs = append(c.funcs, c.typeIndex(r))
 				c.importedFuncs++
 			case 0x01:
 				c.table(r)
@@ -190,19 +192,19 @@ func (c *countCheck) section(id byte, r *reader) error {
 				r.byte()
 			case 0x04: // tag: attribute, type index
 				r.byte()
-				c.tags = append(c.tags, r.u32())
+				c.tags = append(c.tags, c.typeIndex(r))
 			default:
 				r.fail(fmt.Sprintf("unknown import kind 0x%02x", kind))
 			}
 		})
 	case secFunction:
-		return entries(r, "function", "functions", func() { c.funcs = append(c.funcs, r.u32()) })
+		return entries(r, "function", "functions", func() { c.funcs = append(c.funcs, c.typeIndex(r)) })
 	case secTable:
 		return entries(r, "table", "tables", func() { c.table(r) })
 	case secTag:
 		return entries(r, "tag", "tags", func() {
 			r.byte() // attribute
-			c.tags = append(c.tags, r.u32())
+			c.tags = append(c.tags, c.typeIndex(r))
 		})
 	case secGlobal:
 		return entries(r, "global", "globals", func() {
@@ -226,6 +228,24 @@ func (c *countCheck) section(id byte, r *reader) error {
 	// The memory, start and data count sections allocate by no count, and
 	// wazero refuses an unknown section before reading its body.
 	return nil
+}
+
+// typeIndex reads the type index of a function or a tag, and refuses one
+// past the types declared. wazero 1.12 checks a defined function's type
+// index only as it reaches that function's body, so a call from an earlier
+// body to the function indexes past its types and panics (found by
+// FuzzInstrument); a tag's, only after every body. The type section comes
+// first (wazero refuses sections out of order), so c.types is complete.
+func (c *countCheck) typeIndex(r *reader) uint32 {
+	i := r.u32()
+	if n := len(c.types); r.err == nil && uint64(i) >= uint64(n) {
+		declared := fmt.Sprintf("%d types", n)
+		if n == 1 {
+			declared = "1 type"
+		}
+		r.fail(fmt.Sprintf("type index %d is out of range: the module declares %s", i, declared))
+	}
+	return i
 }
 
 // entries walks a vector of entries, each one (many, in the message for

@@ -161,6 +161,17 @@ var countRefusals = []struct {
 	{"tables (fuzzer)", []byte("\x00asm\x01\x00\x00\x00\x04\x04\xd7\xd7\xd7\x38"),
 		"table section: claims 118877143 tables, but only 0 bytes are left to hold them"},
 
+	// Not counts but indices that wazero reads before it checks them.
+	{"a function's type index (fuzzer)", module(
+		section(secType, vec([]byte{0x60, 0x00, 0x00})),
+		section(secFunction, vec([]byte{0x00}, []byte{48})),
+		section(secCode, vec(body(0x10, 0x01, 0x0b), body(0x0b)))),
+		"function section: function 1: type index 48 is out of range: the module declares 1 type"},
+	{"an imported function's type index", module(section(secImport, vec(cat(wasmName("env"), wasmName("f"), []byte{0x00, 0x00})))),
+		"import section: import 0: type index 0 is out of range: the module declares 0 types"},
+	{"a tag's type index", module(section(secType, vec([]byte{0x60, 0x00, 0x00}, []byte{0x60, 0x00, 0x00})), section(secTag, vec([]byte{0x00, 0x02}))),
+		"tag section: tag 0: type index 2 is out of range: the module declares 2 types"},
+
 	// Not counts but sizes wazero allocates at instantiation: tables that
 	// start big, one alone or several together.
 	{"one big table", module(section(secTable, cat(u32(1), []byte{0x70, 0x00}, u32(maxTableEntries+1)))),
@@ -199,6 +210,7 @@ var countRefusals = []struct {
 	{"a body's locals", withCode(cat(u32(6), []byte{0x01, 0xd1, 0x86, 0x03, 0x7f, 0x0b})),
 		"code section: body 0 (function 0): declares 50001 locals, above the 50000 that web engines allow"},
 	{"a body's locals, summed", module(
+		section(secType, vec([]byte{0x60, 0x00, 0x00})),
 		section(secImport, vec(cat(wasmName("env"), wasmName("f"), []byte{0x00, 0x00}))),
 		section(secCode, vec(body(0x0b), cat(u32(13), []byte{0x02, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x7f, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x7e, 0x0b})))),
 		"code section: body 1 (function 2): declares 8589934590 locals, above the 50000 that web engines allow"},

@@ -29,3 +29,16 @@ func uleb(v uint32) []byte {
 		b = append(b, c|0x80)
 	}
 }
+
+// WazeroPanic is a module on which wazero 1.12's validation panics instead
+// of refusing it, found by FuzzInstrument: function 0 calls function 1,
+// whose type index (48) is past the one type declared. wazero checks that
+// index only when it reaches function 1's body, and function 0's call
+// reads the type first. CheckCounts refuses it; the tests of what happens
+// when a module gets past that use it.
+func WazeroPanic() []byte {
+	return []byte{0, 'a', 's', 'm', 1, 0, 0, 0,
+		1, 4, 1, 0x60, 0, 0, // type 0: () -> ()
+		3, 3, 2, 0, 48, // function 0 of type 0, function 1 of type 48
+		10, 9, 2, 4, 0, 0x10, 1, 0x0b, 2, 0, 0x0b} // (call 1), ()
+}
