@@ -10,6 +10,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/airlockhq/airlock/host/isolate"
 )
 
 // A tiny assembler, enough for the modules below.
@@ -313,12 +315,14 @@ func FuzzInstrument(f *testing.F) {
 		if err != nil {
 			return
 		}
-		orig, err := r.CompileModule(ctx, wasm)
+		// Through isolate.Compile, as Load compiles: a module wazero
+		// panics on is refused, not a crash of the host.
+		orig, err := isolate.Compile(ctx, r, wasm)
 		if err != nil {
 			return
 		}
 		defer orig.Close(ctx)
-		got, err := r.CompileModule(ctx, patched)
+		got, err := isolate.Compile(ctx, r, patched)
 		if err != nil {
 			t.Fatalf("wazero accepts the module but not its instrumented copy: %v", err)
 		}

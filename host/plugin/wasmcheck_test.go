@@ -10,6 +10,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/airlockhq/airlock/host/isolate"
 )
 
 func module(sections ...[]byte) []byte {
@@ -306,7 +308,7 @@ func FuzzCheckCounts(f *testing.F) {
 			limit := 64<<20 + 64*uint64(len(wasm))
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			compiled, err := r.CompileModule(ctx, wasm)
+			compiled, err := isolate.Compile(ctx, r, wasm) // as Load compiles
 			runtime.ReadMemStats(&after)
 			if err == nil {
 				compiled.Close(ctx)
