@@ -89,6 +89,11 @@ func Compiler(exe string, args []string, l Limits) func(ctx context.Context, cac
 		if strings.Contains(out, "out of memory") || strings.Contains(out, "cannot allocate memory") || killed {
 			return fmt.Errorf("compiling it needed more than %s of memory, so it was stopped (a module built to exhaust the compiler?)", size(l.Memory))
 		}
+		// A panic the child did not recover (a bug) prints every
+		// goroutine's stack after its message; the message is what helps.
+		if i := strings.Index(out, "\n\ngoroutine "); i >= 0 && strings.HasPrefix(out, "panic: ") {
+			out = out[:i]
+		}
 		if msg := oneLine(out); msg != "" {
 			return errors.New(msg)
 		}

@@ -95,6 +95,17 @@ func TestChildRefusesAnInvalidModule(t *testing.T) {
 	}
 }
 
+// TestChildPanicIsOneLine: a child that crashes with a panic it did not
+// recover gives the caller the panic's message, not every goroutine's
+// stack. The child here is a shell that prints what Go prints.
+func TestChildPanicIsOneLine(t *testing.T) {
+	crash := `printf 'panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/x.go:1 +0x1\nexit status 2\n' >&2; exit 2`
+	err := isolate.Compiler("/bin/sh", []string{"-c", crash, "sh"}, isolate.Limits{})(context.Background(), t.TempDir(), tiny, false)
+	if err == nil || err.Error() != "panic: boom" {
+		t.Fatalf("a child that panicked: %v, want %q", err, "panic: boom")
+	}
+}
+
 // TestChildRefusesWhatWazeroPanicsOn: a panic in wazero's compile reaches
 // the caller as one line naming it, not as the child's stacks.
 func TestChildRefusesWhatWazeroPanicsOn(t *testing.T) {
