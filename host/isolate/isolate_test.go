@@ -20,10 +20,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func compiler(l isolate.Limits) func(context.Context, string, []byte, bool) error {
-	return testenv.IsolateCompiler(l)
-}
-
 // tiny is (func (export "f") (result i32) i32.const 42).
 var tiny = []byte{0, 'a', 's', 'm', 1, 0, 0, 0,
 	1, 5, 1, 0x60, 0, 1, 0x7f,
@@ -46,7 +42,7 @@ func cached(t *testing.T, dir string) []string {
 // there instead of compiling again.
 func TestChildFillsTheCache(t *testing.T) {
 	dir := t.TempDir()
-	if err := compiler(isolate.Limits{})(context.Background(), dir, tiny, false); err != nil {
+	if err := testenv.IsolateCompiler(isolate.Limits{})(context.Background(), dir, tiny, false); err != nil {
 		t.Fatal(err)
 	}
 	after := cached(t, dir)
@@ -72,7 +68,7 @@ func TestChildFillsTheCache(t *testing.T) {
 // TestChildMemoryLimit: a module that makes the compiler take hundreds of
 // megabytes fails in the child, with an error that says why.
 func TestChildMemoryLimit(t *testing.T) {
-	err := compiler(isolate.Limits{Memory: 256 << 20})(context.Background(), t.TempDir(), testenv.JoinBomb(5700), false)
+	err := testenv.IsolateCompiler(isolate.Limits{Memory: 256 << 20})(context.Background(), t.TempDir(), testenv.JoinBomb(5700), false)
 	if err == nil || !strings.Contains(err.Error(), "more than 256 MiB of memory") {
 		t.Fatalf("compiling the bomb under 256 MiB: %v, want the memory limit's error", err)
 	}
@@ -80,7 +76,7 @@ func TestChildMemoryLimit(t *testing.T) {
 
 // TestChildTimeout: a compile past its time is stopped, and says so.
 func TestChildTimeout(t *testing.T) {
-	err := compiler(isolate.Limits{Timeout: time.Nanosecond})(context.Background(), t.TempDir(), tiny, false)
+	err := testenv.IsolateCompiler(isolate.Limits{Timeout: time.Nanosecond})(context.Background(), t.TempDir(), tiny, false)
 	if err == nil || !strings.Contains(err.Error(), "took longer than 1ns") {
 		t.Fatalf("compiling with a 1 ns limit: %v, want the time limit's error", err)
 	}
@@ -89,7 +85,7 @@ func TestChildTimeout(t *testing.T) {
 // TestChildRefusesAnInvalidModule: wazero's refusal reaches the caller as
 // one line.
 func TestChildRefusesAnInvalidModule(t *testing.T) {
-	err := compiler(isolate.Limits{})(context.Background(), t.TempDir(), []byte("\x00asm\x01\x00\x00\x00\x0a\x01"), false)
+	err := testenv.IsolateCompiler(isolate.Limits{})(context.Background(), t.TempDir(), []byte("\x00asm\x01\x00\x00\x00\x0a\x01"), false)
 	if err == nil || !strings.HasPrefix(err.Error(), "not a valid WebAssembly module: ") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("compiling a truncated module: %v, want wazero's error on one line", err)
 	}
@@ -109,7 +105,7 @@ func TestChildPanicIsOneLine(t *testing.T) {
 // TestChildRefusesWhatWazeroPanicsOn: a panic in wazero's compile reaches
 // the caller as one line naming it, not as the child's stacks.
 func TestChildRefusesWhatWazeroPanicsOn(t *testing.T) {
-	err := compiler(isolate.Limits{})(context.Background(), t.TempDir(), testenv.WazeroPanic(), false)
+	err := testenv.IsolateCompiler(isolate.Limits{})(context.Background(), t.TempDir(), testenv.WazeroPanic(), false)
 	if err == nil || !strings.Contains(err.Error(), "a bug in wazero") || strings.Contains(err.Error(), "goroutine") {
 		t.Fatalf("compiling a module wazero panics on: %v, want the panic's message alone", err)
 	}
