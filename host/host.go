@@ -71,23 +71,32 @@ type Host struct {
 	ops     sync.Mutex
 	runCtx  context.Context
 	running sync.WaitGroup // the plugins' goroutines
+	// units maps each cached bundle file that discover found to the
+	// [[bundle]] ref it runs for.
+	units map[string]string
 
 	// mu guards plugins and LoadErrors. Deliver holds it (shared) while it
 	// queues, so that a reload that holds it can hand a plugin's queue
 	// over with no event slipping past.
 	mu      sync.RWMutex
 	plugins map[string]*entry
-	// LoadErrors holds plugins that failed to load, by directory, so that
-	// status can show them; the others run regardless. A failed reload is
-	// here too, while the old version runs on.
+	// LoadErrors holds plugins that failed to load, by unit (unitOf: a
+	// directory, a bundle file or a [[bundle]] ref), so that status can
+	// show them; the others run regardless. A failed reload is here too,
+	// while the old version runs on.
 	LoadErrors map[string]error
+	// waiting holds the [[bundle]] refs whose pull failed and is retried
+	// (pullUntilDone), by ref.
+	waiting map[string]*waiting
 }
 
 // entry is one running plugin and what the host runs for it.
 type entry struct {
 	p *plugin.Plugin
-	// src is what Discover found: a plugin.toml or a bundle file.
+	// src is what Discover found: a plugin.toml or a bundle file; unit is
+	// what it is known by (unitOf, as it was when src was prepared).
 	src   string
+	unit  string
 	dir   string
 	print [sha256.Size]byte // of the manifest and the module, to skip no-op reloads
 	// stopTimers ends the plugin's timers; wait for timers after.
@@ -133,7 +142,7 @@ func New(path string, o Options) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Host{Runtime: rt, opts: o, log: o.Logger, plugins: map[string]*entry{}, LoadErrors: map[string]error{}}
+	h := &Host{Runtime: rt, opts: o, log: o.Logger, plugins: map[string]*entry{}, LoadErrors: map[string]error{}, waiting: map[string]*waiting{}}
 	audit := o.Audit
 	if audit == nil {
 		if audit, h.sink, err = openAudit(rt.Log.Audit, h.log); err != nil {
@@ -237,18 +246,32 @@ func (h *Host) AuditFailures() uint64 {
 // Discover returns the plugin.toml files under the runtime's plugin
 // directories: each directory that holds one, or each of its subdirectories
 // that does; then the bundle files (*.airlock) in those directories, and
-// the cached bundles of [[bundle]] refs.
+// the cached bundles of [[bundle]] refs (bundle.Cache: each pinned one, or
+// until it is pulled, the newest earlier pull of its repository).
 func Discover(rt *manifest.Runtime) ([]string, error) {
 	out, err := discoverDirs(rt)
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range rt.Bundles {
-		if p := bundle.CachePath(rt, b.Ref); fileExists(p) {
-			out = append(out, p)
+	for _, c := range bundle.Cache(rt) {
+		if c.Path != "" {
+			out = append(out, c.Path)
 		}
 	}
 	return out, nil
+}
+
+// discover is Discover, and it records which [[bundle]] ref each cached
+// bundle file stands for (unitOf). The caller holds ops.
+func (h *Host) discover() ([]string, error) {
+	files, err := Discover(h.Runtime)
+	h.units = map[string]string{}
+	for _, c := range bundle.Cache(h.Runtime) {
+		if c.Path != "" {
+			h.units[c.Path] = c.Ref
+		}
+	}
+	return files, err
 }
 
 func discoverDirs(rt *manifest.Runtime) ([]string, error) {
@@ -306,18 +329,16 @@ func (h *Host) Run(ctx context.Context) error {
 	}
 	defer h.closeCaps()
 
-	// [[bundle]] refs not cached yet are pulled now; one that cannot be
-	// is reported, and the others run.
-	for ref, err := range bundle.Fetch(ctx, h.Runtime) {
-		h.fail(bundle.CachePath(h.Runtime, ref), err)
-	}
-	files, err := Discover(h.Runtime)
-	if err != nil {
-		return err
-	}
 	runCtx, stopTimers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopTimers()
 	h.ops.Lock()
+	// [[bundle]]s not cached yet run once they are pulled (pullBundles,
+	// below); the others start now.
+	files, err := h.discover()
+	if err != nil {
+		h.ops.Unlock()
+		return err
+	}
 	h.runCtx = runCtx
 	for _, e := range h.loadAll(ctx, files) {
 		h.mu.Lock()
@@ -351,10 +372,12 @@ func (h *Host) Run(ctx context.Context) error {
 	if h.Runtime.Reload {
 		stopWatch = h.watch(runCtx)
 	}
+	stopPulls := h.pullBundles(runCtx)
 	h.log.Info("airlock running", "plugins", len(h.Status()), "failed", len(h.Failures()), "device", h.Runtime.Device)
 
 	<-ctx.Done()
 	stopWatch() // and wait for a reload in progress
+	stopPulls()
 	h.ops.Lock()
 	defer h.ops.Unlock()
 	h.log.Info("shutting down: draining queues")
@@ -433,7 +456,7 @@ func (h *Host) loadAll(ctx context.Context, files []string) []*entry {
 	var out []*entry
 	for i, err := range h.compile(ctx, ms) {
 		if err != nil {
-			h.fail(ms[i].p.M.File, err)
+			h.fail(ms[i].src, err)
 			continue
 		}
 		out = append(out, ms[i])
@@ -459,23 +482,31 @@ func inParallel(n int, do func(i int)) {
 	wg.Wait()
 }
 
+// fail records why file did not load, by its unit (unitOf). The caller
+// holds ops.
 func (h *Host) fail(file string, err error) {
-	key := filepath.Dir(file)
-	if bundle.IsBundle(file) {
-		key = file
-	}
+	key := h.unitOf(file)
 	h.mu.Lock()
 	h.LoadErrors[key] = err
 	h.mu.Unlock()
-	h.log.Error("plugin not loaded; the others run on", "manifest", file, "error", err.Error())
+	where := []any{"manifest", file}
+	if _, ok := h.units[file]; ok {
+		where = []any{"bundle", key}
+	}
+	h.log.Error("plugin not loaded; the others run on", append(where, "error", err.Error())...)
 }
 
 // prepare reads the manifest at file, builds a stale Go plugin when the
 // runtime builds from source, and fingerprints the result. The entry's p
 // holds only the manifest (p.M) until compile.
 func (h *Host) prepare(ctx context.Context, file string) (*entry, error) {
-	// bundle.Load applies [trust]: signatures, revocation, ceilings.
-	l, err := bundle.Load(file, h.Runtime, Schema(h.opts.Capabilities), time.Now())
+	// bundle.Load applies [trust]: signatures, revocation, ceilings. A
+	// [[bundle]]'s errors go under its ref (fail), without the cache path.
+	name := "bundle " + file
+	if _, ok := h.units[file]; ok {
+		name = ""
+	}
+	l, err := bundle.LoadNamed(file, name, h.Runtime, Schema(h.opts.Capabilities), time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -489,7 +520,7 @@ func (h *Host) prepare(ctx context.Context, file string) (*entry, error) {
 			return nil, err
 		}
 	}
-	e := &entry{p: &plugin.Plugin{M: m}, src: file, dir: m.Dir}
+	e := &entry{p: &plugin.Plugin{M: m}, src: file, unit: h.unitOf(file), dir: m.Dir}
 	sum := sha256.New()
 	for _, f := range []string{m.File, m.Wasm} {
 		b, err := os.ReadFile(f)
@@ -608,6 +639,7 @@ func (h *Host) Report() admin.Report {
 	for dir, err := range h.LoadErrors {
 		r.Failed = append(r.Failed, admin.Failure{Dir: dir, Error: err.Error()})
 	}
+	r.Waiting = h.waitingReport()
 	h.mu.RUnlock()
 	sort.Slice(r.Plugins, func(i, j int) bool { return r.Plugins[i].Name < r.Plugins[j].Name })
 	sort.Slice(r.Failed, func(i, j int) bool { return r.Failed[i].Dir < r.Failed[j].Dir })
@@ -625,8 +657,6 @@ func (h *Host) closeCaps() {
 		h.log.Warn("closing capabilities", "error", err.Error())
 	}
 }
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func vendorName(s bundle.Signer) string {
 	if s.Vendor == nil {

@@ -30,9 +30,14 @@ func (h *Host) watch(ctx context.Context) func() {
 	return func() { cancel(); w.Close() }
 }
 
-// unitOf is what a discovered path is known by in LoadErrors and to the
-// watcher: a bundle file itself, or a plugin.toml's directory.
-func unitOf(src string) string {
+// unitOf is what a discovered path is known by in LoadErrors, in status
+// and to the watcher: a [[bundle]]'s ref (whichever cached pull of it
+// runs), a bundle file itself, or a plugin.toml's directory. The caller
+// holds ops.
+func (h *Host) unitOf(src string) string {
+	if ref, ok := h.units[src]; ok {
+		return ref
+	}
 	if bundle.IsBundle(src) {
 		return src
 	}
@@ -53,19 +58,19 @@ func (h *Host) sync(ctx context.Context, units []string) {
 		hint[u] = true
 	}
 	hinted := func(u string) bool { return hint[u] || hint[filepath.Dir(u)] }
-	files, err := Discover(h.Runtime)
+	files, err := h.discover()
 	if err != nil {
 		h.log.Error("reload: cannot read the plugin directories; nothing changed", "error", err.Error())
 		return
 	}
 	present := map[string]string{} // unit -> what Discover found
 	for _, f := range files {
-		present[unitOf(f)] = f
+		present[h.unitOf(f)] = f
 	}
 	h.mu.Lock()
 	byUnit := map[string]*entry{}
 	for _, e := range h.plugins {
-		byUnit[unitOf(e.src)] = e
+		byUnit[e.unit] = e
 	}
 	failed := map[string]bool{}
 	for u := range h.LoadErrors {
@@ -137,7 +142,7 @@ func (h *Host) reloadFailed(src string, old *entry, err error) {
 		return
 	}
 	h.mu.Lock()
-	h.LoadErrors[unitOf(src)] = fmt.Errorf("reload failed; version %s runs on: %w", old.p.M.Version, err)
+	h.LoadErrors[h.unitOf(src)] = fmt.Errorf("reload failed; version %s runs on: %w", old.p.M.Version, err)
 	h.mu.Unlock()
 	h.log.Error("reload failed; the old version runs on", "plugin", old.p.M.Name, "version", old.p.M.Version, "error", err.Error())
 }
@@ -160,7 +165,7 @@ func (h *Host) add(e *entry) {
 	name := e.p.M.Name
 	h.mu.Lock()
 	h.plugins[name] = e
-	delete(h.LoadErrors, unitOf(e.src))
+	delete(h.LoadErrors, e.unit)
 	h.mu.Unlock()
 	h.subscribe(name, e.p.M)
 	h.start(e)
@@ -189,7 +194,7 @@ func (h *Host) replace(old, e *entry) {
 		delete(h.plugins, old.p.M.Name)
 	}
 	h.plugins[e.p.M.Name] = e
-	delete(h.LoadErrors, unitOf(e.src))
+	delete(h.LoadErrors, e.unit)
 	h.mu.Unlock()
 	if old.p.M.Name != e.p.M.Name {
 		h.subscribe(old.p.M.Name, nil)

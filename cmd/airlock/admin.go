@@ -119,6 +119,21 @@ func printReport(w io.Writer, rep admin.Report) {
 			}
 		}
 	}
+	if len(rep.Waiting) > 0 {
+		fmt.Fprintf(w, "\nbundles not pulled yet:\n")
+		for _, b := range rep.Waiting {
+			fmt.Fprintf(w, "  %s:\n    %s\n", b.Ref, b.Status())
+			for i, line := range strings.Split(b.Error, "\n") {
+				if i == 0 {
+					line = "last error: " + line
+				}
+				fmt.Fprintf(w, "    %s\n", line)
+			}
+			if b.Earlier != "" {
+				fmt.Fprintf(w, "    meanwhile the cached %s runs\n", b.Earlier)
+			}
+		}
+	}
 	if rep.AuditFailures > 0 {
 		fmt.Fprintf(w, "\naudit records not written to the audit log: %d (they went to stderr; check the disk and log.audit in runtime.toml)\n", rep.AuditFailures)
 	}

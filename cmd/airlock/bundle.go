@@ -20,7 +20,8 @@ import (
 	"github.com/airlockhq/airlock/host/manifest"
 )
 
-// The vendor-bundle commands: pack, inspect, keygen, sign, pull, push.
+// The vendor-bundle commands: pack, inspect, keygen, sign, pull, push,
+// login and logout.
 
 const bundleUsage = `  airlock pack    [-o x.airlock] [--vendor name] <plugin dir>  make a bundle
   airlock inspect [--config runtime.toml] <bundle>          show what a bundle grants and who signed it
@@ -28,7 +29,7 @@ const bundleUsage = `  airlock pack    [-o x.airlock] [--vendor name] <plugin di
   airlock sign    -k <name.key> <bundle>                    sign a bundle in place
   airlock push    <bundle> <registry/repo:tag>              upload a bundle as an OCI artifact
   airlock pull    [--config runtime.toml] <ref>             fetch a bundle into state_dir and verify it
-`
+` + registryUsage
 
 func bundleCommand(name string) func(args []string, stdout, stderr io.Writer) error {
 	switch name {
@@ -44,6 +45,10 @@ func bundleCommand(name string) func(args []string, stdout, stderr io.Writer) er
 		return cmdPush
 	case "pull":
 		return cmdPull
+	case "login":
+		return cmdLogin
+	case "logout":
+		return cmdLogout
 	}
 	return nil
 }
@@ -285,7 +290,8 @@ func report(w io.Writer, rt *manifest.Runtime, path string, b *bundle.Bundle) er
 var errRefused = errors.New("this runtime would refuse the bundle")
 
 func cmdPush(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("push", "push <bundle> <registry/repository:tag>", stderr)
+	fs := newFlags("push", "push [--registry-config FILE] [--plain-http] <bundle> <registry/repository:tag>", stderr)
+	rf := addRegistryFlags(fs)
 	if err := parseN(fs, args, 2, stdout); err != nil {
 		return err
 	}
@@ -293,7 +299,11 @@ func cmdPush(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pinned, err := bundle.Push(context.Background(), data, fs.Arg(1))
+	a, err := rf.access(nil)
+	if err != nil {
+		return err
+	}
+	pinned, err := bundle.Push(context.Background(), data, fs.Arg(1), a)
 	if errors.Is(err, bundle.ErrFormat) || errors.Is(err, bundle.ErrDigest) {
 		return fmt.Errorf("%s: %w", fs.Arg(0), err)
 	}
@@ -305,8 +315,9 @@ func cmdPush(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdPull(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("pull", "pull [--config runtime.toml] <registry/repository@sha256:... | :tag>", stderr)
-	config := fs.String("config", "runtime.toml", "the runtime config: its state_dir holds the cache, its [trust] judges the bundle")
+	fs := newFlags("pull", "pull [--config runtime.toml] [--registry-config FILE] [--plain-http] <registry/repository@sha256:... | :tag>", stderr)
+	config := fs.String("config", "runtime.toml", "the runtime config: its state_dir holds the cache, its [trust] judges the bundle, its [registry] says how to reach registries")
+	rf := addRegistryFlags(fs)
 	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err
 	}
@@ -314,7 +325,11 @@ func cmdPull(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p, err := bundle.Pull(context.Background(), rt, fs.Arg(0))
+	a, err := rf.access(rt)
+	if err != nil {
+		return err
+	}
+	p, err := bundle.Pull(context.Background(), rt, fs.Arg(0), a)
 	if err != nil {
 		return err
 	}

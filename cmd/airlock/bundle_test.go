@@ -427,9 +427,12 @@ func TestBundleUsage(t *testing.T) {
 		{[]string{"inspect"}, 2, usage("inspect [--config runtime.toml] <bundle>")},
 		{[]string{"inspect", "missing.airlock"}, 1, "airlock inspect: open missing.airlock: no such file or directory\n"},
 		{[]string{"inspect", "--config", "missing.toml", "x.airlock"}, 1, "airlock inspect: read runtime config: open missing.toml: no such file or directory (pass another with --config)\n"},
-		{[]string{"push", "x.airlock"}, 2, usage("push <bundle> <registry/repository:tag>")},
+		{[]string{"push", "x.airlock"}, 2, usage("push [--registry-config FILE] [--plain-http] <bundle> <registry/repository:tag>")},
 		{[]string{"push", "nowasm/plugin.toml", "127.0.0.1:1/acme/x:1"}, 1, "airlock push: nowasm/plugin.toml: not a valid airlock bundle: it does not start with \"airlock-bundle 1\"\n"},
-		{[]string{"pull"}, 2, usage("pull [--config runtime.toml] <registry/repository@sha256:... | :tag>")},
+		{[]string{"pull"}, 2, usage("pull [--config runtime.toml] [--registry-config FILE] [--plain-http] <registry/repository@sha256:... | :tag>")},
+		{[]string{"login", "127.0.0.1:1"}, 2, "airlock login: -u is required: the user name at the registry\n"},
+		{[]string{"login", "-u", "vendor"}, 2, "airlock login: expected one registry (host or host:port), got 0\n"},
+		{[]string{"logout"}, 2, usage("logout [--registry-config FILE | --config runtime.toml] <registry>")},
 	}
 	for _, c := range cases {
 		r := airlock(c.args...)

@@ -68,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCheck(args[1:], stdout, stderr)
 	case "build":
 		err = cmdBuild(args[1:], stdout, stderr)
-	case "pack", "inspect", "keygen", "sign", "push", "pull":
+	case "pack", "inspect", "keygen", "sign", "push", "pull", "login", "logout":
 		err = bundleCommand(args[0])(args[1:], stdout, stderr)
 	case "status":
 		err = cmdStatus(args[1:], stdout, stderr)

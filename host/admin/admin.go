@@ -6,6 +6,9 @@
 package admin
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/manifest"
 )
@@ -24,9 +27,12 @@ type Report struct {
 	Reload  bool           `json:"reload"`
 	Metrics string         `json:"metrics,omitempty"` // the endpoint's address, if on
 	Plugins []PluginReport `json:"plugins"`
-	// Failed are the plugin directories whose plugin did not load (or
-	// whose reload failed while the old version runs on).
+	// Failed are the plugin directories, bundle files and [[bundle]] refs
+	// whose plugin did not load (or whose reload failed while the old
+	// version runs on).
 	Failed []Failure `json:"failed"`
+	// Waiting are the [[bundle]]s whose pull failed and is retried.
+	Waiting []Waiting `json:"waiting"`
 	// AuditFailures counts the audit records that could not be written to
 	// the audit file (log.audit), such as on a full disk; they went to
 	// stderr instead. Always 0 when the audit goes to stderr or stdout.
@@ -50,8 +56,36 @@ type PluginReport struct {
 
 // Failure is a plugin directory that did not load, and why.
 type Failure struct {
-	Dir   string `json:"dir"`
+	Dir   string `json:"dir"` // or a bundle file, or a [[bundle]] ref
 	Error string `json:"error"`
+}
+
+// Waiting is a [[bundle]] that could not be pulled yet.
+type Waiting struct {
+	Ref      string `json:"ref"`      // as in [[bundle]]
+	Attempts int    `json:"attempts"` // failed so far
+	NextIn   string `json:"next_in"`  // until the next attempt, rounded (NextIn)
+	Error    string `json:"error"`    // of the last attempt
+	// Earlier is the pinned ref of an earlier pull of the same repository
+	// that runs from the cache meanwhile, or "".
+	Earlier string `json:"earlier,omitempty"`
+}
+
+// Status is the one line status shows for w.
+func (w Waiting) Status() string {
+	return fmt.Sprintf("waiting for registry (attempt %d, next in %s)", w.Attempts, w.NextIn)
+}
+
+// NextIn rounds the time until the next attempt for people: to a tenth of
+// a second below ten seconds, to the second above.
+func NextIn(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < 10*time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 // Host is what the server needs of the running host.

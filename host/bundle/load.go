@@ -52,6 +52,12 @@ type Loaded struct {
 // stateDir/bundles/<digest> and its manifest parsed and held to the
 // signing vendor's ceiling. now is the clock for key expiry.
 func Load(path string, rt *manifest.Runtime, schema manifest.Schema, now time.Time) (*Loaded, error) {
+	return LoadNamed(path, "bundle "+path, rt, schema, now)
+}
+
+// LoadNamed is Load with the name that a bundle's errors begin with ("" for
+// none): the host names a [[bundle]] by its ref, not by its cache path.
+func LoadNamed(path, name string, rt *manifest.Runtime, schema manifest.Schema, now time.Time) (*Loaded, error) {
 	if !IsBundle(path) {
 		if !rt.Trust.AllowsUnsigned(filepath.Dir(path)) {
 			return nil, fmt.Errorf("%s is an unsigned plugin directory outside [trust] allow_unsigned in %s (pack and sign it: airlock pack, airlock sign; or, on a development device, add its directory to allow_unsigned)", filepath.Dir(path), filepath.Base(rt.File))
@@ -62,22 +68,28 @@ func Load(path string, rt *manifest.Runtime, schema manifest.Schema, now time.Ti
 		}
 		return &Loaded{Manifest: m, Signer: Signer{Note: "plain plugin directory"}}, nil
 	}
+	named := func(err error) error {
+		if name == "" {
+			return err
+		}
+		return fmt.Errorf("%s: %w", name, err)
+	}
 	b, err := ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	signer, err := Verify(b, &rt.Trust, now, rt.Trust.AllowsUnsigned(path))
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", path, err)
+		return nil, named(err)
 	}
 	dir := filepath.Join(rt.StateDir, "bundles", strings.TrimPrefix(b.Digest, "sha256:"))
 	m, err := b.Unpack(dir, rt, schema)
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", path, err)
+		return nil, named(err)
 	}
 	if signer.Vendor != nil {
 		if err := CheckCeiling(m, signer.Vendor); err != nil {
-			return nil, fmt.Errorf("bundle %s: %w", path, err)
+			return nil, named(err)
 		}
 	}
 	return &Loaded{Manifest: m, Bundle: b, Signer: signer}, nil

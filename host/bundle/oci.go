@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
@@ -33,15 +34,18 @@ const (
 )
 
 // CachePath is where the bundle of a [[bundle]] ref (pinned by the digest
-// of its OCI manifest) is cached under the runtime's state_dir.
+// of its OCI manifest) is cached under the runtime's state_dir. Beside it,
+// a file with the extension .ref holds the ref, so that a cached bundle
+// can be told by its repository (Cached).
 func CachePath(rt *manifest.Runtime, ref string) string {
 	_, dgst, _ := strings.Cut(ref, "@sha256:")
 	return filepath.Join(rt.StateDir, "bundles", "oci", dgst+Extension)
 }
 
-// repository opens ref's repository. Plain HTTP is used only for a
-// registry on loopback, where TLS protects nothing (tests, a local mirror).
-func repository(ref string) (*remote.Repository, registry.Reference, error) {
+// repository opens ref's repository with a's credentials. Plain HTTP is
+// used for a registry on loopback, where TLS protects nothing (tests, a
+// local mirror), and for those a says; never otherwise.
+func repository(ref string, a Access) (*remote.Repository, registry.Reference, error) {
 	r, err := registry.ParseReference(ref)
 	if err != nil {
 		return nil, r, fmt.Errorf("bad reference %q: %w (write registry/repository@sha256:<digest>)", ref, err)
@@ -50,7 +54,8 @@ func repository(ref string) (*remote.Repository, registry.Reference, error) {
 	if err != nil {
 		return nil, r, err
 	}
-	repo.PlainHTTP = loopback(r.Host())
+	repo.PlainHTTP = a.plainHTTP(r.Host())
+	repo.Client = a.client()
 	repo.ManifestMediaTypes = []string{ocispec.MediaTypeImageManifest}
 	return repo, r, nil
 }
@@ -80,8 +85,8 @@ type Pulled struct {
 // to write into [[bundle]] is returned. The bundle's format and content
 // digest are checked before it is cached; its signatures and ceiling are
 // checked by Load, at every load.
-func Pull(ctx context.Context, rt *manifest.Runtime, ref string) (*Pulled, error) {
-	repo, r, err := repository(ref)
+func Pull(ctx context.Context, rt *manifest.Runtime, ref string, a Access) (*Pulled, error) {
+	repo, r, err := repository(ref, a)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +97,7 @@ func Pull(ctx context.Context, rt *manifest.Runtime, ref string) (*Pulled, error
 		desc, err = repo.Resolve(ctx, r.ReferenceOrDefault())
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w", ref, err)
+		return nil, a.explain("pull "+ref, r.Registry, err)
 	}
 	if d, derr := r.Digest(); derr == nil && desc.Digest != d {
 		return nil, fmt.Errorf("pull %s: the registry answered with manifest %s", ref, desc.Digest)
@@ -102,7 +107,7 @@ func Pull(ctx context.Context, rt *manifest.Runtime, ref string) (*Pulled, error
 	}
 	raw, err := content.FetchAll(ctx, repo, desc)
 	if err != nil {
-		return nil, fmt.Errorf("pull %s: manifest: %w", ref, err)
+		return nil, a.explain("pull "+ref+": manifest", r.Registry, err)
 	}
 	var man ocispec.Manifest
 	if err := json.Unmarshal(raw, &man); err != nil {
@@ -120,7 +125,7 @@ func Pull(ctx context.Context, rt *manifest.Runtime, ref string) (*Pulled, error
 	}
 	data, err := content.FetchAll(ctx, repo, layer)
 	if err != nil {
-		return nil, fmt.Errorf("pull %s: bundle: %w", ref, err)
+		return nil, a.explain("pull "+ref+": bundle", r.Registry, err)
 	}
 	b, err := Open(data)
 	if err != nil {
@@ -134,35 +139,90 @@ func Pull(ctx context.Context, rt *manifest.Runtime, ref string) (*Pulled, error
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
+	if err := writeFile(refFile(path), []byte(pinned+"\n")); err != nil {
+		return nil, err
+	}
 	if err := writeFile(path, data); err != nil {
 		return nil, err
 	}
 	return &Pulled{Ref: pinned, Path: path, Bundle: b}, nil
 }
 
-// Fetch pulls every [[bundle]] that is not cached yet. A bundle that
-// cannot be pulled is reported by ref; the others are still pulled.
-func Fetch(ctx context.Context, rt *manifest.Runtime) map[string]error {
-	errs := map[string]error{}
+func refFile(cached string) string { return strings.TrimSuffix(cached, Extension) + ".ref" }
+
+// Cached is what the cache holds for one [[bundle]] ref.
+type Cached struct {
+	Ref string // the [[bundle]] ref
+	// Path is the cached bundle file that runs for Ref, "" for none.
+	Path string
+	// Earlier is set when Ref itself is not cached yet and Path is the
+	// newest cached pull of the same repository: the pinned ref that runs
+	// until Ref is pulled.
+	Earlier string
+}
+
+// Cache says what the cache of rt's state_dir holds for each [[bundle]]:
+// the pinned bundle itself, or else the newest earlier pull of the same
+// repository (one the operator pinned before), or nothing. Whatever it
+// returns is checked by Load, as every bundle is, before it runs.
+func Cache(rt *manifest.Runtime) []Cached {
+	var out []Cached
+	var earlier map[string][]string // repository -> pinned refs cached
 	for _, b := range rt.Bundles {
-		if _, err := os.Stat(CachePath(rt, b.Ref)); err == nil {
+		c := Cached{Ref: b.Ref}
+		if p := CachePath(rt, b.Ref); fileExists(p) {
+			c.Path = p
+			out = append(out, c)
 			continue
 		}
-		if _, err := Pull(ctx, rt, b.Ref); err != nil {
-			errs[b.Ref] = err
+		if earlier == nil {
+			earlier = cachedByRepository(rt)
 		}
+		pinned := map[string]bool{}
+		for _, o := range rt.Bundles {
+			pinned[o.Ref] = true
+		}
+		repo, _, _ := strings.Cut(b.Ref, "@")
+		var newest time.Time
+		for _, ref := range earlier[repo] {
+			p := CachePath(rt, ref)
+			if st, err := os.Stat(p); err == nil && !pinned[ref] && st.ModTime().After(newest) {
+				newest, c.Path, c.Earlier = st.ModTime(), p, ref
+			}
+		}
+		out = append(out, c)
 	}
-	return errs
+	return out
 }
+
+// cachedByRepository reads the .ref files of the cache.
+func cachedByRepository(rt *manifest.Runtime) map[string][]string {
+	out := map[string][]string{}
+	files, _ := filepath.Glob(filepath.Join(rt.StateDir, "bundles", "oci", "*.ref"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		ref := strings.TrimSpace(string(data))
+		repo, _, ok := strings.Cut(ref, "@sha256:")
+		// Only a ref whose name matches its file counts: the file is the
+		// device's, but a planted one must not stand for another bundle.
+		if err != nil || !ok || CachePath(rt, ref) != strings.TrimSuffix(f, ".ref")+Extension {
+			continue
+		}
+		out[repo] = append(out[repo], ref)
+	}
+	return out
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // Push uploads a bundle file to ref (a tag) as an OCI artifact and returns
 // the pinned reference to write into [[bundle]].
-func Push(ctx context.Context, data []byte, ref string) (string, error) {
+func Push(ctx context.Context, data []byte, ref string, a Access) (string, error) {
 	b, err := Open(data)
 	if err != nil {
 		return "", err
 	}
-	repo, r, err := repository(ref)
+	repo, r, err := repository(ref, a)
 	if err != nil {
 		return "", err
 	}
@@ -181,17 +241,17 @@ func Push(ctx context.Context, data []byte, ref string) (string, error) {
 		"vnd.airlock.bundle.signed": fmt.Sprint(len(b.Signatures) > 0),
 	}
 	if err := repo.Push(ctx, layer, bytes.NewReader(data)); err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
-		return "", fmt.Errorf("push %s: %w", ref, err)
+		return "", a.explain("push "+ref, r.Registry, err)
 	}
 	desc, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, ArtifactType, oras.PackManifestOptions{
 		Layers:              []ocispec.Descriptor{layer},
 		ManifestAnnotations: map[string]string{ocispec.AnnotationCreated: b.Meta.Created},
 	})
 	if err != nil {
-		return "", fmt.Errorf("push %s: %w", ref, err)
+		return "", a.explain("push "+ref, r.Registry, err)
 	}
 	if err := repo.Tag(ctx, desc, r.Reference); err != nil {
-		return "", fmt.Errorf("push %s: tag: %w", ref, err)
+		return "", a.explain("push "+ref+": tag", r.Registry, err)
 	}
 	return r.Registry + "/" + r.Repository + "@" + desc.Digest.String(), nil
 }

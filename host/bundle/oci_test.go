@@ -24,7 +24,7 @@ func TestOCIPull(t *testing.T) {
 	ctx := context.Background()
 
 	signed := pack(t, ntpToml, "acme", key(0))
-	pinned, err := bundle.Push(ctx, signed.Encode(), host+"/acme/ntp-check:1.2.0")
+	pinned, err := bundle.Push(ctx, signed.Encode(), host+"/acme/ntp-check:1.2.0", bundle.Access{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +34,8 @@ func TestOCIPull(t *testing.T) {
 
 	root := t.TempDir()
 	rt := runtime(t, root, trustToml("")+"\n[[bundle]]\nref = \""+pinned+"\"\n")
-	if errs := bundle.Fetch(ctx, rt); len(errs) > 0 {
-		t.Fatal(errs)
+	if _, err := bundle.Pull(ctx, rt, pinned, bundle.Access{}); err != nil {
+		t.Fatal(err)
 	}
 	cached := bundle.CachePath(rt, pinned)
 	l, err := bundle.Load(cached, rt, schema(), now)
@@ -47,14 +47,14 @@ func TestOCIPull(t *testing.T) {
 	}
 
 	// A pull by tag resolves to the same pinned ref.
-	p, err := bundle.Pull(ctx, rt, host+"/acme/ntp-check:1.2.0")
+	p, err := bundle.Pull(ctx, rt, host+"/acme/ntp-check:1.2.0", bundle.Access{})
 	if err != nil || p.Ref != pinned {
 		t.Fatalf("pull by tag: %v, %+v", err, p)
 	}
 
 	// A digest the registry does not have is an error, and nothing is cached.
 	missing := host + "/acme/ntp-check@sha256:" + strings.Repeat("0", 64)
-	if _, err := bundle.Pull(ctx, rt, missing); err == nil {
+	if _, err := bundle.Pull(ctx, rt, missing, bundle.Access{}); err == nil {
 		t.Fatal("pulled a digest the registry does not have")
 	}
 	if _, err := os.Stat(bundle.CachePath(rt, missing)); err == nil {

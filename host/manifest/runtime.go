@@ -84,6 +84,8 @@ type Runtime struct {
 	// Bundles are the [[bundle]] entries: signed bundles pulled from an
 	// OCI registry into StateDir.
 	Bundles []BundleRef
+	// Registry is [registry]: credentials, plain HTTP, pull retries.
+	Registry Registry
 }
 
 type runtimeTop struct {
@@ -99,8 +101,9 @@ type runtimeTop struct {
 	Admin    Admin    `toml:"admin"`
 	Metrics  Metrics  `toml:"metrics"`
 	// Decoded by decodeTrust; listed here for the known keys.
-	Trust  trustTOML   `toml:"trust"`
-	Bundle []BundleRef `toml:"bundle"`
+	Trust    trustTOML   `toml:"trust"`
+	Bundle   []BundleRef `toml:"bundle"`
+	Registry Registry    `toml:"registry"`
 }
 
 // DefaultAdminSocket is the admin socket's file name in state_dir.
@@ -118,6 +121,7 @@ func DefaultRuntime() Runtime {
 		Restart:  Restart{Initial: Duration(100 * time.Millisecond), Max: Duration(30 * time.Second), CrashLoop: 5, Window: Duration(time.Minute)},
 		Log:      Log{Level: "info", Format: "text", Audit: "stderr", PluginRate: 200},
 		Admin:    Admin{Socket: DefaultAdminSocket},
+		Registry: defaultRegistry(),
 	}
 }
 
@@ -161,10 +165,14 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 			known[""] = append(known[""], k)
 		}
 	}
+	if !d.has("plugins") && d.has("bundle") {
+		top.Plugins = nil // a device that runs only [[bundle]]s needs no plugin directory
+	}
 	for _, p := range top.Plugins {
 		rt.Plugins = append(rt.Plugins, rt.resolve(p))
 	}
 	decodeTrust(d, rt, sections, known)
+	decodeRegistry(d, rt)
 	d.unknown(known)
 
 	rt.StateDir = rt.resolve(top.StateDir)
@@ -195,8 +203,8 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 }
 
 func validateRuntime(d *doc, rt *Runtime) {
-	if len(rt.Plugins) == 0 {
-		d.errorf("plugins", `name at least one directory, such as plugins = ["plugins"]`, "no plugin directories")
+	if len(rt.Plugins) == 0 && len(rt.Bundles) == 0 {
+		d.errorf("plugins", `name at least one directory, such as plugins = ["plugins"], or a [[bundle]]`, "no plugin directories")
 	}
 	if rt.Device != "sim" && rt.Device != "real" {
 		d.errorf("device", `use "sim" for the embedded simulated device or "real" on a device`, "unknown device %q", rt.Device)
