@@ -454,6 +454,8 @@ func TestPushPull(t *testing.T) {
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
 	vendorWorkdir(t)
+	// No credentials from the machine's own docker config.
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
 	mustRun(t, "keygen", "-o", "acme")
 	mustRun(t, "pack", "--vendor", "acme", "-o", "ntp.airlock", "src")
 	mustRun(t, "sign", "-k", "acme.key", "ntp.airlock")
