@@ -25,9 +25,9 @@ const pullTimeout = 5 * time.Minute
 
 // waiting is a [[bundle]] whose pull failed and will be tried again.
 type waiting struct {
-	attempts int       // failed so far
+	attempts int       // failed so far; 0 during the first
 	next     time.Time // of the next attempt
-	err      error     // of the last attempt
+	err      error     // of the last attempt; nil during the first
 	earlier  string    // the cached pin that runs meanwhile, or ""
 }
 
@@ -49,6 +49,11 @@ func (h *Host) pullBundles(ctx context.Context) func() {
 // The credentials are read afresh at each attempt, so that a device
 // provisioned (or logged in) after boot needs no restart.
 func (h *Host) pullUntilDone(ctx context.Context, ref, earlier string) {
+	// Listed from the start, so that a first attempt that hangs on the
+	// network is not invisible.
+	h.mu.Lock()
+	h.waiting[ref] = &waiting{earlier: earlier}
+	h.mu.Unlock()
 	for attempt := 1; ; attempt++ {
 		a, err := bundle.RuntimeAccess(h.Runtime)
 		if err == nil {
@@ -103,7 +108,11 @@ func retryWait(r manifest.Registry, attempt int) time.Duration {
 func (h *Host) waitingReport() []admin.Waiting {
 	out := []admin.Waiting{}
 	for ref, w := range h.waiting {
-		out = append(out, admin.Waiting{Ref: ref, Attempts: w.attempts, NextIn: admin.NextIn(time.Until(w.next)), Error: w.err.Error(), Earlier: w.earlier})
+		r := admin.Waiting{Ref: ref, Attempts: w.attempts, Earlier: w.earlier}
+		if w.err != nil {
+			r.NextIn, r.Error = admin.NextIn(time.Until(w.next)), w.err.Error()
+		}
+		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
 	return out

@@ -101,6 +101,7 @@ key = %q
 	a := startAirlock(t, bin, conf)
 	a.wait(t, "airlock running")
 	a.wait(t, "waiting for registry", "bundle="+echo1, "attempt=2")
+	a.wait(t, "waiting for registry", "bundle="+rogue, "attempt=2")
 	status := cli(t, bin, device, "", "status", "--socket", sock)
 	waitingRe := func(ref string) string {
 		return regexp.QuoteMeta("  "+ref+":\n") +

@@ -123,11 +123,13 @@ func printReport(w io.Writer, rep admin.Report) {
 		fmt.Fprintf(w, "\nbundles not pulled yet:\n")
 		for _, b := range rep.Waiting {
 			fmt.Fprintf(w, "  %s:\n    %s\n", b.Ref, b.Status())
-			for i, line := range strings.Split(b.Error, "\n") {
-				if i == 0 {
-					line = "last error: " + line
+			if b.Error != "" {
+				for i, line := range strings.Split(b.Error, "\n") {
+					if i == 0 {
+						line = "last error: " + line
+					}
+					fmt.Fprintf(w, "    %s\n", line)
 				}
-				fmt.Fprintf(w, "    %s\n", line)
 			}
 			if b.Earlier != "" {
 				fmt.Fprintf(w, "    meanwhile the cached %s runs\n", b.Earlier)

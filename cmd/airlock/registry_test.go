@@ -15,6 +15,7 @@ import (
 func TestStatusShowsWaitingBundles(t *testing.T) {
 	rep := admin.Report{Device: "real", PID: 7, Plugins: []admin.PluginReport{}, Failed: []admin.Failure{}, Waiting: []admin.Waiting{
 		{Ref: "registry.example.com/acme/ntp@sha256:aa", Attempts: 3, NextIn: admin.NextIn(4230 * 1e6), Error: "pull registry.example.com/acme/ntp@sha256:aa: the registry cannot be reached: registry.example.com: dial tcp: lookup registry.example.com: no such host"},
+		{Ref: "registry.example.com/acme/new@sha256:dd"},
 		{Ref: "registry.example.com/acme/usb@sha256:bb", Attempts: 12, NextIn: admin.NextIn(299.6 * 1e9), Error: "pull registry.example.com/acme/usb@sha256:bb: the registry refused access: ...", Earlier: "registry.example.com/acme/usb@sha256:cc"},
 	}}
 	var out bytes.Buffer
@@ -27,6 +28,8 @@ bundles not pulled yet:
   registry.example.com/acme/ntp@sha256:aa:
     waiting for registry (attempt 3, next in 4.2s)
     last error: pull registry.example.com/acme/ntp@sha256:aa: the registry cannot be reached: registry.example.com: dial tcp: lookup registry.example.com: no such host
+  registry.example.com/acme/new@sha256:dd:
+    pulling from the registry (first attempt)
   registry.example.com/acme/usb@sha256:bb:
     waiting for registry (attempt 12, next in 5m0s)
     last error: pull registry.example.com/acme/usb@sha256:bb: the registry refused access: ...

@@ -62,10 +62,10 @@ type Failure struct {
 
 // Waiting is a [[bundle]] that could not be pulled yet.
 type Waiting struct {
-	Ref      string `json:"ref"`      // as in [[bundle]]
-	Attempts int    `json:"attempts"` // failed so far
-	NextIn   string `json:"next_in"`  // until the next attempt, rounded (NextIn)
-	Error    string `json:"error"`    // of the last attempt
+	Ref      string `json:"ref"`               // as in [[bundle]]
+	Attempts int    `json:"attempts"`          // failed so far; 0 during the first
+	NextIn   string `json:"next_in,omitempty"` // until the next attempt, rounded (NextIn)
+	Error    string `json:"error,omitempty"`   // of the last attempt
 	// Earlier is the pinned ref of an earlier pull of the same repository
 	// that runs from the cache meanwhile, or "".
 	Earlier string `json:"earlier,omitempty"`
@@ -73,6 +73,9 @@ type Waiting struct {
 
 // Status is the one line status shows for w.
 func (w Waiting) Status() string {
+	if w.Attempts == 0 {
+		return "pulling from the registry (first attempt)"
+	}
 	return fmt.Sprintf("waiting for registry (attempt %d, next in %s)", w.Attempts, w.NextIn)
 }
 
