@@ -64,8 +64,8 @@ func FuzzParseManifest(f *testing.F) {
 }
 
 // FuzzParseRuntime feeds arbitrary bytes as a runtime.toml. It never panics,
-// a refusal names the file, and an accepted config has plugin directories,
-// a known device and positive limits.
+// a refusal names the file, and an accepted config has plugin directories
+// or [[bundle]]s, a known device, positive limits and pull retries.
 func FuzzParseRuntime(f *testing.F) {
 	addTOMLSeeds(f, "testdata/runtime")
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -76,11 +76,14 @@ func FuzzParseRuntime(f *testing.F) {
 			}
 			return
 		}
-		if len(rt.Plugins) == 0 || (rt.Device != "sim" && rt.Device != "real") {
+		if len(rt.Plugins)+len(rt.Bundles) == 0 || (rt.Device != "sim" && rt.Device != "real") {
 			t.Fatalf("accepted runtime %+v", rt)
 		}
 		if rt.Limits.Queue < 1 || rt.Limits.Memory <= 0 || rt.Limits.HandlerTimeout <= 0 {
 			t.Fatalf("accepted limits %+v", rt.Limits)
+		}
+		if r := rt.Registry; r.RetryInitial <= 0 || r.RetryInitial > r.RetryMax {
+			t.Fatalf("accepted retries %+v", r)
 		}
 	})
 }
