@@ -168,6 +168,10 @@ type Cached struct {
 func Cache(rt *manifest.Runtime) []Cached {
 	var out []Cached
 	var earlier map[string][]string // repository -> pinned refs cached
+	pinned := map[string]bool{}
+	for _, b := range rt.Bundles {
+		pinned[b.Ref] = true
+	}
 	for _, b := range rt.Bundles {
 		c := Cached{Ref: b.Ref}
 		if p := CachePath(rt, b.Ref); fileExists(p) {
@@ -177,10 +181,6 @@ func Cache(rt *manifest.Runtime) []Cached {
 		}
 		if earlier == nil {
 			earlier = cachedByRepository(rt)
-		}
-		pinned := map[string]bool{}
-		for _, o := range rt.Bundles {
-			pinned[o.Ref] = true
 		}
 		repo, _, _ := strings.Cut(b.Ref, "@")
 		var newest time.Time

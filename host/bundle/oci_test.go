@@ -69,3 +69,41 @@ func TestOCIPull(t *testing.T) {
 		t.Fatal("loaded a cached bundle that was changed on disk")
 	}
 }
+
+// TestCacheRunsAnEarlierPull: while a [[bundle]] pin is not cached, the
+// newest cached pull of the same repository stands in for it; a .ref file
+// whose ref does not match its own name (planted, or left half-written)
+// stands for nothing.
+func TestCacheRunsAnEarlierPull(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ctx := context.Background()
+	v1, err := bundle.Push(ctx, pack(t, ntpToml, "acme", key(0)).Encode(), host+"/acme/ntp-check:1.2.0", bundle.Access{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := host + "/acme/ntp-check@sha256:" + strings.Repeat("2", 64) // never pulled
+	root := t.TempDir()
+	rt := runtime(t, root, trustToml("")+"\n[[bundle]]\nref = \""+v1+"\"\n")
+	if _, err := bundle.Pull(ctx, rt, v1, bundle.Access{}); err != nil {
+		t.Fatal(err)
+	}
+
+	rt = runtime(t, root, trustToml("")+"\n[[bundle]]\nref = \""+v2+"\"\n")
+	got := bundle.Cache(rt)
+	if want := (bundle.Cached{Ref: v2, Path: bundle.CachePath(rt, v1), Earlier: v1}); len(got) != 1 || got[0] != want {
+		t.Fatalf("cache for a new pin: %+v, want %+v", got, want)
+	}
+
+	// A .ref under another name that claims v1's file for another
+	// repository is ignored.
+	other := host + "/evil/thing@sha256:" + strings.Repeat("3", 64)
+	planted := strings.TrimSuffix(bundle.CachePath(rt, other), bundle.Extension) + ".ref"
+	_, v1digest, _ := strings.Cut(v1, "@")
+	os.WriteFile(planted, []byte(host+"/evil/thing@"+v1digest+"\n"), 0o600)
+	rt = runtime(t, root, trustToml("")+"\n[[bundle]]\nref = \""+other+"\"\n")
+	if got := bundle.Cache(rt); len(got) != 1 || got[0].Path != "" {
+		t.Fatalf("a planted .ref made %+v stand in", got)
+	}
+}
