@@ -114,6 +114,9 @@ func (a Access) plainHTTP(host string) bool {
 // Login checks cred against the registry and stores it in a's
 // credentials (the file, or the helper that the file names for it).
 func Login(ctx context.Context, a Access, registry string, cred auth.Credential) error {
+	if a.Credentials == nil {
+		return errors.New("login: no credentials store to keep the credentials in")
+	}
 	reg, err := remote.NewRegistry(registry)
 	if err != nil {
 		return fmt.Errorf("bad registry %q: %w (write host or host:port)", registry, err)
@@ -128,6 +131,9 @@ func Login(ctx context.Context, a Access, registry string, cred auth.Credential)
 
 // Logout removes the registry's credentials from a's store.
 func Logout(ctx context.Context, a Access, registry string) error {
+	if a.Credentials == nil {
+		return errors.New("logout: no credentials store")
+	}
 	return credentials.Logout(ctx, a.Credentials, registry)
 }
 
