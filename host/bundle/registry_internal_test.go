@@ -1,7 +1,16 @@
 package bundle
 
 import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/airlockhq/airlock/host/manifest"
 )
@@ -30,5 +39,25 @@ func TestPlainHTTPOnlyWhenAsked(t *testing.T) {
 		if err != nil || repo.PlainHTTP != want[1] {
 			t.Errorf("%s: repository plain HTTP %v (%v), want %v", host, repo.PlainHTTP, err, want[1])
 		}
+	}
+}
+
+// TestTLSToAPlainRegistry: a registry that answers a TLS request in plain
+// HTTP is reported with the two ways to ask for plain HTTP, never retried
+// in plain HTTP on our own.
+func TestTLSToAPlainRegistry(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	// Loopback always gets plain HTTP from repository; this is what any
+	// other registry would get.
+	repo, err := remote.NewRepository(host + "/acme/ntp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = repo.Resolve(context.Background(), "1.0")
+	err = Access{}.explain("pull "+host+"/acme/ntp:1.0", host, err)
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "pass --plain-http, or list it in [registry] plain_http") {
+		t.Fatalf("TLS to a plain HTTP registry: %v", err)
 	}
 }
