@@ -31,6 +31,7 @@ import (
 	"github.com/airlockhq/airlock/host/metrics"
 	"github.com/airlockhq/airlock/host/plugin"
 	"github.com/airlockhq/airlock/host/sandboxfs"
+	"github.com/airlockhq/airlock/host/statedir"
 	"github.com/airlockhq/airlock/host/timer"
 )
 
@@ -302,8 +303,9 @@ func discoverDirs(rt *manifest.Runtime) ([]string, error) {
 // delivers their stop events and returns. A plugin that fails to load is
 // reported and skipped; Run fails only if the host itself cannot start.
 func (h *Host) Run(ctx context.Context) error {
-	if err := os.MkdirAll(h.Runtime.StateDir, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w (set state_dir in %s)", err, h.Runtime.File)
+	// A device's first boot starts on an empty /data volume.
+	if err := statedir.Ensure(h.Runtime.StateDir); err != nil {
+		return fmt.Errorf("state_dir: %w (or set state_dir in %s)", err, h.Runtime.File)
 	}
 	cache, err := wazero.NewCompilationCacheWithDir(h.cacheDir())
 	if err != nil {

@@ -10,12 +10,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/airlockhq/airlock/host/gate"
+	"github.com/airlockhq/airlock/host/statedir"
 )
 
 // Server serves the admin API on a Unix socket.
@@ -34,6 +36,9 @@ type Server struct {
 // a host that died is replaced; one that another host still answers on is
 // an error.
 func Listen(path string) (*Server, error) {
+	if err := statedir.Make(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("admin socket: %w (or set [admin] socket in runtime.toml)", err)
+	}
 	if st, err := os.Lstat(path); err == nil {
 		if st.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("admin socket %s: a file that is not a socket is in the way (remove it, or set [admin] socket in runtime.toml)", path)

@@ -1,0 +1,88 @@
+package host_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/admin"
+	"github.com/airlockhq/airlock/host/internal/testenv"
+)
+
+// TestFirstBootOnEmptyData starts a host whose state_dir and admin socket
+// are on an empty volume, as a device's first boot is: every directory it
+// writes is made, private, and status answers.
+func TestFirstBootOnEmptyData(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil { // a fresh named volume
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(dir, "plugins"), 0o755)
+	sock := filepath.Join(data, "run", "admin.sock")
+	conf := filepath.Join(dir, "runtime.toml")
+	rt := "plugins = [\"plugins\"]\nstate_dir = \"data/airlock\"\n[admin]\nsocket = \"data/run/admin.sock\"\n[log]\naudit = \"off\"\n[scenario]\nplay = \"none\"\n"
+	if err := os.WriteFile(conf, []byte(rt), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log, logger := testenv.NewLog(t)
+	h, err := host.New(conf, host.Options{Logger: logger, Capabilities: host.Builtin()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	log.Wait(1, "airlock running")
+	for _, d := range []string{filepath.Join(data, "airlock"), filepath.Join(data, "run")} {
+		st, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %04o, want 0700", d, st.Mode().Perm())
+		}
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	if _, err := admin.NewClient(sock).Status(sctx); err != nil {
+		t.Errorf("status on the first boot: %v", err)
+	}
+}
+
+// TestStateDirThatCannotBeMade: the host does not start, and says which
+// path, why, and which setting to change.
+func TestStateDirThatCannotBeMade(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "plugins"), 0o755)
+	os.WriteFile(filepath.Join(dir, "data"), []byte("a file, not a volume"), 0o644)
+	conf := filepath.Join(dir, "runtime.toml")
+	if err := os.WriteFile(conf, []byte("plugins = [\"plugins\"]\nstate_dir = \"data/airlock\"\n[log]\naudit = \"off\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := host.New(conf, host.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = h.Run(ctx)
+	if err == nil {
+		t.Fatal("Run with state_dir under a file: nil error")
+	}
+	for _, w := range []string{"state_dir", filepath.Join(dir, "data", "airlock"), "not a directory", conf} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+}
