@@ -6,7 +6,15 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -o /out/airlock ./cmd/airlock
+# The context holds no .git (.dockerignore), so the version and commit that
+# `airlock version` and airlock_build_info report come from build args:
+#   docker build --build-arg AIRLOCK_VERSION=$(git describe --tags --always) \
+#                --build-arg AIRLOCK_COMMIT=$(git rev-parse HEAD) .
+ARG AIRLOCK_VERSION=""
+ARG AIRLOCK_COMMIT=""
+RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false \
+      -ldflags "-X github.com/airlockhq/airlock/host/version.Version=${AIRLOCK_VERSION} -X github.com/airlockhq/airlock/host/version.Commit=${AIRLOCK_COMMIT}" \
+      -o /out/airlock ./cmd/airlock
 # Each bundled plugin: its manifest and its module, nothing else.
 RUN set -e; for d in plugins/automount examples/hello examples/ntp-check examples/supervisor-reboot; do \
       name=$(basename "$d"); mkdir -p "/out/plugins/$name"; \

@@ -27,6 +27,7 @@ import (
 	"github.com/airlockhq/airlock/host/isolate"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/plugin"
+	"github.com/airlockhq/airlock/host/version"
 )
 
 const usage = `airlock runs sandboxed WebAssembly plugins for device automation.
@@ -44,7 +45,8 @@ Operating a running host (through its admin socket):
 
 Vendor bundles:
 ` + bundleUsage + `
-Run "airlock <command> --help" for a command's flags.
+Run "airlock <command> --help" for a command's flags, and "airlock version"
+(or --version) for this binary's version, commit, Go and wazero.
 `
 
 func main() {
@@ -82,6 +84,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
+		return 0
+	case "version", "--version":
+		fmt.Fprintln(stdout, version.Get())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

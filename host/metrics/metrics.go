@@ -4,7 +4,8 @@
 // decisions (by reading the gate's audit stream, so that every allow and
 // deny is counted exactly where it is recorded), and reads each plugin's
 // state, restarts, queue depth and drops, and the audit file's failed
-// writes, from the host at scrape time.
+// writes, from the host at scrape time. airlock_build_info says what the
+// host is (host/version).
 package metrics
 
 import (
@@ -21,6 +22,7 @@ import (
 
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/plugin"
+	"github.com/airlockhq/airlock/host/version"
 )
 
 // Snapshot is what the host reports at each scrape.
@@ -63,7 +65,14 @@ func New(snapshot func() Snapshot) *Metrics {
 			Help: "Capability uses checked by the gate, by plugin, capability and decision (allow or deny). capability=\"admin\" counts admin-socket requests.",
 		}, []string{"plugin", "capability", "decision"}),
 	}
-	m.reg.MustRegister(m.events, m.failures, m.duration, m.calls, &statusCollector{snapshot: snapshot},
+	info := version.Get()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "airlock_build_info",
+		Help:        "Always 1; its labels say what this host is: airlock's version and git commit, and the Go and wazero versions it was built with.",
+		ConstLabels: prometheus.Labels{"version": info.Version, "commit": info.Commit, "go": info.Go, "wazero": info.Wazero},
+	})
+	build.Set(1)
+	m.reg.MustRegister(build, m.events, m.failures, m.duration, m.calls, &statusCollector{snapshot: snapshot},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/metrics"
 	"github.com/airlockhq/airlock/host/timer"
+	"github.com/airlockhq/airlock/host/version"
 )
 
 func scrape(t *testing.T, url string) string {
@@ -155,6 +156,19 @@ func TestCountsGateDecisions(t *testing.T) {
 	if n := auditLog.Count("audit", "decision="); n != 4 {
 		t.Errorf("audit stream got %d records, want 4", n)
 	}
+}
+
+// TestBuildInfo: the endpoint says what the host is, as airlock version
+// does.
+func TestBuildInfo(t *testing.T) {
+	m := metrics.New(func() metrics.Snapshot { return metrics.Snapshot{} })
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	// A test binary of a library has no module list in its build info, so
+	// wazero is "unknown" here; cmd/airlock's TestVersion checks the real
+	// one against go.mod.
+	i := version.Get()
+	waitFor(t, srv.URL, []string{fmt.Sprintf(`airlock_build_info{commit=%q,go=%q,version=%q,wazero=%q} 1`, i.Commit, i.Go, i.Version, i.Wazero)})
 }
 
 // The audit file's failed writes are exported: /dev/full fails every write
