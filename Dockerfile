@@ -30,6 +30,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /out/airlock /usr/local/bin/airlock
 COPY --from=build /out/plugins /opt/airlock/plugins
 COPY docs/device/runtime.toml /etc/airlock/runtime.toml
-# First start compiles every plugin into /data/airlock/cache; later starts
-# reuse it.
-CMD ["airlock", "run", "--config", "/etc/airlock/runtime.toml"]
+# Every airlock command reads this config without flags, so `airlock status`
+# works in the container (balena ssh, docker exec). The device's own
+# additions go in /data/airlock/overlay.toml (see the config's overlay key).
+ENV AIRLOCK_CONFIG=/etc/airlock/runtime.toml
+# First start makes /data/airlock and compiles every plugin into its cache;
+# later starts reuse it.
+CMD ["airlock", "run"]

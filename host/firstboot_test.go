@@ -11,6 +11,7 @@ import (
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/admin"
 	"github.com/airlockhq/airlock/host/internal/testenv"
+	"github.com/airlockhq/airlock/host/manifest"
 )
 
 // TestFirstBootOnEmptyData starts a host whose state_dir and admin socket
@@ -84,5 +85,17 @@ func TestStateDirThatCannotBeMade(t *testing.T) {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not say %q", err, w)
 		}
+	}
+}
+
+// TestDeviceConfigIsValid: the runtime.toml the Dockerfile ships parses
+// with every built-in capability's sections, and names its overlay.
+func TestDeviceConfigIsValid(t *testing.T) {
+	rt, err := manifest.LoadRuntime(filepath.Join(testenv.RepoRoot(t), "docs", "device", "runtime.toml"), host.RuntimeSections(host.Builtin()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt.Device != "real" || rt.StateDir != "/data/airlock" || rt.Overlay != "/data/airlock/overlay.toml" {
+		t.Errorf("device %q, state_dir %q, overlay %q", rt.Device, rt.StateDir, rt.Overlay)
 	}
 }

@@ -303,6 +303,9 @@ func discoverDirs(rt *manifest.Runtime) ([]string, error) {
 // delivers their stop events and returns. A plugin that fails to load is
 // reported and skipped; Run fails only if the host itself cannot start.
 func (h *Host) Run(ctx context.Context) error {
+	if h.Runtime.OverlayApplied {
+		h.log.Info("runtime overlay applied", "path", h.Runtime.Overlay)
+	}
 	// A device's first boot starts on an empty /data volume.
 	if err := statedir.Ensure(h.Runtime.StateDir); err != nil {
 		return fmt.Errorf("state_dir: %w (or set state_dir in %s)", err, h.Runtime.File)

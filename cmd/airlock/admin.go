@@ -22,7 +22,7 @@ type adminFlags struct {
 
 func addAdminFlags(fs *flag.FlagSet) adminFlags {
 	return adminFlags{
-		config: fs.String("config", "runtime.toml", "the runtime config of the running host (its [admin] socket)"),
+		config: fs.String("config", defaultConfig(), "the runtime config of the running host (its [admin] socket)"),
 		socket: fs.String("socket", "", "the admin socket's path (default: from --config)"),
 	}
 }

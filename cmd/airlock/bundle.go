@@ -221,7 +221,7 @@ func flagAmong(args []string, name string) bool {
 
 func cmdInspect(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("inspect", "inspect [--config runtime.toml] <bundle>", stderr)
-	config := fs.String("config", "runtime.toml", "the runtime config whose [trust] judges the signature and ceiling")
+	config := fs.String("config", defaultConfig(), "the runtime config whose [trust] judges the signature and ceiling")
 	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err
 	}
@@ -316,7 +316,7 @@ func cmdPush(args []string, stdout, stderr io.Writer) error {
 
 func cmdPull(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("pull", "pull [--config runtime.toml] [--registry-config FILE] [--plain-http] <registry/repository@sha256:... | :tag>", stderr)
-	config := fs.String("config", "runtime.toml", "the runtime config: its state_dir holds the cache, its [trust] judges the bundle, its [registry] says how to reach registries")
+	config := fs.String("config", defaultConfig(), "the runtime config: its state_dir holds the cache, its [trust] judges the bundle, its [registry] says how to reach registries")
 	rf := addRegistryFlags(fs)
 	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err

@@ -157,7 +157,7 @@ func parse(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", "run [--config runtime.toml]", stderr)
-	config := fs.String("config", "runtime.toml", "the runtime config")
+	config := fs.String("config", defaultConfig(), "the runtime config")
 	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
@@ -216,11 +216,11 @@ func loadRuntimeOrDefault(path string, explicit bool) (*manifest.Runtime, error)
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check", "check [--config runtime.toml] <plugin dir | plugin.toml>", stderr)
-	config := fs.String("config", "runtime.toml", "the runtime config whose limits apply")
+	config := fs.String("config", defaultConfig(), "the runtime config whose limits apply")
 	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err
 	}
-	explicit := false
+	explicit := os.Getenv(configEnv) != ""
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 	rt, err := loadRuntimeOrDefault(*config, explicit)
 	if err != nil {

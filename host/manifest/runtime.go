@@ -86,6 +86,10 @@ type Runtime struct {
 	Bundles []BundleRef
 	// Registry is [registry]: credentials, plain HTTP, pull retries.
 	Registry Registry
+	// Overlay is the absolute path of the device's own additions to this
+	// file (overlay.go), or "" for none; OverlayApplied says one was read.
+	Overlay        string
+	OverlayApplied bool
 }
 
 type runtimeTop struct {
@@ -104,6 +108,7 @@ type runtimeTop struct {
 	Trust    trustTOML   `toml:"trust"`
 	Bundle   []BundleRef `toml:"bundle"`
 	Registry Registry    `toml:"registry"`
+	Overlay  string      `toml:"overlay"`
 }
 
 // DefaultAdminSocket is the admin socket's file name in state_dir.
@@ -132,7 +137,14 @@ func LoadRuntime(path string, sections map[string]SectionFunc) (*Runtime, error)
 	if err != nil {
 		return nil, fmt.Errorf("read runtime config: %w (pass another with --config)", err)
 	}
-	return ParseRuntime(path, data, sections)
+	rt, err := ParseRuntime(path, data, sections)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyOverlay(rt, sections); err != nil {
+		return nil, err
+	}
+	return rt, nil
 }
 
 // ParseRuntime validates data as the runtime.toml at path.
@@ -149,7 +161,7 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 	top := runtimeTop{Plugins: def.Plugins, StateDir: def.StateDir, Device: def.Device, Build: def.Build, Limits: def.Limits, Ceiling: def.Ceiling, Restart: def.Restart, Log: def.Log, Admin: Admin{}, Metrics: def.Metrics}
 	known := map[string][]string{}
 	collectKeys("", reflect.TypeOf(top), known)
-	for _, k := range []string{"plugins", "state_dir", "device", "build", "limits", "ceiling", "restart", "log", "reload", "admin", "metrics"} {
+	for _, k := range []string{"plugins", "state_dir", "device", "build", "limits", "ceiling", "restart", "log", "reload", "admin", "metrics", "overlay"} {
 		d.decode(k, fieldOf(&top, k))
 	}
 	rt := &Runtime{File: path, Dir: filepath.Dir(abs), Sections: map[string]any{}}
@@ -178,6 +190,9 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 	rt.StateDir = rt.resolve(top.StateDir)
 	rt.Device, rt.Build, rt.Limits, rt.Ceiling, rt.Restart, rt.Log = top.Device, top.Build, top.Limits, top.Ceiling, top.Restart, top.Log
 	rt.Reload, rt.Metrics = top.Reload, top.Metrics
+	if top.Overlay != "" {
+		rt.Overlay = rt.resolve(top.Overlay)
+	}
 	switch top.Admin.Socket {
 	case "":
 		rt.Admin.Socket = filepath.Join(rt.StateDir, DefaultAdminSocket)

@@ -27,13 +27,8 @@ func Ensure(dir string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", dir, err)
 	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		if uid := uint32(os.Geteuid()); sys.Uid != uid && sys.Uid != 0 {
-			return fmt.Errorf("%s is owned by uid %d, not by this host (uid %d) or root: another user could plant files in it (chown it, or pick another directory)", dir, sys.Uid, uid)
-		}
-	}
-	if perm := st.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Errorf("%s has mode %04o: other users could plant files in it (chmod go-w %s, or pick another directory)", dir, perm, dir)
+	if why := OthersMayWrite(st); why != "" {
+		return fmt.Errorf("%s %s: another user could plant files in it (chown or chmod go-w %s, or pick another directory)", dir, why, dir)
 	}
 	return nil
 }
@@ -55,4 +50,19 @@ func Make(dir string) error {
 		}
 	}
 	return fmt.Errorf("cannot create %s: %s", dir, why)
+}
+
+// OthersMayWrite says why a user other than this process's (or root) may
+// have written the file or directory st describes: "is owned by uid N, not
+// by this host (uid M) or root" or "has mode 0777"; "" if none may.
+func OthersMayWrite(st fs.FileInfo) string {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		if uid := uint32(os.Geteuid()); sys.Uid != uid && sys.Uid != 0 {
+			return fmt.Sprintf("is owned by uid %d, not by this host (uid %d) or root", sys.Uid, uid)
+		}
+	}
+	if perm := st.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Sprintf("has mode %04o", perm)
+	}
+	return ""
 }

@@ -45,7 +45,7 @@ func TestEnsureRefuses(t *testing.T) {
 		want      []string
 	}{
 		{"file in the way", filepath.Join(file, "airlock"), []string{"cannot create " + filepath.Join(file, "airlock"), "not a directory"}},
-		{"writable by others", open, []string{open, "mode 0777", "chmod go-w"}},
+		{"writable by others", open, []string{open, "has mode 0777", "chmod go-w"}},
 	}
 	if os.Geteuid() == 0 {
 		foreign := filepath.Join(data, "foreign")
@@ -58,7 +58,7 @@ func TestEnsureRefuses(t *testing.T) {
 		cases = append(cases, struct {
 			name, dir string
 			want      []string
-		}{"owned by another user", foreign, []string{foreign, "owned by uid 4242"}})
+		}{"owned by another user", foreign, []string{foreign, "is owned by uid 4242"}})
 	} else if testenv.Strict() {
 		t.Error("run as root to test a directory another user owns")
 	}

@@ -1,0 +1,17 @@
+package main
+
+import "os"
+
+// configEnv names the runtime config when --config is not given, so that
+// airlock status and friends work in a device's container without flags
+// (the Dockerfile sets it).
+const configEnv = "AIRLOCK_CONFIG"
+
+// defaultConfig is --config's default: $AIRLOCK_CONFIG, else runtime.toml
+// in the working directory.
+func defaultConfig() string {
+	if p := os.Getenv(configEnv); p != "" {
+		return p
+	}
+	return "runtime.toml"
+}
