@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/airlockhq/airlock/host/cron"
 )
@@ -39,6 +40,9 @@ type Timer struct {
 	Name  string   `toml:"name"`
 	Every Duration `toml:"every"`
 	Cron  string   `toml:"cron"`
+	// Location is the zone of cron's wall-clock times: runtime.toml's
+	// timezone, not the plugin's to choose.
+	Location *time.Location `toml:"-" json:"-"`
 }
 
 // Manifest is a validated plugin.toml.
@@ -170,6 +174,9 @@ func ParseManifest(path string, data []byte, rt *Runtime, schema Schema) (*Manif
 
 	m.Name, m.Version, m.Description = top.Name, top.Version, top.Description
 	m.EnvAllow, m.Config, m.Data, m.Timers = top.Env.Allow, top.Config, top.Storage.Data, top.Trigger.Timer
+	for i := range m.Timers {
+		m.Timers[i].Location = rt.Location
+	}
 	m.Tmp = top.Storage.Tmp
 	validateManifest(d, m, &top, rt)
 	if err := d.errs.err(); err != nil {

@@ -16,7 +16,7 @@ import (
 // overlayKeys are the top-level keys an overlay may set, each with how it
 // merges. Everything else is the image's alone: see "Why may the overlay
 // add trust but not loosen a ceiling?" in host/RATIONALE.md.
-var overlayKeys = []string{"limits", "ceiling", "restart", "log", "metrics", "trust", "bundle"}
+var overlayKeys = []string{"limits", "ceiling", "restart", "log", "metrics", "trust", "bundle", "timezone"}
 
 // overlayLog is the part of [log] an overlay may change: not audit, which
 // would let whoever writes the overlay move the audit trail away.
@@ -66,6 +66,9 @@ func applyOverlay(rt *Runtime, sections map[string]SectionFunc) error {
 	d.decode("limits", &m.Limits)
 	d.decode("restart", &m.Restart)
 	d.decode("metrics", &m.Metrics)
+	if d.decode("timezone", &m.Timezone) {
+		m.Location = loadZone(d, m.Timezone)
+	}
 	if m.Metrics.Listen == "off" {
 		m.Metrics.Listen = ""
 	}

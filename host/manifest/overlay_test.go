@@ -68,7 +68,7 @@ func TestOverlayAbsentIsNoOverlay(t *testing.T) {
 
 func TestOverlayExtends(t *testing.T) {
 	ref := "registry.example.com/beta/ntp@sha256:" + strings.Repeat("ab", 32)
-	rt, err := loadWithOverlay(t, `
+	rt, err := loadWithOverlay(t, `timezone = "Europe/Berlin"
 [limits]
 memory = "32MiB"
 [ceiling]
@@ -106,6 +106,9 @@ ref = "`+ref+`"
 	if len(rt.Trust.Revoked) != 1 || len(rt.Bundles) != 1 || rt.Bundles[0].Ref != ref {
 		t.Errorf("revoked %v bundles %v", rt.Trust.Revoked, rt.Bundles)
 	}
+	if rt.Timezone != "Europe/Berlin" || rt.Location.String() != "Europe/Berlin" {
+		t.Errorf("timezone %q, location %v", rt.Timezone, rt.Location)
+	}
 	if len(rt.Trust.AllowUnsigned) != 1 || !strings.HasSuffix(rt.Trust.AllowUnsigned[0], "/plugins") {
 		t.Errorf("allow_unsigned %v: the image's, unchanged", rt.Trust.AllowUnsigned)
 	}
@@ -125,6 +128,7 @@ func TestOverlayCannotLoosen(t *testing.T) {
 		{"default above ceiling", "[limits]\nmemory = \"256MiB\"", "limits.memory: default 256MiB is above the ceiling 128MiB"},
 		{"image vendor redefined", "[[trust.vendor]]\nname = \"acme\"\nkey = \"KEY_ACME\"\n[trust.vendor.ceiling]\ndata = true\nenv = [\"*\"]", `trust.vendor[0]: vendor "acme" (or its key) is already trusted by`},
 		{"image vendor's key renamed", "[[trust.vendor]]\nname = \"other\"\nkey = \"KEY_ACME\"", `vendor "acme" (or its key) is already trusted`},
+		{"unknown zone", `timezone = "Mars/Olympus"`, `overlay.toml:1: timezone: unknown time zone "Mars/Olympus" (use an IANA zone name`},
 		{"typo", "[limts]\nmemory = \"1MiB\"", `limts: may not be set in an overlay`},
 	}
 	for _, c := range cases {
@@ -143,5 +147,30 @@ func TestOverlayOthersCouldWriteIsRefused(t *testing.T) {
 	_, err := loadWithOverlay(t, "[log]\nlevel = \"debug\"\n", 0o666)
 	if err == nil || !strings.Contains(err.Error(), "has mode 0666: another user could add trusted keys") {
 		t.Errorf("a world-writable overlay: %v", err)
+	}
+}
+
+// TestCronTimersUseRuntimeZone: a plugin's cron timers run in the
+// runtime's zone; plugin.toml cannot choose another.
+func TestCronTimersUseRuntimeZone(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "runtime.toml")
+	if err := os.WriteFile(conf, []byte("timezone = \"America/New_York\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := LoadRuntime(conf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ParseManifest(filepath.Join(dir, "p", "plugin.toml"), []byte("name = \"p\"\nversion = \"1.0.0\"\n[[trigger.timer]]\nname = \"nightly\"\ncron = \"30 2 * * *\"\n"), rt, Schema{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc := m.Timers[0].Location; loc == nil || loc.String() != "America/New_York" {
+		t.Errorf("timer location %v, want the runtime's America/New_York", loc)
+	}
+	_, err = ParseManifest(filepath.Join(dir, "p", "plugin.toml"), []byte("name = \"p\"\nversion = \"1.0.0\"\n[[trigger.timer]]\nname = \"nightly\"\ncron = \"30 2 * * *\"\nlocation = \"UTC\"\n"), rt, Schema{})
+	if err == nil || !strings.Contains(err.Error(), "location: unknown key") {
+		t.Errorf("a plugin choosing its zone: %v", err)
 	}
 }

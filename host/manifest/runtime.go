@@ -90,6 +90,11 @@ type Runtime struct {
 	// file (overlay.go), or "" for none; OverlayApplied says one was read.
 	Overlay        string
 	OverlayApplied bool
+	// Timezone is the IANA zone cron timers' wall-clock times are in
+	// ("Europe/Berlin", "UTC"), or "" for the host's local zone (TZ, else
+	// /etc/localtime, else UTC). Location is it, loaded.
+	Timezone string
+	Location *time.Location `json:"-"`
 }
 
 type runtimeTop struct {
@@ -109,6 +114,7 @@ type runtimeTop struct {
 	Bundle   []BundleRef `toml:"bundle"`
 	Registry Registry    `toml:"registry"`
 	Overlay  string      `toml:"overlay"`
+	Timezone string      `toml:"timezone"`
 }
 
 // DefaultAdminSocket is the admin socket's file name in state_dir.
@@ -161,7 +167,7 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 	top := runtimeTop{Plugins: def.Plugins, StateDir: def.StateDir, Device: def.Device, Build: def.Build, Limits: def.Limits, Ceiling: def.Ceiling, Restart: def.Restart, Log: def.Log, Admin: Admin{}, Metrics: def.Metrics}
 	known := map[string][]string{}
 	collectKeys("", reflect.TypeOf(top), known)
-	for _, k := range []string{"plugins", "state_dir", "device", "build", "limits", "ceiling", "restart", "log", "reload", "admin", "metrics", "overlay"} {
+	for _, k := range []string{"plugins", "state_dir", "device", "build", "limits", "ceiling", "restart", "log", "reload", "admin", "metrics", "overlay", "timezone"} {
 		d.decode(k, fieldOf(&top, k))
 	}
 	rt := &Runtime{File: path, Dir: filepath.Dir(abs), Sections: map[string]any{}}
@@ -193,6 +199,7 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 	if top.Overlay != "" {
 		rt.Overlay = rt.resolve(top.Overlay)
 	}
+	rt.Timezone, rt.Location = top.Timezone, loadZone(d, top.Timezone)
 	switch top.Admin.Socket {
 	case "":
 		rt.Admin.Socket = filepath.Join(rt.StateDir, DefaultAdminSocket)
@@ -272,6 +279,19 @@ func validateRuntime(d *doc, rt *Runtime) {
 			d.errorf("metrics.listen", `use an IP address (such as 127.0.0.1) or localhost`, "host %q is not an IP address", host)
 		}
 	}
+}
+
+// loadZone loads timezone's zone, "" meaning the host's local one.
+func loadZone(d *doc, name string) *time.Location {
+	if name == "" {
+		return time.Local
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil || name == "Local" {
+		d.errorf("timezone", `use an IANA zone name such as "Europe/Berlin" or "UTC", or leave it out for the host's local zone`, "unknown time zone %q", name)
+		return time.Local
+	}
+	return loc
 }
 
 // resolve makes p absolute relative to the runtime.toml's directory.

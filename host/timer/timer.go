@@ -58,8 +58,12 @@ func runCron(ctx context.Context, plugin string, t manifest.Timer, deliver func(
 	if err != nil {
 		return
 	}
+	loc := t.Location
+	if loc == nil {
+		loc = time.Local
+	}
 	for {
-		next := s.Next(time.Now())
+		next := s.Next(time.Now().In(loc))
 		if next.IsZero() {
 			return
 		}
