@@ -269,7 +269,8 @@ func runAirlock(work, img string) ([]time.Duration, error) {
 	if err := os.WriteFile(filepath.Join(pd, "plugin.toml"), []byte(text), 0o644); err != nil {
 		return nil, err
 	}
-	rt := "plugins = [\"plugins\"]\nstate_dir = \"state\"\ndevice = \"real\"\n[log]\naudit = \"off\"\n[admin]\nsocket = \"off\"\n[udev]\nsource = \"kernel\"\n"
+	rt := "plugins = [\"plugins\"]\nstate_dir = \"state\"\ndevice = \"real\"\n[log]\naudit = \"off\"\n[admin]\nsocket = \"off\"\n[udev]\nsource = \"kernel\"\n" +
+		"[mount]\ndisks = [\"loop\"]\n" // the benchmark's sticks are loop devices
 	if err := os.WriteFile(filepath.Join(dir, "runtime.toml"), []byte(rt), 0o644); err != nil {
 		return nil, err
 	}

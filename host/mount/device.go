@@ -20,6 +20,8 @@ type Device struct {
 	// pending, so that a detach while mounted can be told apart.
 	Loop          bool
 	LoopAutoclear bool
+	// Removable: the kernel marks the disk removable (sysfs removable).
+	Removable bool
 	// ProbeErr says why the superblock could not be read ("" if it was).
 	ProbeErr string
 }

@@ -203,6 +203,9 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Instance, rec abi.Reco
 	if l, ok := systemDisks[d.Disk]; ok {
 		return nil, deny("%s is on the boot disk %s (it holds %s), which is never mounted for plugins", d.Node, d.Disk, l)
 	}
+	if why := m.disks.refuseDisk(d); why != "" {
+		return nil, deny("%s", why)
+	}
 	if d.ProbeErr != "" {
 		if why := m.be.inUse(d); why != "" {
 			return nil, deny("%s %s", d.Node, why)

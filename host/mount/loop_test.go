@@ -13,7 +13,12 @@ import (
 	"github.com/airlockhq/airlock/host/internal/testenv"
 )
 
-const realRuntime = "device = \"real\"\n[udev]\nsource = \"kernel\"\n"
+// realRuntime runs the real backend, with loop devices given out: each
+// test's plugins take only devices with its own labels (AIR*), and
+// TestLoopDisksPolicy shows what the default gives out.
+const realRuntime = kernelRuntime + "[mount]\ndisks = [\"removable\", \"loop\"]\n"
+
+const kernelRuntime = "device = \"real\"\n[udev]\nsource = \"kernel\"\n"
 
 // mountsUnder returns the mount table's entries below dir.
 func mountsUnder(t *testing.T, dir string) []*mountinfo.Info {

@@ -34,6 +34,7 @@ type Mount struct {
 	be      backend
 	log     *slog.Logger
 	sim     bool
+	disks   *Config // runtime.toml's [mount]; nil means the defaults
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 
@@ -82,6 +83,7 @@ func New(o Options) *Mount {
 var (
 	_ capability.Capability    = (*Mount)(nil)
 	_ capability.Provisioner   = (*Mount)(nil)
+	_ capability.Configurer    = (*Mount)(nil)
 	_ capability.Closer        = (*Mount)(nil)
 	_ capability.Preopener     = (*Mount)(nil)
 	_ capability.InstanceEnder = (*Mount)(nil)
@@ -111,6 +113,7 @@ func (m *Mount) Provision(ctx context.Context, env capability.Env) error {
 		return fmt.Errorf("media directory: %w", err)
 	}
 	m.base, m.sim = base, env.Sim
+	m.disks, _ = env.Config.(*Config)
 	m.tmpBase = filepath.Join(filepath.Dir(base), "tmp")
 	if env.Sim {
 		m.be, err = newSimBackend(filepath.Join(filepath.Dir(base), "sim-devices"))

@@ -80,6 +80,7 @@ func (b *realBackend) device(sys string) (Device, bool) {
 			d.Disk = filepath.Base(filepath.Dir(real))
 		}
 	}
+	d.Removable = readTrim(filepath.Join(b.sysRoot, "class", "block", d.Disk, "removable")) == "1"
 	if strings.HasPrefix(d.Disk, "loop") {
 		d.Loop = true
 		d.LoopAutoclear = readTrim(filepath.Join(b.sysRoot, "class", "block", d.Disk, "loop", "autoclear")) == "1"
