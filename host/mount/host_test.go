@@ -31,6 +31,13 @@ type plugin struct{ name, manifest, src string }
 // in Builtin, the runtime.toml text given, and the plugins.
 func runHost(t *testing.T, runtime string, plugins ...plugin) *run {
 	t.Helper()
+	return runHostDev(t, "", runtime, plugins...)
+}
+
+// runHostDev is runHost with the capabilities looking for device nodes in
+// devDir instead of /dev ("" for /dev).
+func runHostDev(t *testing.T, devDir, runtime string, plugins ...plugin) *run {
+	t.Helper()
 	dir := t.TempDir()
 	for _, p := range plugins {
 		testenv.PluginDir(t, filepath.Join(dir, "plugins"), p.name, p.manifest, p.src)
@@ -41,9 +48,13 @@ func runHost(t *testing.T, runtime string, plugins ...plugin) *run {
 	}
 	log, logger := testenv.NewLog(t)
 	audit, auditLogger := testenv.NewLog(t)
-	m := mount.New(mount.Options{CheckEvery: 50 * time.Millisecond})
+	m := mount.New(mount.Options{CheckEvery: 50 * time.Millisecond, DevDir: devDir})
+	u := udev.New()
+	if devDir != "" {
+		u.WithDevDir(devDir)
+	}
 	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Audit: auditLogger,
-		Capabilities: []capability.Capability{m.WatchDevices(udev.New()), m}})
+		Capabilities: []capability.Capability{m.WatchDevices(u), m}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/devnode"
 	"github.com/airlockhq/airlock/host/manifest"
 
 	"github.com/moby/sys/mountinfo"
@@ -56,6 +57,10 @@ type Options struct {
 	// that went away without a uevent reaching us (a detach that waits
 	// for our mount, lost netlink messages). Zero means 2s.
 	CheckEvery time.Duration
+	// DevDir is where the real backend looks for a device's node first;
+	// "" means /dev. A device whose node is missing there, or names
+	// another device, gets one made in <state_dir>/dev (host/devnode).
+	DevDir string
 }
 
 // held is one mount made for a plugin.
@@ -118,7 +123,11 @@ func (m *Mount) Provision(ctx context.Context, env capability.Env) error {
 	if env.Sim {
 		m.be, err = newSimBackend(filepath.Join(filepath.Dir(base), "sim-devices"))
 	} else {
-		m.be, err = newRealBackend(base)
+		devDir := m.opts.DevDir
+		if devDir == "" {
+			devDir = "/dev"
+		}
+		m.be, err = newRealBackend(base, &devnode.Nodes{DevDir: devDir, Dir: filepath.Join(filepath.Dir(base), "dev")})
 	}
 	if err != nil {
 		return err

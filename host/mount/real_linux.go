@@ -11,6 +11,7 @@ import (
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
+	"github.com/airlockhq/airlock/host/devnode"
 	"github.com/airlockhq/airlock/host/udev/probe"
 )
 
@@ -18,10 +19,25 @@ import (
 type realBackend struct {
 	base    string
 	sysRoot string // "/sys"
+	// nodes names each device by its number, for probing and mount(2):
+	// /dev may lack a stick plugged in after start (no udevd).
+	nodes *devnode.Nodes
 }
 
-func newRealBackend(base string) (backend, error) {
-	return &realBackend{base: base, sysRoot: "/sys"}, nil
+func newRealBackend(base string, nodes *devnode.Nodes) (backend, error) {
+	if err := nodes.Clean(); err != nil {
+		return nil, fmt.Errorf("device nodes left by an earlier run: %w", err)
+	}
+	return &realBackend{base: base, sysRoot: "/sys", nodes: nodes}, nil
+}
+
+// node returns a path to d's block device and a func that releases it.
+func (b *realBackend) node(d *Device) (string, func(), error) {
+	major, minor, err := devnode.ParseMajMin(d.MajMin)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", d.Node, err)
+	}
+	return b.nodes.Path(strings.TrimPrefix(d.Node, "/dev/"), major, minor)
 }
 
 func readTrim(p string) string {
@@ -45,7 +61,7 @@ func (b *realBackend) devices() ([]Device, error) {
 		if !ok {
 			continue
 		}
-		res, err := probe.ProbeFile(d.Node)
+		res, err := b.probe(&d)
 		switch {
 		case errors.Is(err, probe.ErrUnknown):
 			continue // no filesystem
@@ -60,6 +76,16 @@ func (b *realBackend) devices() ([]Device, error) {
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// probe reads d's superblock through a node made for it if need be.
+func (b *realBackend) probe(d *Device) (probe.Result, error) {
+	p, release, err := b.node(d)
+	if err != nil {
+		return probe.Result{}, err
+	}
+	defer release()
+	return probe.ProbeFile(p)
 }
 
 // device reads what sysfs says of one block device, without probing it.
@@ -183,7 +209,12 @@ func (b *realBackend) mount(d *Device, fstype string, p plan, root, name string)
 	// The kernel resolves /proc/self/fd/N to the directory we opened, so
 	// nothing can swap a symlink in between the check and the mount.
 	target := fmt.Sprintf("/proc/self/fd/%d", fd)
-	err = unix.Mount(d.Node, target, fstype, p.flags, strings.Join(p.data, ","))
+	src, release, err := b.node(d)
+	if err == nil {
+		// Once mounted, the kernel holds the device, not the node.
+		err = unix.Mount(src, target, fstype, p.flags, strings.Join(p.data, ","))
+		release()
+	}
 	if err != nil && created {
 		unix.Unlinkat(rootfd, name, unix.AT_REMOVEDIR)
 	}

@@ -2,8 +2,12 @@
 
 package mount
 
-import "errors"
+import (
+	"errors"
 
-func newRealBackend(string) (backend, error) {
+	"github.com/airlockhq/airlock/host/devnode"
+)
+
+func newRealBackend(string, *devnode.Nodes) (backend, error) {
 	return nil, errors.New("mounts need Linux; use the simulated device (device = \"sim\")")
 }

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/devnode"
 	"github.com/airlockhq/airlock/host/manifest"
 )
 
@@ -21,6 +24,12 @@ import (
 // it sees. Create it with New.
 type Udev struct {
 	sysRoot string // "/sys"
+	devDir  string // "/dev"; see WithDevDir
+
+	// nodes names a device by its number for probing (real device only;
+	// nil on the simulated one): /dev may lack a stick plugged in after
+	// start, since no udevd makes its node.
+	nodes *devnode.Nodes
 
 	// Set by Provision and Start, before any event; read-only after.
 	cfg     Config
@@ -68,7 +77,7 @@ type source interface {
 
 // New returns the capability, unprovisioned.
 func New() *Udev {
-	return &Udev{sysRoot: "/sys", cfg: DefaultConfig(), log: slog.New(slog.DiscardHandler),
+	return &Udev{sysRoot: "/sys", devDir: "/dev", cfg: DefaultConfig(), log: slog.New(slog.DiscardHandler),
 		rules: map[string]Rules{}, router: NewRouter(nil), known: map[string]*device{}}
 }
 
@@ -108,6 +117,9 @@ func (u *Udev) Provision(_ context.Context, env capability.Env) error {
 	if env.Logger != nil {
 		u.log = env.Logger
 	}
+	if !env.Sim && env.Runtime != nil {
+		u.nodes = &devnode.Nodes{DevDir: u.devDir, Dir: filepath.Join(env.Runtime.StateDir, "dev")}
+	}
 	if u.cfg.Source == "auto" {
 		switch {
 		case env.Sim:
@@ -119,6 +131,31 @@ func (u *Udev) Provision(_ context.Context, env capability.Env) error {
 		}
 	}
 	return nil
+}
+
+// WithDevDir makes the capability look for device nodes in dir instead of
+// /dev (before making its own; see host/devnode). For tests and for
+// hosts whose devices live elsewhere. Call it before Provision.
+func (u *Udev) WithDevDir(dir string) *Udev {
+	u.devDir = dir
+	return u
+}
+
+// probe reads ev's device's superblock, through a node made from the
+// event's MAJOR and MINOR when its /dev node is missing or names another
+// device. An event without them (a recording) is probed at DEVNAME.
+func (u *Udev) probe(ev *UEvent) (map[string]string, error) {
+	node := ev.devNode()
+	major, minor, err := devnode.ParseMajMin(ev.Props["MAJOR"] + ":" + ev.Props["MINOR"])
+	if u.nodes == nil || node == "" || err != nil {
+		return probeNode(node, probeTimeout)
+	}
+	p, release, err := u.nodes.Path(strings.TrimPrefix(node, "/dev/"), major, minor)
+	if err != nil {
+		return nil, err
+	}
+	defer release() // the open descriptor holds the device, not the node
+	return probeNode(p, probeTimeout)
 }
 
 // Subscribe sets a plugin's rules (nil removes them). After Start, a plugin
@@ -393,7 +430,7 @@ func (u *Udev) routeLocked(ev UEvent, synth string, only int) {
 			// does not change on bind, online, or a second look.
 			ev.Props = merge(ev.Props, d.fs)
 		} else if u.shouldProbe(&ev) {
-			props, err := probeNode(ev.devNode(), probeTimeout)
+			props, err := u.probe(&ev)
 			if err != nil {
 				// No medium, no permission (a sandbox that hides the boot
 				// disk): expected, so not worth a warning each time.
