@@ -12,6 +12,7 @@ import (
 	"github.com/airlockhq/airlock/host/admin"
 	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/host/mount"
 )
 
 // TestFirstBootOnEmptyData starts a host whose state_dir and admin socket
@@ -97,5 +98,29 @@ func TestDeviceConfigIsValid(t *testing.T) {
 	}
 	if rt.Device != "real" || rt.StateDir != "/data/airlock" || rt.Overlay != "/data/airlock/overlay.toml" {
 		t.Errorf("device %q, state_dir %q, overlay %q", rt.Device, rt.StateDir, rt.Overlay)
+	}
+}
+
+// TestOverlaySetsMountDisks: a device's overlay says which of its disks
+// mounts may take; a capability section it may not set stays refused.
+func TestOverlaySetsMountDisks(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "runtime.toml")
+	overlay := filepath.Join(dir, "overlay.toml")
+	if err := os.WriteFile(conf, []byte("device = \"real\"\noverlay = \"overlay.toml\"\n[mount]\ndisks = [\"removable\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sections := host.RuntimeSections(host.Builtin())
+	os.WriteFile(overlay, []byte("[mount]\ndisks = [\"removable\", \"mmcblk1\"]\n"), 0o600)
+	rt, err := manifest.LoadRuntime(conf, sections)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := rt.Sections["mount"].(*mount.Config); !ok || strings.Join(c.Disks, ",") != "removable,mmcblk1" {
+		t.Errorf("[mount] after the overlay: %#v", rt.Sections["mount"])
+	}
+	os.WriteFile(overlay, []byte("[udev]\nsource = \"replay\"\n"), 0o600)
+	if _, err := manifest.LoadRuntime(conf, sections); err == nil || !strings.Contains(err.Error(), "overlay.toml:1: udev: may not be set in an overlay") {
+		t.Errorf("[udev] in an overlay: %v", err)
 	}
 }

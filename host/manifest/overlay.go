@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,7 +17,12 @@ import (
 // overlayKeys are the top-level keys an overlay may set, each with how it
 // merges. Everything else is the image's alone: see "Why may the overlay
 // add trust but not loosen a ceiling?" in host/RATIONALE.md.
-var overlayKeys = []string{"limits", "ceiling", "restart", "log", "metrics", "trust", "bundle", "timezone"}
+var overlayKeys = []string{"limits", "ceiling", "restart", "log", "metrics", "trust", "bundle", "timezone", "mount"}
+
+// overlaySections are the capability sections an overlay may set, whole:
+// [mount] says which of this device's disks mounts may take, which only
+// the device knows (its boot disk stays refused whatever it says).
+var overlaySections = []string{"mount"}
 
 // overlayLog is the part of [log] an overlay may change: not audit, which
 // would let whoever writes the overlay move the audit trail away.
@@ -100,6 +106,15 @@ func applyOverlay(rt *Runtime, sections map[string]SectionFunc) error {
 	for _, b := range add.Bundles {
 		if !slices.Contains(m.Bundles, b) {
 			m.Bundles = append(m.Bundles, b)
+		}
+	}
+	m.Sections = maps.Clone(rt.Sections)
+	for _, k := range overlaySections {
+		fn, ok := sections[k]
+		if p, present := d.top[k]; ok && present {
+			if v, err := fn(Section{d: d, key: k, prim: p, known: known}); err == nil && v != nil {
+				m.Sections[k] = v
+			}
 		}
 	}
 	d.unknown(known)
