@@ -144,6 +144,11 @@ func New(path string, o Options) (*Host, error) {
 		return nil, err
 	}
 	h := &Host{Runtime: rt, opts: o, log: o.Logger, plugins: map[string]*entry{}, LoadErrors: map[string]error{}, waiting: map[string]*waiting{}}
+	// A device's first boot starts on an empty /data volume, and the
+	// audit file usually lives in state_dir: made before it is opened.
+	if err := statedir.Ensure(rt.StateDir); err != nil {
+		return nil, fmt.Errorf("state_dir: %w (or set state_dir in %s)", err, rt.File)
+	}
 	audit := o.Audit
 	if audit == nil {
 		if audit, h.sink, err = openAudit(rt.Log.Audit, h.log); err != nil {
@@ -305,10 +310,6 @@ func discoverDirs(rt *manifest.Runtime) ([]string, error) {
 func (h *Host) Run(ctx context.Context) error {
 	if h.Runtime.OverlayApplied {
 		h.log.Info("runtime overlay applied", "path", h.Runtime.Overlay)
-	}
-	// A device's first boot starts on an empty /data volume.
-	if err := statedir.Ensure(h.Runtime.StateDir); err != nil {
-		return fmt.Errorf("state_dir: %w (or set state_dir in %s)", err, h.Runtime.File)
 	}
 	cache, err := wazero.NewCompilationCacheWithDir(h.cacheDir())
 	if err != nil {
