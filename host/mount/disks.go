@@ -31,27 +31,30 @@ var diskNameRe = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 // DecodeConfig decodes runtime.toml's [mount] into a *Config.
 func (*Mount) DecodeConfig(s manifest.Section) (any, error) {
 	var t struct {
-		Disks []string `toml:"disks"`
+		Disks *[]string `toml:"disks"`
 	}
-	t.Disks = DefaultDisks
 	if !s.Decode(&t) {
 		return nil, fmt.Errorf("bad [mount] section")
 	}
+	if t.Disks == nil {
+		return &Config{Disks: slices.Clone(DefaultDisks)}, nil
+	}
+	disks := *t.Disks
 	ok := true
-	for i, d := range t.Disks {
+	for i, d := range disks {
 		if d != "removable" && d != "loop" && d != "any" && !diskNameRe.MatchString(d) {
 			s.Errorf("disks", `list "removable", "loop", "any" or kernel disk names such as "sdb"`, "entry %d: %q is not a disk class or a kernel disk name", i, d)
 			ok = false
 		}
 	}
-	if len(t.Disks) == 0 {
+	if len(disks) == 0 {
 		s.Errorf("disks", `list at least "removable", or remove the mount grants of your plugins`, "no disks may be mounted")
 		ok = false
 	}
 	if !ok {
 		return nil, fmt.Errorf("bad [mount] section")
 	}
-	return &Config{Disks: t.Disks}, nil
+	return &Config{Disks: disks}, nil
 }
 
 // onUSB reports whether the device hangs off a USB bus.

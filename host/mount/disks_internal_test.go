@@ -56,4 +56,7 @@ func TestDisksConfig(t *testing.T) {
 			t.Errorf("%q: %v\nwant %s", text, err, want)
 		}
 	}
+	if strings.Join(DefaultDisks, ",") != "removable" {
+		t.Errorf("decoding changed DefaultDisks: %v", DefaultDisks)
+	}
 }

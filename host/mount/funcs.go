@@ -203,9 +203,6 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Instance, rec abi.Reco
 	if l, ok := systemDisks[d.Disk]; ok {
 		return nil, deny("%s is on the boot disk %s (it holds %s), which is never mounted for plugins", d.Node, d.Disk, l)
 	}
-	if why := m.disks.refuseDisk(d); why != "" {
-		return nil, deny("%s", why)
-	}
 	if d.ProbeErr != "" {
 		if why := m.be.inUse(d); why != "" {
 			return nil, deny("%s %s", d.Node, why)
@@ -249,6 +246,10 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Instance, rec abi.Reco
 	}
 	if why := m.be.inUse(d); why != "" {
 		return nil, deny("%s %s", d.Node, why)
+	}
+	// The operator's list of disks to give out (runtime.toml [mount]).
+	if why := m.disks.refuseDisk(d); why != "" {
+		return nil, deny("%s", why)
 	}
 	if err := in.Check(ctx, "mount", op, gate.Allow(reason)); err != nil {
 		return nil, err
