@@ -3,7 +3,6 @@ package devnode
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -21,7 +20,11 @@ func TestPath(t *testing.T) {
 	img := tl.MakeImage(t, t.TempDir(), "p.img", []testenv.Partition{{Sfdisk: ",,83", FSType: "ext4", Label: "AIRDEVNODE"}})
 	dev := tl.Attach(t, img, 1)
 	name := dev + "p1"
-	major, minor, err := ParseMajMin(strings.TrimSpace(readFile(t, "/sys/class/block/"+name+"/dev")))
+	num, err := os.ReadFile("/sys/class/block/" + name + "/dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	major, minor, err := ParseMajMin(string(num))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,13 +84,4 @@ func TestParseMajMin(t *testing.T) {
 			t.Errorf("ParseMajMin(%q) = nil error", bad)
 		}
 	}
-}
-
-func readFile(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
