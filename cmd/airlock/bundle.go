@@ -225,7 +225,7 @@ func cmdInspect(args []string, stdout, stderr io.Writer) error {
 	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err
 	}
-	rt, err := loadRuntimeOrDefault(*config, flagSet(fs, "config"))
+	rt, err := loadRuntimeOrDefault(*config, configNamed(fs))
 	if err != nil {
 		return err
 	}
@@ -321,7 +321,7 @@ func cmdPull(args []string, stdout, stderr io.Writer) error {
 	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err
 	}
-	rt, err := loadRuntimeOrDefault(*config, flagSet(fs, "config"))
+	rt, err := loadRuntimeOrDefault(*config, configNamed(fs))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,9 @@
 package main
 
-import "os"
+import (
+	"flag"
+	"os"
+)
 
 // configEnv names the runtime config when --config is not given, so that
 // airlock status and friends work in a device's container without flags
@@ -14,4 +17,11 @@ func defaultConfig() string {
 		return p
 	}
 	return "runtime.toml"
+}
+
+// configNamed reports whether the runtime config was named, with --config
+// or $AIRLOCK_CONFIG: then it must exist, and login and logout use its
+// [registry] auth file rather than the user's docker config.
+func configNamed(fs *flag.FlagSet) bool {
+	return flagSet(fs, "config") || os.Getenv(configEnv) != ""
 }

@@ -9,7 +9,8 @@ import (
 // $AIRLOCK_CONFIG (as in the device's container); --config still wins.
 func TestConfigFromEnvironment(t *testing.T) {
 	t.Setenv(configEnv, "/nonexistent/airlock/runtime.toml")
-	for _, args := range [][]string{{"run"}, {"status"}, {"check", t.TempDir()}} {
+	for _, args := range [][]string{{"run"}, {"status"}, {"check", t.TempDir()}, {"pull", "registry.example.com/a/b:1"},
+		{"login", "-u", "me", "--password-stdin", "registry.example.com"}} {
 		r := airlock(args...)
 		if r.code != 1 || !strings.Contains(r.stderr, "open /nonexistent/airlock/runtime.toml") {
 			t.Errorf("airlock %v with %s set: %v\nwant it to read that file", args, configEnv, r)

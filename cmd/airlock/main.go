@@ -220,9 +220,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err
 	}
-	explicit := os.Getenv(configEnv) != ""
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
-	rt, err := loadRuntimeOrDefault(*config, explicit)
+	rt, err := loadRuntimeOrDefault(*config, configNamed(fs))
 	if err != nil {
 		return err
 	}

@@ -67,10 +67,11 @@ func (f registryFlags) access(rt *manifest.Runtime) (bundle.Access, error) {
 	return a, nil
 }
 
-// runtimeFor loads the runtime config that --config names, if it was
-// given; login and logout act on the user's docker config otherwise.
+// runtimeFor loads the runtime config that --config or $AIRLOCK_CONFIG
+// names, if one does; login and logout act on the user's docker config
+// otherwise.
 func runtimeFor(fs *flag.FlagSet, config string) (*manifest.Runtime, error) {
-	if !flagSet(fs, "config") {
+	if !configNamed(fs) {
 		return nil, nil
 	}
 	return loadRuntimeOrDefault(config, true)
@@ -79,7 +80,7 @@ func runtimeFor(fs *flag.FlagSet, config string) (*manifest.Runtime, error) {
 func cmdLogin(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("login", "login [--registry-config FILE | --config runtime.toml] [--plain-http] -u <user> [--password-stdin] <registry>", stderr)
 	rf := addRegistryFlags(fs)
-	config := fs.String("config", "runtime.toml", "store the credentials in this runtime config's [registry] auth file (a device's)")
+	config := fs.String("config", defaultConfig(), "store the credentials in this runtime config's [registry] auth file (a device's)")
 	user := fs.String("u", "", "the user name")
 	fromStdin := fs.Bool("password-stdin", false, "read the password (or token) from standard input; without it, login asks on the terminal")
 	if err := parse(fs, args, stdout); err != nil {
@@ -114,7 +115,7 @@ func cmdLogin(args []string, stdout, stderr io.Writer) error {
 func cmdLogout(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("logout", "logout [--registry-config FILE | --config runtime.toml] <registry>", stderr)
 	rf := addRegistryFlags(fs)
-	config := fs.String("config", "runtime.toml", "remove the credentials from this runtime config's [registry] auth file")
+	config := fs.String("config", defaultConfig(), "remove the credentials from this runtime config's [registry] auth file")
 	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err
 	}
