@@ -18,8 +18,8 @@ import (
 // TestContainer runs the device image as a balena device would: a Docker
 // engine of its own (Debian's dockerd, no iptables, no bridge), the image
 // built without a registry (the Dockerfile's run stage on FROM scratch:
-// the same static binary, paths, config, ENV and CMD, with the automount
-// plugin), the powers of privileged mode less CAP_SYS_RESOURCE, an empty
+// the same static binary, paths, config, ENV and CMD, and the bundled
+// plugins its build stage makes), the powers of privileged mode less CAP_SYS_RESOURCE, an empty
 // named volume at /data and no /dev bind mount. The first boot starts and
 // `airlock status` answers without flags; the device's overlay on /data
 // gives out the test's own loop device; after a restart, the stick's
@@ -81,9 +81,14 @@ func TestContainer(t *testing.T) {
 	// First boot on the empty volume.
 	step = time.Now()
 	e.waitLog(t, ct, 1, `"msg":"airlock running"`)
-	t.Logf("first boot (compiling automount) in %s", time.Since(step).Round(time.Millisecond))
+	t.Logf("first boot (compiling the plugins) in %s", time.Since(step).Round(time.Millisecond))
+	if logs, _ := e.docker("logs", ct); !strings.Contains(logs, `"failed":0`) {
+		t.Errorf("a bundled plugin did not load on the first boot:\n%s", logs)
+	}
 	if out := e.run(t, "exec", ct, "airlock", "status"); !regexp.MustCompile(`automount\s+1\.0\.0\s+running`).MatchString(out) {
 		t.Errorf("airlock status in the container, without flags:\n%s", out)
+	} else {
+		t.Logf("airlock status in the container:\n%s", out)
 	}
 	if out := e.run(t, "exec", ct, "airlock", "version"); !strings.Contains(out, "wazero v") {
 		t.Errorf("airlock version in the container: %s", out)
@@ -224,8 +229,8 @@ func (e *engine) waitLog(t *testing.T, ct string, n int, want string) {
 }
 
 // buildImage makes the Dockerfile's run stage on FROM scratch: the static
-// binary built as its build stage builds it, the automount plugin, the
-// device config, and its ENV and CMD; then docker import. The Dockerfile
+// binary built as its build stage builds it, the plugins of its build
+// stage's loop, the device config, and its ENV and CMD; then docker import. The Dockerfile
 // is read to keep the two in step.
 func buildImage(t *testing.T, e *engine, root, rootfs string) string {
 	t.Helper()
@@ -243,13 +248,11 @@ func buildImage(t *testing.T, e *engine, root, rootfs string) string {
 			changes = append(changes, "--change", l)
 		}
 	}
-	plugin := filepath.Join(rootfs, "opt", "airlock", "plugins", "automount")
 	for _, d := range []string{"usr/local/bin", "etc/airlock", "tmp", "data"} {
 		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	os.MkdirAll(plugin, 0o755)
 	os.Chmod(filepath.Join(rootfs, "tmp"), 0o1777)
 	bin := filepath.Join(rootfs, "usr", "local", "bin", "airlock")
 	build := exec.Command("go", "build", "-trimpath", "-buildvcs=false",
@@ -258,13 +261,24 @@ func buildImage(t *testing.T, e *engine, root, rootfs string) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	testenv.Run(t, bin, "build", "-o", filepath.Join(plugin, "automount.wasm"), filepath.Join(root, "plugins", "automount"))
-	man := readFile(t, filepath.Join(root, "plugins", "automount", "plugin.toml"))
-	// The one change from the shipped plugin: it writes a file on each
-	// stick, which the test reads back (as TestLoopAutomount does).
-	man = strings.Replace(man, `write_file = ""`, `write_file = "airlock-was-here.txt"`, 1)
-	if err := os.WriteFile(filepath.Join(plugin, "plugin.toml"), []byte(man), 0o644); err != nil {
-		t.Fatal(err)
+	// The bundled plugins, as the build stage's loop makes them.
+	m := regexp.MustCompile(`for d in ([^;]+); do`).FindStringSubmatch(df)
+	if m == nil {
+		t.Fatal("the Dockerfile no longer builds its plugins in a `for d in ...; do` loop; update this test to match it")
+	}
+	for _, src := range strings.Fields(m[1]) {
+		name := filepath.Base(src)
+		plugin := filepath.Join(rootfs, "opt", "airlock", "plugins", name)
+		os.MkdirAll(plugin, 0o755)
+		testenv.Run(t, bin, "build", "-o", filepath.Join(plugin, name+".wasm"), filepath.Join(root, src))
+		man := readFile(t, filepath.Join(root, src, "plugin.toml"))
+		// The one change from the shipped plugins: automount writes a
+		// file on each stick, which the test reads back (as
+		// TestLoopAutomount does).
+		man = strings.Replace(man, `write_file = ""`, `write_file = "airlock-was-here.txt"`, 1)
+		if err := os.WriteFile(filepath.Join(plugin, "plugin.toml"), []byte(man), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	conf := readFile(t, filepath.Join(root, "docs", "device", "runtime.toml"))
 	if err := os.WriteFile(filepath.Join(rootfs, "etc", "airlock", "runtime.toml"), []byte(conf), 0o644); err != nil {
