@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/airlockhq/airlock/host/internal/leb"
 )
 
 // InterruptExport is the name under which instrument exports the interrupt
@@ -13,6 +15,23 @@ import (
 // exports it anyway is not instrumented, and Load falls back to wazero's
 // checks for it.
 const InterruptExport = "airlock:interrupt"
+
+// BudgetExport is the mutable i64 global, added by instrument, that holds
+// the bytes the guest's linear memory and tables may take together: the
+// host sets it to limits.memory before any guest code runs. It starts at
+// 0, which lets nothing grow.
+const BudgetExport = "airlock:budget"
+
+// OverExport is the mutable i64 global, added by instrument, in which a
+// table.grow past the budget leaves the entries the tables would have had,
+// before it traps.
+const OverExport = "airlock:over"
+
+// StartExport is the name under which instrument exports the module's start
+// function, whose start section it removes: wazero would run it inside
+// instantiation, before the host has the instance to stop, so the host
+// calls it itself, under the watchdog, right after.
+const StartExport = "airlock:start"
 
 // yieldEvery is how many checks a guest passes between trips to Go. Native
 // code cannot be preempted: a guest that never leaves it would hold its
@@ -31,7 +50,7 @@ const yieldEvery = 8192
 // code are then no longer found. A refusal of modules that wazero never
 // compiles (typeIndex's) needs no bump: the cache holds only modules that
 // wazero compiled.
-const instrumentVersion = 2
+const instrumentVersion = 3
 
 // instrument returns a copy of the module wasm that the watchdog can stop
 // without wazero's WithCloseOnContextDone. It appends two mutable i32
@@ -90,23 +109,43 @@ func instrument(wasm []byte) ([]byte, error) {
 	}
 
 	// The new globals' indices follow the existing globals: imported ones
-	// first, then those the module defines.
-	var globals uint32
-	hasMemory := false
+	// first, then those the module defines; the helpers' follow the
+	// functions, and their types the types.
+	var globals, funcs, types uint32
+	var tables []byte // each table's reference type, imported ones first
+	hasMemory, hasStart, hasTypes, hasFuncs := false, false, false, false
+	var start uint32
 	for _, s := range sections {
 		var n uint32
 		var err error
 		switch s.id {
 		case secImport:
-			var memories uint32
-			n, memories, err = countImports(s.body)
-			hasMemory = hasMemory || memories > 0
+			var im imports
+			im, err = countImports(s.body)
+			n, funcs, tables = im.globals, funcs+im.funcs, append(tables, im.tables...)
+			hasMemory = hasMemory || im.memories > 0
+		case secType:
+			types, err = countTypes(s.body)
+			hasTypes, n = true, 0
+		case secFunction:
+			n, err = (&reader{b: s.body}).count()
+			funcs, hasFuncs, n = funcs+n, true, 0
+		case secTable:
+			var ts []byte
+			ts, err = tableTypes(s.body)
+			tables = append(tables, ts...)
 		case secGlobal:
 			n, err = (&reader{b: s.body}).count()
 		case secMemory:
 			var mems uint32
 			mems, err = (&reader{b: s.body}).count()
 			hasMemory = hasMemory || mems > 0
+		case secStart:
+			r := &reader{b: s.body}
+			start, hasStart = r.u32(), true
+			if err = r.err; err == nil && r.pos != len(r.b) {
+				err = errors.New("bytes after the function index")
+			}
 		default:
 			continue
 		}
@@ -115,8 +154,24 @@ func instrument(wasm []byte) ([]byte, error) {
 		}
 		globals += n
 	}
-	countdown, flag := globals, globals+1
-	check := checkCode(countdown, flag)
+	added := addedGlobals{countdown: globals, flag: globals + 1, budget: globals + 2, over: globals + 3}
+	check := checkCode(added.countdown, added.flag)
+	grow := &growHelpers{first: funcs, tables: tables, index: map[int64]uint32{}}
+
+	// The code goes first: it says which helpers the other sections get.
+	var code []byte
+	for _, s := range sections {
+		if s.id == secCode {
+			var err error
+			if code, err = instrumentCode(s.body, check, added.countdown, grow); err != nil {
+				return nil, err
+			}
+		}
+	}
+	helpers := grow.bodies(added)
+	if len(helpers) > 0 && (!hasTypes || !hasFuncs) {
+		return nil, errors.New("the module grows a memory or a table but has no type or function section")
+	}
 
 	out := append([]byte(nil), wasm[:8]...)
 	emit := func(id byte, body []byte) {
@@ -124,6 +179,7 @@ func instrument(wasm []byte) ([]byte, error) {
 		out = appendU32(out, uint32(len(body)))
 		out = append(out, body...)
 	}
+	exports := appendAddedExports(added, hasStart, start)
 	// Sections come in a fixed order; one that instrument needs and the
 	// module lacks goes where the order puts it.
 	placed := map[byte]bool{secMemory: hasMemory}
@@ -139,7 +195,7 @@ func instrument(wasm []byte) ([]byte, error) {
 			case secGlobal:
 				emit(secGlobal, appendGlobals(nil, 0, nil))
 			case secExport:
-				emit(secExport, appendExport(nil, 0, nil, flag))
+				emit(secExport, append(appendU32(nil, exports.n), exports.b...))
 			}
 		}
 	}
@@ -148,6 +204,30 @@ func instrument(wasm []byte) ([]byte, error) {
 			place(s.id)
 		}
 		switch s.id {
+		case secType:
+			r := &reader{b: s.body}
+			n, err := r.count()
+			if err != nil {
+				return nil, fmt.Errorf("type section: %w", err)
+			}
+			body := appendU32(nil, n+uint32(len(grow.types)))
+			body = append(body, r.b[r.pos:]...)
+			for _, t := range grow.types {
+				body = append(body, t...)
+			}
+			emit(secType, body)
+		case secFunction:
+			r := &reader{b: s.body}
+			n, err := r.count()
+			if err != nil {
+				return nil, fmt.Errorf("function section: %w", err)
+			}
+			body := appendU32(nil, n+uint32(len(helpers)))
+			body = append(body, r.b[r.pos:]...)
+			for _, h := range helpers {
+				body = appendU32(body, types+h.typ)
+			}
+			emit(secFunction, body)
 		case secMemory:
 			placed[secMemory] = true
 			emit(s.id, s.body)
@@ -171,14 +251,21 @@ func instrument(wasm []byte) ([]byte, error) {
 				return nil, fmt.Errorf("export section: %w", err)
 			}
 			entries := r.b[r.pos:]
-			if err := noExport(r, n, InterruptExport); err != nil {
+			if err := noExport(r, n, reservedExports...); err != nil {
 				return nil, err
 			}
-			emit(secExport, appendExport(nil, n, entries, flag))
+			emit(secExport, append(append(appendU32(nil, n+exports.n), entries...), exports.b...))
+		case secStart:
+			// Dropped: the host calls the start function itself, under
+			// the watchdog, once the instance exists (StartExport).
 		case secCode:
-			body, err := instrumentCode(s.body, check, countdown)
-			if err != nil {
-				return nil, err
+			r := &reader{b: code}
+			n, _ := r.count()
+			body := appendU32(nil, n+uint32(len(helpers)))
+			body = append(body, r.b[r.pos:]...)
+			for _, h := range helpers {
+				body = appendU32(body, uint32(len(h.code)))
+				body = append(body, h.code...)
 			}
 			emit(secCode, body)
 		default:
@@ -210,6 +297,7 @@ const (
 	secMemory = 5
 	secGlobal = 6
 	secExport = 7
+	secStart  = 8
 	secCode   = 10
 
 	opUnreachable = 0x00
@@ -217,6 +305,7 @@ const (
 	opEnd         = 0x0b
 	opGlobalGet   = 0x23
 	opGlobalSet   = 0x24
+	opMemoryGrow  = 0x40
 	blockEmpty    = 0x40
 )
 
@@ -234,30 +323,54 @@ func order(id byte) int {
 var sectionOrder = []byte{1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11}
 
 // appendGlobals appends a global section of n existing entries (rest) plus
-// the countdown (starting at yieldEvery) and the interrupt flag (0), both
-// mutable i32s.
+// those instrument adds (addedGlobals): the countdown (starting at
+// yieldEvery) and the interrupt flag (0), mutable i32s, then the budget (0
+// until the host sets it) and the over mark (0), mutable i64s.
 func appendGlobals(b []byte, n uint32, rest []byte) []byte {
-	b = appendU32(b, n+2)
+	b = appendU32(b, n+4)
 	b = append(b, rest...)
 	b = appendS32(append(b, 0x7f, 0x01, 0x41), yieldEvery)
-	return append(b, opEnd, 0x7f, 0x01, 0x41, 0x00, opEnd)
+	b = append(b, opEnd, 0x7f, 0x01, 0x41, 0x00, opEnd)
+	return append(b, 0x7e, 0x01, 0x42, 0x00, opEnd, 0x7e, 0x01, 0x42, 0x00, opEnd)
 }
 
-// appendExport appends an export section of n existing entries (rest) plus
-// the interrupt flag's export.
-func appendExport(b []byte, n uint32, rest []byte, flag uint32) []byte {
-	b = appendU32(b, n+1)
-	b = append(b, rest...)
-	b = appendU32(b, uint32(len(InterruptExport)))
-	b = append(b, InterruptExport...)
-	b = append(b, 0x03) // global
-	return appendU32(b, flag)
+// addedGlobals are the indices of the globals instrument adds.
+type addedGlobals struct{ countdown, flag, budget, over uint32 }
+
+// exportList is the entries of an export section, counted.
+type exportList struct {
+	n uint32
+	b []byte
 }
 
-// noExport refuses an export section that already has name, or that has
-// bytes after its n entries: the entry instrument appends would be read
-// from them.
-func noExport(r *reader, n uint32, name string) error {
+func (e *exportList) add(name string, kind byte, idx uint32) {
+	e.n++
+	e.b = appendU32(e.b, uint32(len(name)))
+	e.b = append(e.b, name...)
+	e.b = appendU32(append(e.b, kind), idx)
+}
+
+// appendAddedExports lists the exports instrument adds: the interrupt flag,
+// the budget and the over mark, and the start function if the module has
+// one.
+func appendAddedExports(g addedGlobals, hasStart bool, start uint32) exportList {
+	var out exportList
+	out.add(InterruptExport, 0x03, g.flag)
+	out.add(BudgetExport, 0x03, g.budget)
+	out.add(OverExport, 0x03, g.over)
+	if hasStart {
+		out.add(StartExport, 0x00, start)
+	}
+	return out
+}
+
+// reservedExports are the names instrument exports.
+var reservedExports = []string{InterruptExport, BudgetExport, OverExport, StartExport}
+
+// noExport refuses an export section that already has one of names, or
+// that has bytes after its n entries: the entries instrument appends would
+// be read from them.
+func noExport(r *reader, n uint32, names ...string) error {
 	for range n {
 		got := r.name()
 		r.byte()
@@ -265,8 +378,10 @@ func noExport(r *reader, n uint32, name string) error {
 		if r.err != nil {
 			return fmt.Errorf("export section: %w", r.err)
 		}
-		if got == name {
-			return fmt.Errorf("the module exports %q, a name the host reserves", name)
+		for _, name := range names {
+			if got == name {
+				return fmt.Errorf("the module exports %q, a name the host reserves", name)
+			}
 		}
 	}
 	if r.pos != len(r.b) {
@@ -292,12 +407,19 @@ func skipGlobals(r *reader, n uint32) error {
 	return nil
 }
 
-// countImports counts the global and memory imports of an import section.
-func countImports(b []byte) (globals, memories uint32, err error) {
+// imports is what instrument needs to know of an import section.
+type imports struct {
+	globals, memories, funcs uint32
+	tables                   []byte // each table's reference type
+}
+
+// countImports counts the global, memory and function imports of an import
+// section, and lists its tables' reference types.
+func countImports(b []byte) (im imports, err error) {
 	r := &reader{b: b}
 	n, err := r.count()
 	if err != nil {
-		return 0, 0, err
+		return im, err
 	}
 	for range n {
 		r.name()
@@ -305,32 +427,172 @@ func countImports(b []byte) (globals, memories uint32, err error) {
 		switch kind := r.byte(); kind {
 		case 0x00: // func: type index
 			r.u32()
+			im.funcs++
 		case 0x01: // table: reftype, limits
-			r.byte()
+			im.tables = append(im.tables, r.tableRef())
 			r.limits()
 		case 0x02: // memory: limits
 			r.limits()
-			memories++
+			im.memories++
 		case 0x03: // global: valtype, mutability
 			r.byte()
 			r.byte()
-			globals++
+			im.globals++
 		case 0x04: // tag: attribute, type index
 			r.byte()
 			r.u32()
 		default:
-			return 0, 0, fmt.Errorf("import of unknown kind 0x%02x", kind)
+			return im, fmt.Errorf("import of unknown kind 0x%02x", kind)
 		}
 		if r.err != nil {
-			return 0, 0, r.err
+			return im, r.err
 		}
 	}
-	return globals, memories, nil
+	return im, nil
+}
+
+// tableRef reads a table's reference type: funcref or externref, the
+// ones a helper of growHelpers can take.
+func (r *reader) tableRef() byte {
+	t := r.byte()
+	if t != 0x70 && t != 0x6f {
+		r.fail(fmt.Sprintf("table of reference type 0x%02x", t))
+	}
+	return t
+}
+
+// tableTypes lists the reference types of a table section's tables.
+func tableTypes(b []byte) ([]byte, error) {
+	r := &reader{b: b}
+	n, err := r.count()
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for range n {
+		out = append(out, r.tableRef())
+		r.limits()
+		if r.err != nil {
+			return nil, r.err
+		}
+	}
+	return out, nil
+}
+
+// countTypes counts the function types of a type section, those of
+// recursive groups included.
+func countTypes(b []byte) (uint32, error) {
+	c := &countCheck{}
+	r := &reader{b: b}
+	if err := entries(r, "type", "types", func() { c.typeEntry(r) }); err != nil {
+		return 0, err
+	}
+	return uint32(len(c.types)), nil
+}
+
+// growHelpers are the functions instrument adds for the guest's
+// memory.grow and table.grow, which it rewrites into calls of them, so
+// that linear memory and tables together stay within the plugin's budget
+// (limits.memory, in BudgetExport). Their indices follow the module's
+// functions, in the order the code first needs them; their types follow
+// the module's types. A memory.grow past the budget fails as the spec
+// lets it (-1, which a guest's allocator reports as out of memory); a
+// table.grow past it traps, with the entries it asked for in OverExport,
+// so that the host can say which limit it hit (host/RATIONALE.md).
+type growHelpers struct {
+	first  uint32           // the index of the first helper: the module's function count
+	tables []byte           // each table's reference type, by table index
+	index  map[int64]uint32 // a helper's function index, by table index (-1 for memory)
+	order  []int64
+	types  [][]byte // the helpers' types, appended to the module's
+	typeOf map[string]uint32
+}
+
+// call returns the index of the helper for memory.grow (table -1) or the
+// table.grow of table.
+func (g *growHelpers) call(table int64) (uint32, error) {
+	if table >= int64(len(g.tables)) {
+		return 0, fmt.Errorf("table.grow of table %d, which does not exist", table)
+	}
+	if i, ok := g.index[table]; ok {
+		return i, nil
+	}
+	i := g.first + uint32(len(g.order))
+	g.index[table] = i
+	g.order = append(g.order, table)
+	return i, nil
+}
+
+// typ returns the index, among the added types, of the function type t.
+func (g *growHelpers) typ(t ...byte) uint32 {
+	if g.typeOf == nil {
+		g.typeOf = map[string]uint32{}
+	}
+	if i, ok := g.typeOf[string(t)]; ok {
+		return i
+	}
+	i := uint32(len(g.types))
+	g.typeOf[string(t)] = i
+	g.types = append(g.types, t)
+	return i
+}
+
+// helper is one added function: its type, among the added types, and its
+// body (locals and code).
+type helper struct {
+	typ  uint32
+	code []byte
+}
+
+// bodies returns the helpers the code called, then the one they share
+// that counts the tables' entries. None if the code grows nothing.
+func (g *growHelpers) bodies(a addedGlobals) []helper {
+	if len(g.order) == 0 {
+		return nil
+	}
+	entries := appendU32([]byte{0x10}, g.first+uint32(len(g.order))) // call $entries
+	memBytes := []byte{0x3f, 0x00, 0xad, 0x42, 0x10, 0x86}           // memory.size, as an i64, << 16
+	budget := appendU32([]byte{opGlobalGet}, a.budget)
+	var out []helper
+	for _, t := range g.order {
+		var c []byte
+		if t < 0 {
+			// delta << 16 + memory + entries << 3 > budget ? -1 : memory.grow(delta)
+			c = append(c, 0x00, 0x20, 0x00, 0xad, 0x42, 0x10, 0x86)
+			c = append(append(c, memBytes...), 0x7c)
+			c = append(append(c, entries...), 0x42, 0x03, 0x86, 0x7c)
+			c = append(append(c, budget...), 0x56)
+			c = append(c, opIf, 0x7f, 0x41, 0x7f, 0x05, 0x20, 0x00, 0x40, 0x00, opEnd, opEnd)
+			out = append(out, helper{g.typ(0x60, 0x01, 0x7f, 0x01, 0x7f), c})
+			continue
+		}
+		// over = delta + entries; if over << 3 + memory > budget:
+		// unreachable; over = 0; table.grow(ref, delta)
+		c = append(c, 0x00, 0x20, 0x01, 0xad)
+		c = append(append(c, entries...), 0x7c)
+		c = appendU32(append(c, opGlobalSet), a.over)
+		c = appendU32(append(c, opGlobalGet), a.over)
+		c = append(c, 0x42, 0x03, 0x86)
+		c = append(append(c, memBytes...), 0x7c)
+		c = append(append(c, budget...), 0x56)
+		c = append(c, opIf, blockEmpty, opUnreachable, opEnd)
+		c = appendU32(append(c, 0x42, 0x00, opGlobalSet), a.over)
+		c = appendU32(append(c, 0x20, 0x00, 0x20, 0x01, 0xfc, 0x0f), uint32(t))
+		c = append(c, opEnd)
+		out = append(out, helper{g.typ(0x60, 0x02, g.tables[t], 0x7f, 0x01, 0x7f), c})
+	}
+	// $entries: the sum of every table's size, as an i64.
+	c := []byte{0x00, 0x42, 0x00}
+	for t := range g.tables {
+		c = append(appendU32(append(c, 0xfc, 0x10), uint32(t)), 0xad, 0x7c)
+	}
+	return append(out, helper{g.typ(0x60, 0x00, 0x01, 0x7e), append(c, opEnd)})
 }
 
 // instrumentCode rewrites a code section: check goes after each body's
-// locals and after each loop's block type.
-func instrumentCode(sec []byte, check []byte, firstAdded uint32) ([]byte, error) {
+// locals and after each loop's block type, and each memory.grow and
+// table.grow becomes a call of its helper in grow.
+func instrumentCode(sec []byte, check []byte, firstAdded uint32, grow *growHelpers) ([]byte, error) {
 	r := &reader{b: sec}
 	n, err := r.count()
 	if err != nil {
@@ -345,7 +607,7 @@ func instrumentCode(sec []byte, check []byte, firstAdded uint32) ([]byte, error)
 		}
 		fn := &reader{b: r.b[r.pos : r.pos+int(size)]}
 		r.pos += int(size)
-		body, err = instrumentBody(body[:0], fn, check, firstAdded)
+		body, err = instrumentBody(body[:0], fn, check, firstAdded, grow)
 		if err != nil {
 			return nil, fmt.Errorf("code section: body %d: %w", i, err)
 		}
@@ -358,7 +620,7 @@ func instrumentCode(sec []byte, check []byte, firstAdded uint32) ([]byte, error)
 	return out, nil
 }
 
-func instrumentBody(out []byte, r *reader, check []byte, firstAdded uint32) ([]byte, error) {
+func instrumentBody(out []byte, r *reader, check []byte, firstAdded uint32, grow *growHelpers) ([]byte, error) {
 	groups, err := r.count()
 	if err != nil {
 		return nil, err
@@ -416,6 +678,27 @@ func instrumentBody(out []byte, r *reader, check []byte, firstAdded uint32) ([]b
 			if idx := r.u32(); r.err == nil && idx >= firstAdded {
 				return nil, fmt.Errorf("offset %d: global %d does not exist", start, idx)
 			}
+		case opMemoryGrow, 0xfc:
+			table := int64(-1) // memory.grow
+			if op == 0xfc {
+				if sub := r.u32(); sub != 15 || r.err != nil {
+					r.misc(sub)
+					break
+				}
+				table = int64(r.u32()) // table.grow
+			} else if mem := r.u32(); mem != 0 && r.err == nil {
+				return nil, fmt.Errorf("offset %d: memory.grow of memory %d", start, mem)
+			}
+			if r.err != nil {
+				break
+			}
+			f, err := grow.call(table)
+			if err != nil {
+				return nil, fmt.Errorf("offset %d: %w", start, err)
+			}
+			out = append(out, r.b[from:start]...)
+			out = appendU32(append(out, 0x10), f) // call
+			from = r.pos
 		default:
 			r.immediates(op)
 		}
@@ -681,24 +964,7 @@ func (r *reader) atomic(sub byte) {
 	}
 }
 
-func appendU32(b []byte, v uint32) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
-func appendS32(b []byte, v int32) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v == 0 && c&0x40 == 0 || v == -1 && c&0x40 != 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
+var (
+	appendU32 = leb.AppendU32
+	appendS32 = leb.AppendS32
+)

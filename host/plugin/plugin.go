@@ -131,6 +131,9 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q: %s is not a valid WebAssembly module: %w", m.Name, m.Wasm, err)
 	}
+	if err := checkFootprint(m, wasm, interruptible); err != nil {
+		return nil, err
+	}
 	// A module not compiled before is compiled first where it cannot cost
 	// the host its memory or its time; the compile below then reads the
 	// result from the shared cache.

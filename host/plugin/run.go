@@ -45,6 +45,9 @@ type Instance struct {
 	hctx     handlerCtx
 	watchdog *time.Timer
 	timedOut atomic.Bool
+	// over is instrument's OverExport: non-zero after a table.grow past
+	// the budget trapped. nil for a module without instrument's checks.
+	over api.MutableGlobal
 }
 
 // Run is the plugin's goroutine. It instantiates the module, delivers
@@ -111,13 +114,32 @@ func grace(timeout time.Duration) time.Duration {
 	return min(max(timeout/10, 50*time.Millisecond), time.Second)
 }
 
-// Instantiate makes a fresh instance, runs _initialize and delivers start.
-// Run uses it; so can a caller that drives events itself, while Run is not
-// running.
+// startFunction names the module's start function (its wasm start
+// section) in errors.
+const startFunction = "the module's start function (its wasm start section)"
+
+// Instantiate makes a fresh instance, runs the module's start function and
+// _initialize, and delivers start, each under the watchdog with a deadline
+// of limits.handler_timeout. Run uses it; so can a caller that drives
+// events itself, while Run is not running.
 func (p *Plugin) Instantiate(ctx context.Context) (*Instance, error) {
 	p.inst.Reset()
-	mod, err := p.runtime.InstantiateModule(ctx, p.compiled, p.modCfg)
+	timeout := p.M.Limits.HandlerTimeout.D()
+	ictx := ctx
+	if !p.interruptible {
+		// wazero runs the start section inside InstantiateModule; for a
+		// module without instrument's checks (which call it afterwards),
+		// a deadline on the context stops it there, by wazero's own
+		// checks (WithCloseOnContextDone).
+		var cancel context.CancelFunc
+		ictx, cancel = context.WithTimeout(ctx, timeout+grace(timeout))
+		defer cancel()
+	}
+	mod, err := p.runtime.InstantiateModule(ictx, p.compiled, p.modCfg)
 	if err != nil {
+		if ictx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("%s ran past limits.handler_timeout = %s and was stopped (make it return sooner, or raise the limit in plugin.toml)", startFunction, timeout)
+		}
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	in := &Instance{p: p, mod: mod, onEvent: mod.ExportedFunction(abi.ExportEvent)}
@@ -125,10 +147,14 @@ func (p *Plugin) Instantiate(ctx context.Context) (*Instance, error) {
 	stop := func() { mod.CloseWithExitCode(context.Background(), exitTimeout) }
 	if p.interruptible {
 		flag, ok := mod.ExportedGlobal(InterruptExport).(api.MutableGlobal)
-		if !ok {
+		budget, ok2 := mod.ExportedGlobal(BudgetExport).(api.MutableGlobal)
+		in.over, _ = mod.ExportedGlobal(OverExport).(api.MutableGlobal)
+		if !ok || !ok2 || in.over == nil {
 			mod.Close(ctx)
-			return nil, fmt.Errorf("instantiate: the instrumented module has no %s global", InterruptExport)
+			return nil, fmt.Errorf("instantiate: the instrumented module lacks the %s, %s or %s global", InterruptExport, BudgetExport, OverExport)
 		}
+		// Linear memory and tables together stay within limits.memory.
+		budget.Set(uint64(p.M.Limits.Memory))
 		// The guest traps at its next trip through Go, within yieldEvery
 		// checks. The module stays open until the call has unwound; Close
 		// follows.
@@ -139,6 +165,12 @@ func (p *Plugin) Instantiate(ctx context.Context) (*Instance, error) {
 		stop()
 	})
 	in.watchdog.Stop()
+	if start := mod.ExportedFunction(StartExport); start != nil && p.interruptible {
+		if err := in.call(startFunction, func() error { _, err := start.Call(&in.hctx); return err }); err != nil {
+			in.Close()
+			return nil, err
+		}
+	}
 	if init := mod.ExportedFunction(abi.ExportInit); init != nil {
 		if err := in.call("_initialize", func() error { _, err := init.Call(&in.hctx); return err }); err != nil {
 			in.Close()
@@ -256,17 +288,33 @@ func (in *Instance) call(what string, fn func() error) error {
 		}
 		p.out.fatal = ""
 	}
+	subject := what + " handler"
+	if what == startFunction {
+		subject = what
+	}
 	var exit *sys.ExitError
 	switch {
 	case in.timedOut.Load():
-		return fmt.Errorf("%s handler ran past limits.handler_timeout = %s and was stopped (make it return sooner, or raise the limit in plugin.toml)", what, timeout)
+		return fmt.Errorf("%s ran past limits.handler_timeout = %s and was stopped (make it return sooner, or raise the limit in plugin.toml)", subject, timeout)
+	case in.over != nil && in.over.Get() != 0:
+		entries := in.over.Get()
+		in.over.Set(0)
+		return fmt.Errorf("%s trapped: table.grow would take the tables to %d entries (%s at %d bytes each), which with %s of linear memory is past limits.memory = %s (grow them less, or raise the limit in plugin.toml)",
+			subject, entries, mib(entries*tableEntryBytes), tableEntryBytes, mib(uint64(in.mod.Memory().Size())), p.M.Limits.Memory)
 	case errors.As(err, &exit):
-		return fmt.Errorf("%s handler exited with code %d%s", what, exit.ExitCode(), said)
+		return fmt.Errorf("%s exited with code %d%s", subject, exit.ExitCode(), said)
 	default:
 		// wazero appends the wasm stack trace; keep it for debugging, but
 		// report the first line.
 		msg, trace, _ := strings.Cut(err.Error(), "\n")
 		p.log.Debug("trap stack trace", "event", what, "trace", trace)
-		return fmt.Errorf("%s handler trapped (%s)%s", what, msg, said)
+		return fmt.Errorf("%s trapped (%s)%s", subject, msg, said)
 	}
 }
+
+// tableEntryBytes is what wazero 1.12 keeps for one table entry: a
+// uintptr.
+const tableEntryBytes = 8
+
+// mib formats n bytes in MiB, to one decimal.
+func mib(n uint64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

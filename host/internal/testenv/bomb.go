@@ -1,5 +1,7 @@
 package testenv
 
+import "github.com/airlockhq/airlock/host/internal/leb"
+
 // JoinBomb is a module whose one function has 1000 locals and reads each
 // of them after ifs empty ifs: nothing that CheckCounts counts, but
 // wazero's compiler keeps every local at every join, so that 5700 ifs
@@ -19,16 +21,7 @@ func JoinBomb(ifs int) []byte {
 	return append(append(mod, uleb(uint32(len(code)))...), code...)
 }
 
-func uleb(v uint32) []byte {
-	var b []byte
-	for {
-		c := byte(v & 0x7f)
-		if v >>= 7; v == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
+func uleb(v uint32) []byte { return leb.AppendU32(nil, v) }
 
 // WazeroPanic is a module on which wazero 1.12's validation panics instead
 // of refusing it, found by FuzzInstrument: function 0 calls function 1,

@@ -1,0 +1,260 @@
+package plugin_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/host/internal/testenv"
+	"github.com/airlockhq/airlock/host/plugin"
+)
+
+// The hostile modules below are assembled by hand (testenv.Module): no
+// compiler emits a table with no maximum grown in a loop, or a start
+// section that never returns.
+
+const (
+	funcref   = 0x70
+	externref = 0x6f
+)
+
+// noMax is a table's or a memory's limits with min and no maximum.
+func noMax(min uint32) []byte { return append([]byte{0x00}, testenv.ULEB(min)...) }
+
+// table is a table type of ref with limits.
+func table(ref byte, limits []byte) []byte { return append([]byte{ref}, limits...) }
+
+// loopLocal is the i32 local the grow loops count in: local 2 of the
+// handler, after its two parameters.
+var loopLocal = []byte{0x01, 0x01, 0x7f}
+
+// growLoop is code that grows table t (of reference type ref) by delta
+// entries, up to times times or until table.grow fails (-1), counting in
+// local 2.
+func growLoop(t uint32, ref byte, delta, times int32) []byte {
+	c := []byte{0x02, 0x40, 0x03, 0x40, 0xd0, ref, 0x41}
+	c = append(c, testenv.SLEB(delta)...)
+	c = append(append(c, 0xfc, 0x0f), testenv.ULEB(t)...)
+	c = append(c, 0x41, 0x7f, 0x46, 0x0d, 0x01) // i32.const -1; i32.eq; br_if 1
+	c = append(c, 0x20, 0x02, 0x41, 0x01, 0x6a, 0x22, 0x02, 0x41)
+	c = append(c, testenv.SLEB(times)...)
+	return append(c, 0x49, 0x0d, 0x00, 0x0b, 0x0b) // i32.lt_u; br_if 0; end; end
+}
+
+// grow is code that grows table t (of reference type ref) by delta
+// entries once, and drops the result.
+func grow(t uint32, ref byte, delta int32) []byte {
+	c := append([]byte{0xd0, ref, 0x41}, testenv.SLEB(delta)...)
+	return append(append(append(c, 0xfc, 0x0f), testenv.ULEB(t)...), 0x1a)
+}
+
+// memoryGrow is code that grows memory by pages and leaves the result.
+func memoryGrow(pages int32) []byte {
+	return append(append([]byte{0x41}, testenv.SLEB(pages)...), 0x40, 0x00)
+}
+
+// ret0 ends a handler: i32.const 0; end.
+var ret0 = []byte{0x41, 0x00, 0x0b}
+
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// instantiate loads wasm as plugin "p" with the manifest lines extra and
+// makes an instance, which delivers the start event. It fails the test if
+// that does not return within a minute: a hang, not a slow machine.
+func instantiate(t *testing.T, wasm []byte, extra string) (*plugin.Instance, error) {
+	t.Helper()
+	p := load(t, wasm, extra, slog.New(slog.DiscardHandler))
+	type result struct {
+		in  *plugin.Instance
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		in, err := p.Instantiate(context.Background())
+		done <- result{in, err}
+	}()
+	select {
+	case r := <-done:
+		if r.in != nil {
+			t.Cleanup(r.in.Close)
+		}
+		return r.in, r.err
+	case <-time.After(time.Minute):
+		t.Fatal("Instantiate did not return: the guest ran unwatched")
+		return nil, nil
+	}
+}
+
+const limit16 = "[limits]\nmemory = \"16MiB\"\nhandler_timeout = \"5s\"\n"
+
+// Every way a guest grows a table counts against limits.memory, with its
+// linear memory: past it, table.grow traps and the error names the limit
+// and the entries asked for. Before, a table with no maximum grew until the
+// host ran out of memory (issue 15: 1.9 GiB under a 16 MiB limit).
+func TestTableGrowCountsAgainstMemoryLimit(t *testing.T) {
+	const want = "start handler trapped: table.grow would take the tables to "
+	for _, tc := range []struct {
+		name string
+		m    testenv.Module
+	}{
+		{"funcref table with no maximum", testenv.Module{
+			Tables:        [][]byte{table(funcref, noMax(1))},
+			HandlerLocals: loopLocal, Handler: cat(growLoop(0, funcref, 65536, 256), ret0)}},
+		{"externref table with no maximum", testenv.Module{
+			Tables:        [][]byte{table(externref, noMax(0))},
+			HandlerLocals: loopLocal, Handler: cat(growLoop(0, externref, 65536, 256), ret0)}},
+		{"a maximum of 2^32-1 entries", testenv.Module{
+			Tables:        [][]byte{table(funcref, []byte{0x01, 0x00, 0xff, 0xff, 0xff, 0xff, 0x0f})},
+			HandlerLocals: loopLocal, Handler: cat(growLoop(0, funcref, 65536, 256), ret0)}},
+		{"one big step", testenv.Module{
+			Tables:  [][]byte{table(funcref, noMax(0))},
+			Handler: cat(grow(0, funcref, 8<<20), ret0)}},
+		{"two tables, each under the limit alone", testenv.Module{
+			Tables:        [][]byte{table(funcref, noMax(0)), table(externref, noMax(0))},
+			HandlerLocals: loopLocal, Handler: cat(grow(0, funcref, 1<<20), growLoop(1, externref, 65536, 256), ret0)}},
+		{"many tables grown in turn", testenv.Module{
+			Tables: [][]byte{table(funcref, noMax(0)), table(funcref, noMax(0)), table(externref, noMax(0)), table(funcref, noMax(0))},
+			Handler: cat(grow(0, funcref, 600_000), grow(1, funcref, 600_000), grow(2, externref, 600_000),
+				grow(3, funcref, 600_000), ret0)}},
+		{"memory first, then tables", testenv.Module{
+			Tables:        [][]byte{table(funcref, noMax(0))},
+			HandlerLocals: loopLocal, Handler: cat(memoryGrow(192), []byte{0x1a}, growLoop(0, funcref, 65536, 256), ret0)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := instantiate(t, tc.m.Wasm(), limit16)
+			t.Log(err)
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "past limits.memory = 16MiB") {
+				t.Fatalf("got %v\nwant %q ... past limits.memory = 16MiB", err, want)
+			}
+		})
+	}
+}
+
+// A memory.grow that would take linear memory and tables together past
+// limits.memory fails (-1), as one past the memory's own limit does; the
+// memory stays where it was.
+func TestMemoryGrowCountsTables(t *testing.T) {
+	// Tables of 12 MiB, then 8 MiB more memory: -1, or unreachable.
+	m := testenv.Module{
+		Tables:  [][]byte{table(funcref, noMax(0))},
+		Handler: cat(grow(0, funcref, 12<<20/8), memoryGrow(128), []byte{0x41, 0x7f, 0x47, 0x04, 0x40, 0x00, 0x0b}, ret0),
+	}
+	in, err := instantiate(t, m.Wasm(), limit16)
+	if err != nil {
+		t.Fatalf("got %v, want memory.grow to fail with -1 and the handler to return", err)
+	}
+	if in.MemorySize() != 65536 {
+		t.Errorf("memory is %d bytes, want the one page it started with", in.MemorySize())
+	}
+}
+
+// What a module declares for instantiation counts against limits.memory
+// too: Load refuses it, saying what it needs.
+func TestLoadRefusesAFootprintPastMemoryLimit(t *testing.T) {
+	globals := make([][]byte, 400_000)
+	for i := range globals {
+		globals[i] = []byte{0x7f, 0x00, 0x41, 0x00, 0x0b}
+	}
+	elems := []byte{0x01, 0x00, 0x80, 0x9b, 0xee, 0x02} // passive, funcref indices, 6,000,000 of them
+	elems = append(elems, make([]byte, 6_000_000)...)   // function 0, each
+	for _, tc := range []struct {
+		name, want string
+		m          testenv.Module
+	}{
+		{"tables of 24 MiB at start", "3000000 table entries", testenv.Module{
+			Tables: [][]byte{table(funcref, noMax(3_000_000))}, Handler: ret0}},
+		{"400000 globals", "globals), above", testenv.Module{Globals: globals, Handler: ret0}},
+		{"a segment of 6 million elements", "element entries", testenv.Module{
+			Tables: [][]byte{table(funcref, noMax(0))}, Elems: [][]byte{elems}, Handler: ret0}},
+		{"memory and tables, each under the limit alone", "600000 table entries", testenv.Module{
+			Memory: noMax(200), Tables: [][]byte{table(funcref, noMax(600_000))}, Handler: ret0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := onDisk(t, tc.m.Wasm(), limit16, "", slog.New(slog.DiscardHandler)).load(t)
+			if err == nil || !strings.Contains(err.Error(), "above limits.memory = 16MiB") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v\nwant a refusal naming %q and limits.memory", err, tc.want)
+			}
+		})
+	}
+}
+
+// A module the host cannot instrument (it exports the reserved name) keeps
+// wazero's memory limit but not the budget check on table.grow: Load
+// refuses it if its tables could grow past limits.memory.
+func TestLoadRefusesUninstrumentedGrowableTables(t *testing.T) {
+	for _, limits := range [][]byte{noMax(1), {0x01, 0x01, 0x80, 0x80, 0x80, 0x01}} {
+		m := testenv.Module{Tables: [][]byte{table(funcref, limits)}, Handler: ret0,
+			Funcs: []testenv.Func{{Type: 0, Code: []byte{0x0b}, Export: plugin.InterruptExport}}}
+		_, err := onDisk(t, m.Wasm(), limit16, "", slog.New(slog.DiscardHandler)).load(t)
+		if err == nil || !strings.Contains(err.Error(), "cannot bound table.grow") {
+			t.Errorf("limits % x: got %v, want a refusal", limits, err)
+		}
+	}
+	// With a maximum that fits, it loads.
+	m := testenv.Module{Tables: [][]byte{table(funcref, []byte{0x01, 0x01, 0x10})}, Handler: ret0,
+		Funcs: []testenv.Func{{Type: 0, Code: []byte{0x0b}, Export: plugin.InterruptExport}}}
+	if _, err := onDisk(t, m.Wasm(), limit16, "", slog.New(slog.DiscardHandler)).load(t); err != nil {
+		t.Errorf("a table of at most 16 entries: %v", err)
+	}
+}
+
+// spinCode is a body that never returns: loop br 0 end, then end.
+var spinCode = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b}
+
+// Every guest instruction from instantiation on runs under the watchdog:
+// the start section, _initialize and the start event, each with a
+// deadline of limits.handler_timeout. Before, a start section that looped
+// was never stopped (issue 15: "starting" forever at 99% CPU).
+func TestStartFunctionsRunUnderTheWatchdog(t *testing.T) {
+	const timeout = "[limits]\nmemory = \"16MiB\"\nhandler_timeout = \"100ms\"\n"
+	const startFn = "the module's start function (its wasm start section) "
+	reserved := testenv.Func{Type: 0, Code: []byte{0x0b}, Export: plugin.InterruptExport}
+	for _, tc := range []struct {
+		name, want string
+		m          testenv.Module
+	}{
+		{"start section that loops", startFn + "ran past limits.handler_timeout = 100ms",
+			testenv.Module{Funcs: []testenv.Func{{Type: 0, Code: spinCode}}, Start: 2, Handler: ret0}},
+		{"start section that loops, module not instrumented", startFn + "ran past limits.handler_timeout = 100ms",
+			testenv.Module{Funcs: []testenv.Func{{Type: 0, Code: spinCode}, reserved}, Start: 2, Handler: ret0}},
+		{"start section that grows a table", startFn + "trapped: table.grow would take the tables to",
+			testenv.Module{Tables: [][]byte{table(funcref, noMax(0))}, Start: 2, Handler: ret0,
+				Funcs: []testenv.Func{{Type: 0, Locals: []byte{0x01, 0x03, 0x7f}, Code: cat(growLoop(0, funcref, 65536, 256), []byte{0x0b})}}}},
+		{"start section that traps", startFn + "trapped (wasm error: unreachable)",
+			testenv.Module{Funcs: []testenv.Func{{Type: 0, Code: []byte{0x00, 0x0b}}}, Start: 2, Handler: ret0}},
+		{"_initialize that loops", "_initialize handler ran past limits.handler_timeout = 100ms",
+			testenv.Module{Funcs: []testenv.Func{{Type: 0, Code: spinCode, Export: "_initialize"}}, Handler: ret0}},
+		{"start handler that loops", "start handler ran past limits.handler_timeout = 100ms",
+			testenv.Module{Handler: []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x00, 0x0b}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := instantiate(t, tc.m.Wasm(), timeout)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v\nwant %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// The start section still runs before anything else, once: a start
+// function that sets a global, read by the handler, is seen by the start
+// event; and _start, a command's entry point, is never called (a reactor
+// plugin has none, and one that loops does not hold the host).
+func TestStartSectionRunsFirst(t *testing.T) {
+	m := testenv.Module{
+		Globals: [][]byte{{0x7f, 0x01, 0x41, 0x00, 0x0b}},
+		Funcs: []testenv.Func{
+			{Type: 0, Code: []byte{0x23, 0x00, 0x41, 0x01, 0x6a, 0x24, 0x00, 0x0b}}, // g += 1
+			{Type: 0, Code: spinCode, Export: "_start"},
+		},
+		Start: 2,
+		// The handler traps unless g == 1.
+		Handler: []byte{0x23, 0x00, 0x41, 0x01, 0x47, 0x04, 0x40, 0x00, 0x0b, 0x41, 0x00, 0x0b},
+	}
+	if _, err := instantiate(t, m.Wasm(), "[limits]\nhandler_timeout = \"100ms\"\n"); err != nil {
+		t.Fatal(err)
+	}
+}
