@@ -1,7 +1,6 @@
 package plugin_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -15,51 +14,6 @@ import (
 // The hostile modules below are assembled by hand (testenv.Module): no
 // compiler emits a table with no maximum grown in a loop, or a start
 // section that never returns.
-
-const (
-	funcref   = 0x70
-	externref = 0x6f
-)
-
-// noMax is a table's or a memory's limits with min and no maximum.
-func noMax(min uint32) []byte { return append([]byte{0x00}, testenv.ULEB(min)...) }
-
-// table is a table type of ref with limits.
-func table(ref byte, limits []byte) []byte { return append([]byte{ref}, limits...) }
-
-// loopLocal is the i32 local the grow loops count in: local 2 of the
-// handler, after its two parameters.
-var loopLocal = []byte{0x01, 0x01, 0x7f}
-
-// growLoop is code that grows table t (of reference type ref) by delta
-// entries, up to times times or until table.grow fails (-1), counting in
-// local 2.
-func growLoop(t uint32, ref byte, delta, times int32) []byte {
-	c := []byte{0x02, 0x40, 0x03, 0x40, 0xd0, ref, 0x41}
-	c = append(c, testenv.SLEB(delta)...)
-	c = append(append(c, 0xfc, 0x0f), testenv.ULEB(t)...)
-	c = append(c, 0x41, 0x7f, 0x46, 0x0d, 0x01) // i32.const -1; i32.eq; br_if 1
-	c = append(c, 0x20, 0x02, 0x41, 0x01, 0x6a, 0x22, 0x02, 0x41)
-	c = append(c, testenv.SLEB(times)...)
-	return append(c, 0x49, 0x0d, 0x00, 0x0b, 0x0b) // i32.lt_u; br_if 0; end; end
-}
-
-// grow is code that grows table t (of reference type ref) by delta
-// entries once, and drops the result.
-func grow(t uint32, ref byte, delta int32) []byte {
-	c := append([]byte{0xd0, ref, 0x41}, testenv.SLEB(delta)...)
-	return append(append(append(c, 0xfc, 0x0f), testenv.ULEB(t)...), 0x1a)
-}
-
-// memoryGrow is code that grows memory by pages and leaves the result.
-func memoryGrow(pages int32) []byte {
-	return append(append([]byte{0x41}, testenv.SLEB(pages)...), 0x40, 0x00)
-}
-
-// ret0 ends a handler: i32.const 0; end.
-var ret0 = []byte{0x41, 0x00, 0x0b}
-
-func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 // instantiate loads wasm as plugin "p" with the manifest lines extra and
 // makes an instance, which delivers the start event. It fails the test if
@@ -101,27 +55,27 @@ func TestTableGrowCountsAgainstMemoryLimit(t *testing.T) {
 		m    testenv.Module
 	}{
 		{"funcref table with no maximum", testenv.Module{
-			Tables:        [][]byte{table(funcref, noMax(1))},
-			HandlerLocals: loopLocal, Handler: cat(growLoop(0, funcref, 65536, 256), ret0)}},
+			Tables:        [][]byte{testenv.Table(testenv.Funcref, testenv.NoMax(1))},
+			HandlerLocals: testenv.LoopLocal, Handler: testenv.Code(testenv.GrowLoop(0, testenv.Funcref, 65536, 256), testenv.Return0)}},
 		{"externref table with no maximum", testenv.Module{
-			Tables:        [][]byte{table(externref, noMax(0))},
-			HandlerLocals: loopLocal, Handler: cat(growLoop(0, externref, 65536, 256), ret0)}},
+			Tables:        [][]byte{testenv.Table(testenv.Externref, testenv.NoMax(0))},
+			HandlerLocals: testenv.LoopLocal, Handler: testenv.Code(testenv.GrowLoop(0, testenv.Externref, 65536, 256), testenv.Return0)}},
 		{"a maximum of 2^32-1 entries", testenv.Module{
-			Tables:        [][]byte{table(funcref, []byte{0x01, 0x00, 0xff, 0xff, 0xff, 0xff, 0x0f})},
-			HandlerLocals: loopLocal, Handler: cat(growLoop(0, funcref, 65536, 256), ret0)}},
+			Tables:        [][]byte{testenv.Table(testenv.Funcref, []byte{0x01, 0x00, 0xff, 0xff, 0xff, 0xff, 0x0f})},
+			HandlerLocals: testenv.LoopLocal, Handler: testenv.Code(testenv.GrowLoop(0, testenv.Funcref, 65536, 256), testenv.Return0)}},
 		{"one big step", testenv.Module{
-			Tables:  [][]byte{table(funcref, noMax(0))},
-			Handler: cat(grow(0, funcref, 8<<20), ret0)}},
+			Tables:  [][]byte{testenv.Table(testenv.Funcref, testenv.NoMax(0))},
+			Handler: testenv.Code(testenv.Grow(0, testenv.Funcref, 8<<20), testenv.Return0)}},
 		{"two tables, each under the limit alone", testenv.Module{
-			Tables:        [][]byte{table(funcref, noMax(0)), table(externref, noMax(0))},
-			HandlerLocals: loopLocal, Handler: cat(grow(0, funcref, 1<<20), growLoop(1, externref, 65536, 256), ret0)}},
+			Tables:        [][]byte{testenv.Table(testenv.Funcref, testenv.NoMax(0)), testenv.Table(testenv.Externref, testenv.NoMax(0))},
+			HandlerLocals: testenv.LoopLocal, Handler: testenv.Code(testenv.Grow(0, testenv.Funcref, 1<<20), testenv.GrowLoop(1, testenv.Externref, 65536, 256), testenv.Return0)}},
 		{"many tables grown in turn", testenv.Module{
-			Tables: [][]byte{table(funcref, noMax(0)), table(funcref, noMax(0)), table(externref, noMax(0)), table(funcref, noMax(0))},
-			Handler: cat(grow(0, funcref, 600_000), grow(1, funcref, 600_000), grow(2, externref, 600_000),
-				grow(3, funcref, 600_000), ret0)}},
+			Tables: [][]byte{testenv.Table(testenv.Funcref, testenv.NoMax(0)), testenv.Table(testenv.Funcref, testenv.NoMax(0)), testenv.Table(testenv.Externref, testenv.NoMax(0)), testenv.Table(testenv.Funcref, testenv.NoMax(0))},
+			Handler: testenv.Code(testenv.Grow(0, testenv.Funcref, 600_000), testenv.Grow(1, testenv.Funcref, 600_000), testenv.Grow(2, testenv.Externref, 600_000),
+				testenv.Grow(3, testenv.Funcref, 600_000), testenv.Return0)}},
 		{"memory first, then tables", testenv.Module{
-			Tables:        [][]byte{table(funcref, noMax(0))},
-			HandlerLocals: loopLocal, Handler: cat(memoryGrow(192), []byte{0x1a}, growLoop(0, funcref, 65536, 256), ret0)}},
+			Tables:        [][]byte{testenv.Table(testenv.Funcref, testenv.NoMax(0))},
+			HandlerLocals: testenv.LoopLocal, Handler: testenv.Code(testenv.MemoryGrow(192), []byte{0x1a}, testenv.GrowLoop(0, testenv.Funcref, 65536, 256), testenv.Return0)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := instantiate(t, tc.m.Wasm(), limit16)
@@ -139,8 +93,8 @@ func TestTableGrowCountsAgainstMemoryLimit(t *testing.T) {
 func TestMemoryGrowCountsTables(t *testing.T) {
 	// Tables of 12 MiB, then 8 MiB more memory: -1, or unreachable.
 	m := testenv.Module{
-		Tables:  [][]byte{table(funcref, noMax(0))},
-		Handler: cat(grow(0, funcref, 12<<20/8), memoryGrow(128), []byte{0x41, 0x7f, 0x47, 0x04, 0x40, 0x00, 0x0b}, ret0),
+		Tables:  [][]byte{testenv.Table(testenv.Funcref, testenv.NoMax(0))},
+		Handler: testenv.Code(testenv.Grow(0, testenv.Funcref, 12<<20/8), testenv.MemoryGrow(128), []byte{0x41, 0x7f, 0x47, 0x04, 0x40, 0x00, 0x0b}, testenv.Return0),
 	}
 	in, err := instantiate(t, m.Wasm(), limit16)
 	if err != nil {
@@ -165,12 +119,12 @@ func TestLoadRefusesAFootprintPastMemoryLimit(t *testing.T) {
 		m          testenv.Module
 	}{
 		{"tables of 24 MiB at start", "3000000 table entries", testenv.Module{
-			Tables: [][]byte{table(funcref, noMax(3_000_000))}, Handler: ret0}},
-		{"400000 globals", "globals), above", testenv.Module{Globals: globals, Handler: ret0}},
+			Tables: [][]byte{testenv.Table(testenv.Funcref, testenv.NoMax(3_000_000))}, Handler: testenv.Return0}},
+		{"400000 globals", "globals), above", testenv.Module{Globals: globals, Handler: testenv.Return0}},
 		{"a segment of 6 million elements", "element entries", testenv.Module{
-			Tables: [][]byte{table(funcref, noMax(0))}, Elems: [][]byte{elems}, Handler: ret0}},
+			Tables: [][]byte{testenv.Table(testenv.Funcref, testenv.NoMax(0))}, Elems: [][]byte{elems}, Handler: testenv.Return0}},
 		{"memory and tables, each under the limit alone", "600000 table entries", testenv.Module{
-			Memory: noMax(200), Tables: [][]byte{table(funcref, noMax(600_000))}, Handler: ret0}},
+			Memory: testenv.NoMax(200), Tables: [][]byte{testenv.Table(testenv.Funcref, testenv.NoMax(600_000))}, Handler: testenv.Return0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := onDisk(t, tc.m.Wasm(), limit16, "", slog.New(slog.DiscardHandler)).load(t)
@@ -185,8 +139,8 @@ func TestLoadRefusesAFootprintPastMemoryLimit(t *testing.T) {
 // wazero's memory limit but not the budget check on table.grow: Load
 // refuses it if its tables could grow past limits.memory.
 func TestLoadRefusesUninstrumentedGrowableTables(t *testing.T) {
-	for _, limits := range [][]byte{noMax(1), {0x01, 0x01, 0x80, 0x80, 0x80, 0x01}} {
-		m := testenv.Module{Tables: [][]byte{table(funcref, limits)}, Handler: ret0,
+	for _, limits := range [][]byte{testenv.NoMax(1), {0x01, 0x01, 0x80, 0x80, 0x80, 0x01}} {
+		m := testenv.Module{Tables: [][]byte{testenv.Table(testenv.Funcref, limits)}, Handler: testenv.Return0,
 			Funcs: []testenv.Func{{Type: 0, Code: []byte{0x0b}, Export: plugin.InterruptExport}}}
 		_, err := onDisk(t, m.Wasm(), limit16, "", slog.New(slog.DiscardHandler)).load(t)
 		if err == nil || !strings.Contains(err.Error(), "cannot bound table.grow") {
@@ -194,15 +148,12 @@ func TestLoadRefusesUninstrumentedGrowableTables(t *testing.T) {
 		}
 	}
 	// With a maximum that fits, it loads.
-	m := testenv.Module{Tables: [][]byte{table(funcref, []byte{0x01, 0x01, 0x10})}, Handler: ret0,
+	m := testenv.Module{Tables: [][]byte{testenv.Table(testenv.Funcref, []byte{0x01, 0x01, 0x10})}, Handler: testenv.Return0,
 		Funcs: []testenv.Func{{Type: 0, Code: []byte{0x0b}, Export: plugin.InterruptExport}}}
 	if _, err := onDisk(t, m.Wasm(), limit16, "", slog.New(slog.DiscardHandler)).load(t); err != nil {
 		t.Errorf("a table of at most 16 entries: %v", err)
 	}
 }
-
-// spinCode is a body that never returns: loop br 0 end, then end.
-var spinCode = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b}
 
 // Every guest instruction from instantiation on runs under the watchdog:
 // the start section, _initialize and the start event, each with a
@@ -217,16 +168,16 @@ func TestStartFunctionsRunUnderTheWatchdog(t *testing.T) {
 		m          testenv.Module
 	}{
 		{"start section that loops", startFn + "ran past limits.handler_timeout = 100ms",
-			testenv.Module{Funcs: []testenv.Func{{Type: 0, Code: spinCode}}, Start: 2, Handler: ret0}},
+			testenv.Module{Funcs: []testenv.Func{{Type: 0, Code: testenv.Spin}}, Start: 2, Handler: testenv.Return0}},
 		{"start section that loops, module not instrumented", startFn + "ran past limits.handler_timeout = 100ms",
-			testenv.Module{Funcs: []testenv.Func{{Type: 0, Code: spinCode}, reserved}, Start: 2, Handler: ret0}},
+			testenv.Module{Funcs: []testenv.Func{{Type: 0, Code: testenv.Spin}, reserved}, Start: 2, Handler: testenv.Return0}},
 		{"start section that grows a table", startFn + "trapped: table.grow would take the tables to",
-			testenv.Module{Tables: [][]byte{table(funcref, noMax(0))}, Start: 2, Handler: ret0,
-				Funcs: []testenv.Func{{Type: 0, Locals: []byte{0x01, 0x03, 0x7f}, Code: cat(growLoop(0, funcref, 65536, 256), []byte{0x0b})}}}},
+			testenv.Module{Tables: [][]byte{testenv.Table(testenv.Funcref, testenv.NoMax(0))}, Start: 2, Handler: testenv.Return0,
+				Funcs: []testenv.Func{{Type: 0, Locals: []byte{0x01, 0x03, 0x7f}, Code: testenv.Code(testenv.GrowLoop(0, testenv.Funcref, 65536, 256), []byte{0x0b})}}}},
 		{"start section that traps", startFn + "trapped (wasm error: unreachable)",
-			testenv.Module{Funcs: []testenv.Func{{Type: 0, Code: []byte{0x00, 0x0b}}}, Start: 2, Handler: ret0}},
+			testenv.Module{Funcs: []testenv.Func{{Type: 0, Code: []byte{0x00, 0x0b}}}, Start: 2, Handler: testenv.Return0}},
 		{"_initialize that loops", "_initialize handler ran past limits.handler_timeout = 100ms",
-			testenv.Module{Funcs: []testenv.Func{{Type: 0, Code: spinCode, Export: "_initialize"}}, Handler: ret0}},
+			testenv.Module{Funcs: []testenv.Func{{Type: 0, Code: testenv.Spin, Export: "_initialize"}}, Handler: testenv.Return0}},
 		{"start handler that loops", "start handler ran past limits.handler_timeout = 100ms",
 			testenv.Module{Handler: []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x00, 0x0b}}},
 	} {
@@ -248,7 +199,7 @@ func TestStartSectionRunsFirst(t *testing.T) {
 		Globals: [][]byte{{0x7f, 0x01, 0x41, 0x00, 0x0b}},
 		Funcs: []testenv.Func{
 			{Type: 0, Code: []byte{0x23, 0x00, 0x41, 0x01, 0x6a, 0x24, 0x00, 0x0b}}, // g += 1
-			{Type: 0, Code: spinCode, Export: "_start"},
+			{Type: 0, Code: testenv.Spin, Export: "_start"},
 		},
 		Start: 2,
 		// The handler traps unless g == 1.

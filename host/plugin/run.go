@@ -60,7 +60,7 @@ func (p *Plugin) Run(ctx context.Context) {
 	var crashes []time.Time
 	for {
 		started := time.Now()
-		err := p.runInstance(ctx)
+		ran, err := p.runInstance(ctx)
 		if err == nil || p.stopping() && errors.Is(err, errStopped) {
 			p.setState(StateStopped, "")
 			return
@@ -95,7 +95,16 @@ func (p *Plugin) Run(ctx context.Context) {
 		case <-time.After(delay):
 		case <-p.stop:
 			// Stopping while down: run one more instance to drain the
-			// queue and deliver the stop event.
+			// queue and deliver the stop event; unless the last one
+			// never got past its start (a start function, _initialize or
+			// start handler that traps or runs past its deadline), which
+			// would only spend another handler_timeout of the shutdown.
+			if !ran {
+				depth, _ := p.q.stats()
+				p.log.Error("plugin stopped while it could not start", "error", err.Error(), "undelivered", depth)
+				p.setState(StateStopped, err.Error())
+				return
+			}
 		}
 		delay = min(delay*2, rs.Max.D())
 	}
@@ -200,12 +209,18 @@ func (in *Instance) Close() {
 }
 
 // runInstance runs one instantiation until Stop (returns errStopped after
-// draining and the stop event) or a crash (returns what happened).
-func (p *Plugin) runInstance(ctx context.Context) error {
+// draining and the stop event) or a crash (returns what happened). ran is
+// false if the instance never got past Instantiate.
+func (p *Plugin) runInstance(ctx context.Context) (ran bool, err error) {
 	in, err := p.Instantiate(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
+	return true, p.serve(in)
+}
+
+// serve delivers events to in until Stop or a crash, as runInstance.
+func (p *Plugin) serve(in *Instance) error {
 	defer in.Close()
 	p.setState(StateRunning, "")
 	for {

@@ -60,7 +60,18 @@ func BuildGo(t testing.TB, dir string) string {
 // and the module built from src, and returns its path.
 func PluginDir(t testing.TB, parent, name, manifest, src string) string {
 	t.Helper()
-	wasm := BuildGo(t, src)
+	b, err := os.ReadFile(BuildGo(t, src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return WasmPluginDir(t, parent, name, manifest, b)
+}
+
+// WasmPluginDir writes a plugin directory parent/name with manifest as its
+// plugin.toml and wasm as its module (name.wasm), for modules a test
+// assembles itself (Module).
+func WasmPluginDir(t testing.TB, parent, name, manifest string, wasm []byte) string {
+	t.Helper()
 	dir := filepath.Join(parent, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -68,11 +79,7 @@ func PluginDir(t testing.TB, parent, name, manifest, src string) string {
 	if err := os.WriteFile(filepath.Join(dir, "plugin.toml"), []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".wasm"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name+".wasm"), wasm, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir

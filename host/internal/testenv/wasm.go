@@ -108,3 +108,59 @@ func ULEB(v uint32) []byte { return leb.AppendU32(nil, v) }
 
 // SLEB is v as a signed LEB128, for i32.const.
 func SLEB(v int32) []byte { return leb.AppendS32(nil, v) }
+
+// Reference types, for Table and the grow helpers.
+const (
+	Funcref   = 0x70
+	Externref = 0x6f
+)
+
+// NoMax is a table's or a memory's limits: min, and no maximum.
+func NoMax(min uint32) []byte { return append([]byte{0x00}, ULEB(min)...) }
+
+// Table is a table type of reference type ref with limits.
+func Table(ref byte, limits []byte) []byte { return append([]byte{ref}, limits...) }
+
+// LoopLocal is the locals vector GrowLoop needs in a handler: one i32,
+// local 2, after the handler's two parameters.
+var LoopLocal = []byte{0x01, 0x01, 0x7f}
+
+// GrowLoop is code that grows table t (of reference type ref) by delta
+// entries, up to times times or until table.grow fails (-1), counting in
+// local 2.
+func GrowLoop(t uint32, ref byte, delta, times int32) []byte {
+	c := []byte{0x02, 0x40, 0x03, 0x40, 0xd0, ref, 0x41}
+	c = append(c, SLEB(delta)...)
+	c = append(append(c, 0xfc, 0x0f), ULEB(t)...)
+	c = append(c, 0x41, 0x7f, 0x46, 0x0d, 0x01) // i32.const -1; i32.eq; br_if 1
+	c = append(c, 0x20, 0x02, 0x41, 0x01, 0x6a, 0x22, 0x02, 0x41)
+	c = append(c, SLEB(times)...)
+	return append(c, 0x49, 0x0d, 0x00, 0x0b, 0x0b) // i32.lt_u; br_if 0; end; end
+}
+
+// Grow is code that grows table t (of reference type ref) by delta
+// entries once, and drops the result.
+func Grow(t uint32, ref byte, delta int32) []byte {
+	c := append([]byte{0xd0, ref, 0x41}, SLEB(delta)...)
+	return append(append(append(c, 0xfc, 0x0f), ULEB(t)...), 0x1a)
+}
+
+// MemoryGrow is code that grows memory by pages and leaves the result.
+func MemoryGrow(pages int32) []byte {
+	return append(append([]byte{0x41}, SLEB(pages)...), 0x40, 0x00)
+}
+
+// Return0 ends a handler: i32.const 0; end.
+var Return0 = []byte{0x41, 0x00, 0x0b}
+
+// Spin is a body of type () -> () that never returns: loop br 0 end, end.
+var Spin = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b}
+
+// Code joins pieces of code.
+func Code(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
