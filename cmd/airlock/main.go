@@ -241,6 +241,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err := plugin.CheckCounts(wasm); err != nil {
 		return fmt.Errorf("%s is not a valid WebAssembly module: %w", m.Wasm, err)
 	}
+	if err := plugin.CheckFootprint(m, wasm); err != nil {
+		return err
+	}
 	// Compiled as airlock run compiles a new module: by a child under
 	// limits, into a cache this process then reads, so that a module that
 	// would exhaust the compiler fails here with the same error as there.

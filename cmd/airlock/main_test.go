@@ -107,3 +107,22 @@ func TestCheckCompilesInAChild(t *testing.T) {
 		t.Fatalf("check of an invalid module: exit %d, stderr %q; want exit 1 and one line with %q", code, errb.String(), want)
 	}
 }
+
+// airlock check refuses what Load would: a module whose tables at start
+// take more than limits.memory.
+func TestCheckRefusesAFootprintPastMemoryLimit(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "plugin.toml"), []byte("name = \"big\"\nversion = \"0.1.0\"\n[limits]\nmemory = \"16MiB\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// (table 3000000 funcref): 24 MiB of entries at instantiation.
+	big := []byte{0, 'a', 's', 'm', 1, 0, 0, 0, 4, 7, 1, 0x70, 0x00, 0xc0, 0x8d, 0xb7, 0x01}
+	if err := os.WriteFile(filepath.Join(dir, "big.wasm"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"check", dir}, &out, &errb)
+	if want := "3000000 table entries"; code != 1 || !strings.Contains(errb.String(), want) || !strings.Contains(errb.String(), "above limits.memory = 16MiB") {
+		t.Fatalf("check: exit %d, stderr %q; want exit 1 and a refusal naming %q", code, errb.String(), want)
+	}
+}

@@ -81,7 +81,18 @@ func instantiate(t *testing.T, wasm []byte) api.Module {
 	if err != nil {
 		t.Fatal(err)
 	}
+	unlimit(mod)
 	return mod
+}
+
+// unlimit sets the budget and the stack limit of an instrumented module,
+// which let nothing through until the host sets them, as high as they go.
+func unlimit(mod api.Module) {
+	for _, name := range []string{BudgetExport, StackLimitExport} {
+		if g, ok := mod.ExportedGlobal(name).(api.MutableGlobal); ok {
+			g.Set(1<<31 - 1)
+		}
+	}
 }
 
 func flagOf(t *testing.T, mod api.Module) api.MutableGlobal {
@@ -278,6 +289,7 @@ func BenchmarkLoop(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			unlimit(mod)
 			count := mod.ExportedFunction("count")
 			stack := make([]uint64, 1)
 			b.ResetTimer()

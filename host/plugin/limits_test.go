@@ -209,3 +209,81 @@ func TestStartSectionRunsFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// recurse is function 2, of type (i32) -> i32, calling itself forever.
+var recurse = testenv.Func{Type: 2, Code: []byte{0x20, 0x00, 0x41, 0x01, 0x6a, 0x10, 0x02, 0x0b}}
+
+// callRecurse is a handler that calls function 2 with 0.
+var callRecurse = []byte{0x41, 0x00, 0x10, 0x02, 0x1a, 0x41, 0x00, 0x0b}
+
+// The guest's call stack counts against limits.memory too: a quarter of it,
+// with each frame counted at 64 bytes and 16 a parameter or local. Past
+// it, the call traps and the error says so. Before, wazero let the stack
+// grow to 84 MiB (and allocated 161 MiB on the way) whatever the limit.
+func TestRecursionCountsAgainstMemoryLimit(t *testing.T) {
+	const want = "start handler trapped: its call stack would take "
+	fat := recurse
+	fat.Locals = []byte{0x01, 0xe8, 0x07, 0x7e}                                                     // 1000 i64 locals
+	indirect := testenv.Func{Type: 2, Code: []byte{0x20, 0x00, 0x41, 0x00, 0x11, 0x02, 0x00, 0x0b}} // call_indirect (type 2) table 0, slot 0
+	for _, tc := range []struct {
+		name string
+		m    testenv.Module
+	}{
+		{"small frames", testenv.Module{Funcs: []testenv.Func{recurse}, Handler: callRecurse}},
+		{"frames of 1000 locals", testenv.Module{Funcs: []testenv.Func{fat}, Handler: callRecurse}},
+		{"through a table", testenv.Module{Funcs: []testenv.Func{indirect}, Handler: callRecurse,
+			Tables: [][]byte{testenv.Table(testenv.Funcref, testenv.NoMax(1))},
+			Elems:  [][]byte{{0x00, 0x41, 0x00, 0x0b, 0x01, 0x02}}}}, // slot 0: function 2
+		{"in the start section", testenv.Module{Funcs: []testenv.Func{recurse,
+			{Type: 0, Code: []byte{0x41, 0x00, 0x10, 0x02, 0x1a, 0x0b}}}, Start: 3, Handler: testenv.Return0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := instantiate(t, tc.m.Wasm(), limit16)
+			t.Log(err)
+			w := want
+			if tc.m.Start != 0 {
+				w = "the module's start function (its wasm start section) trapped: its call stack would take "
+			}
+			if err == nil || !strings.Contains(err.Error(), w) || !strings.Contains(err.Error(), "past its limit of 4194304, a quarter of limits.memory = 16MiB") {
+				t.Fatalf("got %v\nwant %q ... past its limit of 4194304", err, w)
+			}
+		})
+	}
+}
+
+// What the stack count adds comes off as each function returns, however it
+// returns: by its end, by return from inside blocks, by a branch to its
+// label (br, br_if), with one result or two. Functions that recurse 1000
+// deep in each of these ways, run 200 times, stay well under the limit; a
+// count that leaked a frame on any of the ways would trap.
+func TestStackCountComesOffOnEveryReturn(t *testing.T) {
+	// Function 2, (i32) -> i32: n == 0 ? 0 : f(n-1) + 1, returning by
+	// the way n % 4 chooses.
+	ways := testenv.Func{Type: 2, Locals: []byte{0x01, 0x01, 0x7f}, Code: []byte{
+		0x20, 0x00, 0x45, 0x04, 0x40, 0x41, 0x00, 0x0f, 0x0b, // if n == 0: return 0
+		0x20, 0x00, 0x41, 0x01, 0x6b, 0x10, 0x02, 0x41, 0x01, 0x6a, 0x21, 0x01, // r = f(n-1) + 1
+		0x02, 0x40, 0x02, 0x40, 0x02, 0x40, 0x02, 0x40, // four blocks
+		0x20, 0x00, 0x41, 0x04, 0x70, 0x0e, 0x03, 0x00, 0x01, 0x02, 0x03, // br_table by n % 4
+		0x0b, 0x02, 0x40, 0x20, 0x01, 0x0f, 0x0b, 0x00, // 0: return r from inside a block
+		0x0b, 0x20, 0x01, 0x0c, 0x02, // 1: br 2, the function's label
+		0x0b, 0x20, 0x01, 0x41, 0x01, 0x0d, 0x01, 0x1a, 0x00, // 2: br_if 1, the function's label
+		0x0b, 0x20, 0x01, 0x0b, // 3: the end
+	}}
+	// Function 3, (i32) -> (i32, i32): (f(n-1) summed, n), by return at 0.
+	pair := testenv.Func{Type: 3, Code: []byte{
+		0x20, 0x00, 0x45, 0x04, 0x40, 0x41, 0x00, 0x41, 0x00, 0x0f, 0x0b,
+		0x20, 0x00, 0x41, 0x01, 0x6b, 0x10, 0x03, 0x6a, 0x20, 0x00, 0x0b,
+	}}
+	handler := []byte{
+		0x02, 0x40, 0x03, 0x40,
+		0x41, 0xe8, 0x07, 0x10, 0x02, 0x41, 0xe8, 0x07, 0x47, 0x04, 0x40, 0x00, 0x0b, // f(1000) != 1000: unreachable
+		0x41, 0xe8, 0x07, 0x10, 0x03, 0x1a, 0x1a,
+		0x20, 0x02, 0x41, 0x01, 0x6a, 0x22, 0x02, 0x41, 0xc8, 0x01, 0x49, 0x0d, 0x00, // 200 times
+		0x0b, 0x0b, 0x41, 0x00, 0x0b,
+	}
+	m := testenv.Module{ExtraTypes: [][]byte{{0x60, 0x01, 0x7f, 0x02, 0x7f, 0x7f}}, Funcs: []testenv.Func{ways, pair},
+		HandlerLocals: testenv.LoopLocal, Handler: handler}
+	if _, err := instantiate(t, m.Wasm(), limit16); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -46,8 +46,10 @@ type Instance struct {
 	watchdog *time.Timer
 	timedOut atomic.Bool
 	// over is instrument's OverExport: non-zero after a table.grow past
-	// the budget trapped. nil for a module without instrument's checks.
-	over api.MutableGlobal
+	// the budget trapped; stackUsed is its StackExport, above the limit after
+	// a call past it trapped. nil for a module without instrument's
+	// checks.
+	over, stackUsed api.MutableGlobal
 }
 
 // Run is the plugin's goroutine. It instantiates the module, delivers
@@ -158,12 +160,16 @@ func (p *Plugin) Instantiate(ctx context.Context) (*Instance, error) {
 		flag, ok := mod.ExportedGlobal(InterruptExport).(api.MutableGlobal)
 		budget, ok2 := mod.ExportedGlobal(BudgetExport).(api.MutableGlobal)
 		in.over, _ = mod.ExportedGlobal(OverExport).(api.MutableGlobal)
-		if !ok || !ok2 || in.over == nil {
+		in.stackUsed, _ = mod.ExportedGlobal(StackExport).(api.MutableGlobal)
+		stackLimit, ok3 := mod.ExportedGlobal(StackLimitExport).(api.MutableGlobal)
+		if !ok || !ok2 || !ok3 || in.over == nil || in.stackUsed == nil {
 			mod.Close(ctx)
-			return nil, fmt.Errorf("instantiate: the instrumented module lacks the %s, %s or %s global", InterruptExport, BudgetExport, OverExport)
+			return nil, fmt.Errorf("instantiate: the instrumented module lacks one of the globals instrument adds (%s)", strings.Join(reservedExports[:5], ", "))
 		}
-		// Linear memory and tables together stay within limits.memory.
+		// Linear memory and tables together stay within limits.memory,
+		// and the call stack within a quarter of it.
 		budget.Set(uint64(p.M.Limits.Memory))
+		stackLimit.Set(uint64(p.stackLimit()))
 		// The guest traps at its next trip through Go, within yieldEvery
 		// checks. The module stays open until the call has unwound; Close
 		// follows.
@@ -316,6 +322,9 @@ func (in *Instance) call(what string, fn func() error) error {
 		in.over.Set(0)
 		return fmt.Errorf("%s trapped: table.grow would take the tables to %d entries (%s at %d bytes each), which with %s of linear memory is past limits.memory = %s (grow them less, or raise the limit in plugin.toml)",
 			subject, entries, mib(entries*tableEntryBytes), tableEntryBytes, mib(uint64(in.mod.Memory().Size())), p.M.Limits.Memory)
+	case in.stackUsed != nil && uint32(in.stackUsed.Get()) > p.stackLimit():
+		return fmt.Errorf("%s trapped: its call stack would take %d bytes as the host counts frames, past its limit of %d, a quarter of limits.memory = %s (recurse less deeply, or raise limits.memory in plugin.toml)",
+			subject, uint32(in.stackUsed.Get()), p.stackLimit(), p.M.Limits.Memory)
 	case errors.As(err, &exit):
 		return fmt.Errorf("%s exited with code %d%s", subject, exit.ExitCode(), said)
 	default:
@@ -333,3 +342,9 @@ const tableEntryBytes = 8
 
 // mib formats n bytes in MiB, to one decimal.
 func mib(n uint64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// stackLimit is the most bytes the guest's call stack may take, as
+// instrument counts them: a quarter of limits.memory (host/RATIONALE.md).
+func (p *Plugin) stackLimit() uint32 {
+	return uint32(min(uint64(p.M.Limits.Memory)/4, 1<<30))
+}
