@@ -307,6 +307,53 @@ func BenchmarkLoop(b *testing.B) {
 	}
 }
 
+// fibModule is (func (export "fib") (param i32) (result i32)), the
+// recursive Fibonacci: almost nothing but calls and returns.
+func fibModule() []byte {
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = append(m, section(1, vec([]byte{0x60, 0x01, 0x7f, 0x01, 0x7f}))...)
+	m = append(m, section(3, vec([]byte{0}))...)
+	m = append(m, section(7, vec(append(wasmName("fib"), 0x00, 0x00)))...)
+	// n < 2 ? n : fib(n-1) + fib(n-2)
+	return append(m, section(10, vec(body(0x20, 0x00, 0x41, 0x02, 0x48, 0x04, 0x7f, 0x20, 0x00, 0x05,
+		0x20, 0x00, 0x41, 0x01, 0x6b, 0x10, 0x00, 0x20, 0x00, 0x41, 0x02, 0x6b, 0x10, 0x00, 0x6a, 0x0b, 0x0b)))...)
+}
+
+// BenchmarkCalls runs fib(25), 242785 calls, as compiled and with
+// instrument's checks (the entry check and the frame count). The figure
+// is per call.
+func BenchmarkCalls(b *testing.B) {
+	patched, err := instrument(fibModule())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		wasm []byte
+	}{{"raw", fibModule()}, {"instrumented", patched}} {
+		b.Run(bc.name, func(b *testing.B) {
+			ctx := context.Background()
+			r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
+			defer r.Close(ctx)
+			mod, err := r.Instantiate(ctx, bc.wasm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			unlimit(mod)
+			fib := mod.ExportedFunction("fib")
+			stack := make([]uint64, 1)
+			b.ResetTimer()
+			for range b.N {
+				stack[0] = 25
+				if err := fib.CallWithStack(ctx, stack); err != nil || stack[0] != 75025 {
+					b.Fatalf("fib(25): %d, %v", stack[0], err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/242785, "ns/call")
+		})
+	}
+}
+
 // FuzzInstrument feeds instrument guest bytes. It must never panic, and a
 // module wazero accepts must still be accepted once instrumented, with the
 // same functions: the host compiles only the instrumented bytes, so a
