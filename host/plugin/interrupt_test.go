@@ -238,6 +238,16 @@ func TestInstrumentRefuses(t *testing.T) {
 	if _, err := instrument(m); err == nil || !strings.Contains(err.Error(), "reserves") {
 		t.Errorf("an export named %s: got %v, want it refused", InterruptExport, err)
 	}
+	for _, name := range reservedExports {
+		m := []byte("\x00asm\x01\x00\x00\x00")
+		m = append(m, section(1, vec([]byte{0x60, 0x00, 0x00}))...)
+		m = append(m, section(3, vec([]byte{0}))...)
+		m = append(m, section(7, vec(append(wasmName(name), 0x00, 0x00)))...)
+		m = append(m, section(10, vec(body(0x0b)))...)
+		if _, err := instrument(m); err == nil || !strings.Contains(err.Error(), "reserves") {
+			t.Errorf("an export named %s: got %v, want it refused", name, err)
+		}
+	}
 }
 
 // withSection makes a module of one empty function and sec, placed before

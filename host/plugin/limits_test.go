@@ -105,6 +105,33 @@ func TestMemoryGrowCountsTables(t *testing.T) {
 	}
 }
 
+// Linear memory alone stays within limits.memory, whatever maximum the
+// module declares: memory.grow a page at a time returns -1 at the limit,
+// and the memory is then exactly 16 MiB.
+func TestLinearMemoryStaysWithinLimit(t *testing.T) {
+	// Grow one page at a time, up to 1000 times or until -1.
+	loop := []byte{0x02, 0x40, 0x03, 0x40, 0x41, 0x01, 0x40, 0x00, 0x41, 0x7f, 0x46, 0x0d, 0x01,
+		0x20, 0x02, 0x41, 0x01, 0x6a, 0x22, 0x02, 0x41, 0xe8, 0x07, 0x49, 0x0d, 0x00, 0x0b, 0x0b}
+	for _, tc := range []struct {
+		name   string
+		limits []byte
+	}{
+		{"no maximum", testenv.NoMax(1)},
+		{"a maximum of 4 GiB", []byte{0x01, 0x01, 0x80, 0x80, 0x04}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := testenv.Module{Memory: tc.limits, HandlerLocals: testenv.LoopLocal, Handler: testenv.Code(loop, testenv.Return0)}
+			in, err := instantiate(t, m.Wasm(), limit16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := in.MemorySize(); got != 16<<20 {
+				t.Errorf("memory grew to %d bytes, want 16 MiB exactly", got)
+			}
+		})
+	}
+}
+
 // What a module declares for instantiation counts against limits.memory
 // too: Load refuses it, saying what it needs.
 func TestLoadRefusesAFootprintPastMemoryLimit(t *testing.T) {
