@@ -10,10 +10,11 @@ import (
 // the host allocate, at instantiation and after (host/RATIONALE.md, "Why
 // do tables count against limits.memory?"):
 //
-//   - at instantiation, what the module declares: its memory's and tables'
-//     minimum sizes, its globals and its element segments' entries, each
-//     at what wazero 1.12 keeps for it (footprint); Load refuses a module
-//     whose footprint is past the budget;
+//   - at load and instantiation, what the module declares: its memory's
+//     and tables' minimum sizes, its globals, functions, imports, exports
+//     and element segments' entries, each at what wazero 1.12 keeps for
+//     it (footprint); Load refuses a module whose footprint is past the
+//     budget;
 //   - at run time, what the guest grows: instrument rewrites memory.grow
 //     and table.grow into calls that compare linear memory plus table
 //     entries with the budget (growHelpers); a memory.grow past it fails
@@ -22,12 +23,18 @@ import (
 // A module that instrument cannot rewrite keeps wazero's memory limit
 // alone, and Load refuses it unless its tables have maxima that fit.
 
-// globalBytes is what wazero 1.12 keeps for one global: a *GlobalInstance
-// of 48 bytes (its type, two 64-bit halves, its module engine) and the
-// pointer to it.
-const globalBytes = 56
+// What wazero 1.12 keeps for the entries of a module, measured with 300,000
+// of each in the host's configuration (the compiler, its code from the
+// cache): a global takes 56 bytes decoded and 94 more in each instance; a
+// function 80 bytes decoded (its code is in the cache's file, mapped); an
+// import or an export about 80.
+const (
+	globalBytes = 152
+	funcBytes   = 80
+	entryBytes  = 80 // an import or an export
+)
 
-// footprint is what a module makes wazero allocate when it is
+// footprint is what a module makes wazero allocate when it is loaded and
 // instantiated, counted from its sections.
 type footprint struct {
 	memoryPages uint64 // the memory's minimum, in pages
@@ -35,6 +42,8 @@ type footprint struct {
 	tableMax    uint64 // the tables' maximum sizes, in entries; noMax if one has none
 	globals     uint64
 	elements    uint64 // the element segments' entries, at most: their bytes
+	funcs       uint64 // defined functions
+	entries     uint64 // imports and exports
 }
 
 // noMax is footprint.tableMax for a table without a maximum.
@@ -42,7 +51,8 @@ const noMax = ^uint64(0)
 
 // bytes is the footprint's cost in host memory.
 func (f footprint) bytes() uint64 {
-	return f.memoryPages<<16 + (f.tableMin+f.elements)*tableEntryBytes + f.globals*globalBytes
+	return f.memoryPages<<16 + (f.tableMin+f.elements)*tableEntryBytes + f.globals*globalBytes +
+		f.funcs*funcBytes + f.entries*entryBytes
 }
 
 // moduleFootprint counts the footprint of wasm, a module that CheckCounts
@@ -80,6 +90,7 @@ func moduleFootprint(wasm []byte) (footprint, error) {
 		switch id {
 		case secImport:
 			err = entries(s, "import", "imports", func() {
+				f.entries++
 				s.nameBytes()
 				s.nameBytes()
 				switch s.byte() {
@@ -104,10 +115,17 @@ func moduleFootprint(wasm []byte) (footprint, error) {
 			err = entries(s, "table", "tables", table)
 		case secMemory:
 			err = entries(s, "memory", "memories", memory)
-		case secGlobal:
+		case secGlobal, secFunction, secExport:
 			var n uint32
 			n, err = s.count()
-			f.globals += uint64(n)
+			switch id {
+			case secGlobal:
+				f.globals += uint64(n)
+			case secFunction:
+				f.funcs += uint64(n)
+			default:
+				f.entries += uint64(n)
+			}
 		case secElement:
 			err = entries(s, "segment", "segments", func() {
 				// Each entry takes at least a byte: the segment's
@@ -134,8 +152,8 @@ func checkFootprint(m *manifest.Manifest, wasm []byte, interruptible bool) error
 	}
 	budget := uint64(m.Limits.Memory)
 	if b := f.bytes(); b > budget {
-		return fmt.Errorf("plugin %q: the module needs %s at start (%d pages of linear memory, %d table entries, %d element entries, %d globals), above limits.memory = %s (raise it in plugin.toml, or make the module smaller)",
-			m.Name, mib(b), f.memoryPages, f.tableMin, f.elements, f.globals, m.Limits.Memory)
+		return fmt.Errorf("plugin %q: the module needs %s at start (%d pages of linear memory, %d table entries, %d element entries, %d globals, %d functions, %d imports and exports), above limits.memory = %s (raise it in plugin.toml, or make the module smaller)",
+			m.Name, mib(b), f.memoryPages, f.tableMin, f.elements, f.globals, f.funcs, f.entries, m.Limits.Memory)
 	}
 	if !interruptible && (f.tableMax == noMax || f.memoryPages<<16+f.tableMax*tableEntryBytes > budget) {
 		what := "a table without a maximum size"

@@ -24,6 +24,15 @@ type Module struct {
 	// HandlerLocals is airlock_on_event's locals vector, whole; nil for
 	// none. Its parameters are locals 0 (kind) and 1 (payload length).
 	HandlerLocals []byte
+	Exports       []Export // more exports, after the ABI's and Funcs'
+}
+
+// Export is one export of a Module: a name, a kind (0 function, 1 table,
+// 2 memory, 3 global) and an index.
+type Export struct {
+	Name  string
+	Kind  byte
+	Index uint32
 }
 
 // Func is one function of a Module past the two the ABI needs.
@@ -76,6 +85,9 @@ func (m Module) Wasm() []byte {
 		if f.Export != "" {
 			exports = append(exports, export(f.Export, 0, uint32(i+2)))
 		}
+	}
+	for _, e := range m.Exports {
+		exports = append(exports, export(e.Name, e.Kind, e.Index))
 	}
 	sec(7, exports...)
 	if m.Start != 0 {
