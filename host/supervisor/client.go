@@ -12,8 +12,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/airlockhq/airlock/abi"
@@ -25,11 +27,25 @@ const maxReply = 1 << 20
 
 // Client calls the supervisor. It is safe for concurrent use.
 type Client struct {
-	cfg  Config
+	cfg  Config // cfg.APIKey is the key New was given; see key
 	base *url.URL
 	http *http.Client
 	log  *slog.Logger
+
+	// keyMu guards the key, which RegenerateAPIKey replaces, and every key
+	// this client ever held, which scrub keeps redacting.
+	keyMu   sync.RWMutex
+	key     string
+	oldKeys []string
 }
+
+// headerKey is what the supervisor's auth middleware accepts in the
+// Authorization header: /^(?:ApiKey|Bearer) (\w+)$/i, with JavaScript's
+// ASCII \w. A key with any other character only works as ?apikey=.
+var headerKey = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+
+// keyInQuery reports whether key must travel as ?apikey=.
+func keyInQuery(key string) bool { return !headerKey.MatchString(key) }
 
 // New checks cfg and returns a client. It does not contact the supervisor;
 // call Ping for that.
@@ -47,11 +63,8 @@ func New(cfg Config) (*Client, error) {
 		// printed in an error can carry it.
 		return nil, fmt.Errorf("supervisor: address must not carry credentials or a query")
 	}
-	if cfg.APIKey == "" {
-		return nil, fmt.Errorf("supervisor: API key is empty: %w", ErrNotConfigured)
-	}
-	if strings.ContainsFunc(cfg.APIKey, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return nil, fmt.Errorf("supervisor: API key contains spaces or control characters")
+	if err := checkKey(cfg.APIKey); err != nil {
+		return nil, err
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -69,21 +82,52 @@ func New(cfg Config) (*Client, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	return &Client{
+	c := &Client{
 		cfg:  cfg,
 		base: u,
 		http: hc,
 		log:  cfg.Logger, // the host hands us a logger that already says capability=supervisor
-	}, nil
+		key:  cfg.APIKey,
+	}
+	if keyInQuery(cfg.APIKey) {
+		c.log.Info("the API key has characters the supervisor does not accept in the Authorization header; sending it as the apikey query parameter")
+	}
+	return c, nil
+}
+
+// checkKey refuses a key that could not travel safely: empty, too long, or
+// with spaces, control characters or non-ASCII (which could split a header
+// or a URL). The message never shows the key.
+func checkKey(key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("supervisor: API key is empty: %w", ErrNotConfigured)
+	case len(key) > maxKeyLen:
+		return fmt.Errorf("supervisor: API key is longer than %d bytes", maxKeyLen)
+	case strings.ContainsFunc(key, func(r rune) bool { return r <= ' ' || r >= 0x7f }):
+		return fmt.Errorf("supervisor: API key contains spaces, control characters or non-ASCII characters")
+	}
+	return nil
+}
+
+// maxKeyLen bounds the key; the supervisor's are 32 hex digits.
+const maxKeyLen = 256
+
+// currentKey returns the key to send now.
+func (c *Client) currentKey() string {
+	c.keyMu.RLock()
+	defer c.keyMu.RUnlock()
+	return c.key
 }
 
 // call is one request to make.
 type call struct {
 	op     string // grant name, for errors and logs
 	method string
-	path   string
-	body   any  // JSON-encoded when non-nil
-	safe   bool // read-only: may be retried
+	path   string     // escaped by the caller where it holds a value
+	query  url.Values // nil for none
+	body   any        // JSON-encoded when non-nil
+	safe   bool       // read-only: may be retried
 }
 
 // do runs c and returns the body of a 2xx reply, or an *Error.
@@ -140,25 +184,48 @@ func retryable(e *Error) bool {
 	return e.Status >= 500 && e.Status != http.StatusNotImplemented
 }
 
-// once makes one HTTP attempt.
-func (c *Client) once(ctx context.Context, k call, payload []byte) (int, []byte, *Error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
-	endpoint := k.method + " " + k.path
+// newRequest builds the request for k: the path under the base URL, the
+// query, and the key in the Authorization header or, for a key the header
+// cannot carry, in the apikey parameter. The URL it returns may hold the
+// key: it must never be logged or put in an error unredacted.
+func (c *Client) newRequest(ctx context.Context, k call, payload []byte) (*http.Request, error) {
 	u := *c.base
 	u.Path = strings.TrimRight(c.base.Path, "/") + k.path
+	q := url.Values{}
+	for name, vs := range k.query {
+		q[name] = vs
+	}
+	key := c.currentKey()
+	if keyInQuery(key) {
+		q.Set("apikey", key)
+	}
+	u.RawQuery = q.Encode()
 	var rd io.Reader
 	if payload != nil {
 		rd = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, k.method, u.String(), rd)
 	if err != nil {
-		return 0, nil, c.scrub(&Error{Op: k.op, Code: abi.Invalid, Message: err.Error(), endpoint: endpoint})
+		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
+	if !keyInQuery(key) {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	req.Header.Set("Accept", "application/json, text/plain")
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
+
+// once makes one HTTP attempt.
+func (c *Client) once(ctx context.Context, k call, payload []byte) (int, []byte, *Error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	endpoint := k.method + " " + k.path
+	req, err := c.newRequest(ctx, k, payload)
+	if err != nil {
+		return 0, nil, c.scrub(&Error{Op: k.op, Code: abi.Invalid, Message: cleanMessage(err.Error()), endpoint: endpoint})
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -176,13 +243,24 @@ func (c *Client) once(ctx context.Context, k call, payload []byte) (int, []byte,
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return resp.StatusCode, body, nil
 	}
-	e := decodeError(k.op, resp.StatusCode, []byte(redact(string(body), c.cfg.APIKey)))
+	return resp.StatusCode, nil, c.replyError(k.op, endpoint, resp.StatusCode, body)
+}
+
+// replyError turns a non-2xx reply into a scrubbed *Error.
+func (c *Client) replyError(op, endpoint string, status int, body []byte) *Error {
+	e := decodeError(op, status, []byte(c.redact(string(body))))
 	e.endpoint = endpoint
-	return resp.StatusCode, nil, c.scrub(e)
+	return c.scrub(e)
 }
 
 // transportError classifies a failure that produced no reply.
 func transportError(op, endpoint string, err error) *Error {
+	// The *url.Error repeats the URL, which may hold the key (apikey=);
+	// its cause does not, and keeps errors.Is working.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
 	e := &Error{Op: op, Code: abi.Unavailable, endpoint: endpoint, err: err}
 	var ne net.Error
 	switch {
@@ -211,12 +289,24 @@ func rootCause(err error) string {
 // scrub is the last line of defence for the key: nothing leaves the client
 // with it, whatever the peer or the transport put in a message.
 func (c *Client) scrub(e *Error) *Error {
-	key := c.cfg.APIKey
-	e.Message = redact(e.Message, key)
-	if e.err != nil && key != "" && strings.Contains(e.err.Error(), key) {
-		e.err = errors.New(redact(e.err.Error(), key))
+	e.Message = c.redact(e.Message)
+	if e.err != nil {
+		if s := c.redact(e.err.Error()); s != e.err.Error() {
+			e.err = errors.New(s)
+		}
 	}
 	return e
+}
+
+// redact removes from s every key this client held, also in the escaped
+// forms a URL gives it (the apikey parameter).
+func (c *Client) redact(s string) string {
+	c.keyMu.RLock()
+	defer c.keyMu.RUnlock()
+	for _, k := range append([]string{c.key}, c.oldKeys...) {
+		s = redactKey(s, k)
+	}
+	return s
 }
 
 // decodeReply unmarshals a 2xx JSON body, keeping the raw bytes.
@@ -228,11 +318,11 @@ func decodeReply(op string, body []byte, v any) *Error {
 }
 
 func (c *Client) appPath(op, suffix string) (string, error) {
-	if c.cfg.AppID <= 0 {
-		return "", &Error{Op: op, Code: abi.Unavailable,
-			Message: "no application id configured (BALENA_APP_ID); app and service operations need it"}
+	id, err := c.appID(op)
+	if err != nil {
+		return "", err
 	}
-	return "/v2/applications/" + strconv.Itoa(c.cfg.AppID) + suffix, nil
+	return "/v2/applications/" + strconv.Itoa(id) + suffix, nil
 }
 
 type forceBody struct {
@@ -305,8 +395,8 @@ type serviceBody struct {
 }
 
 func (c *Client) serviceAction(ctx context.Context, op, action, name string, force bool) error {
-	if name == "" {
-		return &Error{Op: op, Code: abi.Invalid, Message: "service name is empty"}
+	if err := checkServiceName(op, name); err != nil {
+		return err
 	}
 	p, err := c.appPath(op, "/"+action+"-service")
 	if err != nil {
@@ -334,13 +424,19 @@ func (c *Client) StartService(ctx context.Context, name string, force bool) erro
 }
 
 func (c *Client) get(ctx context.Context, path string, v any) ([]byte, error) {
-	_, body, err := c.do(ctx, call{op: OpDeviceRead, method: http.MethodGet, path: path, safe: true})
+	return c.getAs(ctx, OpDeviceRead, path, nil, v)
+}
+
+// getAs is a retried GET whose JSON reply is decoded into v; it returns the
+// raw reply too.
+func (c *Client) getAs(ctx context.Context, op, path string, query url.Values, v any) ([]byte, error) {
+	_, body, err := c.do(ctx, call{op: op, method: http.MethodGet, path: path, query: query, safe: true})
 	if err != nil {
 		return nil, err
 	}
-	if e := decodeReply(OpDeviceRead, body, v); e != nil {
+	if e := decodeReply(op, body, v); e != nil {
 		e.endpoint = "GET " + path
-		return nil, e
+		return nil, c.scrub(e)
 	}
 	return body, nil
 }

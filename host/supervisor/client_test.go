@@ -228,19 +228,26 @@ func TestEndpoints(t *testing.T) {
 			if err := tc.call(r.c); err != nil {
 				t.Fatal(err)
 			}
-			method, path, _ := strings.Cut(tc.path, " ")
-			if n := r.sim.Count(method, path); n != 1 {
-				t.Errorf("simulator saw %s %d times, want once; journal %+v", tc.path, n, r.sim.Events())
-			}
-			for _, e := range r.sim.Events() {
-				if e.Status >= 300 {
-					t.Errorf("simulator answered %+v", e)
-				}
-			}
+			sawOnce(t, r.sim, tc.path)
 			if tc.check != nil {
 				tc.check(t, r.sim.State())
 			}
 		})
+	}
+}
+
+// sawOnce checks that the simulator saw "METHOD /path" exactly once and
+// answered every request with a success.
+func sawOnce(t *testing.T, s *sim.Server, request string) {
+	t.Helper()
+	method, path, _ := strings.Cut(request, " ")
+	if n := s.Count(method, path); n != 1 {
+		t.Errorf("simulator saw %s %d times, want once; journal %+v", request, n, s.Events())
+	}
+	for _, e := range s.Events() {
+		if e.Status >= 300 {
+			t.Errorf("simulator answered %+v", e)
+		}
 	}
 }
 
@@ -254,12 +261,18 @@ func TestErrorsMapToABI(t *testing.T) {
 		msg    string // a substring of the message
 	}{
 		{"unknown service", func(c *Client) error { return c.RestartService(ctx, "nope", false) }, abi.NotFound, 404, "Service not found"},
+		{"unknown service for its container id", func(c *Client) error { _, err := c.ContainerID(ctx, "nope"); return err }, abi.Failed, 503, "Could not find service with that name"},
+		{"v1 app on a multi-container app", func(c *Client) error { _, err := c.AppV1(ctx); return err }, abi.Invalid, 400, "only allowed on single-container apps"},
+		{"v1 stop on a multi-container app", func(c *Client) error { _, err := c.StopAppV1(ctx, false); return err }, abi.Invalid, 400, "Use the v2 service action endpoints"},
+		{"local target outside local mode", func(c *Client) error { return c.SetLocalTargetState(ctx, []byte(`{"local":{}}`), false) }, abi.Invalid, 400, "only set when device is in local mode"},
 		{"bad hostname", func(c *Client) error { return c.SetHostname(ctx, "no spaces allowed", false) }, abi.Invalid, 400, "Invalid hostname"},
 		{"empty service name", func(c *Client) error { return c.StopService(ctx, "", false) }, abi.Invalid, 0, "service name is empty"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, sim.Options{}, nil)
+			// Two services: on a one-service app the supervisor acts on
+			// that service whatever name a request gives.
+			r := newRig(t, sim.Options{Services: []string{"main", "worker"}}, nil)
 			err := tc.call(r.c)
 			var e *Error
 			if !errors.As(err, &e) {
@@ -356,7 +369,7 @@ func TestUpdateLock(t *testing.T) {
 			}
 			var e *Error
 			errors.As(err, &e)
-			if e.Status != 423 || !strings.Contains(e.Message, "Updates are locked") {
+			if e.Status != 423 || !strings.Contains(e.Message, "Lockfile exists for { appId: 42, service: main }") {
 				t.Fatalf("error %+v", e)
 			}
 			after := r.sim.State()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -203,11 +204,21 @@ func cleanMessage(s string) string {
 
 // redact removes the key from text. The client never puts the key in a URL
 // or a message, but the supervisor or a proxy could echo it back.
-func redact(s, key string) string {
+func redact(s, key string) string { return redactKey(s, key) }
+
+// redactKey removes key from s, raw and in the escaped forms a URL's query
+// or path would give it.
+func redactKey(s, key string) string {
 	if key == "" {
 		return s
 	}
-	return strings.ReplaceAll(s, key, "[redacted]")
+	s = strings.ReplaceAll(s, key, "[redacted]")
+	for _, esc := range []string{url.QueryEscape(key), url.PathEscape(key)} {
+		if esc != key {
+			s = strings.ReplaceAll(s, esc, "[redacted]")
+		}
+	}
+	return s
 }
 
 // Errno returns the ABI code, so that capability.ErrnoOf maps an *Error

@@ -212,7 +212,7 @@ func parseRequest(op string, b []byte) (request, error) {
 		case !ok || s == "":
 			return nil, invalid(op, "the request has no service name (field %q)", fieldService)
 		case len(s) > maxServiceLen || !validService(s):
-			return nil, invalid(op, "service name %q is not a compose service name (letters, digits, '.', '_', '-')", clip(s))
+			return nil, invalid(op, "service name %q is not a compose service name (a letter or digit, then letters, digits, '.', '_', '-')", clip(s))
 		}
 	}
 	return req, nil

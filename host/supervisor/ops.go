@@ -105,7 +105,7 @@ func (g Grant) add(entry string) error {
 		return fmt.Errorf("%s needs a service name: write \"%s:<service>\", or \"%s:*\" for every service", op.Name, op.Name, op.Name)
 	}
 	if service != AnyService && !validService(service) {
-		return fmt.Errorf("service name %q is not a compose service name (letters, digits, '.', '_', '-')", service)
+		return fmt.Errorf("service name %q is not a compose service name (a letter or digit, then letters, digits, '.', '_', '-')", service)
 	}
 	if g.services[op.Name] == nil {
 		g.services[op.Name] = map[string]bool{}
@@ -114,9 +114,13 @@ func (g Grant) add(entry string) error {
 	return nil
 }
 
+// validService accepts a compose service name: [a-zA-Z0-9][a-zA-Z0-9_.-]*.
+// The first character rules out "..", "." and names a tool could read as
+// an option ("-x").
 func validService(s string) bool {
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+	for i, c := range s {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
 			return false
 		}
 	}

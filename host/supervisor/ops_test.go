@@ -17,7 +17,7 @@ func TestParseGrantErrors(t *testing.T) {
 		{[]string{"service.restart"}, `supervisor.allow[0] "service.restart": service.restart needs a service name: write "service.restart:<service>", or "service.restart:*" for every service`},
 		{[]string{"service.stop:"}, `supervisor.allow[0] "service.stop:": service.stop needs a service name: write "service.stop:<service>", or "service.stop:*" for every service`},
 		{[]string{"reboot:main"}, `supervisor.allow[0] "reboot:main": reboot takes no service name; write "reboot"`},
-		{[]string{"service.start:ma in"}, `supervisor.allow[0] "service.start:ma in": service name "ma in" is not a compose service name (letters, digits, '.', '_', '-')`},
+		{[]string{"service.start:ma in"}, `supervisor.allow[0] "service.start:ma in": service name "ma in" is not a compose service name (a letter or digit, then letters, digits, '.', '_', '-')`},
 		{[]string{"regenerate-api-key"}, `supervisor.allow[0] "regenerate-api-key": unknown supervisor operation; known: ping, blink, reboot, shutdown, update, app.restart, app.purge, service.restart, service.stop, service.start, device.read, hostname.set`},
 		{[]string{"rebot", "ok-not"}, "supervisor.allow[0] \"rebot\": unknown supervisor operation; did you mean \"reboot\"?\nsupervisor.allow[1] \"ok-not\": unknown supervisor operation; known: ping, blink, reboot, shutdown, update, app.restart, app.purge, service.restart, service.stop, service.start, device.read, hostname.set"},
 	}

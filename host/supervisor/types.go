@@ -70,3 +70,79 @@ type HostConfig struct {
 
 	Raw json.RawMessage `json:"-"`
 }
+
+// AppV1 is the reply of GET /v1/apps/:appId, for a single-container app.
+// The reply's env (the service's environment, which may hold the app's
+// secrets) is deliberately not kept: nothing can pass it on by mistake.
+type AppV1 struct {
+	AppID       int    `json:"appId"`
+	Commit      string `json:"commit"`
+	ContainerID string `json:"containerId"`
+	ImageID     string `json:"imageId"` // the image's name, despite the key
+	ReleaseID   int    `json:"releaseId"`
+}
+
+// AppState is one application of GET /v2/applications/state, keyed there
+// by the app's name.
+type AppState struct {
+	AppID        int                     `json:"appId"`
+	AppUUID      string                  `json:"appUuid"`
+	Commit       string                  `json:"commit"`
+	UpdateStatus string                  `json:"updateStatus"` // "done", "downloading", ...
+	Services     map[string]ServiceState `json:"services"`
+}
+
+// ServiceState is one service of an AppState.
+type ServiceState struct {
+	Status           string   `json:"status"`
+	Image            string   `json:"image"`
+	DownloadProgress *float64 `json:"downloadProgress"`
+	ReleaseID        int      `json:"releaseId"`
+}
+
+// LegacyAppState is the reply of GET /v2/applications/:appId/state:
+// {commit, local: {<appId>: {services: {<imageId>: ...}}}}. Since
+// supervisor v14.8 there is no "dependent" key.
+type LegacyAppState struct {
+	Commit string                    `json:"commit"`
+	Local  map[string]LegacyAppLocal `json:"local"`
+
+	Raw json.RawMessage `json:"-"`
+}
+
+// LegacyAppLocal is one app of LegacyAppState.Local.
+type LegacyAppLocal struct {
+	Services map[string]LegacyService `json:"services"` // by image id
+}
+
+// LegacyService is one service of LegacyAppLocal, by image id.
+type LegacyService struct {
+	Status           string   `json:"status"`
+	ReleaseID        int      `json:"releaseId"`
+	DownloadProgress *float64 `json:"download_progress"`
+}
+
+// VPNStatus is the vpn object of GET /v2/device/vpn.
+type VPNStatus struct {
+	Enabled   bool `json:"enabled"`
+	Connected bool `json:"connected"`
+}
+
+// DeviceInfo is the info object of GET /v2/local/device-info.
+type DeviceInfo struct {
+	Arch       string `json:"arch"`
+	DeviceType string `json:"deviceType"`
+}
+
+// JournalQuery is the body of POST /v2/journal-logs; the supervisor turns
+// it into journalctl's arguments. Zero fields are left out.
+type JournalQuery struct {
+	All         bool   `json:"all,omitempty"`         // -a: show unprintable fields
+	Follow      bool   `json:"follow,omitempty"`      // --follow: the stream never ends on its own
+	Count       int    `json:"count,omitempty"`       // -n: the last Count entries
+	Unit        string `json:"unit,omitempty"`        // -u: a systemd unit
+	ContainerID string `json:"containerId,omitempty"` // -t: a syslog identifier (a container's short id)
+	Format      string `json:"format,omitempty"`      // -o: "short" when empty
+	Since       string `json:"since,omitempty"`       // -S: "2006-01-02 15:04:05", "-1h", ...
+	Until       string `json:"until,omitempty"`       // -U
+}

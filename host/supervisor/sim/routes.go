@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -36,7 +37,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	m.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) { writeText(w, 200, "OK") })
+	m.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) { writeSend(w, 200, "OK") })
 	m.HandleFunc("GET /v1/healthy", s.healthy)
 	m.HandleFunc("POST /v1/blink", s.blink)
 	m.HandleFunc("POST /v1/reboot", func(w http.ResponseWriter, r *http.Request) { s.power(w, r, false) })
@@ -69,6 +70,16 @@ func (s *Server) routes() {
 		writeJSON(w, 200, map[string]string{"status": "success", "version": SupervisorVersion})
 	})
 	m.HandleFunc("GET /v2/containerId", s.containerID)
+	m.HandleFunc("PATCH /v2/device/tags", s.tagsPatch)
+	m.HandleFunc("GET /v2/cleanup-volumes", s.cleanupVolumes)
+	m.HandleFunc("GET /v2/local/target-state", s.localTargetGet)
+	m.HandleFunc("POST /v2/local/target-state", s.localTargetPost)
+	m.HandleFunc("GET /v2/local/device-info", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"status": "success", "info": map[string]string{"arch": DeviceArch, "deviceType": DeviceType}})
+	})
+	m.HandleFunc("GET /v2/local/logs", s.localLogs)
+	m.HandleFunc("POST /v2/journal-logs", s.journalLogs)
+	m.HandleFunc("POST /v1/regenerate-api-key", s.regenerateKey)
 	s.mux = m
 }
 
@@ -124,6 +135,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 			writeFailed(w, http.StatusServiceUnavailable, jsonMessage(err))
 			return false
 		}
+		if raw, ok := v.(*json.RawMessage); ok {
+			*raw = append((*raw)[:0], data...) // PATCH tags reads the array itself
+		}
 		return true
 	}
 	if err := json.Unmarshal(data, v); err != nil {
@@ -141,31 +155,72 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 
 func jsonMessage(err error) string { return "Invalid JSON body: " + err.Error() }
 
-// lockedLocked reports whether an action that must stop services is blocked.
-// The app's lock file yields to force; a reboot or shutdown in progress does
-// not, because then the supervisor itself holds the locks.
-// The caller holds s.mu.
+// lockedLocked reports whether an action that must stop services is blocked,
+// with the real UpdatesLockedError's message. The app's lock file yields to
+// force; a reboot or shutdown in progress does not, because then the
+// supervisor itself holds the locks. The caller holds s.mu.
 func (s *Server) lockedLocked(force bool) (string, bool) {
 	switch {
-	case s.st.Rebooting:
-		return "Updates are locked: the device is rebooting", true
-	case s.st.ShuttingDown:
-		return "Updates are locked: the device is shutting down", true
+	case s.st.Rebooting, s.st.ShuttingDown:
+		return fmt.Sprintf("Locks for app %d are being held by another supervisor operation", s.opts.AppID), true
 	case s.st.LockHolder != "" && !force:
-		return "Updates are locked: lock held by " + s.st.LockHolder, true
+		return fmt.Sprintf("Lockfile exists for { appId: %d, service: %s }", s.opts.AppID, s.st.LockHolder), true
 	}
 	return "", false
 }
+
+// checkInt is the supervisor's checkInt: digits, an optional minus, and
+// trailing zero decimals ("7", "007", "7.00"); a JSON number too.
+func checkInt(v any) (int, bool) {
+	var str string
+	switch v := v.(type) {
+	case string:
+		str = v
+	case json.Number:
+		str = string(v)
+	case float64:
+		str = strconv.FormatFloat(v, 'f', -1, 64)
+	default:
+		return 0, false
+	}
+	if !numerals.MatchString(str) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(str, 64)
+	if err != nil || f != float64(int(f)) {
+		return 0, false
+	}
+	return int(f), true
+}
+
+var numerals = regexp.MustCompile(`^-?[0-9]+\.?0*$`)
+
+// checkString is the supervisor's checkString: "", "null" and "undefined"
+// count as absent.
+func checkString(v any) string {
+	str, _ := v.(string)
+	if str == "null" || str == "undefined" {
+		return ""
+	}
+	return str
+}
+
+// The real messages of src/device-api/messages.ts.
+const (
+	msgServiceNotFound   = "Service not found, a container must exist for this endpoint to work"
+	msgV2ServiceEndpoint = "serviceName or imageId parameters were not provided or the app is multi-container. Use the v2 service action endpoints."
+	msgSingleContainer   = "Some v1 endpoints are only allowed on single-container apps"
+)
 
 func (s *Server) healthy(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	ok := s.st.Healthy
 	s.mu.Unlock()
 	if !ok {
-		writeText(w, http.StatusInternalServerError, "Unhealthy")
+		writeSend(w, http.StatusInternalServerError, "Unhealthy")
 		return
 	}
-	w.WriteHeader(http.StatusOK)
+	writeText(w, http.StatusOK, "OK") // res.sendStatus(200)
 }
 
 func (s *Server) blink(w http.ResponseWriter, r *http.Request) {
@@ -188,7 +243,9 @@ func (s *Server) power(w http.ResponseWriter, r *http.Request, shutdown bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if msg, locked := s.lockedLocked(bool(body.Force)); locked {
-		writeFailed(w, http.StatusLocked, msg)
+		// v1.ts handleDeviceAction answers its own errors: 423 for a lock,
+		// 500 otherwise, both {Data:"",Error}.
+		writeJSON(w, http.StatusLocked, map[string]any{"Data": "", "Error": msg})
 		return
 	}
 	if shutdown {
@@ -242,11 +299,17 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &body) {
 		return
 	}
+	// actions.updateTarget: only a forced request or a device with instant
+	// updates on triggers a check (204); otherwise the request is ignored
+	// (202). An update lock delays applying the result, not the check.
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !bool(body.Force) && s.opts.NoInstantUpdates {
+		s.st.UpdatesIgnored++
+		writeText(w, http.StatusAccepted, "Accepted") // res.sendStatus(202)
+		return
+	}
 	s.st.Updates++
-	s.mu.Unlock()
-	// An update check is only triggered; an update lock delays applying the
-	// result, it does not refuse the check.
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -260,19 +323,23 @@ func (s *Server) restartAllLocked() {
 
 func (s *Server) v1App(w http.ResponseWriter, r *http.Request, purge bool) {
 	var body struct {
-		AppID json.Number `json:"appId"`
-		Force flexBool    `json:"force"`
+		AppID any      `json:"appId"`
+		Force flexBool `json:"force"`
 	}
 	if !decodeBody(w, r, &body) {
 		return
 	}
-	id, err := strconv.Atoi(string(body.AppID))
-	if err != nil || id <= 0 {
-		writeText(w, http.StatusBadRequest, "Missing app id")
+	id, ok := checkInt(body.AppID)
+	if !ok {
+		if purge {
+			writeSend(w, http.StatusBadRequest, "Invalid or missing appId")
+		} else {
+			writeSend(w, http.StatusBadRequest, "Missing app id")
+		}
 		return
 	}
 	if id != s.opts.AppID {
-		writeText(w, http.StatusUnauthorized, "Unauthorized")
+		writeFailed(w, http.StatusUnauthorized, "Unauthorized")
 		return
 	}
 	s.mu.Lock()
@@ -287,35 +354,37 @@ func (s *Server) v1App(w http.ResponseWriter, r *http.Request, purge bool) {
 		writeJSON(w, http.StatusOK, map[string]string{"Data": "OK", "Error": ""})
 		return
 	}
-	writeText(w, http.StatusOK, "OK")
+	writeSend(w, http.StatusOK, "OK")
 }
 
-// pathApp checks the :appId of a route. The key is scoped to one app, so
-// another app's id is refused as the supervisor refuses it: 401.
-func (s *Server) pathApp(w http.ResponseWriter, r *http.Request) bool {
-	id, err := strconv.Atoi(r.PathValue("appId"))
-	if err != nil || id <= 0 {
-		writeText(w, http.StatusBadRequest, "Invalid app id")
+// v2AppID checks the :appId of a v2 route: a missing, zero or malformed id
+// is 400 JSON with the route's message, another app's id 401 JSON, as the
+// key is scoped to one app.
+func (s *Server) v2AppID(w http.ResponseWriter, r *http.Request, badMsg string) bool {
+	id, ok := checkInt(r.PathValue("appId"))
+	if !ok || id == 0 {
+		writeFailed(w, http.StatusBadRequest, badMsg)
 		return false
 	}
 	if id != s.opts.AppID {
-		writeText(w, http.StatusUnauthorized, "Unauthorized")
-		return false
-	}
-	return true
-}
-
-// singleContainer answers 400 for v1 app routes on a multi-container app.
-func (s *Server) singleContainer(w http.ResponseWriter) bool {
-	if len(s.opts.Services) != 1 {
-		writeText(w, http.StatusBadRequest, "Some v1 endpoints are only allowed on single-container apps")
+		writeFailed(w, http.StatusUnauthorized, "Unauthorized")
 		return false
 	}
 	return true
 }
 
 func (s *Server) v1AppGet(w http.ResponseWriter, r *http.Request) {
-	if !s.pathApp(w, r) || !s.singleContainer(w) {
+	id, ok := checkInt(r.PathValue("appId"))
+	if !ok {
+		writeSend(w, http.StatusBadRequest, "Missing app id")
+		return
+	}
+	if id != s.opts.AppID {
+		writeFailed(w, http.StatusUnauthorized, "Application is not available")
+		return
+	}
+	if len(s.opts.Services) != 1 {
+		writeSend(w, http.StatusBadRequest, msgSingleContainer)
 		return
 	}
 	s.mu.Lock()
@@ -324,17 +393,38 @@ func (s *Server) v1AppGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"appId":       s.opts.AppID,
 		"commit":      Release,
-		"imageId":     fmt.Sprintf("registry2.balena-cloud.com/v2/%d", sv.ImageID),
 		"containerId": sv.ContainerID,
 		"env":         map[string]string{},
+		"imageId":     imageName(sv.ImageID),
+		"releaseId":   ReleaseID,
 	})
 }
 
+// imageName is how the simulated images are named.
+func imageName(imageID int) string {
+	return fmt.Sprintf("registry2.balena-cloud.com/v2/%d", imageID)
+}
+
+// v1AppStartStop is v1.ts handleLegacyServiceAction: text replies, and on a
+// multi-container app the v2 endpoints are the way.
 func (s *Server) v1AppStartStop(w http.ResponseWriter, r *http.Request, start bool) {
 	var body struct {
 		Force flexBool `json:"force"`
 	}
-	if !decodeBody(w, r, &body) || !s.pathApp(w, r) || !s.singleContainer(w) {
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	id, ok := checkInt(r.PathValue("appId"))
+	if !ok {
+		writeSend(w, http.StatusBadRequest, "Invalid app id")
+		return
+	}
+	if id != s.opts.AppID {
+		writeSend(w, http.StatusUnauthorized, "Unauthorized")
+		return
+	}
+	if len(s.opts.Services) != 1 {
+		writeSend(w, http.StatusBadRequest, msgV2ServiceEndpoint)
 		return
 	}
 	s.mu.Lock()
@@ -357,7 +447,7 @@ func (s *Server) v2App(w http.ResponseWriter, r *http.Request, purge bool) {
 	var body struct {
 		Force flexBool `json:"force"`
 	}
-	if !decodeBody(w, r, &body) || !s.pathApp(w, r) {
+	if !decodeBody(w, r, &body) || !s.v2AppID(w, r, "Missing app id") {
 		return
 	}
 	s.mu.Lock()
@@ -370,36 +460,39 @@ func (s *Server) v2App(w http.ResponseWriter, r *http.Request, purge bool) {
 	if purge {
 		s.st.Purges++
 	}
-	writeText(w, http.StatusOK, "OK")
+	writeSend(w, http.StatusOK, "OK")
 }
 
 // serviceAction is v2 restart-service, stop-service and start-service. Only
 // stop and restart kill a container, so only they respect the update lock.
+// As in actions.executeServiceAction, a single-container app's one service
+// is the target whatever name the request gives.
 func (s *Server) serviceAction(w http.ResponseWriter, r *http.Request, action string) {
 	var body struct {
-		ServiceName string      `json:"serviceName"`
-		ImageID     json.Number `json:"imageId"`
-		Force       flexBool    `json:"force"`
+		ServiceName any      `json:"serviceName"`
+		ImageID     any      `json:"imageId"`
+		Force       flexBool `json:"force"`
 	}
-	if !decodeBody(w, r, &body) || !s.pathApp(w, r) {
+	if !decodeBody(w, r, &body) || !s.v2AppID(w, r, "Invalid app id") {
 		return
 	}
-	if body.ServiceName == "" && body.ImageID == "" {
-		writeText(w, http.StatusBadRequest, "Missing serviceName or imageId")
+	name := checkString(body.ServiceName)
+	imageID, hasImage := checkInt(body.ImageID)
+	if name == "" && (!hasImage || imageID == 0) {
+		writeSend(w, http.StatusBadRequest, msgV2ServiceEndpoint)
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	idx := -1
 	for i, sv := range s.st.Services {
-		if (body.ServiceName != "" && sv.Name == body.ServiceName) ||
-			(body.ServiceName == "" && string(body.ImageID) == strconv.Itoa(sv.ImageID)) {
+		if len(s.st.Services) == 1 || (hasImage && sv.ImageID == imageID) || (name != "" && sv.Name == name) {
 			idx = i
 			break
 		}
 	}
 	if idx < 0 {
-		writeText(w, http.StatusNotFound, "Service not found, a container must exist for this endpoint to work")
+		writeSend(w, http.StatusNotFound, msgServiceNotFound)
 		return
 	}
 	sv := &s.st.Services[idx]
@@ -421,7 +514,7 @@ func (s *Server) serviceAction(w http.ResponseWriter, r *http.Request, action st
 			sv.Restarts++
 		}
 	}
-	writeText(w, http.StatusOK, "OK")
+	writeSend(w, http.StatusOK, "OK")
 }
 
 func (s *Server) device(w http.ResponseWriter, r *http.Request) {
@@ -473,7 +566,7 @@ func (s *Server) hostConfigPatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body.Network == nil || (body.Network.Hostname == nil && body.Network.Proxy == nil) {
-		writeText(w, http.StatusBadRequest, "Invalid host config: no network settings given")
+		writeSend(w, http.StatusBadRequest, "Invalid host config: no network settings given")
 		return
 	}
 	name := ""
@@ -483,21 +576,22 @@ func (s *Server) hostConfigPatch(w http.ResponseWriter, r *http.Request) {
 			name = "airlock-sim" // an empty hostname restores the default
 		}
 		if !validHostname(name) {
-			writeText(w, http.StatusBadRequest, "Invalid hostname: "+strconv.Quote(name))
+			writeSend(w, http.StatusBadRequest, "Invalid hostname: "+strconv.Quote(name))
 			return
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Applying host config restarts host services, so it respects the lock.
+	// This route answers a lock in text, unlike the error middleware.
 	if msg, locked := s.lockedLocked(bool(body.Force)); locked {
-		writeFailed(w, http.StatusLocked, msg)
+		writeSend(w, http.StatusLocked, msg)
 		return
 	}
 	if name != "" {
 		s.st.Hostname = name
 	}
-	writeText(w, http.StatusOK, "OK")
+	writeSend(w, http.StatusOK, "OK")
 }
 
 // validHostname accepts one RFC 1123 label, which is what balenaOS takes.
@@ -513,37 +607,47 @@ func validHostname(h string) bool {
 	return true
 }
 
-func (s *Server) appServicesLocked() map[string]any {
-	svcs := map[string]any{}
-	for _, sv := range s.st.Services {
-		svcs[sv.Name] = map[string]any{"status": sv.Status, "releaseId": 1, "downloadProgress": nil}
-	}
-	return svcs
-}
-
+// appsState is GET /v2/applications/state: the scoped apps by name, each
+// service with its image and the release's update status.
 func (s *Server) appsState(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	svcs := map[string]any{}
+	for _, sv := range s.st.Services {
+		svcs[sv.Name] = map[string]any{
+			"status": sv.Status, "image": imageName(sv.ImageID), "downloadProgress": nil, "releaseId": ReleaseID,
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"airlock-sim": map[string]any{"appId": s.opts.AppID, "commit": Release, "services": s.appServicesLocked()},
+		AppName: map[string]any{
+			"appId": s.opts.AppID, "appUuid": AppUUID, "commit": Release, "updateStatus": "done", "services": svcs,
+		},
 	})
 }
 
+// appState is GET /v2/applications/:appId/state, the legacy shape:
+// {commit, local: {<appId>: {services: {<imageId>: {status, releaseId,
+// download_progress}}}}}. Since v14.8 there is no "dependent" key.
 func (s *Server) appState(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.Atoi(r.PathValue("appId"))
-	if err != nil || id <= 0 {
-		writeText(w, http.StatusBadRequest, "Invalid app id")
+	id, ok := checkInt(r.PathValue("appId"))
+	if !ok || id == 0 {
+		writeFailed(w, http.StatusBadRequest, "Invalid application ID: "+r.PathValue("appId"))
 		return
 	}
 	if id != s.opts.AppID {
-		// This one route answers 409, not 401, for an app out of scope.
-		writeFailed(w, http.StatusConflict, "Application ID does not exist or is out of scope")
+		// Out of scope and absent look the same: 409.
+		writeFailed(w, http.StatusConflict, fmt.Sprintf("Application ID does not exist: %d", id))
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	svcs := map[string]any{}
+	for _, sv := range s.st.Services {
+		svcs[strconv.Itoa(sv.ImageID)] = map[string]any{"status": sv.Status, "releaseId": ReleaseID, "download_progress": nil}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"appId": s.opts.AppID, "commit": Release, "services": s.appServicesLocked(),
+		"commit": Release,
+		"local":  map[string]any{strconv.Itoa(s.opts.AppID): map[string]any{"services": svcs}},
 	})
 }
 
@@ -564,7 +668,7 @@ func (s *Server) stateStatus(w http.ResponseWriter, r *http.Request) {
 			"createdAt": created,
 		})
 		images = append(images, map[string]any{
-			"name": fmt.Sprintf("registry2.balena-cloud.com/v2/%d", sv.ImageID), "appId": s.opts.AppID,
+			"name": imageName(sv.ImageID), "appId": s.opts.AppID,
 			"serviceName": sv.Name, "imageId": sv.ImageID, "dockerImageId": fmt.Sprintf("sha256:%064x", sv.ImageID),
 			"status": "Downloaded", "downloadProgress": nil,
 		})
@@ -614,8 +718,16 @@ func (s *Server) containerID(w http.ResponseWriter, r *http.Request) {
 	writeFailed(w, http.StatusServiceUnavailable, "Could not find service with that name")
 }
 
+// writeText is express's res.sendStatus: plain text.
 func writeText(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	io.WriteString(w, body)
+}
+
+// writeSend is express's res.send(string), which labels any string HTML.
+func writeSend(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
 	io.WriteString(w, body)
 }

@@ -12,8 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 )
@@ -34,11 +34,32 @@ type Options struct {
 	Services    []string      // service names; nil means ["main"]
 	RebootDelay time.Duration // between the 202 and the "reboot"; 0 means 1s, like the real one
 	Logger      *slog.Logger  // nil discards
+
+	// LocalMode is the supervisor's local mode: it checks no API key at
+	// all, accepts POST /v2/local/target-state, and streams the services'
+	// logs on /v2/local/logs. Off, like a managed device.
+	LocalMode bool
+	// NoInstantUpdates turns the instantUpdates setting off
+	// (SUPERVISOR_INSTANT_UPDATE_TRIGGER=false): POST /v1/update then
+	// answers 202 and triggers nothing unless forced. The real default is
+	// on, where every update request answers 204.
+	NoInstantUpdates bool
 }
 
 // DefaultAPIKey is used when Options.APIKey is empty. It is not a secret:
-// the simulator only listens on loopback.
-const DefaultAPIKey = "sim-supervisor-key"
+// the simulator only listens on loopback. Like a real key (32 hex digits)
+// it is all word characters, so the Authorization header can carry it.
+const DefaultAPIKey = "0123456789abcdef0123456789abcdef"
+
+// Facts of the simulated device that /v2/local/device-info and the target
+// state report.
+const (
+	DeviceType = "raspberrypi4-64"
+	DeviceArch = "aarch64"
+	AppName    = "airlock-sim"
+	AppUUID    = "a1e0a1e0a1e0a1e0a1e0a1e0a1e0a1e0"
+	ReleaseID  = 1
+)
 
 // Service is one container of the simulated application.
 type Service struct {
@@ -71,12 +92,23 @@ type State struct {
 	ShuttingDown bool   // a shutdown was accepted and has not happened yet
 	PoweredOff   bool   // the device shut down; it answers nothing now
 
-	Reboots  int // completed reboots
-	Blinks   int
-	Updates  int // update checks triggered
-	Purges   int
-	Healthy  bool
-	Requests int // requests handled, including refused ones
+	Reboots        int // completed reboots
+	Blinks         int
+	Updates        int // update checks triggered (answered 204)
+	UpdatesIgnored int // update requests answered 202: instant updates off and not forced
+	Purges         int
+	Healthy        bool
+	Requests       int // requests handled, including refused ones
+
+	// Volumes are the docker volumes on the device ("<appId>_<name>");
+	// GET /v2/cleanup-volumes removes those the app does not reference.
+	Volumes        []string
+	VolumeCleanups int
+	// LocalTarget is the body of the last accepted POST
+	// /v2/local/target-state, or nil.
+	LocalTarget     []byte
+	KeyRotations    int // POST /v1/regenerate-api-key accepted
+	LogLinesDropped int // service log lines no /v2/local/logs reader took in time
 }
 
 // Service returns the named service from the snapshot.
@@ -105,11 +137,16 @@ type Server struct {
 	// mu guards everything below. Handlers and the reboot timer take it for
 	// the whole of a state change, so every request sees a consistent device.
 	mu       sync.Mutex
+	key      string // the key requests must present; regenerate-api-key changes it
 	st       State
 	journal  []Event
-	failNext int           // answer this many upcoming requests with 503
-	timer    *time.Timer   // the pending reboot or shutdown
-	settled  chan struct{} // closed when no reboot or shutdown is pending
+	hostLog  []journalEntry             // the host's systemd journal, for /v2/journal-logs
+	logSubs  map[chan []byte]bool       // readers of /v2/local/logs
+	jnlSubs  map[chan journalEntry]bool // followers of /v2/journal-logs
+	done     chan struct{}              // closed by Close: ends every stream
+	failNext int                        // answer this many upcoming requests with 503
+	timer    *time.Timer                // the pending reboot or shutdown
+	settled  chan struct{}              // closed when no reboot or shutdown is pending
 
 	routesOnce sync.Once
 	mux        *http.ServeMux
@@ -136,13 +173,15 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, log: log.With("component", "supervisor-sim")}
+	s := &Server{opts: opts, log: log.With("component", "supervisor-sim"), key: opts.APIKey,
+		logSubs: map[chan []byte]bool{}, jnlSubs: map[chan journalEntry]bool{}, done: make(chan struct{})}
 	s.st = State{
 		AppID:      opts.AppID,
 		DeviceName: "airlock-sim",
 		Hostname:   "airlock-sim",
 		Tags:       []Tag{{ID: 1, Name: "role", Value: "simulated"}},
 		Healthy:    true,
+		Volumes:    []string{fmt.Sprintf("%d_data", opts.AppID)},
 	}
 	for i, name := range opts.Services {
 		s.st.Services = append(s.st.Services, Service{
@@ -156,11 +195,17 @@ func New(opts Options) *Server {
 	}
 	s.settled = make(chan struct{})
 	close(s.settled)
+	s.seedJournal()
 	return s
 }
 
-// APIKey returns the key the simulator accepts, for wiring a client to it.
-func (s *Server) APIKey() string { return s.opts.APIKey }
+// APIKey returns the key the simulator accepts now, for wiring a client to
+// it. POST /v1/regenerate-api-key changes it.
+func (s *Server) APIKey() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.key
+}
 
 // Start listens on addr, which must be a loopback address ("127.0.0.1:0"
 // picks a free port; "" means that), and returns the base URL to use as
@@ -197,6 +242,11 @@ func (s *Server) Start(addr string) (string, error) {
 // Close stops the server and any pending reboot. It is safe to call twice.
 func (s *Server) Close() {
 	s.mu.Lock()
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
 	if s.timer != nil {
 		s.timer.Stop()
 		s.timer = nil
@@ -220,6 +270,8 @@ func (s *Server) State() State {
 	c := s.st
 	c.Tags = slices.Clone(s.st.Tags)
 	c.Services = slices.Clone(s.st.Services)
+	c.Volumes = slices.Clone(s.st.Volumes)
+	c.LocalTarget = slices.Clone(s.st.LocalTarget)
 	return c
 }
 
@@ -349,10 +401,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case open:
 		ev.Auth = "none"
+	case s.opts.LocalMode:
+		// In local mode the real supervisor checks no key at all.
+		ev.Auth = "local-mode"
 	default:
 		how, ok := s.authorised(r)
 		ev.Auth = how
 		if !ok {
+			// res.sendStatus(401): plain text, the status's name.
 			writeText(rec, http.StatusUnauthorized, "Unauthorized")
 			return
 		}
@@ -365,27 +421,39 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if fail {
+		if r.Method == http.MethodPost && (r.URL.Path == "/v1/reboot" || r.URL.Path == "/v1/shutdown") {
+			// These two routes catch their own errors: 500 {Data,Error}.
+			writeJSON(rec, http.StatusInternalServerError, map[string]any{"Data": "", "Error": "simulated supervisor failure"})
+			return
+		}
 		writeFailed(rec, http.StatusServiceUnavailable, "simulated supervisor failure")
 		return
 	}
 	s.route(rec, r)
 }
 
-// authorised follows the supervisor: the apikey query parameter wins when it
-// is present; otherwise the Authorization header, with the scheme "Bearer" or
-// "ApiKey" in any letter case.
+// headerKey is the real auth middleware's pattern for the Authorization
+// header (case-insensitive; JavaScript's \w is ASCII only). A key with any
+// other character cannot be sent this way; it works only as ?apikey=.
+var headerKey = regexp.MustCompile(`(?i)^(?:ApiKey|Bearer) ([A-Za-z0-9_]+)$`)
+
+// authorised follows the supervisor's auth middleware: a non-empty apikey
+// query parameter (given once) wins; otherwise the Authorization header
+// must match headerKey exactly, one space and all.
 func (s *Server) authorised(r *http.Request) (how string, ok bool) {
-	if q := r.URL.Query(); q.Has("apikey") {
-		return authResult("query", q.Get("apikey") == s.opts.APIKey)
+	s.mu.Lock()
+	want := s.key
+	s.mu.Unlock()
+	if q := r.URL.Query()["apikey"]; len(q) == 1 && q[0] != "" {
+		// Express parses a repeated parameter into an array, which the
+		// middleware ignores; an empty one is falsy and ignored too.
+		return authResult("query", q[0] == want)
 	}
-	scheme, key, found := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-	if !found {
+	m := headerKey.FindStringSubmatch(r.Header.Get("Authorization"))
+	if m == nil {
 		return "refused", false
 	}
-	if !strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "ApiKey") {
-		return "refused", false
-	}
-	return authResult("header", strings.TrimSpace(key) == s.opts.APIKey)
+	return authResult("header", m[1] == want)
 }
 
 func authResult(how string, ok bool) (string, bool) {

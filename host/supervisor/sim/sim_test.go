@@ -10,7 +10,9 @@ import (
 	"time"
 )
 
-const key = "test-key-0123456789"
+// key is all word characters, as a real one (32 hex digits) is, so the
+// Authorization header can carry it.
+const key = "test_key_0123456789"
 
 func start(t *testing.T, opts Options) (*Server, string) {
 	t.Helper()
@@ -83,7 +85,14 @@ func TestAuth(t *testing.T) {
 		{"apikey param", "GET", "/v2/version?apikey=" + key, "", 200},
 		{"wrong apikey param", "GET", "/v2/version?apikey=nope", "", 401},
 		{"param wins over a good header", "GET", "/v2/version?apikey=nope", "Bearer " + key, 401},
-		{"empty param still wins", "GET", "/v2/version?apikey=", "Bearer " + key, 401},
+		// An empty apikey is falsy and a repeated one parses to an array:
+		// the middleware ignores both and reads the header.
+		{"empty param is ignored", "GET", "/v2/version?apikey=", "Bearer " + key, 200},
+		{"repeated param is ignored", "GET", "/v2/version?apikey=" + key + "&apikey=" + key, "", 401},
+		{"repeated param falls to the header", "GET", "/v2/version?apikey=x&apikey=y", "Bearer " + key, 200},
+		{"two spaces", "GET", "/v2/version", "Bearer  " + key, 401},
+		{"scheme only", "GET", "/v2/version", "Bearer", 401},
+		{"trailing junk", "GET", "/v2/version", "Bearer " + key + " x", 401},
 		{"Bearer", "GET", "/v2/version", "Bearer " + key, 200},
 		{"bearer lower case", "GET", "/v2/version", "bearer " + key, 200},
 		{"ApiKey", "GET", "/v2/version", "ApiKey " + key, 200},
@@ -122,18 +131,30 @@ func TestBodies(t *testing.T) {
 		{"POST", "/v1/blink", "", 200, "OK"},
 		{"POST", "/v1/update", `{"force":false}`, 204, ""},
 		{"POST", "/v1/restart", `{"appId":7}`, 200, "OK"},
+		{"POST", "/v1/restart", `{"appId":"7.00"}`, 200, "OK"},
 		{"POST", "/v1/restart", `{}`, 400, "Missing app id"},
-		{"POST", "/v1/restart", `{"appId":8}`, 401, "Unauthorized"},
+		{"POST", "/v1/restart", `{"appId":8}`, 401, `{"status":"failed","message":"Unauthorized"}`},
 		{"POST", "/v1/purge", `{"appId":7}`, 200, `{"Data":"OK","Error":""}`},
+		{"POST", "/v1/purge", `{"appId":"x"}`, 400, "Invalid or missing appId"},
+		{"POST", "/v1/purge", `{"appId":8}`, 401, `{"status":"failed","message":"Unauthorized"}`},
 		{"GET", "/v1/apps/7", "", 400, "Some v1 endpoints are only allowed on single-container apps"},
+		{"GET", "/v1/apps/x", "", 400, "Missing app id"},
+		{"GET", "/v1/apps/8", "", 401, `{"status":"failed","message":"Application is not available"}`},
+		{"POST", "/v1/apps/7/stop", "", 400, "serviceName or imageId parameters were not provided or the app is multi-container. Use the v2 service action endpoints."},
+		{"POST", "/v1/apps/x/stop", "", 400, "Invalid app id"},
+		{"POST", "/v1/apps/8/start", "", 401, "Unauthorized"},
 		{"POST", "/v2/applications/7/restart", `{"force":true}`, 200, "OK"},
 		{"POST", "/v2/applications/7/purge", ``, 200, "OK"},
-		{"POST", "/v2/applications/abc/restart", ``, 400, "Invalid app id"},
-		{"POST", "/v2/applications/8/restart", ``, 401, "Unauthorized"},
+		{"POST", "/v2/applications/abc/restart", ``, 400, `{"status":"failed","message":"Missing app id"}`},
+		{"POST", "/v2/applications/0/purge", ``, 400, `{"status":"failed","message":"Missing app id"}`},
+		{"POST", "/v2/applications/8/restart", ``, 401, `{"status":"failed","message":"Unauthorized"}`},
 		{"POST", "/v2/applications/7/restart-service", `{"serviceName":"worker"}`, 200, "OK"},
 		{"POST", "/v2/applications/7/restart-service", `{"imageId":1001}`, 200, "OK"},
 		{"POST", "/v2/applications/7/stop-service", `{"serviceName":"nope"}`, 404, "Service not found, a container must exist for this endpoint to work"},
-		{"POST", "/v2/applications/7/start-service", `{}`, 400, "Missing serviceName or imageId"},
+		{"POST", "/v2/applications/7/start-service", `{}`, 400, "serviceName or imageId parameters were not provided or the app is multi-container. Use the v2 service action endpoints."},
+		{"POST", "/v2/applications/7/start-service", `{"serviceName":"null"}`, 400, "serviceName or imageId parameters were not provided or the app is multi-container. Use the v2 service action endpoints."},
+		{"POST", "/v2/applications/x/start-service", `{"serviceName":"main"}`, 400, `{"status":"failed","message":"Invalid app id"}`},
+		{"POST", "/v2/applications/8/stop-service", `{"serviceName":"main"}`, 401, `{"status":"failed","message":"Unauthorized"}`},
 		{"GET", "/v2/version", "", 200, `{"status":"success","version":"` + SupervisorVersion + `"}`},
 		{"GET", "/v2/device/name", "", 200, `{"status":"success","deviceName":"airlock-sim"}`},
 		{"GET", "/v2/device/tags", "", 200, `{"status":"success","tags":[{"id":1,"name":"role","value":"simulated"}]}`},
@@ -141,7 +162,18 @@ func TestBodies(t *testing.T) {
 		{"PATCH", "/v1/device/host-config", `{"network":{"hostname":"kiosk-1"}}`, 200, "OK"},
 		{"PATCH", "/v1/device/host-config", `{"network":{"hostname":"bad name"}}`, 400, `Invalid hostname: "bad name"`},
 		{"PATCH", "/v1/device/host-config", `{}`, 400, "Invalid host config: no network settings given"},
-		{"GET", "/v2/applications/8/state", "", 409, `{"status":"failed","message":"Application ID does not exist or is out of scope"}`},
+		{"GET", "/v2/applications/8/state", "", 409, `{"status":"failed","message":"Application ID does not exist: 8"}`},
+		{"GET", "/v2/applications/x1/state", "", 400, `{"status":"failed","message":"Invalid application ID: x1"}`},
+		{"GET", "/v2/applications/7/state", "", 200, `{"commit":"` + Release + `","local":{"7":{"services":{"1000":{"status":"Running","releaseId":1,"download_progress":null},"1001":{"status":"Running","releaseId":1,"download_progress":null}}}}}`},
+		{"GET", "/v2/applications/state", "", 200, `{"airlock-sim":{"appId":7,"appUuid":"` + AppUUID + `","commit":"` + Release + `","updateStatus":"done","services":{` +
+			`"main":{"status":"Running","image":"registry2.balena-cloud.com/v2/1000","downloadProgress":null,"releaseId":1},` +
+			`"worker":{"status":"Running","image":"registry2.balena-cloud.com/v2/1001","downloadProgress":null,"releaseId":1}}}}`},
+		{"GET", "/v2/local/device-info", "", 200, `{"status":"success","info":{"arch":"aarch64","deviceType":"raspberrypi4-64"}}`},
+		{"POST", "/v2/local/target-state", `{"local":{}}`, 400, `{"status":"failed","message":"Target state can only set when device is in local mode"}`},
+		{"PATCH", "/v2/device/tags", `{"zone":"b"}`, 202, `{"status":"success"}`},
+		{"PATCH", "/v2/device/tags", `{"bad key":"b"}`, 400, `{"status":"failed","message":"Tag keys cannot contain whitespace"}`},
+		{"PATCH", "/v2/device/tags", `{"n":1}`, 400, "{\"status\":\"failed\",\"message\":\"Invalid tags body, must be an object like `{[tagKey: string]: string}`\"}"},
+		{"GET", "/v2/cleanup-volumes", "", 200, `{"status":"success"}`},
 		{"POST", "/v1/reboot", `{"force":`, 503, ""},
 		{"POST", "/v2/applications/7/restart", `not json`, 503, ""},
 	}
@@ -177,7 +209,7 @@ func TestBodies(t *testing.T) {
 		})
 	}
 	st := s.State()
-	if st.Hostname != "kiosk-1" || st.Blinks != 1 || st.Updates != 1 || st.Purges != 2 {
+	if st.Hostname != "kiosk-1" || st.Blinks != 1 || st.Updates != 1 || st.Purges != 2 || len(st.Tags) != 2 || st.Tags[1] != (Tag{2, "zone", "b"}) {
 		t.Errorf("state after the table: %+v", st)
 	}
 	// A malformed body must not have started a reboot.
@@ -196,9 +228,19 @@ func TestLockAndReboot(t *testing.T) {
 	if s.Lock("worker") {
 		t.Fatal("a second holder took a held lock")
 	}
+	// v1.ts answers its own errors here: {Data:"",Error}, not the
+	// middleware's {status,message}.
 	r := send(t, "POST", url+"/v1/reboot", auth, js, `{"force":false}`)
-	if r.status != 423 || !strings.Contains(r.body, `"status":"failed"`) {
-		t.Fatalf("locked reboot: %d %q, want 423 failed", r.status, r.body)
+	if r.status != 423 || r.body != `{"Data":"","Error":"Lockfile exists for { appId: 1, service: main }"}` {
+		t.Fatalf("locked reboot: %d %q, want 423 {Data,Error}", r.status, r.body)
+	}
+	r = send(t, "POST", url+"/v1/shutdown", auth, js, `{}`)
+	if r.status != 423 || r.body != `{"Data":"","Error":"Lockfile exists for { appId: 1, service: main }"}` {
+		t.Fatalf("locked shutdown: %d %q, want 423 {Data,Error}", r.status, r.body)
+	}
+	r = send(t, "PATCH", url+"/v1/device/host-config", auth, js, `{"network":{"hostname":"x"}}`)
+	if r.status != 423 || r.body != "Lockfile exists for { appId: 1, service: main }" {
+		t.Fatalf("locked host-config: %d %q, want 423 in text", r.status, r.body)
 	}
 	r = send(t, "POST", url+"/v2/applications/1/start-service", auth, js, `{"serviceName":"main"}`)
 	if r.status != 200 {
@@ -284,5 +326,10 @@ func TestFailNext(t *testing.T) {
 	}
 	if r := send(t, "GET", url+"/v2/version", "Bearer "+key, "", ""); r.status != 200 {
 		t.Fatalf("second call: %d, want 200", r.status)
+	}
+	// Reboot and shutdown catch their own errors: 500 {Data:"",Error}.
+	s.FailNext(1)
+	if r := send(t, "POST", url+"/v1/reboot", "Bearer "+key, "", ""); r.status != 500 || r.body != `{"Data":"","Error":"simulated supervisor failure"}` {
+		t.Fatalf("failing reboot: %d %q, want 500 {Data,Error}", r.status, r.body)
 	}
 }
