@@ -304,7 +304,7 @@ func (c *Client) redact(s string) string {
 	c.keyMu.RLock()
 	defer c.keyMu.RUnlock()
 	for _, k := range append([]string{c.key}, c.oldKeys...) {
-		s = redactKey(s, k)
+		s = redact(s, k)
 	}
 	return s
 }

@@ -202,13 +202,11 @@ func cleanMessage(s string) string {
 	return out
 }
 
-// redact removes the key from text. The client never puts the key in a URL
-// or a message, but the supervisor or a proxy could echo it back.
-func redact(s, key string) string { return redactKey(s, key) }
-
-// redactKey removes key from s, raw and in the escaped forms a URL's query
-// or path would give it.
-func redactKey(s, key string) string {
+// redact removes the key from text, raw and in the escaped forms a URL's
+// query or path gives it. The key reaches a URL only as ?apikey= (a key the
+// Authorization header cannot carry), and the supervisor or a proxy could
+// echo it back in any form.
+func redact(s, key string) string {
 	if key == "" {
 		return s
 	}

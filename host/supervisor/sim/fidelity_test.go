@@ -217,3 +217,14 @@ func TestJournalLogs(t *testing.T) {
 		t.Fatalf("follow: %q", l)
 	}
 }
+
+// TestOneServiceAppIgnoresTheName: on an app with one service, the
+// supervisor acts on it whatever serviceName says
+// (actions.executeServiceAction), which the host functions must allow for.
+func TestOneServiceAppIgnoresTheName(t *testing.T) {
+	s, url := start(t, Options{Services: []string{"main"}})
+	r := send(t, "POST", url+"/v2/applications/1/restart-service", "Bearer "+key, "application/json", `{"serviceName":"worker"}`)
+	if m, _ := s.State().Service("main"); r.status != 200 || m.Restarts != 1 {
+		t.Fatalf("restart of 'worker' on a one-service app: %d, main %+v; want 200 and main restarted", r.status, m)
+	}
+}

@@ -18,8 +18,8 @@ import (
 // Release is the commit the simulated application runs.
 const Release = "5e1ea5ede1ea5ede1ea5ede1ea5ede1e"
 
-// maxBody mirrors express.json's default limit of 100 kB.
-const maxBody = 100 << 10
+// maxBody is the supervisor's express.json({limit: '10mb'}).
+const maxBody = 10 << 20
 
 // route dispatches an authorised request. The supervisor is an express app,
 // where a path or method nobody registered falls through to a 404 text
