@@ -335,6 +335,23 @@ func TestWrongKey(t *testing.T) {
 	}
 }
 
+// TestOutOfScopeAppID: a route's own 401 (JSON) says the app id, not the
+// key, is wrong; the auth middleware's (plain text) says the key is.
+func TestOutOfScopeAppID(t *testing.T) {
+	r := newRig(t, sim.Options{}, func(c *Config) { c.AppID = 43 })
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"app.restart": func() error { return r.c.RestartApp(ctx, false) },
+		"v1 restart":  func() error { return r.c.RestartAppV1(ctx, false) },
+		"v1 app":      func() error { _, err := r.c.AppV1(ctx); return err },
+	} {
+		err := call()
+		if Errno(err) != abi.Denied || !strings.Contains(err.Error(), "not scoped to the application") || strings.Contains(err.Error(), "refused the host's API key") {
+			t.Errorf("%s with another app's id: %v", name, err)
+		}
+	}
+}
+
 func TestUpdateLock(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {

@@ -23,6 +23,20 @@ const maxMessage = 256
 // their grant, that failed.
 const deniedMessage = "the supervisor refused the host's API key; check BALENA_SUPERVISOR_API_KEY in the device or runtime.toml"
 
+// scopeMessage is what a route's own 401 becomes: the key was accepted, but
+// the application id the host sent is not the one the key is scoped to.
+const scopeMessage = "the supervisor's key is not scoped to the application the host named; check BALENA_APP_ID or app_id in runtime.toml"
+
+// failedMessage returns the message of a {"status":"failed","message":...}
+// body, or "".
+func failedMessage(body []byte) string {
+	var v struct{ Status, Message string }
+	if json.Unmarshal(bytes.TrimSpace(body), &v) != nil || v.Status != "failed" {
+		return ""
+	}
+	return v.Message
+}
+
 // Error is a failed supervisor call, already in the ABI's error space.
 // Message never contains the API key.
 type Error struct {
@@ -106,7 +120,13 @@ func statusErrno(status int) abi.Errno {
 func decodeError(op string, status int, body []byte) *Error {
 	e := &Error{Op: op, Status: status, Code: statusErrno(status)}
 	if status == http.StatusUnauthorized {
+		// The auth middleware refuses a key with a plain "Unauthorized";
+		// the routes' scope checks answer JSON: the key is good, the app
+		// id is not its app.
 		e.Message = deniedMessage
+		if msg := failedMessage(body); msg != "" {
+			e.Message = cleanMessage(scopeMessage + " (" + msg + ")")
+		}
 		return e
 	}
 	e.Message = cleanMessage(errorText(body))

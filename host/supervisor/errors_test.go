@@ -26,6 +26,7 @@ var decodeCases = []struct {
 	{404, "Service not found, a container must exist for this endpoint to work", abi.NotFound, "Service not found, a container must exist for this endpoint to work"},
 	{404, "<!DOCTYPE html>\n<html><body><pre>Cannot GET /v9/x</pre></body></html>", abi.NotFound, "Cannot GET /v9/x"},
 	{401, "Unauthorized", abi.Denied, deniedMessage},
+	{401, `{"status":"failed","message":"Application is not available"}`, abi.Denied, scopeMessage + " (Application is not available)"},
 	{409, `{"status":"failed","message":"out of scope"}`, abi.Busy, "out of scope"},
 	{504, "", abi.Timeout, "gateway timeout"},
 	{503, "", abi.Failed, "service unavailable"},
@@ -70,7 +71,8 @@ func TestErrorText(t *testing.T) {
 
 // FuzzDecodeError feeds the error decoder arbitrary replies. Whatever the
 // peer sends, the guest must get a non-OK code and a short, printable,
-// valid UTF-8 message, and a 401 must always read as the host's key.
+// valid UTF-8 message, and a 401 must always read as the host's key or its
+// scope.
 func FuzzDecodeError(f *testing.F) {
 	for _, tc := range decodeCases {
 		f.Add(tc.status, []byte(tc.body))
@@ -80,7 +82,7 @@ func FuzzDecodeError(f *testing.F) {
 		if e.Code == abi.OK {
 			t.Fatalf("status %d gave OK", status)
 		}
-		if status == http.StatusUnauthorized && (e.Code != abi.Denied || e.Message != deniedMessage) {
+		if status == http.StatusUnauthorized && (e.Code != abi.Denied || e.Message != deniedMessage && !strings.HasPrefix(e.Message, scopeMessage)) {
 			t.Fatalf("401 gave %s %q", e.Code, e.Message)
 		}
 		if e.Message == "" || len(e.Message) > maxMessage || !utf8.ValidString(e.Message) {
