@@ -126,7 +126,7 @@ type Event struct {
 	Method string
 	Path   string // without the query, so the apikey parameter never lands here
 	Status int    // 0 when the connection was dropped (device powered off)
-	Auth   string // "query", "header", "none" (open route), or "refused"
+	Auth   string // "query", "header", "none" (open route), "local-mode" (no key checked), or "refused"
 }
 
 // Server is the simulated supervisor. All methods are safe for concurrent use.
