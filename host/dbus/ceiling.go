@@ -47,9 +47,13 @@ func (*DBus) DecodeCeiling(s manifest.Section) (any, error) {
 }
 
 // covers reports whether every name that p matches, c matches too.
+// A family never covers the bus driver, which only its exact name does.
 func (c busNamePattern) covers(p busNamePattern) bool {
 	if !c.family {
 		return !p.family && p.name == c.name
+	}
+	if !p.family && p.name == driverName {
+		return false
 	}
 	return p.name == c.name || strings.HasPrefix(p.name, c.name+".")
 }
@@ -80,8 +84,13 @@ func (g *Grant) Within(ceiling any) (bool, []string) {
 	}
 	var excess []string
 	for _, r := range g.Calls {
-		if !c.allows(r.Destination) {
+		switch {
+		case !c.allows(r.Destination):
 			excess = append(excess, fmt.Sprintf("call %s %s.%s is outside the ceiling (%s)", r.Destination, r.Interface, r.Member, c))
+		case r.Interface == propsIface && r.Member != "Get" && r.Member != "GetAll" && !c.SetProperties:
+			// Judged by what it does: decodeGrant refuses such a rule,
+			// and the ceiling would too.
+			excess = append(excess, fmt.Sprintf("call %s %s.%s sets properties, which is outside the ceiling (set_properties = false)", r.Destination, r.Interface, r.Member))
 		}
 	}
 	for _, r := range g.Properties {

@@ -6,6 +6,7 @@ package dbus
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -176,16 +177,50 @@ func (d *DBus) Close() error {
 }
 
 // Subscribe sets one plugin's signal rules (nil removes them).
+// A plugin whose rules would take the host's connection past
+// dbus.max_match_rules gets none, and the error says so: the rules
+// already installed for other plugins stay.
 func (d *DBus) Subscribe(plugin string, rules any) {
 	rs, _ := rules.(SignalRules)
 	d.mu.Lock()
-	if len(rs) == 0 {
-		delete(d.rules, plugin)
-	} else {
+	delete(d.rules, plugin)
+	n := 0
+	if len(rs) > 0 {
 		d.rules[plugin] = rs
+		if n = matchRuleCount(d.rules); n > d.cfg.MaxMatchRules {
+			delete(d.rules, plugin)
+		}
 	}
 	d.mu.Unlock()
+	if n > d.cfg.MaxMatchRules {
+		d.log.Error("D-Bus signal rules not installed: the plugin gets no signals",
+			"plugin", plugin, "capability", "dbus",
+			"error", fmt.Sprintf("with its %d [[trigger.dbus]] rules the host's bus connection would hold %d match rules, over dbus.max_match_rules = %d in runtime.toml (raise it, up to the bus's max_match_rules_per_connection, or give plugins fewer rules)", len(rs), n, d.cfg.MaxMatchRules))
+	}
 	d.poke()
+}
+
+// matchRuleCount is how many match rules sync adds for rules: one per
+// distinct rule, and one NameOwnerChanged rule per well-known sender.
+func matchRuleCount(rules map[string]SignalRules) int {
+	want, _ := wantedMatches(rules)
+	return len(want)
+}
+
+// wantedMatches is the match rules that rules need, and their well-known
+// senders, whose owners sync resolves.
+func wantedMatches(rules map[string]SignalRules) (want, senders map[string]bool) {
+	want, senders = map[string]bool{}, map[string]bool{}
+	for _, rs := range rules {
+		for _, r := range rs {
+			want[r.matchString()] = true
+			if r.Sender[0] != ':' {
+				senders[r.Sender] = true
+				want[fmt.Sprintf(nameOwnerRule, r.Sender)] = true
+			}
+		}
+	}
+	return want, senders
 }
 
 // Start begins delivering signals.
@@ -350,20 +385,8 @@ const nameOwnerRule = "type='signal',sender='org.freedesktop.DBus',interface='or
 // senders, and calls systemd's Manager.Subscribe once a rule listens to it.
 func (d *DBus) sync(conn *godbus.Conn, added map[string]bool, subscribed *bool) {
 	d.mu.Lock()
-	want := map[string]bool{}
-	senders := map[string]bool{}
-	for _, rs := range d.rules {
-		for _, r := range rs {
-			want[r.matchString()] = true
-			if r.Sender[0] != ':' {
-				senders[r.Sender] = true
-			}
-		}
-	}
+	want, senders := wantedMatches(d.rules)
 	d.mu.Unlock()
-	for s := range senders {
-		want[fmt.Sprintf(nameOwnerRule, s)] = true
-	}
 	for m := range want {
 		if added[m] {
 			continue
@@ -609,6 +632,13 @@ func (d *DBus) invoke(ctx context.Context, dest, path, iface, member string, arg
 	if len(args) > 0 {
 		msg.Headers[godbus.FieldSignature] = godbus.MakeVariant(godbus.SignatureOf(args...))
 	}
+	var size wireSize
+	if err := msg.EncodeTo(&size, binary.LittleEndian); err != nil {
+		return nil, "", &callError{abi.Invalid, fmt.Sprintf("%s.%s: %v", iface, member, err)}
+	}
+	if size > maxMessage {
+		return nil, "", &callError{abi.TooLarge, fmt.Sprintf("the call to %s.%s is %d bytes on the wire, over the %d a call may be (values pad to their alignment on the bus: send fewer or larger elements)", iface, member, size, maxMessage)}
+	}
 	slot := &replySlot{}
 	d.mine.Store(msg, slot)
 	call := <-conn.SendWithContext(cctx, msg, make(chan *godbus.Call, 1)).Done
@@ -642,6 +672,11 @@ func (d *DBus) invoke(ctx context.Context, dest, path, iface, member string, arg
 	}
 	return call.Body, slot.sig, nil
 }
+
+// wireSize counts the bytes a message encodes to.
+type wireSize int
+
+func (w *wireSize) Write(p []byte) (int, error) { *w += wireSize(len(p)); return len(p), nil }
 
 // Functions lists airlock_dbus_v1 (ABI §3.3). Each takes a request record
 // (req_ptr, req_len) and follows the result convention.
@@ -694,6 +729,16 @@ const (
 // maxRequest bounds a request record read from the guest.
 const maxRequest = 1 << 20
 
+// maxPath bounds an object path from the guest. The spec sets none; real
+// paths (systemd's escaped unit names included) stay far below it.
+const maxPath = 4096
+
+// maxMessage bounds a call's D-Bus message as it goes on the wire. Values
+// pad to their alignment there, so a request of 1 MiB can grow eightfold
+// (a(y)); past a bus's max_message_size, dbus-daemon drops the sender, the
+// host's one connection, for every plugin.
+const maxMessage = 2 << 20
+
 // target is the addressing fields of a request, validated.
 type target struct{ dest, path, iface, member string }
 
@@ -702,6 +747,9 @@ func parseTarget(req abi.Record, memberKey string) (target, error) {
 	t := target{get("destination"), get("path"), get("interface"), get(memberKey)}
 	if err := checkBusName(t.dest); err != nil {
 		return t, &callError{abi.Invalid, "destination: " + err.Error()}
+	}
+	if len(t.path) > maxPath {
+		return t, &callError{abi.Invalid, fmt.Sprintf("path: %.60q... is %d bytes, over the %d an object path may have here", t.path, len(t.path), maxPath)}
 	}
 	if !validObjectPath(t.path) {
 		return t, &callError{abi.Invalid, fmt.Sprintf("path: %.80q is not an object path", t.path)}
@@ -749,7 +797,13 @@ func (d *DBus) call(ctx context.Context, in *capability.Instance, req abi.Record
 		timeout = time.Duration(ms) * time.Millisecond
 	}
 	c := Call{Destination: t.dest, Path: t.path, Interface: t.iface, Member: t.member, Args: args}
-	ok, why := grantOf(in).allowCall(c)
+	if t.iface == propsIface && refusal(t.dest, t.path, t.iface, t.member) == "" {
+		// A property access, however it is spelled: judged by the
+		// property rules, as get_property and set_property are.
+		return d.propertyCall(ctx, in, c, sig)
+	}
+	g := grantOf(in)
+	ok, why := g.allowCall(c)
 	if err := in.Check(ctx, "dbus", op("call", c.String()), decision(ok, why)); err != nil {
 		return nil, err
 	}
@@ -757,7 +811,60 @@ func (d *DBus) call(ctx context.Context, in *capability.Instance, req abi.Record
 	if err != nil {
 		return nil, err
 	}
+	if t.iface == objectManagerIface && t.member == "GetManagedObjects" {
+		filterManagedObjects(g, t.dest, rsig, vals)
+	}
 	return d.replyRecord(rsig, vals)
+}
+
+// propertyCall judges a call on org.freedesktop.DBus.Properties by what it
+// does: Get and GetAll read, Set writes, with the interface and property
+// named by its arguments.
+func (d *DBus) propertyCall(ctx context.Context, in *capability.Instance, c Call, sig string) (abi.Record, error) {
+	want := map[string]string{"Get": "ss", "GetAll": "s", "Set": "ssv"}[c.Member]
+	if want == "" {
+		err := in.Check(ctx, "dbus", op("call", c.String()), gate.Deny(fmt.Sprintf("%s.%s is not a property access (Get, GetAll or Set); nothing grants it", propsIface, c.Member)))
+		return nil, err
+	}
+	if sig != want {
+		return nil, &callError{abi.Invalid, fmt.Sprintf("%s.%s takes (%s), not (%s)", propsIface, c.Member, want, sig)}
+	}
+	iface := c.Args[0].(string)
+	if err := checkInterface(iface); err != nil {
+		return nil, &callError{abi.Invalid, fmt.Sprintf("%s.%s argument 0: %v", propsIface, c.Member, err)}
+	}
+	t := target{dest: c.Destination, path: c.Path, iface: iface}
+	if c.Member == "GetAll" {
+		return d.propGetAll(ctx, in, t)
+	}
+	t.member = c.Args[1].(string)
+	if err := checkMember(t.member); err != nil {
+		return nil, &callError{abi.Invalid, fmt.Sprintf("%s.%s argument 1: %v", propsIface, c.Member, err)}
+	}
+	if c.Member == "Get" {
+		return d.propGet(ctx, in, t)
+	}
+	return d.propSet(ctx, in, t, c.Args[2].(godbus.Variant))
+}
+
+// filterManagedObjects keeps, in a GetManagedObjects reply, only the
+// properties a get rule covers: the reply carries every property of every
+// object, and reading them is a property read. Paths and interface names
+// stay, as Introspect would show them.
+func filterManagedObjects(g *Grant, dest, sig string, vals []any) {
+	if sig != "a{oa{sa{sv}}}" || len(vals) != 1 {
+		return
+	}
+	objs, _ := vals[0].(map[godbus.ObjectPath]map[string]map[string]godbus.Variant)
+	for path, ifaces := range objs {
+		for iface, props := range ifaces {
+			for name := range props {
+				if !g.propertyAllowed(dest, string(path), iface, name) {
+					delete(props, name)
+				}
+			}
+		}
+	}
 }
 
 func (d *DBus) replyRecord(sig string, vals []any) (abi.Record, error) {
@@ -772,13 +879,15 @@ func (d *DBus) replyRecord(sig string, vals []any) (abi.Record, error) {
 	return abi.Record{{Key: "signature", Value: []byte(sig)}, {Key: "body", Value: body}}, nil
 }
 
-const propsIface = "org.freedesktop.DBus.Properties"
-
 func (d *DBus) getProperty(ctx context.Context, in *capability.Instance, req abi.Record) (abi.Record, error) {
 	t, err := parseTarget(req, "name")
 	if err != nil {
 		return nil, err
 	}
+	return d.propGet(ctx, in, t)
+}
+
+func (d *DBus) propGet(ctx context.Context, in *capability.Instance, t target) (abi.Record, error) {
 	ok, why := grantOf(in).allowProperty("get", t.dest, t.path, t.iface, t.member)
 	if err := in.Check(ctx, "dbus", op("get", fmt.Sprintf("%s %s %s.%s", t.dest, t.path, t.iface, t.member)), decision(ok, why)); err != nil {
 		return nil, err
@@ -796,6 +905,10 @@ func (d *DBus) getAllProperties(ctx context.Context, in *capability.Instance, re
 	if err != nil {
 		return nil, err
 	}
+	return d.propGetAll(ctx, in, t)
+}
+
+func (d *DBus) propGetAll(ctx context.Context, in *capability.Instance, t target) (abi.Record, error) {
 	g := grantOf(in)
 	ok, why := g.allowProperty("get", t.dest, t.path, t.iface, "*")
 	if err := in.Check(ctx, "dbus", op("get", fmt.Sprintf("%s %s %s.*", t.dest, t.path, t.iface)), decision(ok, why)); err != nil {
@@ -838,13 +951,16 @@ func (d *DBus) setProperty(ctx context.Context, in *capability.Instance, req abi
 	if len(vals) != 1 {
 		return nil, &callError{abi.Invalid, fmt.Sprintf("a property value is one complete type; signature %q has %d", sig, len(vals))}
 	}
+	s, _ := godbus.ParseSignature(sig)
+	return d.propSet(ctx, in, t, godbus.MakeVariantWithSignature(vals[0], s))
+}
+
+func (d *DBus) propSet(ctx context.Context, in *capability.Instance, t target, v godbus.Variant) (abi.Record, error) {
 	ok, why := grantOf(in).allowProperty("set", t.dest, t.path, t.iface, t.member)
 	if err := in.Check(ctx, "dbus", op("set", fmt.Sprintf("%s %s %s.%s", t.dest, t.path, t.iface, t.member)), decision(ok, why)); err != nil {
 		return nil, err
 	}
-	s, _ := godbus.ParseSignature(sig)
-	_, _, err = d.invoke(ctx, t.dest, t.path, propsIface, "Set", []any{t.iface, t.member, godbus.MakeVariantWithSignature(vals[0], s)}, 0)
-	if err != nil {
+	if _, _, err := d.invoke(ctx, t.dest, t.path, propsIface, "Set", []any{t.iface, t.member, v}, 0); err != nil {
 		return nil, err
 	}
 	return abi.Record{}, nil

@@ -63,11 +63,6 @@ type propertyTOML struct {
 
 var errBadGrant = errors.New("bad [dbus] grant")
 
-// busDriverSafe are the bus driver's methods a plugin may be granted: they
-// only read. The rest (BecomeMonitor, UpdateActivationEnvironment, name
-// ownership) would let a plugin spy on or reshape the whole bus.
-var busDriverSafe = []string{"GetNameOwner", "NameHasOwner", "ListNames", "ListActivatableNames", "GetConnectionUnixUser", "GetConnectionUnixProcessID"}
-
 // decodeGrant decodes [dbus] strictly; every problem is positioned on s.
 func decodeGrant(s manifest.Section) (*Grant, error) {
 	var t grantTOML
@@ -100,8 +95,8 @@ func decodeGrant(s manifest.Section) (*Grant, error) {
 			bad("call", i, len(t.Call), "member", `name the method exactly, such as "StopUnit"`, "%v", err)
 		}
 		r.Interface, r.Member, r.Args = c.Interface, c.Member, c.Args
-		if r.Destination.name == "org.freedesktop.DBus" && !slices.Contains(busDriverSafe, r.Member) {
-			bad("call", i, len(t.Call), "member", "the bus driver grants only "+strings.Join(busDriverSafe, ", "), "%s on the bus itself cannot be granted: it would reach every other plugin's and service's traffic", r.Member)
+		if why := ruleRefusal(r); why != "" && r.Member != "" && r.Interface != "" {
+			bad("call", i, len(t.Call), "interface", "grant the service's own interfaces; see host/RATIONALE.md, \"Why can no grant reach the bus driver?\"", "%s", why)
 		}
 		g.Calls = append(g.Calls, r)
 	}
@@ -118,6 +113,9 @@ func decodeGrant(s manifest.Section) (*Grant, error) {
 			bad("property", i, len(t.Property), "interface", `name the interface that holds the property, such as "org.freedesktop.timedate1"`, "%v", err)
 		}
 		r.Interface, r.Name = p.Interface, p.Name
+		if r.Destination.name == driverName && !r.Destination.family {
+			bad("property", i, len(t.Property), "destination", "grant the properties of a service, not of the bus", "the bus driver's properties cannot be granted: no call reaches the driver but its read-only methods")
+		}
 		if r.Name != "*" {
 			if err = checkMember(r.Name); err != nil {
 				bad("property", i, len(t.Property), "name", `name the property, such as "NTPSynchronized", or "*" for all of the interface's`, "%v", err)
@@ -201,9 +199,14 @@ func (p busNamePattern) String() string {
 	return p.name
 }
 
+// match never lets a family reach the bus driver: org.freedesktop.* covers
+// org.freedesktop.DBus by its spelling, not by what it means.
 func (p busNamePattern) match(name string) bool {
 	if !p.family {
 		return name == p.name
+	}
+	if name == driverName {
+		return false
 	}
 	return name == p.name || strings.HasPrefix(name, p.name+".")
 }
@@ -254,40 +257,60 @@ func (p pathPattern) match(path string) bool {
 	return matchSegs(p.segs, strings.Split(strings.TrimPrefix(path, "/"), "/"))
 }
 
+// matchSegs matches path segments against pattern segments, where "**"
+// is any run of segments. It backtracks only to the last "**", so its cost
+// is at most len(pat) × len(segs) segment matches, whatever the guest sends
+// (a recursive matcher was exponential in the number of "**").
 func matchSegs(pat, segs []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			for i := 0; i <= len(segs); i++ {
-				if matchSegs(pat[1:], segs[i:]) {
-					return true
-				}
-			}
+	p, s := 0, 0
+	star, mark := -1, 0
+	for s < len(segs) {
+		switch {
+		case p < len(pat) && pat[p] == "**":
+			star, mark = p, s
+			p++
+		case p < len(pat) && globSeg(pat[p], segs[s]):
+			p++
+			s++
+		case star >= 0:
+			p = star + 1
+			mark++
+			s = mark
+		default:
 			return false
 		}
-		if len(segs) == 0 || !globSeg(pat[0], segs[0]) {
-			return false
-		}
-		pat, segs = pat[1:], segs[1:]
 	}
-	return len(segs) == 0
+	for p < len(pat) && pat[p] == "**" {
+		p++
+	}
+	return p == len(pat)
 }
 
-// globSeg matches one segment where "*" is any run of characters.
+// globSeg matches one segment where "*" is any run of characters, in
+// O(len(pat) × len(s)) like matchSegs.
 func globSeg(pat, s string) bool {
-	star := strings.IndexByte(pat, '*')
-	if star < 0 {
-		return pat == s
-	}
-	if !strings.HasPrefix(s, pat[:star]) {
-		return false
-	}
-	rest := pat[star+1:]
-	for i := star; i <= len(s); i++ {
-		if globSeg(rest, s[i:]) {
-			return true
+	p, i := 0, 0
+	star, mark := -1, 0
+	for i < len(s) {
+		switch {
+		case p < len(pat) && pat[p] == '*':
+			star, mark = p, i
+			p++
+		case p < len(pat) && pat[p] == s[i]:
+			p++
+			i++
+		case star >= 0:
+			p = star + 1
+			mark++
+			i = mark
+		default:
+			return false
 		}
 	}
-	return false
+	for p < len(pat) && pat[p] == '*' {
+		p++
+	}
+	return p == len(pat)
 }
 
 // checkBusName validates a well-known or unique bus name as the D-Bus spec
@@ -404,6 +427,9 @@ func argText(a any) (string, bool) {
 // allowCall returns the decision for c, with a reason that names the
 // matching rule or says what the manifest lacks.
 func (g *Grant) allowCall(c Call) (bool, string) {
+	if why := refusal(c.Destination, c.Path, c.Interface, c.Member); why != "" {
+		return false, why
+	}
 	if g == nil || len(g.Calls) == 0 {
 		return false, "plugin.toml has no [[dbus.call]] rules (add one naming destination, path, interface and member)"
 	}
@@ -424,7 +450,7 @@ func (g *Grant) allowCall(c Call) (bool, string) {
 	if closest != "" {
 		return false, closest
 	}
-	return false, fmt.Sprintf("no [[dbus.call]] rule allows %s.%s on %s at %s (add one)", c.Interface, c.Member, c.Destination, c.Path)
+	return false, fmt.Sprintf("no [[dbus.call]] rule allows %s.%s on %s at %s (add one)", c.Interface, c.Member, c.Destination, short(c.Path))
 }
 
 func (r CallRule) argsMismatch(args []any) string {
@@ -440,10 +466,20 @@ func (r CallRule) argsMismatch(args []any) string {
 			return fmt.Sprintf("argument %d is a %s, which only \"*\" matches", i, godbus.SignatureOf(args[i]))
 		}
 		if s != p {
-			return fmt.Sprintf("argument %d is %q, not %q", i, s, p)
+			return fmt.Sprintf("argument %d is %s, not %q", i, short(strconv.Quote(s)), p)
 		}
 	}
 	return ""
+}
+
+// short bounds guest text quoted in a reason, which the audit records: a
+// guest must not make one decision cost the audit a megabyte.
+func short(s string) string {
+	const max = 200
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + fmt.Sprintf("… (%d bytes)", len(s))
 }
 
 func quoteList(ss []string) string {
@@ -458,7 +494,14 @@ func quoteList(ss []string) string {
 // name "*" asks for GetAll, which is allowed when any get rule covers the
 // interface (its reply is then filtered by propertyFilter).
 func (g *Grant) allowProperty(access, dest, path, iface, name string) (bool, string) {
-	what := fmt.Sprintf("%s %s.%s on %s at %s", access, iface, name, dest, path)
+	member := map[string]string{"get": "Get", "set": "Set"}[access]
+	if name == "*" {
+		member = "GetAll"
+	}
+	if why := refusal(dest, path, propsIface, member); why != "" {
+		return false, why
+	}
+	what := fmt.Sprintf("%s %s.%s on %s at %s", access, iface, name, dest, short(path))
 	if g == nil || len(g.Properties) == 0 {
 		return false, fmt.Sprintf("plugin.toml has no [[dbus.property]] rules (add one with access = %q to %s)", access, what)
 	}

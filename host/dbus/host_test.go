@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,8 +33,9 @@ type rig struct {
 }
 
 // runHost runs the real host with the dbus capability on env's bus and one
-// plugin per manifest, all built from the test guest.
-func runHost(t *testing.T, env *testenv.DBusEnv, manifests map[string]string) *rig {
+// plugin per manifest, all built from the test guest, and waits for each to
+// start, except those named in refused, which must not load.
+func runHost(t *testing.T, env *testenv.DBusEnv, manifests map[string]string, refused ...string) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	for name, m := range manifests {
@@ -64,7 +66,11 @@ func runHost(t *testing.T, env *testenv.DBusEnv, manifests map[string]string) *r
 		}
 	})
 	for name := range manifests {
-		log.Wait(1, "INFO started", "plugin="+name)
+		if slices.Contains(refused, name) {
+			log.Wait(1, "ERROR plugin not loaded; the others run on", name+"/plugin.toml")
+		} else {
+			log.Wait(1, "INFO started", "plugin="+name)
+		}
 	}
 	return &rig{t: t, h: h, log: log, audit: audit}
 }

@@ -26,6 +26,12 @@ type SignalRule struct {
 // maxArgMatch is how many argN keys a rule may set.
 const maxArgMatch = 4
 
+// maxSignalRules bounds one plugin's [[trigger.dbus]] rules. The host's
+// connection holds them all as match rules, and dbus-daemon caps a
+// connection's match rules (max_match_rules_per_connection, 512 by
+// default); dbus.max_match_rules bounds the sum over plugins below that.
+const maxSignalRules = 32
+
 // SignalRules is what DecodeTrigger returns for one plugin.
 type SignalRules []SignalRule
 
@@ -48,6 +54,11 @@ var errBadTrigger = errors.New("bad [[trigger.dbus]] rules")
 func decodeSignalRules(s manifest.Section) (SignalRules, error) {
 	var raw []signalTOML
 	if !s.Decode(&raw) {
+		return nil, errBadTrigger
+	}
+	if len(raw) > maxSignalRules {
+		s.Errorf("", "listen with fewer, wider rules (path_namespace, or no member), and tell the signals apart in the handler",
+			"%d [[trigger.dbus]] rules; a plugin may have at most %d (each is a match rule on the host's one bus connection, which all plugins share)", len(raw), maxSignalRules)
 		return nil, errBadTrigger
 	}
 	ok := true

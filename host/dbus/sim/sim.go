@@ -40,19 +40,29 @@ const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Con
   <listen>unix:path=%s</listen>
   <auth>EXTERNAL</auth>
   %s
-  <policy context="default">
+%s
+</busconfig>
+`
+
+// AllowAll is the simulated device's bus policy: everyone may own any name
+// and send anything.
+const AllowAll = `  <policy context="default">
     <allow user="*"/>
     <allow own="*"/>
     <allow send_destination="*" eavesdrop="true"/>
     <allow receive_sender="*"/>
   </policy>
-  <limit name="max_message_size">8388608</limit>
-</busconfig>
-`
+  <limit name="max_message_size">8388608</limit>`
 
-// StartBus starts dbus-daemon with its socket in dir. serviceDir, when not
-// "", holds .service files for bus activation.
+// StartBus starts dbus-daemon with its socket in dir and the AllowAll
+// policy. serviceDir, when not "", holds .service files for bus activation.
 func StartBus(dir, serviceDir string) (*Bus, error) {
+	return StartBusWithPolicy(dir, serviceDir, AllowAll)
+}
+
+// StartBusWithPolicy is StartBus with policy, the <policy> and <limit>
+// elements of the bus's configuration.
+func StartBusWithPolicy(dir, serviceDir, policy string) (*Bus, error) {
 	if _, err := exec.LookPath("dbus-daemon"); err != nil {
 		return nil, fmt.Errorf("dbus-daemon not found (apt-get install dbus): %w", err)
 	}
@@ -62,7 +72,7 @@ func StartBus(dir, serviceDir string) (*Bus, error) {
 	if serviceDir != "" {
 		sd = "<servicedir>" + serviceDir + "</servicedir>"
 	}
-	if err := os.WriteFile(b.conf, []byte(fmt.Sprintf(busConfig, b.Socket, sd)), 0o644); err != nil {
+	if err := os.WriteFile(b.conf, []byte(fmt.Sprintf(busConfig, b.Socket, sd, policy)), 0o644); err != nil {
 		return nil, err
 	}
 	return b, b.Start()

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	godbus "github.com/godbus/dbus/v5"
@@ -47,6 +50,59 @@ var realServices = []struct{ name, bin string }{
 // machine's clock by the zone's offset.
 func StartDBus(t testing.TB, real bool) *DBusEnv {
 	t.Helper()
+	return startDBus(t, real, sim.AllowAll)
+}
+
+// StartSystemDBus starts a private bus whose policy is that of a device's
+// system bus (/usr/share/dbus-1/system.conf): deny by default, no name
+// owned and no method call sent unless a rule punches a hole, the driver's
+// own interfaces open to all, Monitoring only to the privileged user (the
+// one running the test, as the host runs privileged on a device), and
+// dbus-daemon's default limits. Holes are punched, as a service's
+// system.d file does, for the simulated services and for names: the
+// privileged user may own each, and everyone may call it.
+func StartSystemDBus(t testing.TB, names ...string) *DBusEnv {
+	t.Helper()
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startDBus(t, false, systemPolicy(u.Username, append(slices.Clone(simNames), names...)))
+}
+
+// simNames are the services that host/dbus/sim serves.
+var simNames = []string{"org.freedesktop.systemd1", "org.freedesktop.login1", "org.freedesktop.timedate1", "org.freedesktop.hostname1"}
+
+func systemPolicy(privileged string, names []string) string {
+	var own, send strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&own, "    <allow own=%q/>\n", n)
+		fmt.Fprintf(&send, "    <allow send_destination=%q/>\n", n)
+	}
+	return fmt.Sprintf(`  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
+%s  </policy>
+  <policy user=%q>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+%s  </policy>`, send.String(), privileged, own.String())
+}
+
+func startDBus(t testing.TB, real bool, policy string) *DBusEnv {
+	t.Helper()
 	NeedCommand(t, "dbus-daemon", "dbus")
 	// A unix socket path has a 108-byte limit; t.TempDir can be longer.
 	dir, err := os.MkdirTemp("", "airlock-dbus-")
@@ -69,7 +125,7 @@ func StartDBus(t testing.TB, real bool) *DBusEnv {
 			t.Fatal(err)
 		}
 	}
-	b, err := sim.StartBus(dir, svcDir)
+	b, err := sim.StartBusWithPolicy(dir, svcDir, policy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,13 +136,12 @@ func StartDBus(t testing.TB, real bool) *DBusEnv {
 		}
 		b.Stop()
 	})
-	e.names = []string{"org.freedesktop.systemd1", "org.freedesktop.login1"}
+	e.names = simNames
 	if real {
+		e.names = simNames[:2]
 		for _, s := range realServices {
 			e.Real = append(e.Real, s.name)
 		}
-	} else {
-		e.names = append(e.names, "org.freedesktop.timedate1", "org.freedesktop.hostname1")
 	}
 	e.serve()
 	return e

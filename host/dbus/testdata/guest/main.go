@@ -50,9 +50,19 @@ func init() {
 		case "set":
 			err := obj.SetProperty(f[3], f[4])
 			report(t.Name, &airlock.Reply{}, err)
-		case "raw":
-			// raw|dest|path|iface|member|signature|hex body
-			body, _ := hex.DecodeString(f[6])
+		case "raw", "rawhex", "bigay":
+			// raw|dest|path|iface|member|signature|hex body; rawhex
+			// logs the reply record in hex; bigay|dest|path|iface|member|n
+			// sends a(y) with n elements.
+			var body []byte
+			if f[0] == "bigay" {
+				var n uint32
+				fmt.Sscan(f[5], &n)
+				body = append([]byte{byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)}, make([]byte, n)...)
+				f = append(f[:5], "a(y)")
+			} else {
+				body, _ = hex.DecodeString(f[6])
+			}
 			req := abi.AppendRecord(nil, abi.Record{
 				{Key: "destination", Value: []byte(f[1])}, {Key: "path", Value: []byte(f[2])},
 				{Key: "interface", Value: []byte(f[3])}, {Key: "member", Value: []byte(f[4])},
@@ -60,9 +70,12 @@ func init() {
 			data, err := airlock.Call(func(out *byte, cap uint32, n *uint32) uint32 {
 				return rawCall(unsafe.Pointer(&req[0]), uint32(len(req)), out, cap, n)
 			})
-			if err != nil {
+			switch {
+			case err != nil:
 				report(t.Name, nil, err)
-			} else {
+			case f[0] == "rawhex":
+				airlock.Info(fmt.Sprintf("dbus %s ok %x", t.Name, data))
+			default:
 				airlock.Info(fmt.Sprintf("dbus %s ok %d bytes", t.Name, len(data)))
 			}
 		case "rawrec":

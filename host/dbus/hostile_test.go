@@ -1,0 +1,233 @@
+package dbus
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/host/internal/testenv"
+	"github.com/airlockhq/airlock/host/manifest"
+)
+
+// parseManifest decodes a plugin.toml with the dbus capability's sections.
+func parseManifest(t *testing.T, body string) (*manifest.Manifest, error) {
+	t.Helper()
+	d := New()
+	schema := manifest.Schema{
+		Grants:   map[string]manifest.SectionFunc{"dbus": d.DecodeGrant},
+		Triggers: map[string]manifest.SectionFunc{"dbus": d.DecodeTrigger},
+	}
+	rt := manifest.DefaultRuntime()
+	return manifest.ParseManifest("plugin.toml", []byte("name = \"p\"\nversion = \"0.1.0\"\n"+body), &rt, schema)
+}
+
+func callRule(dest, path, iface, member string) string {
+	return fmt.Sprintf("[[dbus.call]]\ndestination = %q\npath = %q\ninterface = %q\nmember = %q\n", dest, path, iface, member)
+}
+
+// A manifest cannot name the bus driver's interfaces, Local, or the
+// Properties interface as a call, whatever its destination pattern.
+func TestHostileManifestsRefused(t *testing.T) {
+	manyTriggers := strings.Repeat("[[trigger.dbus]]\nsender = \"org.freedesktop.timedate1\"\n", maxSignalRules+1)
+	for _, c := range []struct{ name, body, want string }{
+		{"RequestName through a family", callRule("org.freedesktop.*", "/**", "org.freedesktop.DBus", "RequestName"),
+			"org.freedesktop.DBus is the bus driver's interface; only its read-only methods"},
+		{"BecomeMonitor through a family", callRule("org.freedesktop.*", "/org/freedesktop/DBus", "org.freedesktop.DBus.Monitoring", "BecomeMonitor"),
+			"org.freedesktop.DBus.Monitoring is the bus driver's interface"},
+		{"AddMatch on the exact driver", callRule("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch"),
+			"org.freedesktop.DBus.AddMatch on the bus driver cannot be granted"},
+		{"driver read-only method spelled on another interface", callRule("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus.Introspectable", "GetNameOwner"),
+			"org.freedesktop.DBus.Introspectable.GetNameOwner on the bus driver cannot be granted"},
+		{"Debug.Stats on another destination", callRule("org.freedesktop.systemd1", "/", "org.freedesktop.DBus.Debug.Stats", "GetStats"),
+			"org.freedesktop.DBus.Debug.Stats is the bus driver's interface"},
+		{"Local interface", callRule("org.airlock.*", "/**", "org.freedesktop.DBus.Local", "Disconnected"),
+			"are reserved for a connection's own use"},
+		{"Local path", callRule("org.airlock.*", "/org/freedesktop/DBus/Local", "org.airlock.Test", "Echo"),
+			"are reserved for a connection's own use"},
+		{"Properties.Set as a call", callRule("org.freedesktop.timedate1", "/org/freedesktop/timedate1", "org.freedesktop.DBus.Properties", "Set"),
+			"org.freedesktop.DBus.Properties is a property access, which [[dbus.property]] grants"},
+		{"Properties.Get as a call", callRule("org.freedesktop.*", "/**", "org.freedesktop.DBus.Properties", "Get"),
+			"is a property access"},
+		{"the driver's properties", "[[dbus.property]]\ndestination = \"org.freedesktop.DBus\"\npath = \"/org/freedesktop/DBus\"\ninterface = \"org.freedesktop.DBus\"\nname = \"Features\"\naccess = \"get\"\n",
+			"the bus driver's properties cannot be granted"},
+		{"a unique name", callRule(":1.1", "/", "org.airlock.Test", "Echo"), "is a unique name"},
+		{"too many signal rules", manyTriggers, fmt.Sprintf("%d [[trigger.dbus]] rules; a plugin may have at most %d", maxSignalRules+1, maxSignalRules)},
+		{"a read-only driver method, exactly", callRule("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner"), ""},
+		{"Introspect through a family", callRule("org.freedesktop.*", "/**", "org.freedesktop.DBus.Introspectable", "Introspect"), ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := parseManifest(t, c.body)
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("got %v, want a refusal with %q", err, c.want)
+			}
+		})
+	}
+}
+
+// The bus driver, Local and unique names are refused at call time too,
+// whatever rule a grant holds, even one that decodeGrant would refuse.
+func TestBusDriverUnreachableAtCallTime(t *testing.T) {
+	rule := func(dest, path, iface, member string) CallRule {
+		d, err := parseBusNamePattern(dest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := parsePathPattern(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return CallRule{Destination: d, Path: p, Interface: iface, Member: member}
+	}
+	g := &Grant{Calls: []CallRule{
+		rule("org.freedesktop.*", "/**", "org.freedesktop.DBus.Introspectable", "Introspect"),
+		rule("org.freedesktop.*", "/**", "org.freedesktop.DBus", "RequestName"),
+		rule("org.freedesktop.*", "/**", "org.freedesktop.DBus.Monitoring", "BecomeMonitor"),
+		rule("org.airlock.*", "/**", "org.freedesktop.DBus", "AddMatch"),
+		rule("org.airlock.*", "/**", "org.airlock.Test", "Echo"),
+		rule("org.airlock.*", "/**", "org.freedesktop.DBus.Local", "Echo"),
+	}}
+	for _, c := range []struct {
+		call Call
+		want string
+	}{
+		{Call{Destination: "org.freedesktop.DBus", Path: "/org/freedesktop/DBus", Interface: "org.freedesktop.DBus.Introspectable", Member: "Introspect"},
+			"org.freedesktop.DBus.Introspectable.Introspect on the bus driver cannot be granted"},
+		{Call{Destination: "org.freedesktop.DBus", Path: "/", Interface: "org.freedesktop.DBus", Member: "RequestName", Args: []any{"org.airlock.Claimed", uint32(0)}},
+			"RequestName on the bus driver cannot be granted"},
+		{Call{Destination: "org.freedesktop.DBus", Path: "/org/freedesktop/DBus", Interface: "org.freedesktop.DBus.Monitoring", Member: "BecomeMonitor"},
+			"BecomeMonitor on the bus driver cannot be granted"},
+		{Call{Destination: "org.airlock.Test", Path: "/", Interface: "org.freedesktop.DBus", Member: "AddMatch"},
+			"org.freedesktop.DBus is the bus driver's interface, reserved"},
+		{Call{Destination: "org.airlock.Test", Path: "/org/freedesktop/DBus/Local", Interface: "org.airlock.Test", Member: "Echo"},
+			"reserved for a connection's own use"},
+		{Call{Destination: "org.airlock.Test", Path: "/x", Interface: "org.freedesktop.DBus.Local", Member: "Echo"},
+			"reserved for a connection's own use"},
+		{Call{Destination: ":1.7", Path: "/x", Interface: "org.airlock.Test", Member: "Echo"},
+			":1.7 is a unique connection name; no grant reaches one"},
+	} {
+		ok, why := g.allowCall(c.call)
+		if ok || !strings.Contains(why, c.want) {
+			t.Errorf("%s: %v %q, want a denial with %q", c.call, ok, why, c.want)
+		}
+	}
+	if ok, why := g.allowCall(Call{Destination: "org.freedesktop.login1", Path: "/org/freedesktop/login1", Interface: "org.freedesktop.DBus.Introspectable", Member: "Introspect"}); !ok {
+		t.Errorf("a family still reaches the services in it: %s", why)
+	}
+	if ok, why := g.allowProperty("get", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Features"); ok || !strings.Contains(why, "on the bus driver cannot be granted") {
+		t.Errorf("driver property: %v %q", ok, why)
+	}
+}
+
+// A ceiling judges a call by what it does: Properties.Set is a property
+// write, and a family in the ceiling does not cover the bus driver.
+func TestCeilingJudgesWhatACallDoes(t *testing.T) {
+	pat := func(s string) busNamePattern { p, _ := parseBusNamePattern(s); return p }
+	ceiling := &Ceiling{Destinations: []busNamePattern{pat("org.freedesktop.*")}}
+	g := &Grant{Calls: []CallRule{
+		{Destination: pat("org.freedesktop.timedate1"), Interface: propsIface, Member: "Set"},
+		{Destination: pat("org.freedesktop.DBus"), Interface: driverIface, Member: "ListNames"},
+		{Destination: pat("org.freedesktop.timedate1"), Interface: propsIface, Member: "Get"},
+	}}
+	ok, excess := g.Within(ceiling)
+	want := []string{
+		"call org.freedesktop.timedate1 org.freedesktop.DBus.Properties.Set sets properties, which is outside the ceiling (set_properties = false)",
+		`call org.freedesktop.DBus org.freedesktop.DBus.ListNames is outside the ceiling (destinations = ["org.freedesktop.*"])`,
+	}
+	if ok || !slices.Equal(excess, want) {
+		t.Errorf("got %v %q, want %q", ok, excess, want)
+	}
+}
+
+// Path globs with many "**" and "*" against long paths: a backtracking
+// matcher took exponential time here. The bound only fails on a real hang.
+func TestHostileGlobIsBounded(t *testing.T) {
+	pat, err := parsePathPattern("/" + strings.Repeat("**/", 16) + "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.Repeat("/a", 400) + "/y"
+	seg := strings.Repeat("*a", 16) + "b"
+	done := make(chan [2]bool, 1)
+	go func() { done <- [2]bool{pat.match(path), globSeg(seg, strings.Repeat("a", 4000))} }()
+	select {
+	case got := <-done:
+		if got[0] || got[1] {
+			t.Errorf("hostile globs matched: %v", got)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("path glob matching did not finish within 60s: it is not linear")
+	}
+	for _, c := range []struct {
+		pat, s string
+		want   bool
+	}{
+		{"a*b*c", "aXbYc", true}, {"a*b*c", "aXbY", false}, {"*", "", true}, {"a*", "a", true},
+		{"*ab", "aab", true}, {"*a*", "bbb", false}, {"**", "x", true},
+	} {
+		if got := globSeg(c.pat, c.s); got != c.want {
+			t.Errorf("globSeg(%q, %q) = %v", c.pat, c.s, got)
+		}
+	}
+	for _, c := range []struct {
+		pat, path string
+		want      bool
+	}{
+		{"/**/b/**/d", "/a/b/c/d", true}, {"/**/b/**/d", "/a/c/d", false}, {"/a/**/**", "/a", true},
+		{"/**/x*/y", "/p/xq/xr/y", true}, {"/**/x*/y", "/p/xq/z", false},
+	} {
+		p, _ := parsePathPattern(c.pat)
+		if got := p.match(c.path); got != c.want {
+			t.Errorf("%s matches %s = %v", c.pat, c.path, got)
+		}
+	}
+}
+
+// A denial quotes what the guest sent, bounded: a megabyte argument must
+// not become a megabyte audit record.
+func TestDenialReasonIsBounded(t *testing.T) {
+	dest, _ := parseBusNamePattern("org.freedesktop.systemd1")
+	path, _ := parsePathPattern("/org/freedesktop/systemd1")
+	g := &Grant{Calls: []CallRule{{Destination: dest, Path: path, Interface: "org.freedesktop.systemd1.Manager", Member: "StopUnit", Args: []string{"bluetooth.service", "*"}}}}
+	huge := strings.Repeat("x", 1<<20)
+	for _, c := range []Call{
+		{Destination: "org.freedesktop.systemd1", Path: "/org/freedesktop/systemd1", Interface: "org.freedesktop.systemd1.Manager", Member: "StopUnit", Args: []any{huge, "replace"}},
+		{Destination: "org.freedesktop.systemd1", Path: strings.Repeat("/a", maxPath/2), Interface: "org.freedesktop.systemd1.Manager", Member: "StopUnit"},
+	} {
+		ok, why := g.allowCall(c)
+		if ok || len(why) > 1000 || !strings.Contains(why, " bytes)") {
+			t.Errorf("denial of %d bytes: %.300s", len(why), why)
+		}
+	}
+}
+
+// One plugin's signal rules cannot use up the host connection's match
+// rules: past dbus.max_match_rules the plugin gets none, and says why.
+func TestMatchRuleBudget(t *testing.T) {
+	log, logger := testenv.NewLog(t)
+	d := New()
+	d.log = logger
+	d.cfg.MaxMatchRules = 6
+	str := func(s string) *string { return &s }
+	// 2 rules on one sender: 2 match rules and 1 NameOwnerChanged rule.
+	quiet := SignalRules{{Sender: "org.freedesktop.timedate1", Member: "A"}, {Sender: "org.freedesktop.timedate1", Member: "B"}}
+	greedy := SignalRules{{Sender: "org.airlock.a"}, {Sender: "org.airlock.b"}, {Sender: "org.airlock.c", Args: [maxArgMatch]*string{str("x")}}}
+	d.Subscribe("quiet", quiet)
+	d.Subscribe("quiet", quiet) // a reload counts its rules once
+	d.Subscribe("greedy", greedy)
+	if _, ok := d.rules["greedy"]; ok {
+		t.Errorf("greedy's rules installed past the budget: %d match rules", matchRuleCount(d.rules))
+	}
+	if _, ok := d.rules["quiet"]; !ok {
+		t.Error("quiet lost its rules to greedy")
+	}
+	log.Wait(1, "ERROR D-Bus signal rules not installed", "plugin=greedy", "would hold 9 match rules, over dbus.max_match_rules = 6")
+	d.Subscribe("greedy", greedy[:1])
+	if n := matchRuleCount(d.rules); n != 5 {
+		t.Errorf("after a smaller reload: %d match rules, want 5", n)
+	}
+}
