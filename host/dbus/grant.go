@@ -63,6 +63,14 @@ type propertyTOML struct {
 
 var errBadGrant = errors.New("bad [dbus] grant")
 
+// maxGrantRules bounds each of [[dbus.call]] and [[dbus.property]], and
+// maxPatternSegs a path pattern: a call is matched against every rule, in
+// at most len(pattern) × len(path) segment matches each.
+const (
+	maxGrantRules  = 256
+	maxPatternSegs = 64
+)
+
 // decodeGrant decodes [dbus] strictly; every problem is positioned on s.
 func decodeGrant(s manifest.Section) (*Grant, error) {
 	var t grantTOML
@@ -71,6 +79,16 @@ func decodeGrant(s manifest.Section) (*Grant, error) {
 	}
 	g := &Grant{file: s.File()}
 	ok := true
+	for _, n := range []struct {
+		kind string
+		n    int
+	}{{"call", len(t.Call)}, {"property", len(t.Property)}} {
+		if n.n > maxGrantRules {
+			s.Errorf(n.kind, "grant what the plugin needs: a family destination or a path glob covers many objects in one rule",
+				"%d [[dbus.%s]] rules; a plugin may have at most %d (each is checked on every call)", n.n, n.kind, maxGrantRules)
+			return nil, errBadGrant
+		}
+	}
 	bad := func(kind string, i, n int, key, hint, format string, args ...any) {
 		ok = false
 		msg := fmt.Sprintf(format, args...)
@@ -244,6 +262,9 @@ func parsePathPattern(s string) (pathPattern, error) {
 			}
 		}
 		p.segs = append(p.segs, seg)
+	}
+	if len(p.segs) > maxPatternSegs || len(s) > maxPath {
+		return pathPattern{}, fmt.Errorf("%.60q...: a path pattern has at most %d segments and %d bytes", s, maxPatternSegs, maxPath)
 	}
 	return p, nil
 }

@@ -1,7 +1,9 @@
 package dbus
 
 import (
+	"encoding/binary"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -31,6 +33,8 @@ func callRule(dest, path, iface, member string) string {
 // Properties interface as a call, whatever its destination pattern.
 func TestHostileManifestsRefused(t *testing.T) {
 	manyTriggers := strings.Repeat("[[trigger.dbus]]\nsender = \"org.freedesktop.timedate1\"\n", maxSignalRules+1)
+	manyCalls := strings.Repeat(callRule("org.airlock.Test", "/", "org.airlock.Test", "Echo"), maxGrantRules+1)
+	deepGlob := callRule("org.airlock.Test", strings.Repeat("/**/a*", maxPatternSegs/2+1), "org.airlock.Test", "Echo")
 	for _, c := range []struct{ name, body, want string }{
 		{"RequestName through a family", callRule("org.freedesktop.*", "/**", "org.freedesktop.DBus", "RequestName"),
 			"org.freedesktop.DBus is the bus driver's interface; only its read-only methods"},
@@ -54,6 +58,8 @@ func TestHostileManifestsRefused(t *testing.T) {
 			"the bus driver's properties cannot be granted"},
 		{"a unique name", callRule(":1.1", "/", "org.airlock.Test", "Echo"), "is a unique name"},
 		{"too many signal rules", manyTriggers, fmt.Sprintf("%d [[trigger.dbus]] rules; a plugin may have at most %d", maxSignalRules+1, maxSignalRules)},
+		{"too many call rules", manyCalls, fmt.Sprintf("%d [[dbus.call]] rules; a plugin may have at most %d", maxGrantRules+1, maxGrantRules)},
+		{"a path pattern of too many segments", deepGlob, fmt.Sprintf("a path pattern has at most %d segments", maxPatternSegs)},
 		{"a read-only driver method, exactly", callRule("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner"), ""},
 		{"Introspect through a family", callRule("org.freedesktop.*", "/**", "org.freedesktop.DBus.Introspectable", "Introspect"), ""},
 	} {
@@ -229,5 +235,34 @@ func TestMatchRuleBudget(t *testing.T) {
 	d.Subscribe("greedy", greedy[:1])
 	if n := matchRuleCount(d.rules); n != 5 {
 		t.Errorf("after a smaller reload: %d match rules, want 5", n)
+	}
+}
+
+// A request's values cost the host a bounded multiple of their size: a
+// 1 MiB a(yy) built a struct type per element, 250 MB of allocations.
+func TestDecodeAllocationIsBounded(t *testing.T) {
+	for _, c := range []struct {
+		sig  string
+		elem []byte
+	}{
+		{"a(yy)", []byte{1, 2}}, {"a(y)", []byte{1}}, {"ay", []byte{1}}, {"av", []byte{1, 0, 0, 0, 'y', 7}}, {"aay", []byte{0, 0, 0, 0}},
+	} {
+		n := (maxRequest - 64) / len(c.elem)
+		b := binary.LittleEndian.AppendUint32(nil, uint32(n))
+		for i := 0; i < n; i++ {
+			b = append(b, c.elem...)
+		}
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		vals, err := decodeBody(c.sig, b)
+		runtime.ReadMemStats(&m1)
+		if err != nil {
+			t.Fatalf("%s: %v", c.sig, err)
+		}
+		runtime.KeepAlive(vals)
+		// measured: a(y) 26 MB, av and aay 18 MB, a(yy) 14 MB, ay 1 MB
+		if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 32*maxRequest {
+			t.Errorf("decoding %d bytes of %s allocated %d MB, over 32 times its size", len(b), c.sig, alloc>>20)
+		}
 	}
 }
