@@ -20,6 +20,10 @@ import (
 // hostile plugins beside it try.
 const bystanderManifest = `name = "bystander"
 version = "0.1.0"
+[[trigger.dbus]]
+sender = "org.airlock.Test"
+interface = "org.airlock.Test"
+member = "Ping"
 [[dbus.call]]
 destination = "org.freedesktop.systemd1"
 path = "/org/freedesktop/systemd1"
@@ -82,6 +86,8 @@ path = "/org/airlock/test"
 interface = "org.airlock.Test"
 name = "Mode"
 access = "get"
+[[trigger.dbus]]
+sender = "org.airlock.Flood"
 `
 
 // objectManager answers GetManagedObjects with every property of the test
@@ -120,7 +126,7 @@ func (r *rig) try(plugin, req string) string {
 // The D-Bus hostile cases against a real dbus-daemon whose policy is a
 // device's system bus: deny by default, the host privileged.
 func TestHostileOnSystemBus(t *testing.T) {
-	env := testenv.StartSystemDBus(t, "org.airlock.Test", "org.airlock.Claimed")
+	env := testenv.StartSystemDBus(t, "org.airlock.Test", "org.airlock.Claimed", "org.airlock.Flood")
 	peerConn := env.Conn()
 	peer := &testPeer{release: make(chan struct{})}
 	t.Cleanup(func() { close(peer.release) })
@@ -273,5 +279,36 @@ func TestHostileOnSystemBus(t *testing.T) {
 		if !strings.Contains(got, "failed: invalid: path: ") || !strings.Contains(got, "is 4200 bytes, over the 4096") {
 			t.Errorf("long path = %.300q", got)
 		}
+	})
+	t.Run("a service floods one plugin with signals", func(t *testing.T) {
+		flood := env.Conn()
+		if _, err := flood.RequestName("org.airlock.Flood", godbus.NameFlagDoNotQueue); err != nil {
+			t.Fatal(err)
+		}
+		// The host learns the new owner from NameOwnerChanged: flood once
+		// a first signal has come through.
+		deadline := time.Now().Add(30 * time.Second)
+		for r.log.Count("signal org.airlock.Flood.Tick", "plugin=spy") == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("no signal from org.airlock.Flood reached spy")
+			}
+			flood.Emit("/org/airlock/flood", "org.airlock.Flood.Tick", uint32(0))
+			time.Sleep(50 * time.Millisecond)
+		}
+		const n = 20000
+		for i := 1; i <= n; i++ {
+			if err := flood.Emit("/org/airlock/flood", "org.airlock.Flood.Tick", uint32(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := peerConn.Emit("/org/airlock/test", "org.airlock.Test.Ping", "after the flood"); err != nil {
+			t.Fatal(err)
+		}
+		r.log.Wait(1, "signal org.airlock.Test.Ping from org.airlock.Test", "after the flood", "plugin=bystander")
+		t.Logf("spy logged %d of %d flood signals; host: %d dropped-signal reports", r.log.Count("signal org.airlock.Flood.Tick", "plugin=spy"), n, r.log.Count("D-Bus signals dropped"))
+		if r.log.Count("signal org.airlock.Flood.Tick", "plugin=bystander") != 0 {
+			t.Error("the flood reached the bystander")
+		}
+		bystanderOK(t)
 	})
 }
