@@ -43,6 +43,7 @@ type DBus struct {
 	// interceptor, and a round trip needs that goroutine.
 	mu      sync.Mutex
 	conn    *godbus.Conn
+	flight  *inflight // conn's calls awaiting a reply
 	lastErr error
 	gen     uint64                 // connection generation
 	rules   map[string]SignalRules // by plugin
@@ -50,11 +51,9 @@ type DBus struct {
 	deliver capability.Deliver
 	changed chan struct{} // signalled when rules change, for the sync loop
 
-	// reply signatures: godbus decodes a struct as []any, so encoding a
-	// reply needs the signature of the message it came in. mine marks our
-	// outgoing calls; waiting maps their serials to the slot to fill.
-	mine    sync.Map // *godbus.Message -> *replySlot
-	waiting sync.Map // uint32 serial -> *replySlot
+	// mine marks our outgoing calls for the outgoing interceptor, which
+	// hands each to its connection's inflight under its serial.
+	mine sync.Map // *godbus.Message -> *replySlot
 
 	timedateHeard chan struct{} // poked once a match on timedate1 is added, for scriptSim
 
@@ -63,8 +62,6 @@ type DBus struct {
 	signals chan *godbus.Message // from the reader goroutine to the demultiplexer
 	dropped uint64               // signals lost to a full signals channel; reader goroutine only
 }
-
-type replySlot struct{ sig string }
 
 // New returns the capability, unprovisioned.
 func New() *DBus {
@@ -240,17 +237,17 @@ func (d *DBus) poke() {
 }
 
 // current returns the live connection, or an abi.Unavailable error.
-func (d *DBus) current() (*godbus.Conn, error) {
+func (d *DBus) current() (*godbus.Conn, *inflight, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.conn != nil && d.conn.Connected() {
-		return d.conn, nil
+		return d.conn, d.flight, nil
 	}
 	why := "not connected yet"
 	if d.lastErr != nil {
 		why = d.lastErr.Error()
 	}
-	return nil, &callError{abi.Unavailable, fmt.Sprintf("D-Bus system bus at %s is unavailable (%s); airlock is reconnecting, retry later", d.addr, why)}
+	return nil, nil, &callError{abi.Unavailable, fmt.Sprintf("D-Bus system bus at %s is unavailable (%s); airlock is reconnecting, retry later", d.addr, why)}
 }
 
 // connectLoop dials the bus, keeps its matches in step with the plugins'
@@ -264,7 +261,7 @@ func (d *DBus) connectLoop() {
 	tried := func() { once.Do(func() { close(d.firstTry) }) }
 	defer tried()
 	for d.ctx.Err() == nil {
-		conn, err := d.dial()
+		conn, flight, err := d.dial()
 		if err != nil {
 			d.mu.Lock()
 			d.lastErr = err
@@ -283,7 +280,7 @@ func (d *DBus) connectLoop() {
 		}
 		backoff, reported = minBackoff, ""
 		d.mu.Lock()
-		d.conn, d.lastErr = conn, nil
+		d.conn, d.flight, d.lastErr = conn, flight, nil
 		d.gen++
 		d.owners = map[string]string{}
 		d.mu.Unlock()
@@ -314,12 +311,13 @@ func (d *DBus) connectLoop() {
 	}
 }
 
-func (d *DBus) dial() (*godbus.Conn, error) {
+func (d *DBus) dial() (*godbus.Conn, *inflight, error) {
+	flight := newInflight()
 	conn, err := godbus.Dial(d.addr,
-		godbus.WithIncomingInterceptor(d.incoming),
-		godbus.WithOutgoingInterceptor(d.outgoing))
+		godbus.WithIncomingInterceptor(func(msg *godbus.Message) { d.incoming(flight, msg) }),
+		godbus.WithOutgoingInterceptor(func(msg *godbus.Message) { d.outgoing(flight, msg) }))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Auth and Hello take no context; bound them by closing the
 	// connection, which fails them.
@@ -344,28 +342,28 @@ func (d *DBus) dial() (*godbus.Conn, error) {
 	}
 	if err != nil {
 		conn.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return conn, nil
+	return conn, flight, nil
 }
 
 // outgoing runs on the sending goroutine, after godbus assigned a serial.
-func (d *DBus) outgoing(msg *godbus.Message) {
+func (d *DBus) outgoing(flight *inflight, msg *godbus.Message) {
 	if v, ok := d.mine.LoadAndDelete(msg); ok {
-		d.waiting.Store(msg.Serial(), v)
+		flight.sent(msg.Serial(), v.(*replySlot))
 	}
 }
 
 // incoming runs on godbus's reader goroutine for every message: it must
 // not block. It records the signature of our replies, and passes signals to
 // the demultiplexer.
-func (d *DBus) incoming(msg *godbus.Message) {
+func (d *DBus) incoming(flight *inflight, msg *godbus.Message) {
 	switch msg.Type {
 	case godbus.TypeMethodReply, godbus.TypeError:
 		rs, _ := msg.Headers[godbus.FieldReplySerial].Value().(uint32)
-		if v, ok := d.waiting.LoadAndDelete(rs); ok {
+		if slot := flight.answered(rs); slot != nil {
 			sig, _ := msg.Headers[godbus.FieldSignature].Value().(godbus.Signature)
-			v.(*replySlot).sig = sig.String()
+			slot.sig = sig.String()
 		}
 	case godbus.TypeSignal:
 		select {
@@ -543,7 +541,7 @@ func setRule(payload []byte, s *signalMsg, r SignalRule) []byte {
 // nor can activate: the plugin loads (the service may come later), but the
 // operator hears of it at load, not at the first denied call.
 func (d *DBus) warnUnhonourable(g *Grant) {
-	conn, err := d.current()
+	conn, _, err := d.current()
 	if err != nil {
 		return
 	}
@@ -606,8 +604,8 @@ var dbusErrnos = map[string]abi.Errno{
 // invoke makes one method call with a deadline of the smallest of the
 // handler's deadline, dbus.call_timeout and the guest's timeout, and
 // returns the reply's values and signature.
-func (d *DBus) invoke(ctx context.Context, dest, path, iface, member string, args []any, timeout time.Duration) ([]any, string, error) {
-	conn, err := d.current()
+func (d *DBus) invoke(ctx context.Context, plugin, dest, path, iface, member string, args []any, timeout time.Duration) ([]any, string, error) {
+	conn, flight, err := d.current()
 	if err != nil {
 		return nil, "", err
 	}
@@ -639,11 +637,17 @@ func (d *DBus) invoke(ctx context.Context, dest, path, iface, member string, arg
 	if size > maxMessage {
 		return nil, "", &callError{abi.TooLarge, fmt.Sprintf("the call to %s.%s is %d bytes on the wire, over the %d a call may be (values pad to their alignment on the bus: send fewer or larger elements)", iface, member, size, maxMessage)}
 	}
-	slot := &replySlot{}
+	slot := &replySlot{plugin: plugin}
+	if err := flight.reserve(slot); err != nil {
+		return nil, "", err
+	}
 	d.mine.Store(msg, slot)
-	call := <-conn.SendWithContext(cctx, msg, make(chan *godbus.Call, 1)).Done
+	pending := conn.SendWithContext(cctx, msg, make(chan *godbus.Call, 1))
+	// The send is over: either outgoing handed the call to flight, which
+	// releases it when the bus answers, or it never went out.
 	d.mine.Delete(msg)
-	d.waiting.Delete(msg.Serial())
+	flight.unsent(slot)
+	call := <-pending.Done
 	if err := call.Err; err != nil {
 		var de godbus.Error
 		switch {
@@ -807,7 +811,7 @@ func (d *DBus) call(ctx context.Context, in *capability.Instance, req abi.Record
 	if err := in.Check(ctx, "dbus", op("call", c.String()), decision(ok, why)); err != nil {
 		return nil, err
 	}
-	vals, rsig, err := d.invoke(ctx, t.dest, t.path, t.iface, t.member, args, timeout)
+	vals, rsig, err := d.invoke(ctx, in.Plugin, t.dest, t.path, t.iface, t.member, args, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -892,7 +896,7 @@ func (d *DBus) propGet(ctx context.Context, in *capability.Instance, t target) (
 	if err := in.Check(ctx, "dbus", op("get", fmt.Sprintf("%s %s %s.%s", t.dest, t.path, t.iface, t.member)), decision(ok, why)); err != nil {
 		return nil, err
 	}
-	vals, sig, err := d.invoke(ctx, t.dest, t.path, propsIface, "Get", []any{t.iface, t.member}, 0)
+	vals, sig, err := d.invoke(ctx, in.Plugin, t.dest, t.path, propsIface, "Get", []any{t.iface, t.member}, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -914,7 +918,7 @@ func (d *DBus) propGetAll(ctx context.Context, in *capability.Instance, t target
 	if err := in.Check(ctx, "dbus", op("get", fmt.Sprintf("%s %s %s.*", t.dest, t.path, t.iface)), decision(ok, why)); err != nil {
 		return nil, err
 	}
-	vals, sig, err := d.invoke(ctx, t.dest, t.path, propsIface, "GetAll", []any{t.iface}, 0)
+	vals, sig, err := d.invoke(ctx, in.Plugin, t.dest, t.path, propsIface, "GetAll", []any{t.iface}, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -960,7 +964,7 @@ func (d *DBus) propSet(ctx context.Context, in *capability.Instance, t target, v
 	if err := in.Check(ctx, "dbus", op("set", fmt.Sprintf("%s %s %s.%s", t.dest, t.path, t.iface, t.member)), decision(ok, why)); err != nil {
 		return nil, err
 	}
-	if _, _, err := d.invoke(ctx, t.dest, t.path, propsIface, "Set", []any{t.iface, t.member, v}, 0); err != nil {
+	if _, _, err := d.invoke(ctx, in.Plugin, t.dest, t.path, propsIface, "Set", []any{t.iface, t.member, v}, 0); err != nil {
 		return nil, err
 	}
 	return abi.Record{}, nil

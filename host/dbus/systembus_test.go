@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,6 +72,11 @@ path = "/**"
 interface = "org.airlock.Test"
 member = "EchoV"
 [[dbus.call]]
+destination = "org.airlock.*"
+path = "/**"
+interface = "org.airlock.Test"
+member = "Hang"
+[[dbus.call]]
 destination = "org.airlock.Test"
 path = "/org/airlock"
 interface = "org.freedesktop.DBus.ObjectManager"
@@ -129,7 +135,8 @@ func TestHostileOnSystemBus(t *testing.T) {
 	env := testenv.StartSystemDBus(t, "org.airlock.Test", "org.airlock.Claimed", "org.airlock.Flood")
 	peerConn := env.Conn()
 	peer := &testPeer{release: make(chan struct{})}
-	t.Cleanup(func() { close(peer.release) })
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(peer.release) }) })
 	if err := peerConn.Export(peer, "/org/airlock/test", "org.airlock.Test"); err != nil {
 		t.Fatal(err)
 	}
@@ -310,5 +317,27 @@ func TestHostileOnSystemBus(t *testing.T) {
 			t.Error("the flood reached the bystander")
 		}
 		bystanderOK(t)
+	})
+	t.Run("calls abandoned at their timeout pile up at the bus", func(t *testing.T) {
+		// Each call ends here after 1 ms, but the bus counts it against the
+		// host connection's 128 pending replies until Hang answers.
+		got := r.do("spy", "hammer|org.airlock.Test|/org/airlock/test|org.airlock.Test|Hang|200|1")
+		if !strings.Contains(got, "busy:") || !strings.Contains(got, "earlier calls of this plugin still await their reply on the bus") {
+			t.Errorf("200 abandoned calls = %q", got)
+		}
+		bystanderOK(t)
+		// Once the peer answers, the bus forgets them, and so does the host.
+		release.Do(func() { close(peer.release) })
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got := r.do("spy", "hammer|org.airlock.Test|/org/airlock/test|org.airlock.Test|Hang|8|5000")
+			if got == "ok map[ok:8] last=" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("calls after the peer answered = %q", got)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 }

@@ -78,6 +78,30 @@ func init() {
 			default:
 				airlock.Info(fmt.Sprintf("dbus %s ok %d bytes", t.Name, len(data)))
 			}
+		case "hammer":
+			// hammer|dest|path|iface|member|n|timeout_ms: n calls with no
+			// arguments, each bounded by timeout_ms; logs the count of
+			// each outcome and the last message.
+			var n int
+			fmt.Sscan(f[5], &n)
+			req := abi.AppendRecord(nil, abi.Record{
+				{Key: "destination", Value: []byte(f[1])}, {Key: "path", Value: []byte(f[2])},
+				{Key: "interface", Value: []byte(f[3])}, {Key: "member", Value: []byte(f[4])},
+				{Key: "timeout_ms", Value: []byte(f[6])}})
+			counts := map[string]int{}
+			last := ""
+			for i := 0; i < n; i++ {
+				_, err := airlock.Call(func(out *byte, cap uint32, n *uint32) uint32 {
+					return rawCall(unsafe.Pointer(&req[0]), uint32(len(req)), out, cap, n)
+				})
+				kind := "ok"
+				if err != nil {
+					kind, _, _ = strings.Cut(err.Error(), ":")
+					last = err.Error()
+				}
+				counts[kind]++
+			}
+			airlock.Info(fmt.Sprintf("dbus %s ok %v last=%s", t.Name, counts, last))
 		case "rawrec":
 			// rawrec|x|x|hex: a whole request record, hostile or not
 			req, _ := hex.DecodeString(f[3])
