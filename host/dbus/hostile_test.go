@@ -58,6 +58,8 @@ func TestHostileManifestsRefused(t *testing.T) {
 			"the bus driver's properties cannot be granted"},
 		{"a unique name", callRule(":1.1", "/", "org.airlock.Test", "Echo"), "is a unique name"},
 		{"too many signal rules", manyTriggers, fmt.Sprintf("%d [[trigger.dbus]] rules; a plugin may have at most %d", maxSignalRules+1, maxSignalRules)},
+		{"a match rule longer than the bus takes", "[[trigger.dbus]]\nsender = \"org.freedesktop.timedate1\"\npath_namespace = \"" + strings.Repeat("/abcdefghi", 110) + "\"\n",
+			"as a D-Bus match rule; the bus takes at most 1024"},
 		{"too many call rules", manyCalls, fmt.Sprintf("%d [[dbus.call]] rules; a plugin may have at most %d", maxGrantRules+1, maxGrantRules)},
 		{"a path pattern of too many segments", deepGlob, fmt.Sprintf("a path pattern has at most %d segments", maxPatternSegs)},
 		{"a read-only driver method, exactly", callRule("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner"), ""},

@@ -32,6 +32,10 @@ const maxArgMatch = 4
 // default); dbus.max_match_rules bounds the sum over plugins below that.
 const maxSignalRules = 32
 
+// maxMatchRuleLen is the D-Bus spec's bound on a match rule: dbus-daemon
+// refuses a longer AddMatch, and the plugin would wait for signals forever.
+const maxMatchRuleLen = 1024
+
 // SignalRules is what DecodeTrigger returns for one plugin.
 type SignalRules []SignalRule
 
@@ -123,6 +127,9 @@ func (r SignalRule) validate() (string, error) {
 	}
 	if len(r.Name) > 255 || !utf8.ValidString(r.Name) {
 		return "name", fmt.Errorf("name must be UTF-8, at most 255 bytes")
+	}
+	if n := len(r.matchString()); n > maxMatchRuleLen {
+		return "", fmt.Errorf("the rule is %d bytes as a D-Bus match rule; the bus takes at most %d (shorten path, path_namespace or the args)", n, maxMatchRuleLen)
 	}
 	return "", nil
 }
