@@ -5,11 +5,13 @@
 package dbus
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -313,9 +315,22 @@ func (d *DBus) connectLoop() {
 
 func (d *DBus) dial() (*godbus.Conn, *inflight, error) {
 	flight := newInflight()
-	conn, err := godbus.Dial(d.addr,
+	opts := []godbus.ConnOption{
 		godbus.WithIncomingInterceptor(func(msg *godbus.Message) { d.incoming(flight, msg) }),
-		godbus.WithOutgoingInterceptor(func(msg *godbus.Message) { d.outgoing(flight, msg) }))
+		godbus.WithOutgoingInterceptor(func(msg *godbus.Message) { d.outgoing(flight, msg) })}
+	var conn *godbus.Conn
+	var err error
+	if sock, ok := unixSocket(d.addr); ok {
+		var c net.Conn
+		if c, err = net.DialTimeout("unix", sock, 10*time.Second); err == nil {
+			conn, err = godbus.NewConn(busSocket{bufio.NewReader(c), c}, opts...)
+			if err != nil {
+				c.Close()
+			}
+		}
+	} else {
+		conn, err = godbus.Dial(d.addr, opts...)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -346,6 +361,38 @@ func (d *DBus) dial() (*godbus.Conn, *inflight, error) {
 	}
 	return conn, flight, nil
 }
+
+// unixSocket returns the socket of a unix: bus address (path= or
+// abstract=). The host dials it itself, so that godbus does not offer the
+// bus unix fd passing: a reply carrying fds (logind's Inhibit) would
+// otherwise leave them open in the host, where no guest can take them,
+// one set per call. Without the offer the bus refuses to pass fds to the
+// host, and the call fails instead.
+func unixSocket(addr string) (string, bool) {
+	addr, _, _ = strings.Cut(addr, ";")
+	rest, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return "", false
+	}
+	for _, kv := range strings.Split(rest, ",") {
+		if p, ok := strings.CutPrefix(kv, "path="); ok {
+			return p, true
+		}
+		if p, ok := strings.CutPrefix(kv, "abstract="); ok {
+			return "@" + p, true
+		}
+	}
+	return "", false
+}
+
+// busSocket is a unix socket with a buffered reader, for godbus's
+// generic transport, which reads a message in many small reads.
+type busSocket struct {
+	r *bufio.Reader
+	net.Conn
+}
+
+func (s busSocket) Read(p []byte) (int, error) { return s.r.Read(p) }
 
 // outgoing runs on the sending goroutine, after godbus assigned a serial.
 func (d *DBus) outgoing(flight *inflight, msg *godbus.Message) {

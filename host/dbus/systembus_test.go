@@ -3,6 +3,7 @@ package dbus_test
 import (
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -77,6 +78,11 @@ path = "/**"
 interface = "org.airlock.Test"
 member = "Hang"
 [[dbus.call]]
+destination = "org.airlock.*"
+path = "/**"
+interface = "org.airlock.Test"
+member = "Fds"
+[[dbus.call]]
 destination = "org.airlock.Test"
 path = "/org/airlock"
 interface = "org.freedesktop.DBus.ObjectManager"
@@ -106,6 +112,25 @@ func (o objectManager) GetManagedObjects() (map[godbus.ObjectPath]map[string]map
 		return nil, err
 	}
 	return map[godbus.ObjectPath]map[string]map[string]godbus.Variant{"/org/airlock/test": {"org.airlock.Test": all}}, nil
+}
+
+// fdPeer answers Fds with file descriptors, as logind's Inhibit does:
+// one at the top and one inside a struct. It sends the same open file
+// each time; the kernel gives the receiver new descriptors for it.
+type fdPeer struct{ f *os.File }
+
+func (p fdPeer) Fds() (godbus.UnixFD, struct{ F godbus.UnixFD }, *godbus.Error) {
+	fd := godbus.UnixFD(p.f.Fd())
+	return fd, struct{ F godbus.UnixFD }{fd}, nil
+}
+
+func openFds(t *testing.T) int {
+	t.Helper()
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
 }
 
 func body(t *testing.T, sig string, vs ...any) string {
@@ -148,6 +173,14 @@ func TestHostileOnSystemBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := peerConn.Export(objectManager{props}, "/org/airlock", "org.freedesktop.DBus.ObjectManager"); err != nil {
+		t.Fatal(err)
+	}
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { devNull.Close() })
+	if err := peerConn.Export(fdPeer{devNull}, "/org/airlock/fd", "org.airlock.Test"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := peerConn.RequestName("org.airlock.Test", godbus.NameFlagDoNotQueue); err != nil {
@@ -339,5 +372,19 @@ func TestHostileOnSystemBus(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+	})
+	t.Run("file descriptors in replies do not pile up in the host", func(t *testing.T) {
+		// The peer serves from this process too, but sends one file it
+		// keeps open; what grows is what the host received. The host does
+		// not offer the bus fd passing, so the bus does not deliver such
+		// a reply: each call times out, and stays unanswered at the bus.
+		// Last, because spy's calls stay busy after it.
+		before := openFds(t)
+		got := r.do("spy", "hammer|org.airlock.Test|/org/airlock/fd|org.airlock.Test|Fds|100|200")
+		after := openFds(t)
+		if after-before > 20 || !strings.Contains(got, "timeout:4") {
+			t.Errorf("100 calls answered with 2 fds each: %d more open in the host; %s", after-before, got)
+		}
+		bystanderOK(t)
 	})
 }
