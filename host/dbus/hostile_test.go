@@ -56,6 +56,8 @@ func TestHostileManifestsRefused(t *testing.T) {
 			"is a property access"},
 		{"the driver's properties", "[[dbus.property]]\ndestination = \"org.freedesktop.DBus\"\npath = \"/org/freedesktop/DBus\"\ninterface = \"org.freedesktop.DBus\"\nname = \"Features\"\naccess = \"get\"\n",
 			"the bus driver's properties cannot be granted"},
+		{"systemd's Unsubscribe, through a family", callRule("org.freedesktop.*", "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "Unsubscribe"),
+			"Unsubscribe would silence systemd's signals for all of them"},
 		{"a unique name", callRule(":1.1", "/", "org.airlock.Test", "Echo"), "is a unique name"},
 		{"too many signal rules", manyTriggers, fmt.Sprintf("%d [[trigger.dbus]] rules; a plugin may have at most %d", maxSignalRules+1, maxSignalRules)},
 		{"a match rule longer than the bus takes", "[[trigger.dbus]]\nsender = \"org.freedesktop.timedate1\"\npath_namespace = \"" + strings.Repeat("/abcdefghi", 110) + "\"\n",
@@ -98,6 +100,7 @@ func TestBusDriverUnreachableAtCallTime(t *testing.T) {
 		rule("org.airlock.*", "/**", "org.freedesktop.DBus", "AddMatch"),
 		rule("org.airlock.*", "/**", "org.airlock.Test", "Echo"),
 		rule("org.airlock.*", "/**", "org.freedesktop.DBus.Local", "Echo"),
+		rule("org.freedesktop.systemd1", "/**", "org.freedesktop.systemd1.Manager", "Unsubscribe"),
 	}}
 	for _, c := range []struct {
 		call Call
@@ -117,6 +120,8 @@ func TestBusDriverUnreachableAtCallTime(t *testing.T) {
 			"reserved for a connection's own use"},
 		{Call{Destination: ":1.7", Path: "/x", Interface: "org.airlock.Test", Member: "Echo"},
 			":1.7 is a unique connection name; no grant reaches one"},
+		{Call{Destination: "org.freedesktop.systemd1", Path: "/org/freedesktop/systemd1", Interface: "org.freedesktop.systemd1.Manager", Member: "Unsubscribe"},
+			"Unsubscribe would silence systemd's signals for all of them"},
 	} {
 		ok, why := g.allowCall(c.call)
 		if ok || !strings.Contains(why, c.want) {

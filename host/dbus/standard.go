@@ -34,6 +34,20 @@ const (
 // change the host's shared connection or the bus itself.
 var busDriverReadOnly = []string{"GetNameOwner", "NameHasOwner", "ListNames", "ListActivatableNames", "GetConnectionUnixUser", "GetConnectionUnixProcessID"}
 
+// systemd sends most Manager signals only to connections that called
+// Manager.Subscribe, which the host does for every plugin listening to
+// systemd1 (sync): one plugin's Unsubscribe would silence them all.
+const (
+	systemdName    = "org.freedesktop.systemd1"
+	systemdManager = "org.freedesktop.systemd1.Manager"
+)
+
+func systemdSubscription(iface, member string) bool {
+	return iface == systemdManager && (member == "Subscribe" || member == "Unsubscribe")
+}
+
+const subscriptionRefusal = "systemd's Manager.Subscribe and Unsubscribe act on the host's connection, which subscribes once for every plugin that listens to systemd1 (a [[trigger.dbus]] rule is all a plugin needs); Unsubscribe would silence systemd's signals for all of them"
+
 // standardIfaces are the spec's per-object interfaces that any peer may
 // implement. Every other interface named org.freedesktop.DBus or below it
 // is the driver's (Monitoring, Debug.Stats, Verbose, Containers1, ...) or
@@ -63,6 +77,8 @@ func refusal(dest, path, iface, member string) string {
 			iface, member, strings.Join(busDriverReadOnly, ", "), driverName, driverIface)
 	case reservedIface(iface):
 		return fmt.Sprintf("%s is the bus driver's interface, reserved by the D-Bus specification; no grant reaches it", iface)
+	case dest == systemdName && systemdSubscription(iface, member):
+		return subscriptionRefusal
 	}
 	return ""
 }
@@ -81,6 +97,8 @@ func ruleRefusal(r CallRule) string {
 		return fmt.Sprintf("%s.%s on the bus driver cannot be granted: it would change the host's connection, which every plugin shares (the driver grants only %s of %s)", r.Interface, r.Member, strings.Join(busDriverReadOnly, ", "), driverIface)
 	case reservedIface(r.Interface):
 		return fmt.Sprintf("%s is the bus driver's interface; only its read-only methods (%s) may be granted, by a rule with destination = %q exactly", r.Interface, strings.Join(busDriverReadOnly, ", "), driverName)
+	case r.Destination.match(systemdName) && systemdSubscription(r.Interface, r.Member):
+		return subscriptionRefusal
 	}
 	return ""
 }
