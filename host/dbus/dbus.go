@@ -863,7 +863,9 @@ func (d *DBus) call(ctx context.Context, in *capability.Instance, req abi.Record
 		return nil, err
 	}
 	if t.iface == objectManagerIface && t.member == "GetManagedObjects" {
-		filterManagedObjects(g, t.dest, rsig, vals)
+		if err := filterManagedObjects(g, t.dest, rsig, vals); err != nil {
+			return nil, err
+		}
 	}
 	return d.replyRecord(rsig, vals)
 }
@@ -902,11 +904,16 @@ func (d *DBus) propertyCall(ctx context.Context, in *capability.Instance, c Call
 // properties a get rule covers: the reply carries every property of every
 // object, and reading them is a property read. Paths and interface names
 // stay, as Introspect would show them.
-func filterManagedObjects(g *Grant, dest, sig string, vals []any) {
-	if sig != "a{oa{sa{sv}}}" || len(vals) != 1 {
-		return
+// A reply of another shape cannot be filtered, so it does not pass.
+func filterManagedObjects(g *Grant, dest, sig string, vals []any) error {
+	var objs map[godbus.ObjectPath]map[string]map[string]godbus.Variant
+	ok := false
+	if sig == "a{oa{sa{sv}}}" && len(vals) == 1 {
+		objs, ok = vals[0].(map[godbus.ObjectPath]map[string]map[string]godbus.Variant)
 	}
-	objs, _ := vals[0].(map[godbus.ObjectPath]map[string]map[string]godbus.Variant)
+	if !ok {
+		return &callError{abi.Failed, fmt.Sprintf("%s answered GetManagedObjects with signature %q, not a{oa{sa{sv}}}; the host passes only what it can filter by the property rules", dest, sig)}
+	}
 	for path, ifaces := range objs {
 		for iface, props := range ifaces {
 			for name := range props {
@@ -916,6 +923,7 @@ func filterManagedObjects(g *Grant, dest, sig string, vals []any) {
 			}
 		}
 	}
+	return nil
 }
 
 func (d *DBus) replyRecord(sig string, vals []any) (abi.Record, error) {
@@ -969,12 +977,15 @@ func (d *DBus) propGetAll(ctx context.Context, in *capability.Instance, t target
 	if err != nil {
 		return nil, err
 	}
-	// Only the properties that a get rule names cross over.
-	if m, ok := firstMap(vals); ok && sig == "a{sv}" {
-		for name := range m {
-			if !g.propertyAllowed(t.dest, t.path, t.iface, name) {
-				delete(m, name)
-			}
+	// Only the properties that a get rule names cross over; a reply of
+	// another shape cannot be filtered, so it does not pass.
+	m, ok := firstMap(vals)
+	if !ok || sig != "a{sv}" {
+		return nil, &callError{abi.Failed, fmt.Sprintf("%s answered GetAll with signature %q, not a{sv}; the host passes only what it can filter by the property rules", t.dest, sig)}
+	}
+	for name := range m {
+		if !g.propertyAllowed(t.dest, t.path, t.iface, name) {
+			delete(m, name)
 		}
 	}
 	return d.replyRecord(sig, vals)

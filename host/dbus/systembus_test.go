@@ -84,7 +84,7 @@ interface = "org.airlock.Test"
 member = "Fds"
 [[dbus.call]]
 destination = "org.airlock.Test"
-path = "/org/airlock"
+path = "/org/airlock/**"
 interface = "org.freedesktop.DBus.ObjectManager"
 member = "GetManagedObjects"
 [[dbus.call]]
@@ -95,6 +95,12 @@ member = "NameHasOwner"
 [[dbus.property]]
 destination = "org.airlock.Test"
 path = "/org/airlock/test"
+interface = "org.airlock.Test"
+name = "Mode"
+access = "get"
+[[dbus.property]]
+destination = "org.airlock.Test"
+path = "/org/airlock/odd"
 interface = "org.airlock.Test"
 name = "Mode"
 access = "get"
@@ -131,6 +137,18 @@ func openFds(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(es)
+}
+
+// oddPeer answers GetAll and GetManagedObjects in shapes the host cannot
+// filter by property: every value, Secret included.
+type oddPeer struct{}
+
+func (oddPeer) GetAll(string) (map[string]string, *godbus.Error) {
+	return map[string]string{"Mode": "quiet", "Secret": "hunter2"}, nil
+}
+
+func (oddPeer) GetManagedObjects() (map[godbus.ObjectPath]map[string]string, *godbus.Error) {
+	return map[godbus.ObjectPath]map[string]string{"/org/airlock/odd": {"Secret": "hunter2"}}, nil
 }
 
 func body(t *testing.T, sig string, vs ...any) string {
@@ -182,6 +200,11 @@ func TestHostileOnSystemBus(t *testing.T) {
 	t.Cleanup(func() { devNull.Close() })
 	if err := peerConn.Export(fdPeer{devNull}, "/org/airlock/fd", "org.airlock.Test"); err != nil {
 		t.Fatal(err)
+	}
+	for _, iface := range []string{"org.freedesktop.DBus.Properties", "org.freedesktop.DBus.ObjectManager"} {
+		if err := peerConn.Export(oddPeer{}, "/org/airlock/odd", iface); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := peerConn.RequestName("org.airlock.Test", godbus.NameFlagDoNotQueue); err != nil {
 		t.Fatal(err)
@@ -291,6 +314,13 @@ func TestHostileOnSystemBus(t *testing.T) {
 		}
 		if s := fmt.Sprint(vals); !strings.Contains(s, "Mode") || strings.Contains(s, "Secret") || strings.Contains(s, "hunter2") {
 			t.Errorf("GetManagedObjects reply: %s", s)
+		}
+		// A reply the host cannot filter does not pass.
+		if got := r.do("spy", "call|org.airlock.Test|/org/airlock/odd|org.freedesktop.DBus.ObjectManager.GetManagedObjects"); !strings.HasPrefix(got, `failed: failed: org.airlock.Test answered GetManagedObjects with signature "a{oa{ss}}"`) {
+			t.Errorf("GetManagedObjects of another shape = %q", got)
+		}
+		if got := r.do("spy", "getall|org.airlock.Test|/org/airlock/odd|org.airlock.Test"); !strings.HasPrefix(got, `failed: failed: org.airlock.Test answered GetAll with signature "a{ss}"`) {
+			t.Errorf("GetAll of another shape = %q", got)
 		}
 	})
 	t.Run("values nested to the limit leave the connection up", func(t *testing.T) {
