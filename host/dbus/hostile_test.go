@@ -324,3 +324,61 @@ func TestInflightBounds(t *testing.T) {
 		t.Errorf("a call that never went out still counts: %d", f.total)
 	}
 }
+
+// FuzzPathPattern checks the linear matcher against the recursive one it
+// replaced, on inputs small enough for that one to finish.
+func FuzzPathPattern(f *testing.F) {
+	for _, s := range [][2]string{
+		{"/org/**/c", "/org/a/b/c"}, {"/**/b/**/d", "/a/b/c/d"}, {"/a*b*c/**", "/aXbYc/z"},
+		{"/**", "/"}, {"/x*/y", "/xq/y"}, {"/**/x*/y", "/p/xq/xr/y"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pat, path string) {
+		p, err := parsePathPattern(pat)
+		if err != nil || len(pat) > 40 || len(path) > 40 || !validObjectPath(path) {
+			return
+		}
+		want := path == "/" && (len(p.segs) == 0 || len(p.segs) == 1 && p.segs[0] == "**")
+		if path != "/" {
+			want = recursiveSegs(p.segs, strings.Split(path[1:], "/"))
+		}
+		if got := p.match(path); got != want {
+			t.Errorf("%q matches %q = %v, the recursive matcher says %v", pat, path, got, want)
+		}
+	})
+}
+
+func recursiveSegs(pat, segs []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			for i := 0; i <= len(segs); i++ {
+				if recursiveSegs(pat[1:], segs[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(segs) == 0 || !recursiveGlob(pat[0], segs[0]) {
+			return false
+		}
+		pat, segs = pat[1:], segs[1:]
+	}
+	return len(segs) == 0
+}
+
+func recursiveGlob(pat, s string) bool {
+	star := strings.IndexByte(pat, '*')
+	if star < 0 {
+		return pat == s
+	}
+	if !strings.HasPrefix(s, pat[:star]) {
+		return false
+	}
+	for i := star; i <= len(s); i++ {
+		if recursiveGlob(pat[star+1:], s[i:]) {
+			return true
+		}
+	}
+	return false
+}
