@@ -268,6 +268,17 @@ func TestHostWithRealPeers(t *testing.T) {
 		if got := r.do("guard", "get|org.airlock.Test|/org/airlock/test|org.airlock.Test.Mode"); got != "ok s loud" {
 			t.Errorf("get Mode after set = %q", got)
 		}
+		// The same grant allows Properties.Set spelled as a call.
+		b, err := dbus.EncodeBody("ssv", []any{"org.airlock.Test", "Mode", godbus.MakeVariant("calm")}, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.do("guard", "raw|org.airlock.Test|/org/airlock/test|org.freedesktop.DBus.Properties|Set|ssv|"+hex.EncodeToString(b)); !strings.HasPrefix(got, "ok ") {
+			t.Fatalf("Properties.Set as a call = %q", got)
+		}
+		if got := r.do("guard", "get|org.airlock.Test|/org/airlock/test|org.airlock.Test.Mode"); got != "ok s calm" {
+			t.Errorf("get Mode after a Set call = %q", got)
+		}
 	})
 	t.Run("GetAll is filtered to granted properties", func(t *testing.T) {
 		got := r.do("guard", "getall|org.freedesktop.hostname1|/org/freedesktop/hostname1|org.freedesktop.hostname1")
