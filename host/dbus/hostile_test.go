@@ -3,6 +3,7 @@ package dbus
 import (
 	"encoding/binary"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -381,4 +382,38 @@ func recursiveGlob(pat, s string) bool {
 		}
 	}
 	return false
+}
+
+// dbus.max_match_rules is bounded by the daemon's default per connection.
+func TestConfigMaxMatchRules(t *testing.T) {
+	d := New()
+	sections := map[string]manifest.SectionFunc{"dbus": d.DecodeConfig}
+	for _, c := range []struct {
+		toml string
+		want int
+		err  string
+	}{
+		{"", defaultMaxMatchRules, ""},
+		{"[dbus]\nmax_match_rules = 64\n", 64, ""},
+		{"[dbus]\nmax_match_rules = 600\n", 0, "max_match_rules = 600 is outside 1..512"},
+		{"[dbus]\nmax_match_rules = -1\n", 0, "is outside 1..512"},
+	} {
+		rt, err := manifest.ParseRuntime(filepath.Join(t.TempDir(), "runtime.toml"), []byte(c.toml), sections)
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: %v, want %q", c.toml, err, c.err)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", c.toml, err)
+		default:
+			got := DefaultConfig().MaxMatchRules
+			if cfg, ok := rt.Sections["dbus"].(*Config); ok {
+				got = cfg.MaxMatchRules
+			}
+			if got != c.want {
+				t.Errorf("%q: max_match_rules %d, want %d", c.toml, got, c.want)
+			}
+		}
+	}
 }
