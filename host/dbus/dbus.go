@@ -61,14 +61,34 @@ type DBus struct {
 
 	firstTry chan struct{} // closed after the first dial, so that load-time checks see the bus
 
-	signals chan *godbus.Message // from the reader goroutine to the demultiplexer
-	dropped uint64               // signals lost to a full signals channel; reader goroutine only
+	// The reader goroutine matches each signal and queues it for the
+	// plugins it matched; the demultiplexer encodes and delivers. A plugin
+	// has at most maxSignalBacklog signals queued: past it, signals are
+	// dropped for that plugin only, and counted. Guarded by mu.
+	queue   []signalItem
+	backlog map[string]int    // queued signals by plugin
+	lost    map[string]uint64 // signals dropped by plugin
+	queued  chan struct{}     // poked when queue gains an item
+}
+
+// maxSignalBacklog bounds one plugin's signals between the reader and the
+// demultiplexer. A single shared channel dropped whatever came when it was
+// full: a service flooding one plugin took the next signal of another.
+const maxSignalBacklog = 256
+
+// signalItem is one received signal and the rule of each plugin it matched.
+type signalItem struct {
+	s       *signalMsg
+	sig     string
+	plugins []string
+	rules   []SignalRule
 }
 
 // New returns the capability, unprovisioned.
 func New() *DBus {
 	return &DBus{cfg: DefaultConfig(), log: slog.New(slog.DiscardHandler), rules: map[string]SignalRules{},
-		owners: map[string]string{}, changed: make(chan struct{}, 1), firstTry: make(chan struct{}), timedateHeard: make(chan struct{}, 1), signals: make(chan *godbus.Message, 1024)}
+		owners: map[string]string{}, changed: make(chan struct{}, 1), firstTry: make(chan struct{}), timedateHeard: make(chan struct{}, 1),
+		backlog: map[string]int{}, lost: map[string]uint64{}, queued: make(chan struct{}, 1)}
 }
 
 var (
@@ -402,8 +422,8 @@ func (d *DBus) outgoing(flight *inflight, msg *godbus.Message) {
 }
 
 // incoming runs on godbus's reader goroutine for every message: it must
-// not block. It records the signature of our replies, and passes signals to
-// the demultiplexer.
+// not block. It records the signature of our replies, and matches and
+// queues signals for the demultiplexer.
 func (d *DBus) incoming(flight *inflight, msg *godbus.Message) {
 	switch msg.Type {
 	case godbus.TypeMethodReply, godbus.TypeError:
@@ -413,13 +433,64 @@ func (d *DBus) incoming(flight *inflight, msg *godbus.Message) {
 			slot.sig = sig.String()
 		}
 	case godbus.TypeSignal:
-		select {
-		case d.signals <- msg:
-		default:
-			d.dropped++
-			if d.dropped&(d.dropped-1) == 0 { // log at powers of two
-				d.log.Warn("D-Bus signals dropped: demultiplexer behind", "dropped", d.dropped)
+		d.enqueue(msg)
+	}
+}
+
+// enqueue tracks name owners and queues msg for every plugin with a
+// matching rule and room in its backlog, in the order received.
+func (d *DBus) enqueue(msg *godbus.Message) {
+	h := func(f godbus.HeaderField) string {
+		switch v := msg.Headers[f].Value().(type) {
+		case string:
+			return v
+		case godbus.ObjectPath:
+			return string(v)
+		case godbus.Signature:
+			return v.String()
+		}
+		return ""
+	}
+	s := &signalMsg{Sender: h(godbus.FieldSender), Path: h(godbus.FieldPath), Interface: h(godbus.FieldInterface), Member: h(godbus.FieldMember), Args: msg.Body}
+	it := signalItem{s: s, sig: h(godbus.FieldSignature)}
+	d.mu.Lock()
+	if s.Sender == "org.freedesktop.DBus" && s.Interface == "org.freedesktop.DBus" && s.Member == "NameOwnerChanged" && len(s.Args) == 3 {
+		name, _ := s.Args[0].(string)
+		owner, _ := s.Args[2].(string)
+		if _, tracked := d.owners[name]; tracked {
+			d.owners[name] = owner
+		}
+	}
+	if d.deliver == nil {
+		d.mu.Unlock()
+		return
+	}
+	for plugin, rs := range d.rules {
+		for _, r := range rs {
+			if !r.match(s, d.owners[r.Sender]) {
+				continue
 			}
+			if d.backlog[plugin] >= maxSignalBacklog {
+				d.lost[plugin]++
+				if n := d.lost[plugin]; n&(n-1) == 0 { // log at powers of two
+					d.log.Warn("D-Bus signals dropped: the plugin's backlog is full", "plugin", plugin, "backlog", maxSignalBacklog, "dropped", n)
+				}
+			} else {
+				d.backlog[plugin]++
+				it.plugins = append(it.plugins, plugin)
+				it.rules = append(it.rules, r)
+			}
+			break
+		}
+	}
+	if len(it.plugins) > 0 {
+		d.queue = append(d.queue, it)
+	}
+	d.mu.Unlock()
+	if len(it.plugins) > 0 {
+		select {
+		case d.queued <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -486,65 +557,41 @@ func (d *DBus) busCall(conn *godbus.Conn, method, arg string) error {
 	return conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus."+method, 0, arg).Err
 }
 
-// demux is the one place signals go: it tracks name owners and hands each
-// signal to every plugin with a matching rule, in the order received.
+// demux is the one place signals are delivered from: it hands each queued
+// signal to the plugins it matched, in the order received.
 func (d *DBus) demux() {
 	defer d.wg.Done()
 	for {
 		select {
 		case <-d.ctx.Done():
 			return
-		case msg := <-d.signals:
-			d.route(msg)
+		case <-d.queued:
+		}
+		d.mu.Lock()
+		items := d.queue
+		d.queue = nil
+		deliver := d.deliver
+		d.mu.Unlock()
+		for _, it := range items {
+			d.route(deliver, it)
 		}
 	}
 }
 
-func (d *DBus) route(msg *godbus.Message) {
-	h := func(f godbus.HeaderField) string {
-		switch v := msg.Headers[f].Value().(type) {
-		case string:
-			return v
-		case godbus.ObjectPath:
-			return string(v)
-		case godbus.Signature:
-			return v.String()
+func (d *DBus) route(deliver capability.Deliver, it signalItem) {
+	for i, plugin := range it.plugins {
+		r := it.rules[i]
+		payload, err := d.signalPayload(it.s, it.sig, r)
+		if err != nil {
+			d.log.Warn("D-Bus signal not delivered", "plugin", plugin, "member", it.s.Interface+"."+it.s.Member, "error", err.Error())
+		} else {
+			deliver(plugin, capability.Event{Kind: uint32(abi.EventDBusSignal), Payload: payload})
 		}
-		return ""
-	}
-	s := &signalMsg{Sender: h(godbus.FieldSender), Path: h(godbus.FieldPath), Interface: h(godbus.FieldInterface), Member: h(godbus.FieldMember), Args: msg.Body}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if s.Sender == "org.freedesktop.DBus" && s.Interface == "org.freedesktop.DBus" && s.Member == "NameOwnerChanged" && len(s.Args) == 3 {
-		name, _ := s.Args[0].(string)
-		owner, _ := s.Args[2].(string)
-		if _, tracked := d.owners[name]; tracked {
-			d.owners[name] = owner
+		d.mu.Lock()
+		if d.backlog[plugin]--; d.backlog[plugin] <= 0 {
+			delete(d.backlog, plugin)
 		}
-	}
-	if d.deliver == nil {
-		return
-	}
-	var payload []byte
-	for plugin, rs := range d.rules {
-		for _, r := range rs {
-			if !r.match(s, d.owners[r.Sender]) {
-				continue
-			}
-			if payload == nil {
-				var err error
-				if payload, err = d.signalPayload(s, h(godbus.FieldSignature), r); err != nil {
-					d.log.Warn("D-Bus signal not delivered", "plugin", plugin, "member", s.Interface+"."+s.Member, "error", err.Error())
-					return
-				}
-			}
-			if r.Name != "" {
-				payload = setRule(payload, s, r)
-			}
-			d.deliver(plugin, capability.Event{Kind: uint32(abi.EventDBusSignal), Payload: payload})
-			payload = nil // the rule name may differ for the next plugin
-			break
-		}
+		d.mu.Unlock()
 	}
 }
 
@@ -566,22 +613,6 @@ func (d *DBus) signalPayload(s *signalMsg, sig string, r SignalRule) ([]byte, er
 		rec = append(rec, abi.Field{Key: "rule", Value: []byte(r.Name)})
 	}
 	return abi.AppendRecord(nil, rec), nil
-}
-
-// setRule re-encodes a payload for another rule's name.
-func setRule(payload []byte, s *signalMsg, r SignalRule) []byte {
-	rec, err := abi.DecodeRecord(payload)
-	if err != nil {
-		return payload
-	}
-	out := rec[:0:0]
-	for _, f := range rec {
-		if f.Key != "rule" {
-			out = append(out, f)
-		}
-	}
-	out = append(out, abi.Field{Key: "rule", Value: []byte(r.Name)})
-	return abi.AppendRecord(nil, out)
 }
 
 // warnUnhonourable logs grants whose exact destination the bus neither has

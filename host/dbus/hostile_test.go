@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/manifest"
 )
@@ -415,5 +418,38 @@ func TestConfigMaxMatchRules(t *testing.T) {
 				t.Errorf("%q: max_match_rules %d, want %d", c.toml, got, c.want)
 			}
 		}
+	}
+}
+
+// A service flooding one plugin fills that plugin's backlog only: the
+// next signal for another plugin is still queued, and the drops are
+// counted for the flooded plugin.
+func TestSignalBacklogIsPerPlugin(t *testing.T) {
+	d := New()
+	d.rules = map[string]SignalRules{"flooded": {{Sender: ":1.5"}}, "quiet": {{Sender: ":1.6"}}}
+	d.deliver = func(string, capability.Event) bool { return true }
+	signal := func(sender string) *godbus.Message {
+		return &godbus.Message{Type: godbus.TypeSignal, Headers: map[godbus.HeaderField]godbus.Variant{
+			godbus.FieldSender: godbus.MakeVariant(sender), godbus.FieldPath: godbus.MakeVariant(godbus.ObjectPath("/x")),
+			godbus.FieldInterface: godbus.MakeVariant("org.airlock.Flood"), godbus.FieldMember: godbus.MakeVariant("Tick"),
+			godbus.FieldSignature: godbus.MakeVariant(godbus.SignatureOf(uint32(0)))}, Body: []any{uint32(0)}}
+	}
+	// No demultiplexer runs: the queue only grows.
+	for i := 0; i < 2000; i++ {
+		d.enqueue(signal(":1.5"))
+	}
+	d.enqueue(signal(":1.6"))
+	if d.backlog["flooded"] != maxSignalBacklog || d.lost["flooded"] != 2000-maxSignalBacklog {
+		t.Errorf("flooded: %d queued, %d lost", d.backlog["flooded"], d.lost["flooded"])
+	}
+	if d.backlog["quiet"] != 1 || d.lost["quiet"] != 0 {
+		t.Errorf("quiet: %d queued, %d lost after the flood", d.backlog["quiet"], d.lost["quiet"])
+	}
+	var got []string
+	for _, it := range d.queue {
+		d.route(func(p string, _ capability.Event) bool { got = append(got, p); return true }, it)
+	}
+	if len(got) != maxSignalBacklog+1 || got[len(got)-1] != "quiet" || len(d.backlog) != 0 {
+		t.Errorf("delivered %d, last %q; backlog after %v", len(got), got[len(got)-1], d.backlog)
 	}
 }
