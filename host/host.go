@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -443,20 +444,25 @@ func (h *Host) loadAll(ctx context.Context, files []string) []*entry {
 	prepared := make([]*entry, len(files))
 	errs := make([]error, len(files))
 	inParallel(len(files), func(i int) { prepared[i], errs[i] = h.prepare(ctx, files[i]) })
+	// A name two sources claim goes to neither, whatever their order:
+	// a vendor's bundle is known as vendor/name, so it never collides
+	// with a local plugin, and a collision is the operator's to settle.
+	claims := map[string][]string{}
+	for i, f := range files {
+		if errs[i] == nil {
+			claims[prepared[i].p.M.Name] = append(claims[prepared[i].p.M.Name], f)
+		}
+	}
 	var ms []*entry
-	byName := map[string]string{}
 	for i, f := range files {
 		e, err := prepared[i], errs[i]
-		if err == nil {
-			if other, dup := byName[e.p.M.Name]; dup {
-				err = fmt.Errorf("duplicate plugin name %q: %s and %s (rename one)", e.p.M.Name, other, f)
-			}
+		if err == nil && len(claims[e.p.M.Name]) > 1 {
+			err = fmt.Errorf("duplicate plugin name %q: %s all claim it, so none of them runs (rename all but one, or remove them)", e.p.M.Name, strings.Join(claims[e.p.M.Name], ", "))
 		}
 		if err != nil {
 			h.fail(f, err)
 			continue
 		}
-		byName[e.p.M.Name] = f
 		ms = append(ms, e)
 	}
 	var out []*entry

@@ -91,6 +91,10 @@ func LoadNamed(path, name string, rt *manifest.Runtime, schema manifest.Schema, 
 		if err := CheckCeiling(m, signer.Vendor); err != nil {
 			return nil, named(err)
 		}
+		// A vendor's plugin is known as vendor/name, so that its manifest
+		// cannot claim a local plugin's identity and /data, or another
+		// vendor's.
+		m.Namespace(signer.Vendor.Name)
 	}
 	return &Loaded{Manifest: m, Bundle: b, Signer: signer}, nil
 }

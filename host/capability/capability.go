@@ -64,6 +64,14 @@ type Triggerer interface {
 // false if the plugin is unknown or stopped.
 type Deliver func(plugin string, ev Event) bool
 
+// SecretHolder is a Capability that takes a secret of the host's from the
+// environment (the supervisor's API key). After Provision, SecretEnv names
+// those variables: they never reach a plugin, whatever its env.allow says,
+// nor does any variable whose value is one of theirs.
+type SecretHolder interface {
+	SecretEnv() []string
+}
+
 // Env is what a capability is given when it is provisioned.
 type Env struct {
 	Runtime *manifest.Runtime

@@ -47,9 +47,16 @@ type Timer struct {
 
 // Manifest is a validated plugin.toml.
 type Manifest struct {
-	File        string // path of plugin.toml
-	Dir         string // directory of plugin.toml; relative paths resolve here
-	Name        string
+	File string // path of plugin.toml
+	Dir  string // directory of plugin.toml; relative paths resolve here
+	// Name is the plugin's identity: in status, metrics, logs, the audit
+	// and admin requests. It is plugin.toml's name for a local plugin and
+	// "vendor/name" for a signed bundle's (see Namespace), so that no
+	// bundle can take a local plugin's name, or another vendor's.
+	Name string
+	// Vendor is the trusted vendor whose key signed the bundle, as
+	// runtime.toml's [[trust.vendor]] names it, or "" for a local plugin.
+	Vendor      string `json:",omitempty"`
 	Version     string
 	Description string
 	Wasm        string // absolute path of the module
@@ -70,6 +77,22 @@ type Manifest struct {
 	Triggers map[string]any
 }
 
+// Namespace makes m a vendor's plugin: its identity becomes "vendor/name".
+// vendor is the operator's name for the key that signed it, never what the
+// bundle says of itself.
+func (m *Manifest) Namespace(vendor string) {
+	m.Vendor, m.Name = vendor, vendor+"/"+m.Name
+}
+
+// StateName is the one path component that holds the plugin's state under
+// state_dir (its /data, media root and /tmp): the name for a local plugin,
+// "vendor@name" for a vendor's. Neither a plugin name nor a vendor name
+// can hold '@' or '/', so no two plugins share one, and none is "." or "..".
+func (m *Manifest) StateName() string { return StateName(m.Name) }
+
+// StateName is Manifest.StateName for the plugin known as id.
+func StateName(id string) string { return strings.Replace(id, "/", "@", 1) }
+
 // SectionFunc decodes one capability-owned section and returns its value.
 type SectionFunc func(Section) (any, error)
 
@@ -84,18 +107,6 @@ var (
 	nameRe    = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 	envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*\*?$`)
 )
-
-// Secret reports whether an environment variable must never reach a plugin,
-// whatever its manifest asks: API keys, tokens and passwords.
-func Secret(name string) bool {
-	n := strings.ToUpper(name)
-	for _, s := range []string{"_API_KEY", "APIKEY", "_TOKEN", "_SECRET", "PASSWORD"} {
-		if strings.Contains(n, s) {
-			return true
-		}
-	}
-	return false
-}
 
 type manifestTop struct {
 	Name        string `toml:"name"`
@@ -203,8 +214,8 @@ func validateManifest(d *doc, m *Manifest, top *manifestTop, rt *Runtime) {
 		switch {
 		case !envNameRe.MatchString(e):
 			d.errorf("env.allow", "write a variable name such as BALENA_DEVICE_UUID, or a prefix ending in *", "entry %d: bad variable name %q", i, e)
-		case Secret(e):
-			d.errorf("env.allow", "secrets never reach plugins; the host uses the key on the plugin's behalf through a capability such as [supervisor]", "entry %d: %q names a secret", i, e)
+		default:
+			checkEnvAllow(d, i, e, rt)
 		}
 	}
 	names := map[string]bool{}

@@ -77,6 +77,9 @@ type Runtime struct {
 	Reload  bool
 	Admin   Admin   // Admin.Socket is absolute, or "off"
 	Metrics Metrics // Metrics.Listen is "" when off
+	// Env is [env]: more host secrets, and the secret-looking names
+	// plugins may read.
+	Env Env
 	// Sections holds capability sections' decoded values by name.
 	Sections map[string]any
 	// Trust is [trust]: vendor keys, their ceilings, developer mode.
@@ -109,6 +112,7 @@ type runtimeTop struct {
 	Reload   bool     `toml:"reload"`
 	Admin    Admin    `toml:"admin"`
 	Metrics  Metrics  `toml:"metrics"`
+	Env      Env      `toml:"env"`
 	// Decoded by decodeTrust; listed here for the known keys.
 	Trust    trustTOML   `toml:"trust"`
 	Bundle   []BundleRef `toml:"bundle"`
@@ -167,7 +171,7 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 	top := runtimeTop{Plugins: def.Plugins, StateDir: def.StateDir, Device: def.Device, Build: def.Build, Limits: def.Limits, Ceiling: def.Ceiling, Restart: def.Restart, Log: def.Log, Admin: Admin{}, Metrics: def.Metrics}
 	known := map[string][]string{}
 	collectKeys("", reflect.TypeOf(top), known)
-	for _, k := range []string{"plugins", "state_dir", "device", "build", "limits", "ceiling", "restart", "log", "reload", "admin", "metrics", "overlay", "timezone"} {
+	for _, k := range []string{"plugins", "state_dir", "device", "build", "limits", "ceiling", "restart", "log", "reload", "admin", "metrics", "overlay", "timezone", "env"} {
 		d.decode(k, fieldOf(&top, k))
 	}
 	rt := &Runtime{File: path, Dir: filepath.Dir(abs), Sections: map[string]any{}}
@@ -200,6 +204,14 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 		rt.Overlay = rt.resolve(top.Overlay)
 	}
 	rt.Timezone, rt.Location = top.Timezone, loadZone(d, top.Timezone)
+	rt.Env = top.Env
+	for key, names := range map[string][]string{"env.secrets": rt.Env.Secrets, "env.pass": rt.Env.Pass} {
+		for i, e := range names {
+			if !envNameRe.MatchString(e) || strings.HasSuffix(e, "*") {
+				d.errorf(key, "write whole variable names such as DB_PASS, not patterns", "entry %d: bad variable name %q", i, e)
+			}
+		}
+	}
 	switch top.Admin.Socket {
 	case "":
 		rt.Admin.Socket = filepath.Join(rt.StateDir, DefaultAdminSocket)

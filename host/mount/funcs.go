@@ -15,6 +15,7 @@ import (
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
+	"github.com/airlockhq/airlock/host/manifest"
 )
 
 // Host functions of airlock_mount_v1 (ABI.md §3.4).
@@ -261,7 +262,7 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Instance, rec abi.Reco
 	if err != nil {
 		return nil, fail(abi.Invalid, "plugin %q: mount %s: %v", in.Plugin, op, err)
 	}
-	root := path.Join(m.base, in.Plugin)
+	root := path.Join(m.base, manifest.StateName(in.Plugin))
 	base := req.target
 	if base == "" {
 		base = targetFor(d)
@@ -330,7 +331,7 @@ func (m *Mount) Unmount(ctx context.Context, in *capability.Instance, target str
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	host := path.Join(m.base, in.Plugin, target)
+	host := path.Join(m.base, manifest.StateName(in.Plugin), target)
 	h := m.held[host]
 	if h == nil || h.plugin != in.Plugin {
 		if m.be != nil && m.be.mountedElsewhere(host) {

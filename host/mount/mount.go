@@ -176,7 +176,7 @@ func (m *Mount) Preopens(man *manifest.Manifest) ([]capability.Preopen, error) {
 	}
 	var out []capability.Preopen
 	if g, _ := man.Grants["mount"].(*Grant); g != nil {
-		root := filepath.Join(m.base, man.Name)
+		root := filepath.Join(m.base, man.StateName())
 		if err := os.MkdirAll(root, 0o755); err != nil {
 			return nil, fmt.Errorf("media root: %w", err)
 		}

@@ -33,7 +33,7 @@ func (m *Mount) preopenTmp(man *manifest.Manifest) (capability.Preopen, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.tmpLoads[man.Name]++
-	dir := filepath.Join(m.tmpBase, man.Name, strconv.Itoa(m.tmpLoads[man.Name]))
+	dir := filepath.Join(m.tmpBase, man.StateName(), strconv.Itoa(m.tmpLoads[man.Name]))
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return capability.Preopen{}, fmt.Errorf("tmp directory: %w", err)
 	}

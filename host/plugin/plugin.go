@@ -48,7 +48,7 @@ type Options struct {
 	Gate            *gate.Gate
 	Logger          *slog.Logger
 	// Environ is the host environment that env.allow selects from;
-	// nil means os.Environ().
+	// nil means os.Environ(). Host secrets never pass (see chooseEnv).
 	Environ []string
 	// DataFS makes the sandboxed file system for a plugin's /data. nil
 	// means wazero's DirFS.
@@ -189,7 +189,7 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 			return nil, err
 		}
 	}
-	if p.modCfg, err = p.moduleConfig(); err != nil {
+	if p.modCfg, err = p.moduleConfig(ctx); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -223,19 +223,14 @@ func (p *Plugin) defineModule(ctx context.Context, name string, funcs []capabili
 	return nil
 }
 
-func (p *Plugin) moduleConfig() (wazero.ModuleConfig, error) {
+func (p *Plugin) moduleConfig(ctx context.Context) (wazero.ModuleConfig, error) {
 	out := &lineWriter{log: p.log, limit: p.logs}
 	p.out = out
 	cfg := wazero.NewModuleConfig().WithName(p.M.Name).WithStartFunctions().
 		WithArgs(p.M.Name).WithStdout(out).WithStderr(out).
 		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
-	environ := p.opts.Environ
-	if environ == nil {
-		environ = os.Environ()
-	}
-	for _, kv := range FilterEnv(environ, p.M.EnvAllow) {
-		k, v, _ := strings.Cut(kv, "=")
-		cfg = cfg.WithEnv(k, v)
+	for _, c := range p.environ(ctx) {
+		cfg = cfg.WithEnv(c.name, c.value)
 	}
 	sandbox := func(dir string) experimentalsys.FS {
 		if p.opts.DataFS != nil {
@@ -246,7 +241,7 @@ func (p *Plugin) moduleConfig() (wazero.ModuleConfig, error) {
 	fsc := wazero.NewFSConfig()
 	mounted := false
 	if p.M.Data {
-		dir := filepath.Join(p.opts.Runtime.StateDir, "data", p.M.Name)
+		dir := filepath.Join(p.opts.Runtime.StateDir, "data", p.M.StateName())
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("plugin %q: data directory: %w", p.M.Name, err)
 		}
@@ -270,25 +265,6 @@ func (p *Plugin) moduleConfig() (wazero.ModuleConfig, error) {
 		cfg = cfg.WithFSConfig(fsc)
 	}
 	return cfg, nil
-}
-
-// FilterEnv returns the entries of environ that allow names (exactly, or by
-// a prefix ending in "*"), never a secret, whatever allow says.
-func FilterEnv(environ, allow []string) []string {
-	var out []string
-	for _, kv := range environ {
-		k, _, ok := strings.Cut(kv, "=")
-		if !ok || manifest.Secret(k) {
-			continue
-		}
-		for _, a := range allow {
-			if a == k || (strings.HasSuffix(a, "*") && strings.HasPrefix(k, a[:len(a)-1])) {
-				out = append(out, kv)
-				break
-			}
-		}
-	}
-	return out
 }
 
 // Deliver queues ev without blocking. It reports whether ev was queued:

@@ -45,6 +45,7 @@ type Capability struct {
 	// may call host functions concurrently without a lock.
 	client *Client
 	key    string // for the last scrub of what a guest or a log may see
+	keyEnv string // runtime.toml's api_key_env, "" for the default
 	// notReady says why calls fail with abi.Unavailable when client is nil.
 	notReady string
 	sim      *sim.Server
@@ -61,11 +62,22 @@ func NewCapability(o CapabilityOptions) *Capability {
 }
 
 var (
-	_ capability.Capability  = (*Capability)(nil)
-	_ capability.Configurer  = (*Capability)(nil)
-	_ capability.Provisioner = (*Capability)(nil)
-	_ capability.Closer      = (*Capability)(nil)
+	_ capability.Capability   = (*Capability)(nil)
+	_ capability.Configurer   = (*Capability)(nil)
+	_ capability.Provisioner  = (*Capability)(nil)
+	_ capability.Closer       = (*Capability)(nil)
+	_ capability.SecretHolder = (*Capability)(nil)
 )
+
+// SecretEnv names the variables the key may be read from: the balena
+// defaults, and api_key_env's, so that no plugin reads them.
+func (c *Capability) SecretEnv() []string {
+	names := []string{DefaultAPIKeyEnv, "RESIN_SUPERVISOR_API_KEY"}
+	if c.keyEnv != "" {
+		names = append(names, c.keyEnv)
+	}
+	return names
+}
 
 func (*Capability) Name() string   { return CapabilityName }
 func (*Capability) Module() string { return abi.ModuleSupervisor }
@@ -110,6 +122,7 @@ func (c *Capability) Provision(_ context.Context, env capability.Env) error {
 	if p, ok := env.Config.(*RuntimeConfig); ok && p != nil {
 		rc = *p
 	}
+	c.keyEnv = rc.APIKeyEnv
 	cfg := Config{Timeout: rc.Timeout, Retries: rc.Retries, Logger: c.log}
 	if env.Sim {
 		so := c.opts.Sim
