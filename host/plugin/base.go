@@ -27,6 +27,7 @@ var (
 // may import: logs, config, clock, sleep and results. They need no grant.
 var baseFuncs = []capability.Func{
 	{Name: abi.FuncLog, Params: []api.ValueType{i32, i32, i32}, Results: []api.ValueType{i32}, Call: hostLog},
+	{Name: abi.FuncLogFields, Params: []api.ValueType{i32, i32, i32, i32, i32}, Results: []api.ValueType{i32}, Call: hostLogFields},
 	{Name: abi.FuncConfigGet, Params: []api.ValueType{i32, i32, i32, i32, i32}, Results: []api.ValueType{i32}, Call: hostConfigGet},
 	{Name: abi.FuncClockNow, Params: []api.ValueType{i32}, Results: []api.ValueType{i32}, Call: hostClockNow},
 	{Name: abi.FuncSleep, Params: []api.ValueType{i64}, Results: []api.ValueType{i32}, Call: hostSleep},
@@ -41,14 +42,28 @@ func BaseFunctions() []capability.Func { return baseFuncs }
 
 // log(level i32, msg_ptr, msg_len) -> errno
 func hostLog(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
-	logLine(ctx, in, nil, m, stack)
+	logLine(ctx, in, nil, m, stack, false)
 }
 
-// logLine is log with the plugin's rate limit (nil: none). A suppressed line
-// still returns OK: the guest is not told, only the log is.
-func logLine(ctx context.Context, in *capability.Instance, lim *logLimit, m api.Module, stack []uint64) {
-	level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
-	if uint64(ptr)+uint64(n) > uint64(m.Memory().Size()) {
+// log_fields(level i32, msg_ptr, msg_len, fields_ptr, fields_len) -> errno
+func hostLogFields(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+	logLine(ctx, in, nil, m, stack, true)
+}
+
+// logLine is log, or log_fields if withFields, with the plugin's rate
+// limit (nil: none). A suppressed line still returns OK: the guest is not
+// told, only the log is. Every line says source=plugin after the host's
+// plugin=NAME, at one of the four levels (pluginLevel), and the guest's
+// fields follow as attributes that cannot take the host's keys
+// (pluginFields), so that a plugin's line is never mistaken for the host's.
+func logLine(ctx context.Context, in *capability.Instance, lim *logLimit, m api.Module, stack []uint64, withFields bool) {
+	level, ptr, n := pluginLevel(int32(stack[0])), uint32(stack[1]), uint32(stack[2])
+	size := uint64(m.Memory().Size())
+	var fp, fn uint32
+	if withFields {
+		fp, fn = uint32(stack[3]), uint32(stack[4])
+	}
+	if uint64(ptr)+uint64(n) > size || uint64(fp)+uint64(fn) > size {
 		stack[0] = uint64(abi.Fault)
 		return
 	}
@@ -61,17 +76,117 @@ func logLine(ctx context.Context, in *capability.Instance, lim *logLimit, m api.
 		stack[0] = uint64(abi.Fault)
 		return
 	}
-	s := string(msg)
-	if !utf8.ValidString(s) {
-		s = string([]rune(s)) // replaces invalid bytes with U+FFFD
+	e := abi.OK
+	if in.Log.Enabled(ctx, level) && lim.allow() {
+		s := string(msg)
+		if !utf8.ValidString(s) {
+			s = string([]rune(s)) // replaces invalid bytes with U+FFFD
+		}
+		if cut {
+			s += " …[truncated]"
+		}
+		attrs := []slog.Attr{slog.String("source", "plugin")}
+		if fn > maxLogFieldBytes {
+			attrs, e = append(attrs, slog.String("fields_dropped", fmt.Sprintf("all: the record is %d bytes, above %d", fn, maxLogFieldBytes))), abi.Invalid
+		} else if fn > 0 {
+			rec, _ := capability.Read(m, fp, fn)
+			var fields []slog.Attr
+			fields, e = pluginFields(rec)
+			attrs = append(attrs, fields...)
+		}
+		in.Log.LogAttrs(ctx, level, s, attrs...)
 	}
-	if cut {
-		s += " …[truncated]"
+	stack[0] = uint64(e)
+}
+
+// pluginLevel maps a guest's level onto the four the ABI names, so that no
+// plugin line says ERROR+92 or DEBUG-8, and every plugin line is at a
+// level an operator filters on.
+func pluginLevel(l int32) slog.Level {
+	switch {
+	case l < abi.LevelInfo:
+		return slog.LevelDebug
+	case l < abi.LevelWarn:
+		return slog.LevelInfo
+	case l < abi.LevelError:
+		return slog.LevelWarn
 	}
-	if in.Log.Enabled(ctx, slog.Level(level)) && lim.allow() {
-		in.Log.LogAttrs(ctx, slog.Level(level), s, slog.String("source", "plugin"))
+	return slog.LevelError
+}
+
+// Bounds on a log line's fields: how many, the size of a key and of a
+// value, and of the whole record.
+const (
+	maxLogFields     = 32
+	maxLogFieldKey   = 64
+	maxLogFieldValue = 1 << 10
+	maxLogFieldBytes = 16 << 10
+)
+
+// reservedKeys are the keys the host writes on a plugin's line, or may; a
+// guest's field with one of these names is logged as field.NAME.
+var reservedKeys = map[string]bool{"time": true, "level": true, "msg": true, "source": true, "plugin": true,
+	"stream": true, "capability": true, "component": true, "fields_dropped": true}
+
+// pluginFields turns a guest's fields record (abi.Record) into attributes:
+// at most maxLogFields, keys of [A-Za-z0-9_.-] cut to maxLogFieldKey
+// bytes, values cut to maxLogFieldValue, no key twice and none of the
+// host's (reservedKeys). How many were left out is fields_dropped.
+func pluginFields(rec []byte) ([]slog.Attr, abi.Errno) {
+	r, err := abi.DecodeRecord(rec)
+	if err != nil {
+		return []slog.Attr{slog.String("fields_dropped", "all: the record is malformed")}, abi.Invalid
 	}
-	stack[0] = uint64(abi.OK)
+	seen := make(map[string]bool, min(len(r), maxLogFields))
+	out := make([]slog.Attr, 0, min(len(r), maxLogFields)+1)
+	dropped := 0
+	for _, f := range r {
+		k := fieldKey(f.Key)
+		if len(out) == maxLogFields || seen[k] {
+			dropped++
+			continue
+		}
+		seen[k] = true
+		v := f.Value
+		cut := len(v) > maxLogFieldValue
+		if cut {
+			v = v[:maxLogFieldValue]
+		}
+		s := string(v)
+		if !utf8.ValidString(s) {
+			s = string([]rune(s))
+		}
+		if cut {
+			s += " …[truncated]"
+		}
+		out = append(out, slog.String(k, s))
+	}
+	if dropped > 0 {
+		out = append(out, slog.Int("fields_dropped", dropped))
+	}
+	return out, abi.OK
+}
+
+// fieldKey makes a guest's key safe to log: at most maxLogFieldKey bytes
+// of [A-Za-z0-9_.-] (others become '_'), never empty, never the host's.
+func fieldKey(k string) string {
+	if len(k) > maxLogFieldKey {
+		k = k[:maxLogFieldKey]
+	}
+	b := []byte(k)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	k = string(b)
+	switch {
+	case k == "":
+		return "_"
+	case reservedKeys[k]:
+		return "field." + k
+	}
+	return k
 }
 
 // config_get(key_ptr, key_len, out_ptr, out_cap, out_len_ptr) -> errno

@@ -199,9 +199,14 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 func (p *Plugin) baseFuncs() []capability.Func {
 	funcs := append([]capability.Func(nil), baseFuncs...)
 	for i := range funcs {
-		if funcs[i].Name == abi.FuncLog {
+		switch funcs[i].Name {
+		case abi.FuncLog:
 			funcs[i].Call = func(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
-				logLine(ctx, in, p.logs, m, stack)
+				logLine(ctx, in, p.logs, m, stack, false)
+			}
+		case abi.FuncLogFields:
+			funcs[i].Call = func(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+				logLine(ctx, in, p.logs, m, stack, true)
 			}
 		}
 	}

@@ -15,7 +15,6 @@ package airlock
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/airlockhq/airlock/abi"
@@ -120,18 +119,24 @@ func dispatch(kind uint32, n uint32) int32 {
 	return abi.HandlerOK
 }
 
-// Log writes msg at level (abi.LevelInfo, ...). kv are key/value pairs
-// appended as key=value.
+// Log writes msg at level (abi.LevelInfo, ...). kv are key/value pairs,
+// as log/slog takes them: the host logs each as an attribute of the line
+// (at most 32; keys of letters, digits, '_', '.' and '-'). A key without a
+// value is logged as !BADKEY, as slog does.
 func Log(level int32, msg string, kv ...any) {
-	if len(kv) > 0 {
-		var b strings.Builder
-		b.WriteString(msg)
-		for i := 0; i+1 < len(kv); i += 2 {
-			fmt.Fprintf(&b, " %v=%v", kv[i], kv[i+1])
-		}
-		msg = b.String()
+	if len(kv) == 0 {
+		hostLog(level, msg)
+		return
 	}
-	hostLog(level, msg)
+	var r abi.Record
+	for i := 0; i < len(kv); i += 2 {
+		k, v := "!BADKEY", kv[i]
+		if i+1 < len(kv) {
+			k, v = fmt.Sprint(kv[i]), kv[i+1]
+		}
+		r = append(r, abi.Field{Key: k, Value: []byte(fmt.Sprint(v))})
+	}
+	hostLogFields(level, msg, abi.AppendRecord(nil, r))
 }
 
 func Debug(msg string, kv ...any) { Log(abi.LevelDebug, msg, kv...) }

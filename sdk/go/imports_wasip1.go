@@ -7,6 +7,9 @@ import "unsafe"
 //go:wasmimport airlock_v1 log
 func hostLogRaw(level int32, ptr unsafe.Pointer, n uint32) uint32
 
+//go:wasmimport airlock_v1 log_fields
+func hostLogFieldsRaw(level int32, ptr unsafe.Pointer, n uint32, fields *byte, fn uint32) uint32
+
 //go:wasmimport airlock_v1 config_get
 func configGetRaw(kp unsafe.Pointer, kn uint32, out *byte, cap uint32, n *uint32) uint32
 
@@ -32,6 +35,10 @@ func onEvent(kind uint32, n uint32) int32 { return dispatch(kind, n) }
 
 func hostLog(level int32, msg string) {
 	hostLogRaw(level, unsafe.Pointer(unsafe.StringData(msg)), uint32(len(msg)))
+}
+
+func hostLogFields(level int32, msg string, fields []byte) {
+	hostLogFieldsRaw(level, unsafe.Pointer(unsafe.StringData(msg)), uint32(len(msg)), unsafe.SliceData(fields), uint32(len(fields)))
 }
 
 func configGet(key string, out *byte, cap uint32, n *uint32) uint32 {

@@ -8,6 +8,9 @@ package main
 //go:wasmimport airlock_v1 log
 func rawLog(level, ptr, n uint32) uint32
 
+//go:wasmimport airlock_v1 log_fields
+func rawLogFields(level, ptr, n, fields, fn uint32) uint32
+
 //go:wasmimport airlock_v1 config_get
 func rawConfigGet(kp, kn, out, cap, outLen uint32) uint32
 
@@ -58,6 +61,7 @@ type rawFunc struct {
 
 var rawFuncs = []rawFunc{
 	{"airlock_v1", "log", "ipn", func(a []uint32) uint32 { return rawLog(a[0], a[1], a[2]) }},
+	{"airlock_v1", "log_fields", "ipnpn", func(a []uint32) uint32 { return rawLogFields(a[0], a[1], a[2], a[3], a[4]) }},
 	{"airlock_v1", "config_get", "pnocl", func(a []uint32) uint32 { return rawConfigGet(a[0], a[1], a[2], a[3], a[4]) }},
 	{"airlock_v1", "clock_now", "w", func(a []uint32) uint32 { return rawClockNow(a[0]) }},
 	{"airlock_v1", "sleep", "t", func(a []uint32) uint32 { return rawSleep(int64(int32(a[0]))) }},
