@@ -152,7 +152,7 @@ func New(path string, o Options) (*Host, error) {
 	}
 	audit := o.Audit
 	if audit == nil {
-		if audit, h.sink, err = openAudit(rt.Log.Audit, h.log); err != nil {
+		if audit, h.sink, err = openAudit(rt.Log.Audit, rt.Log.Format, h.log); err != nil {
 			return nil, err
 		}
 		if h.sink != nil {
@@ -172,7 +172,9 @@ func New(path string, o Options) (*Host, error) {
 	return h, nil
 }
 
-func openAudit(dest string, log *slog.Logger) (*slog.Logger, *auditSink, error) {
+// openAudit opens the audit stream. On stderr or stdout, which the host's
+// log shares, it is written in the log's format; in a file, in JSON.
+func openAudit(dest, format string, log *slog.Logger) (*slog.Logger, *auditSink, error) {
 	var w io.Writer
 	var sink *auditSink
 	switch dest {
@@ -188,9 +190,10 @@ func openAudit(dest string, log *slog.Logger) (*slog.Logger, *auditSink, error) 
 			return nil, nil, fmt.Errorf("audit log: %w (check log.audit in runtime.toml)", err)
 		}
 		sink = &auditSink{w: f, name: dest, f: f, log: log, fallback: os.Stderr}
+		format = "json"
 	}
 	w = sink
-	return slog.New(slog.NewJSONHandler(w, nil)).With("stream", "audit"), sink, nil
+	return slog.New(LogHandler(w, format, nil)).With("stream", "audit"), sink, nil
 }
 
 // auditSink writes the audit stream to its destination. slog's handlers

@@ -191,11 +191,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 func newLogger(w io.Writer, l manifest.Log) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(l.Level))
-	o := &slog.HandlerOptions{Level: level}
-	if l.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
-	}
-	return slog.New(slog.NewTextHandler(w, o))
+	return slog.New(host.LogHandler(w, l.Format, level))
 }
 
 // loadRuntimeOrDefault reads the runtime config if it exists; check works

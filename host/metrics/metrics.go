@@ -52,7 +52,7 @@ func New(snapshot func() Snapshot) *Metrics {
 		}, []string{"plugin", "kind"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_plugin_handler_failures_total",
-			Help: "Handler calls that ended the instance (trap, exit, timeout), by kind.",
+			Help: "Handler calls that ended the instance (trap, exit, timeout), by kind; 0 from the plugin's first event of the kind.",
 		}, []string{"plugin", "kind"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "airlock_plugin_handler_duration_seconds",
@@ -82,8 +82,12 @@ func (m *Metrics) Observe(name string, kind abi.EventKind, d time.Duration, err 
 	k := kind.String()
 	m.events.WithLabelValues(name, k).Inc()
 	m.duration.WithLabelValues(name, k).Observe(d.Seconds())
+	// The failure count exists, at 0, from a plugin's first event of a
+	// kind (every plugin's first is start), so that rate() and alerts
+	// see it before the first failure.
+	f := m.failures.WithLabelValues(name, k)
 	if err != nil {
-		m.failures.WithLabelValues(name, k).Inc()
+		f.Inc()
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -108,6 +109,10 @@ type Plugin struct {
 	stop          chan struct{}
 	stopOnce      sync.Once
 	done          chan struct{}
+
+	// sleepUntil is the running call's deadline (Unix nanoseconds), which
+	// bounds a WASI poll_oneoff sleep (nanosleep); set by Instance.call.
+	sleepUntil atomic.Int64
 
 	mu        sync.Mutex // guards the status fields below
 	state     State
@@ -233,7 +238,7 @@ func (p *Plugin) moduleConfig(ctx context.Context) (wazero.ModuleConfig, error) 
 	p.out = out
 	cfg := wazero.NewModuleConfig().WithName(p.M.Name).WithStartFunctions().
 		WithArgs(p.M.Name).WithStdout(out).WithStderr(out).
-		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
+		WithSysWalltime().WithSysNanotime().WithNanosleep(p.nanosleep).WithRandSource(rand.Reader)
 	for _, c := range p.environ(ctx) {
 		cfg = cfg.WithEnv(c.name, c.value)
 	}
@@ -270,6 +275,17 @@ func (p *Plugin) moduleConfig(ctx context.Context) (wazero.ModuleConfig, error) 
 		cfg = cfg.WithFSConfig(fsc)
 	}
 	return cfg, nil
+}
+
+// nanosleep is WASI's sleep (poll_oneoff on a clock): it sleeps, as a
+// guest's sleep or an idle Go scheduler expects, but never past the
+// running call's deadline, so that a sleeping guest returns at it, as
+// with airlock_v1.sleep, and never meets the watchdog by sleeping.
+func (p *Plugin) nanosleep(ns int64) {
+	d := min(time.Duration(ns), time.Until(time.Unix(0, p.sleepUntil.Load())))
+	if d > 0 {
+		time.Sleep(d)
+	}
 }
 
 // Deliver queues ev without blocking. It reports whether ev was queued:

@@ -291,6 +291,7 @@ func (in *Instance) call(what string, fn func() error) error {
 	p := in.p
 	timeout := p.M.Limits.HandlerTimeout.D()
 	in.hctx.deadline = time.Now().Add(timeout)
+	p.sleepUntil.Store(in.hctx.deadline.UnixNano())
 	in.watchdog.Reset(timeout + grace(timeout))
 	err := fn()
 	if !in.watchdog.Stop() && in.timedOut.Load() {

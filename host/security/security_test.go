@@ -208,6 +208,8 @@ func hostFunctions(caps []capability.Capability) map[string]int {
 	return out
 }
 
+var pollLine = regexp.MustCompile(`poll asked=(\d+) slept=(\d+) errno=0`)
+
 var oobLine = regexp.MustCompile(`^oob (\S+) (\S+) errno=(\d+)`)
 
 func TestHostilePlugins(t *testing.T) {
@@ -426,6 +428,32 @@ func TestHostilePlugins(t *testing.T) {
 			}
 		}
 		s.bystanderAlive("runaway")
+	})
+
+	t.Run("poll_oneoff sleeps, never past the handler's deadline", func(t *testing.T) {
+		// A C or Rust guest's sleep is WASI poll_oneoff on a clock: it
+		// sleeps at least what it asks (it used to return at once)...
+		s.fire("attacker", "poll:300000000")
+		s.log.Wait(1, "poll asked=300000000 ", "plugin=attacker")
+		if m := pollLine.FindStringSubmatch(strings.Join(s.lines("attacker", "poll asked=300000000 "), "\n")); m == nil {
+			t.Fatal("no poll line")
+		} else if slept, _ := strconv.ParseInt(m[2], 10, 64); slept < 300_000_000 {
+			t.Errorf("poll_oneoff asked for 300ms slept %dns", slept)
+		}
+		// ...but an hour's sleep ends at the deadline (1s for looper):
+		// the handler returns, or, on a machine too busy to return within
+		// the grace, the watchdog stops it; it never sleeps on.
+		crashes := s.log.Count("plugin crashed; restarting", "plugin=looper")
+		s.fire("looper", "poll:3600000000000")
+		for end := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+			if s.log.Count("poll asked=3600000000000 ", "plugin=looper") > 0 || s.log.Count("plugin crashed; restarting", "plugin=looper") > crashes {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatal("an hour's poll_oneoff sleep outlived the 1s handler deadline by a minute")
+			}
+		}
+		s.bystanderAlive("poll")
 	})
 
 	t.Run("a log flood is cut per line, rate-limited, and the host goes on", func(t *testing.T) {

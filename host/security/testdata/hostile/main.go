@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/airlockhq/airlock/abi"
@@ -97,6 +99,11 @@ func init() {
 			airlock.Info("flood done")
 		case "seq":
 			airlock.Info("seq " + arg)
+		case "poll":
+			ns, _ := strconv.ParseUint(arg, 10, 64)
+			began := time.Now()
+			e := pollSleep(ns)
+			airlock.Info(fmt.Sprintf("poll asked=%d slept=%d errno=%d", ns, time.Since(began).Nanoseconds(), e))
 		default:
 			airlock.Warn("unknown behaviour " + t.Name)
 		}

@@ -1,5 +1,7 @@
 package main
 
+import "unsafe"
+
 // Raw imports of every host function of every airlock module, so that the
 // guest can pass what no SDK would. The test compares this table with the
 // host's own list (each capability's Functions()), so that a new host
@@ -49,6 +51,23 @@ func rawUnmount(target, targetLen, out, cap, outLen uint32) uint32
 
 //go:wasmimport airlock_mount_v1 list
 func rawMountList(out, cap, outLen uint32) uint32
+
+//go:wasmimport wasi_snapshot_preview1 poll_oneoff
+func rawPollOneoff(in, out, n, nevents uint32) uint32
+
+// pollSleep asks WASI's poll_oneoff for one relative clock sleep of ns,
+// as a C or Rust guest's sleep does.
+func pollSleep(ns uint64) uint32 {
+	var sub [48]byte
+	var ev [32]byte
+	var nevents uint32
+	sub[8] = 0  // a clock subscription
+	sub[16] = 1 // CLOCK_MONOTONIC
+	for i := range 8 {
+		sub[24+i] = byte(ns >> (8 * i))
+	}
+	return rawPollOneoff(uint32(uintptr(unsafe.Pointer(&sub[0]))), uint32(uintptr(unsafe.Pointer(&ev[0]))), 1, uint32(uintptr(unsafe.Pointer(&nevents))))
+}
 
 // Kinds of i32 parameter, for building bad arguments:
 // i: a plain integer, p: an input pointer, n: its length,
