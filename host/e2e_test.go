@@ -85,18 +85,28 @@ func TestRunShippedConfig(t *testing.T) {
 		t.Fatalf("airlock run exited with %v after SIGTERM; output:\n%s", err, out)
 	}
 	for _, want := range []string{
-		`msg="hello from a sandboxed plugin device_type=raspberrypi4-64" plugin=hello`,
+		// A plugin's fields are attributes after its source, not text in
+		// its message.
+		`msg="hello from a sandboxed plugin" plugin=hello source=plugin device_type=raspberrypi4-64`,
 		// The demo: a stick is automounted and unmounted, NTP sync is
 		// lost, and the update lock refuses a reboot.
-		`msg="mounted device=/dev/sdb1 path=/media/MEDIA fstype=vfat readonly=false entries=3" plugin=automount`,
-		`msg="unmounted device=/dev/sdb1 path=/media/MEDIA" plugin=automount`,
-		`msg="NTPSynchronized changed synced=false" plugin=ntp-check`,
-		`msg="the update lock refused the reboot; asking again at the next check service=main" plugin=supervisor-reboot`,
-		`msg=goodbye plugin=hello`,
+		`msg=mounted plugin=automount source=plugin device=/dev/sdb1 path=/media/MEDIA fstype=vfat readonly=false entries=3`,
+		`msg=unmounted plugin=automount source=plugin device=/dev/sdb1 path=/media/MEDIA`,
+		`msg="NTPSynchronized changed" plugin=ntp-check source=plugin synced=false`,
+		`msg="the update lock refused the reboot; asking again at the next check" plugin=supervisor-reboot source=plugin service=main`,
+		`msg=goodbye plugin=hello source=plugin`,
 		`msg="airlock stopped"`,
+		// The audit shares stderr with the text log, so it is text too.
+		`msg=audit stream=audit plugin=supervisor-reboot capability=supervisor`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "{") {
+			t.Errorf("a JSON line in the text log: %s", l)
+			break
 		}
 	}
 	if strings.Contains(out, "must-not-leak") {

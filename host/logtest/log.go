@@ -28,7 +28,8 @@ func New(t testing.TB) (*Log, *slog.Logger) {
 	return l, slog.New(&logHandler{l: l})
 }
 
-// Lines returns every record so far, as text lines "level msg k=v...".
+// Lines returns every record so far, as text lines "level msg k=v...": the
+// record's attributes, then the logger's, then source.
 func (l *Log) Lines() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -95,11 +96,26 @@ func (h *logHandler) WithAttrs(a []slog.Attr) slog.Handler {
 func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
 	var b bytes.Buffer
 	b.WriteString(r.Level.String() + " " + r.Message)
-	write := func(a slog.Attr) bool { b.WriteString(" " + a.Key + "=" + a.Value.String()); return true }
+	// The record's own attributes come first, then the logger's, then
+	// source: a plugin's line reads "INFO tick timer=fast count=1
+	// plugin=ticker source=plugin", its fields right after its message as
+	// it wrote them, whatever order the host's handlers use.
+	write := func(a slog.Attr) { b.WriteString(" " + a.Key + "=" + a.Value.String()) }
+	var source []slog.Attr
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "source" {
+			source = append(source, a)
+		} else {
+			write(a)
+		}
+		return true
+	})
 	for _, a := range h.attrs {
 		write(a)
 	}
-	r.Attrs(write)
+	for _, a := range source {
+		write(a)
+	}
 	h.l.mu.Lock()
 	h.l.recs = append(h.l.recs, b.String())
 	close(h.l.cond)
