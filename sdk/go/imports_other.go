@@ -23,7 +23,7 @@ func hostLogFields(level int32, msg string, fields []byte) {
 	}
 	hostLog(level, msg)
 }
-func clockNow() uint64                                { return uint64(time.Now().UnixNano()) }
-func sleep(ns int64) uint32                           { time.Sleep(time.Duration(ns)); return 0 }
-func deadline() uint64                                { return uint64(24 * time.Hour) }
-func resultRead([]byte) error                         { return &HostError{Code: abi.Unavailable} }
+func clockNow() uint64        { return uint64(time.Now().UnixNano()) }
+func sleep(ns int64) uint32   { time.Sleep(time.Duration(ns)); return 0 }
+func deadline() uint64        { return uint64(24 * time.Hour) }
+func resultRead([]byte) error { return &HostError{Code: abi.Unavailable} }
