@@ -16,6 +16,12 @@ import (
 
 func hostLog(level int32, msg string)                 { fmt.Fprintf(os.Stderr, "[%d] %s\n", level, msg) }
 func configGet(string, *byte, uint32, *uint32) uint32 { return uint32(abi.Unavailable) }
+func clockNow() uint64                                { return uint64(time.Now().UnixNano()) }
+func sleep(ns int64) uint32                           { time.Sleep(time.Duration(ns)); return 0 }
+func deadline() uint64                                { return uint64(24 * time.Hour) }
+func resultRead([]byte) error                         { return &HostError{Code: abi.Unavailable} }
+
+// hostLogFields writes the fields after the message, as key="value".
 func hostLogFields(level int32, msg string, fields []byte) {
 	r, _ := abi.DecodeRecord(fields)
 	for _, f := range r {
@@ -23,7 +29,3 @@ func hostLogFields(level int32, msg string, fields []byte) {
 	}
 	hostLog(level, msg)
 }
-func clockNow() uint64        { return uint64(time.Now().UnixNano()) }
-func sleep(ns int64) uint32   { time.Sleep(time.Duration(ns)); return 0 }
-func deadline() uint64        { return uint64(24 * time.Hour) }
-func resultRead([]byte) error { return &HostError{Code: abi.Unavailable} }
