@@ -203,8 +203,14 @@ func TestLoad(t *testing.T) {
 			if l.Signer.Vendor != nil {
 				vend = l.Signer.Vendor.Name
 			}
-			if vend != tc.vend || l.Manifest.Name != "ntp-check" {
-				t.Fatalf("loaded %s as vendor %q, want %q", l.Manifest.Name, vend, tc.vend)
+			// A signed bundle's plugin is known as vendor/name; an
+			// unsigned one (developer mode) by its own name.
+			want := "ntp-check"
+			if tc.vend != "" {
+				want = tc.vend + "/ntp-check"
+			}
+			if vend != tc.vend || l.Manifest.Name != want || l.Manifest.Vendor != tc.vend {
+				t.Fatalf("loaded %s (vendor %q) as vendor %q, want %s as vendor %q", l.Manifest.Name, l.Manifest.Vendor, vend, want, tc.vend)
 			}
 			got, err := os.ReadFile(l.Manifest.Wasm)
 			if err != nil || string(got) != string(module) {
