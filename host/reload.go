@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/capability"
@@ -90,12 +91,18 @@ func (h *Host) sync(ctx context.Context, units []string) {
 	}
 
 	var olds, news []*entry
-	claimed := map[string]string{} // names taken in this batch
 	keys := make([]string, 0, len(present))
 	for u := range present {
 		keys = append(keys, u)
 	}
 	sort.Strings(keys)
+	type candidate struct {
+		unit string
+		e    *entry
+		err  error
+	}
+	var cands []candidate
+	claims := map[string][]string{} // names claimed in this batch, by source
 	for _, u := range keys {
 		old := byUnit[u]
 		if !hinted(u) && (old != nil || failed[u]) {
@@ -106,21 +113,29 @@ func (h *Host) sync(ctx context.Context, units []string) {
 			continue // touched, not changed (or our own build's output)
 		}
 		if err == nil {
+			claims[e.p.M.Name] = append(claims[e.p.M.Name], present[u])
+		}
+		cands = append(cands, candidate{u, e, err})
+	}
+	// As at start-up, a name two new sources claim goes to neither,
+	// whatever their order; a running plugin keeps its name.
+	for _, c := range cands {
+		old, err := byUnit[c.unit], c.err
+		if err == nil {
 			h.mu.RLock()
-			other := h.plugins[e.p.M.Name]
+			other := h.plugins[c.e.p.M.Name]
 			h.mu.RUnlock()
 			if other != nil && other != old {
-				err = fmt.Errorf("duplicate plugin name %q: %s and %s (rename one)", e.p.M.Name, other.src, present[u])
-			} else if src, dup := claimed[e.p.M.Name]; dup {
-				err = fmt.Errorf("duplicate plugin name %q: %s and %s (rename one)", e.p.M.Name, src, present[u])
+				err = fmt.Errorf("duplicate plugin name %q: %s runs under it, so %s does not (rename one)", c.e.p.M.Name, other.src, present[c.unit])
+			} else if srcs := claims[c.e.p.M.Name]; len(srcs) > 1 {
+				err = fmt.Errorf("duplicate plugin name %q: %s all claim it, so none of them runs (rename all but one, or remove them)", c.e.p.M.Name, strings.Join(srcs, ", "))
 			}
 		}
 		if err != nil {
-			h.reloadFailed(present[u], old, err)
+			h.reloadFailed(present[c.unit], old, err)
 			continue
 		}
-		claimed[e.p.M.Name] = present[u]
-		olds, news = append(olds, old), append(news, e)
+		olds, news = append(olds, old), append(news, c.e)
 	}
 	for i, err := range h.compile(ctx, news) {
 		switch {
