@@ -28,8 +28,8 @@ func New(t testing.TB) (*Log, *slog.Logger) {
 	return l, slog.New(&logHandler{l: l})
 }
 
-// Lines returns every record so far, as text lines "level msg k=v...": the
-// record's attributes, then the logger's, then source.
+// Lines returns every record so far, as text lines "level msg k=v...". A
+// plugin's own line has its fields first, then plugin= and source=.
 func (l *Log) Lines() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -96,25 +96,35 @@ func (h *logHandler) WithAttrs(a []slog.Attr) slog.Handler {
 func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
 	var b bytes.Buffer
 	b.WriteString(r.Level.String() + " " + r.Message)
-	// The record's own attributes come first, then the logger's, then
-	// source: a plugin's line reads "INFO tick timer=fast count=1
-	// plugin=ticker source=plugin", its fields right after its message as
-	// it wrote them, whatever order the host's handlers use.
+	// A plugin's own line (source=plugin or stdout) reads as the plugin
+	// wrote it, its fields right after its message, then the host's
+	// attributes: "INFO tick timer=fast count=1 plugin=ticker
+	// source=plugin", whatever order the host's handlers use. Other lines
+	// have the logger's attributes, then the record's.
 	write := func(a slog.Attr) { b.WriteString(" " + a.Key + "=" + a.Value.String()) }
-	var source []slog.Attr
+	var source *slog.Attr
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "source" {
-			source = append(source, a)
-		} else {
+		if a.Key == "source" && (a.Value.String() == "plugin" || a.Value.String() == "stdout") {
+			source = &a
+		}
+		return true
+	})
+	if source == nil {
+		for _, a := range h.attrs {
+			write(a)
+		}
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if source == nil || a.Key != "source" {
 			write(a)
 		}
 		return true
 	})
-	for _, a := range h.attrs {
-		write(a)
-	}
-	for _, a := range source {
-		write(a)
+	if source != nil {
+		for _, a := range h.attrs {
+			write(a)
+		}
+		write(*source)
 	}
 	h.l.mu.Lock()
 	h.l.recs = append(h.l.recs, b.String())
