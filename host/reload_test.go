@@ -169,6 +169,17 @@ func TestHotReload(t *testing.T) {
 	if got := trig.rules("newbie"); got != "n" {
 		t.Errorf("newbie's rules = %v", got)
 	}
+	// A new directory that claims a running plugin's name is refused,
+	// naming the running one, which keeps its name.
+	impostor := testenv.PluginDir(t, plugins, "echo-copy", echoTOML("echo", "9.9", "impostor"), echoGuest)
+	log.Wait(1, "plugin not loaded", "duplicate plugin name")
+	if err := h.Failures()[impostor]; err == nil || !strings.Contains(err.Error(), filepath.Join(echoDir, "plugin.toml")+" runs under it") {
+		t.Errorf("failures[%s] = %v, want a duplicate refusal naming %s", impostor, err, echoDir)
+	}
+	if v := version("echo"); v != "0.4" || log.Count("started tag=impostor") != 0 {
+		t.Errorf("echo is at %q, or the impostor started", v)
+	}
+	os.RemoveAll(impostor)
 	os.RemoveAll(filepath.Join(plugins, "bystander"))
 	log.Wait(1, "plugin removed", "plugin=bystander")
 	log.Wait(1, "stopped tag=b")
