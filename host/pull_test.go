@@ -119,7 +119,8 @@ key = %q
 	a.wait(t, "started tag=one")
 	a.wait(t, "plugin not loaded", "bundle="+rogue)
 	status = cli(t, bin, device, "", "status", "--socket", sock)
-	if !regexp.MustCompile(`\necho +1\.0\.0 +running `).MatchString(status) {
+	// A vendor's plugin is known as vendor/name.
+	if !regexp.MustCompile(`\nacme/echo +1\.0\.0 +running `).MatchString(status) {
 		t.Errorf("status after the pull does not show echo running:\n%s", status)
 	}
 	if !strings.Contains(status, "\nnot loaded:\n  "+rogue+":\n    ") || strings.Contains(status, "bundles not pulled yet") || strings.Contains(status, "/bundles/oci/") {
@@ -138,7 +139,7 @@ key = %q
 		t.Errorf("status does not say the earlier version runs:\n%s", status)
 	}
 	testenv.StartRegistry(t, testenv.RegistryOptions{Auth: true, Addr: addr, Root: storage})
-	a.wait(t, "plugin reloaded", "plugin=echo", "from=1.0.0", "to=2.0.0")
+	a.wait(t, "plugin reloaded", "plugin=acme/echo", "from=1.0.0", "to=2.0.0")
 	a.wait(t, "started tag=two")
 	stop(t, a)
 }
