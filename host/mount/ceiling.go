@@ -123,6 +123,10 @@ func (g *Grant) Describe() []string {
 				srcs[i] = "labelled " + pat
 			case "uuid":
 				srcs[i] = "with UUID " + pat
+			case "partlabel":
+				srcs[i] = "in a partition named " + pat
+			case "partuuid":
+				srcs[i] = "in a partition with PARTUUID " + pat
 			default:
 				srcs[i] = "at " + pat
 			}

@@ -16,6 +16,10 @@ type Device struct {
 	Label   string
 	UUID    string
 	FSType  string
+	// PartUUID and PartLabel: the partition's entry in its disk's table
+	// (blkid's PARTUUID and, on GPT, PARTLABEL); empty on a whole disk.
+	PartUUID  string
+	PartLabel string
 	// Loop devices only: whether a detach (losetup -d) was already
 	// pending, so that a detach while mounted can be told apart.
 	Loop          bool
@@ -34,6 +38,12 @@ func (d *Device) describe() string {
 	if d.UUID != "" {
 		facts = append(facts, "uuid "+d.UUID)
 	}
+	if d.PartLabel != "" {
+		facts = append(facts, "partlabel "+d.PartLabel)
+	}
+	if d.PartUUID != "" {
+		facts = append(facts, "partuuid "+d.PartUUID)
+	}
 	if len(facts) == 0 {
 		return d.Node
 	}
@@ -48,22 +58,23 @@ var systemLabels = map[string]bool{
 	"flash-boot": true, "flash-rootA": true, "flash-rootB": true, "flash-state": true, "flash-data": true,
 }
 
-// selector is a parsed source: label:X, uuid:X or device:/dev/X.
+// selector is a parsed source: label:X, uuid:X, partlabel:X, partuuid:X
+// or device:/dev/X.
 type selector struct{ kind, value string }
 
 func parseSelector(s string) (selector, error) {
 	kind, v, ok := strings.Cut(s, ":")
 	if !ok || v == "" {
-		return selector{}, fmt.Errorf("source %q: write label:NAME, uuid:UUID or device:/dev/NAME", s)
+		return selector{}, fmt.Errorf("source %q: write label:NAME, uuid:UUID, partlabel:NAME, partuuid:UUID or device:/dev/NAME", s)
 	}
 	switch kind {
-	case "label", "uuid":
+	case "label", "uuid", "partlabel", "partuuid":
 	case "device":
 		if !strings.HasPrefix(v, "/dev/") || strings.Contains(v, "/../") || strings.HasSuffix(v, "/..") {
 			return selector{}, fmt.Errorf("source %q: a device is a path under /dev", s)
 		}
 	default:
-		return selector{}, fmt.Errorf("source %q: unknown kind %q (use label:, uuid: or device:)", s, kind)
+		return selector{}, fmt.Errorf("source %q: unknown kind %q (use label:, uuid:, partlabel:, partuuid: or device:)", s, kind)
 	}
 	if strings.ContainsAny(v, "\x00\n") {
 		return selector{}, fmt.Errorf("source %q contains a NUL or a newline", s)
@@ -77,6 +88,10 @@ func (s selector) matches(d *Device) bool {
 		return d.Label == s.value
 	case "uuid":
 		return strings.EqualFold(d.UUID, s.value)
+	case "partlabel":
+		return d.PartLabel == s.value
+	case "partuuid":
+		return strings.EqualFold(d.PartUUID, s.value)
 	default:
 		return d.Node == s.value
 	}

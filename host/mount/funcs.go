@@ -128,7 +128,7 @@ func decodeRequest(rec abi.Record) (request, error) {
 		}
 	}
 	if r.source == "" {
-		return r, fail(abi.Invalid, "mount request has no source (label:NAME, uuid:UUID or device:/dev/NAME)")
+		return r, fail(abi.Invalid, "mount request has no source (label:NAME, uuid:UUID, partlabel:NAME, partuuid:UUID or device:/dev/NAME)")
 	}
 	return r, nil
 }

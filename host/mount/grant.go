@@ -56,8 +56,8 @@ func decodeGrant(s manifest.Section) (*Grant, error) {
 		for _, src := range r.Source {
 			kind, pat, _ := strings.Cut(src, ":")
 			switch {
-			case kind != "label" && kind != "uuid" && kind != "device":
-				bad(i, "source", `write "label:PATTERN", "uuid:PATTERN" or "device:/dev/PATTERN"`, "source %q has no label:, uuid: or device: prefix", src)
+			case !slices.Contains(sourceKinds, kind):
+				bad(i, "source", `write "label:PATTERN", "uuid:PATTERN", "partlabel:PATTERN", "partuuid:PATTERN" or "device:/dev/PATTERN"`, "source %q has no label:, uuid:, partlabel:, partuuid: or device: prefix", src)
 			case pat == "":
 				bad(i, "source", `use "*" for any value`, "source %q has an empty pattern", src)
 			case kind == "device" && !strings.HasPrefix(pat, "/dev/"):
@@ -126,6 +126,11 @@ func decodeGrant(s manifest.Section) (*Grant, error) {
 	return g, nil
 }
 
+// sourceKinds are the prefixes of a source: what a device is (its
+// filesystem's label and UUID, its partition entry's name and UUID) or
+// where it is.
+var sourceKinds = []string{"label", "uuid", "partlabel", "partuuid", "device"}
+
 // matchSource reports whether a grant pattern ("label:MEDIA*") matches the
 // device: patterns name what the device is, not how the plugin asked for it.
 func matchSource(pattern string, d *Device) bool {
@@ -136,6 +141,10 @@ func matchSource(pattern string, d *Device) bool {
 		v = d.Label
 	case "uuid":
 		v = d.UUID
+	case "partlabel":
+		v = d.PartLabel
+	case "partuuid":
+		v = d.PartUUID
 	case "device":
 		v = d.Node
 	}

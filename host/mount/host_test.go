@@ -171,7 +171,7 @@ func TestSimDenials(t *testing.T) {
 		`mount label:resin-boot err=denied: plugin "p": mount label:resin-boot denied: /dev/mmcblk0p1 is a system partition of the device (label resin-boot) and is never mounted for plugins`,
 		`mount uuid:6f1e2d3c-0000-4000-8000-000000000006 err=denied: plugin "p": mount uuid:6f1e2d3c-0000-4000-8000-000000000006 denied: /dev/mmcblk0p6 is a system partition of the device (label resin-data)`,
 		`mount label:NOPE err=not_found: plugin "p": mount label:NOPE: no block device with a filesystem has label "NOPE"`,
-		`mount floppy:A err=invalid: plugin "p": mount: source "floppy:A": unknown kind "floppy" (use label:, uuid: or device:)`,
+		`mount floppy:A err=invalid: plugin "p": mount: source "floppy:A": unknown kind "floppy" (use label:, uuid:, partlabel:, partuuid: or device:)`,
 		`unmount ../other/MEDIA err=denied: plugin "p": mount unmount ../other/MEDIA denied: target "../other/MEDIA" has a /`,
 		`unmount MEDIA err=not_found: plugin "p": unmount MEDIA: nothing is mounted there`,
 		// A name in use (here a directory with the plugin's own file)

@@ -65,6 +65,8 @@ func (b *realBackend) devices() ([]Device, error) {
 		switch {
 		case errors.Is(err, probe.ErrUnknown):
 			continue // no filesystem
+		case err == nil && res.Type == "":
+			continue // a partition table, or a partition, with no filesystem
 		case err != nil:
 			// Kept, so that device: finds it and hears why it is refused
 			// (a sandbox that hides the boot disk gives EPERM).
@@ -73,6 +75,7 @@ func (b *realBackend) devices() ([]Device, error) {
 			continue
 		}
 		d.Label, d.UUID, d.FSType = res.Label, res.UUID, res.Type
+		d.PartUUID, d.PartLabel = res.Part.UUID, res.Part.Name
 		out = append(out, d)
 	}
 	return out, nil
@@ -85,7 +88,9 @@ func (b *realBackend) probe(d *Device) (probe.Result, error) {
 		return probe.Result{}, err
 	}
 	defer release()
-	return probe.ProbeFile(p)
+	// A partition's PARTUUID and PARTLABEL are in its disk's table; the
+	// disk gets a node the same way.
+	return probe.ProbeFileWith(p, b.nodes.Path, nil)
 }
 
 // device reads what sysfs says of one block device, without probing it.

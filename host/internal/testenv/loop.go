@@ -93,12 +93,10 @@ func (l Loop) MakeImage(t testing.TB, dir, file string, parts []Partition) strin
 	return l.MakeSizedImage(t, dir, file, 64<<20, parts)
 }
 
-// MakeSizedImage writes a sparse image of size bytes in dir with one
-// partition per entry of parts, made by the real mkfs tools, and fills in
-// each UUID as blkid reads it. Entry i is partition i+1, so an extended
-// partition, if any, is the fourth entry (the logical ones that follow it
-// are 5, 6, ...). The image is left detached.
-func (l Loop) MakeSizedImage(t testing.TB, dir, file string, size int64, parts []Partition) string {
+// PartitionImage writes a sparse image of size bytes in dir, partitioned
+// by an sfdisk script ("label: gpt\nsize=8M, name=\"A\"\n"), without
+// filesystems, and returns its path.
+func (l Loop) PartitionImage(t testing.TB, dir, file string, size int64, script string) string {
 	t.Helper()
 	img := filepath.Join(dir, file)
 	if err := os.WriteFile(img, nil, 0o644); err != nil {
@@ -107,6 +105,21 @@ func (l Loop) MakeSizedImage(t testing.TB, dir, file string, size int64, parts [
 	if err := os.Truncate(img, size); err != nil {
 		t.Fatal(err)
 	}
+	cmd := exec.Command(l.Sfdisk, "-q", img)
+	cmd.Stdin = strings.NewReader(script)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, b)
+	}
+	return img
+}
+
+// MakeSizedImage writes a sparse image of size bytes in dir with one
+// partition per entry of parts, made by the real mkfs tools, and fills in
+// each UUID as blkid reads it. Entry i is partition i+1, so an extended
+// partition, if any, is the fourth entry (the logical ones that follow it
+// are 5, 6, ...). The image is left detached.
+func (l Loop) MakeSizedImage(t testing.TB, dir, file string, size int64, parts []Partition) string {
+	t.Helper()
 	script := "label: dos\n"
 	for i, p := range parts {
 		if p.FSType == "" && i != 3 {
@@ -114,11 +127,7 @@ func (l Loop) MakeSizedImage(t testing.TB, dir, file string, size int64, parts [
 		}
 		script += p.Sfdisk + "\n"
 	}
-	cmd := exec.Command(l.Sfdisk, "-q", img)
-	cmd.Stdin = strings.NewReader(script)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("sfdisk: %v\n%s", err, b)
-	}
+	img := l.PartitionImage(t, dir, file, size, script)
 	name := l.Attach(t, img, len(parts))
 	for i := range parts {
 		p := &parts[i]

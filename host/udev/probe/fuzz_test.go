@@ -87,8 +87,8 @@ func FuzzProbe(f *testing.F) {
 		res, err := Probe(img, img.size)
 		switch {
 		case err == nil:
-			if res.Type == "" || res.Usage == "" {
-				t.Fatalf("match without type or usage: %+v", res)
+			if (res.Type == "" || res.Usage == "") && res.PTType == "" {
+				t.Fatalf("match without type, usage or partition table: %+v", res)
 			}
 			_ = res.Properties()
 		case errors.Is(err, ErrUnknown), errors.Is(err, ErrAmbiguous):

@@ -4,9 +4,11 @@
 package probe
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 )
 
@@ -18,6 +20,32 @@ type Result struct {
 	UUID    string // blkid's UUID, in blkid's format for this type
 	Usage   string // "filesystem", or "other" for swap and journals
 	Version string // blkid's VERSION, when the type has one
+
+	PTType string // blkid's PTTYPE: "dos" or "gpt" when the device holds a partition table
+	PTUUID string // blkid's PTUUID: dos disk signature (8 hex digits) or GPT disk GUID
+	// Part is the device's own entry in its disk's partition table
+	// (Scheme "" when it is not a partition or the entry was not found).
+	Part PartEntry
+}
+
+// Disk is the whole disk that a partition lies on, as sysfs describes the
+// partition: blkid reads the partition's PART_ENTRY_* from the disk's table.
+type Disk struct {
+	R       io.ReaderAt
+	Size    int64
+	Devno   string // "major:minor" of the disk, for PART_ENTRY_DISK
+	Number  int    // sysfs "partition"
+	Start   uint64 // sysfs "start", in 512-byte sectors
+	Size512 uint64 // sysfs "size" of the partition, in 512-byte sectors
+}
+
+// Options are the optional inputs of ProbeWith.
+type Options struct {
+	// Disk, for a partition, is its whole disk.
+	Disk *Disk
+	// Log hears, at debug level, each signature skipped because its
+	// offset could not be read. nil discards.
+	Log *slog.Logger
 }
 
 var (
@@ -64,11 +92,111 @@ var probers = []prober{
 // returns ErrUnknown when nothing matches and ErrAmbiguous when two
 // signatures that cannot share a device both match, as blkid -p does.
 func Probe(r io.ReaderAt, size int64) (Result, error) {
+	return ProbeWith(r, size, Options{})
+}
+
+// ProbeWith is Probe with a partition's disk and a debug log. A device
+// with a partition table and no filesystem gives a Result with PTType
+// set and Type empty; a partition gives its Part entry even without a
+// filesystem, as blkid -p does.
+//
+// A read error at one signature's offset skips that signature (a bad
+// block at 64 MiB, where btrfs keeps a copy, must not hide the ext4 at 1
+// KiB). Only when nothing at all was found and some read failed is the
+// read error returned, so that a dead device does not look empty.
+func ProbeWith(r io.ReaderAt, size int64, o Options) (Result, error) {
 	// blkid ignores devices this small (extended partition stubs).
 	if size <= 1024 {
 		return Result{}, ErrUnknown
 	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	d := &dev{r: r, size: size}
+	var readErr error
+	skip := func(what string, err error) {
+		log.LogAttrs(context.Background(), slog.LevelDebug, "probe: signature skipped, its offset cannot be read",
+			slog.String("signature", what), slog.String("error", err.Error()))
+		if readErr == nil {
+			readErr = fmt.Errorf("probe %s: %w", what, err)
+		}
+	}
+	var pt Result
+	if t, ok, err := readTable(d); err != nil {
+		skip("partition table", err)
+	} else if ok {
+		pt.PTType, pt.PTUUID = t.typ, t.id
+	}
+	if o.Disk != nil {
+		e, err := partEntry(o.Disk)
+		if err != nil {
+			skip("partition entry", err)
+		}
+		pt.Part = e
+	}
+	res, err := probeFS(d, skip)
+	if errors.Is(err, ErrUnknown) && (pt.PTType != "" || pt.Part.Scheme != "") {
+		return pt, nil
+	}
+	if errors.Is(err, ErrUnknown) && readErr != nil {
+		return Result{}, readErr
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	// As libblkid (BLKID_PROBE_FL_IGNORE_PT): a filesystem that cannot
+	// share its device hides a partition table there (an exFAT or NTFS
+	// boot sector ends in 55 AA too); only iso9660 keeps it (hybrid
+	// images). The partition's own entry on its disk is always reported.
+	if tolerant(res.Type) {
+		res.PTType, res.PTUUID = pt.PTType, pt.PTUUID
+	}
+	res.Part = pt.Part
+	return res, nil
+}
+
+// partEntry finds a partition's entry in its disk's table as blkid does:
+// by number, start and size, else by start and size.
+func partEntry(disk *Disk) (PartEntry, error) {
+	t, ok, err := readTable(&dev{r: disk.R, size: disk.Size})
+	if !ok {
+		return PartEntry{}, err
+	}
+	var found *PartEntry
+	for i := range t.parts {
+		p := &t.parts[i]
+		if p.Offset != disk.Start || p.Size != disk.Size512 {
+			continue
+		}
+		if p.Number == disk.Number {
+			found = p
+			break
+		}
+		if found == nil {
+			found = p
+		}
+	}
+	if found == nil {
+		return PartEntry{}, nil
+	}
+	e := *found
+	e.Disk = disk.Devno
+	return e, nil
+}
+
+func tolerant(typ string) bool {
+	for _, p := range probers {
+		if p.name == typ {
+			return p.tolerant
+		}
+	}
+	return false
+}
+
+// probeFS runs the superblock probers; skip hears each read error.
+func probeFS(d *dev, skip func(string, error)) (Result, error) {
+	size := d.size
 	var (
 		first    Result
 		count    int
@@ -77,7 +205,8 @@ func Probe(r io.ReaderAt, size int64) (Result, error) {
 	for _, p := range probers {
 		res, ok, err := p.probe(d)
 		if err != nil {
-			return Result{}, fmt.Errorf("probe %s: %w", p.name, err)
+			skip(p.name, err)
+			continue
 		}
 		if !ok {
 			continue
@@ -106,8 +235,21 @@ func Probe(r io.ReaderAt, size int64) (Result, error) {
 	return first, nil
 }
 
-// ProbeFile probes an image file or a block device node.
+// ProbeFile probes an image file or a block device node. For a
+// partition's node it also reads the partition's entry (PART_ENTRY_*)
+// from its whole disk, opened as /dev/<the disk's DEVNAME>.
 func ProbeFile(path string) (Result, error) {
+	return ProbeFileWith(path, nil, nil)
+}
+
+// OpenDisk gives a path to read the whole disk with kernel name name and
+// number major:minor, and a func that releases it.
+type OpenDisk func(name string, major, minor uint32) (string, func(), error)
+
+// ProbeFileWith is ProbeFile with the caller's way of reaching a
+// partition's disk (nil: /dev/<DEVNAME>) and a debug log (nil: none). A
+// disk that cannot be opened leaves Part empty and says why in the log.
+func ProbeFileWith(path string, open OpenDisk, log *slog.Logger) (Result, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Result{}, err
@@ -118,7 +260,16 @@ func ProbeFile(path string) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("probe %s: size: %w", path, err)
 	}
-	res, err := Probe(f, size)
+	o := Options{Log: log}
+	if disk, release, err := diskOf(f, open); err != nil {
+		if log != nil {
+			log.Debug("probe: no partition entry, the disk cannot be read", "device", path, "error", err.Error())
+		}
+	} else if disk != nil {
+		defer release()
+		o.Disk = disk
+	}
+	res, err := ProbeWith(f, size, o)
 	if err != nil {
 		return Result{}, fmt.Errorf("probe %s: %w", path, err)
 	}

@@ -242,7 +242,7 @@ func checkAgainstBlkid(t *testing.T, img string, got Result) {
 	}
 	fromBlkid := Result{Type: exp["TYPE"], Label: exp["LABEL"], UUID: exp["UUID"], Usage: exp["USAGE"], Version: exp["VERSION"]}
 	if got != fromBlkid {
-		t.Errorf("Probe and blkid differ:\n probe %+q\n blkid %+q", got, fromBlkid)
+		t.Errorf("Probe and blkid differ:\n probe %+v\n blkid %+v", got, fromBlkid)
 	}
 	udev, _ := blkidExport(t, img, "udev")
 	want := map[string]string{}

@@ -25,6 +25,32 @@ func (r Result) Properties() map[string]string {
 		p["ID_FS_LABEL"] = safeString(r.Label)
 		p["ID_FS_LABEL_ENC"] = encodeString(r.Label)
 	}
+	if r.PTType != "" {
+		p["ID_PART_TABLE_TYPE"] = r.PTType
+	}
+	if r.PTUUID != "" {
+		p["ID_PART_TABLE_UUID"] = r.PTUUID
+	}
+	if e := r.Part; e.Scheme != "" {
+		// As blkid -o udev: only the name and the type are encoded.
+		p["ID_PART_ENTRY_SCHEME"] = e.Scheme
+		if e.Name != "" {
+			p["ID_PART_ENTRY_NAME"] = encodeString(e.Name)
+		}
+		if e.UUID != "" {
+			p["ID_PART_ENTRY_UUID"] = e.UUID
+		}
+		p["ID_PART_ENTRY_TYPE"] = encodeString(e.Type)
+		if e.Flags != 0 {
+			p["ID_PART_ENTRY_FLAGS"] = fmt.Sprintf("0x%x", e.Flags)
+		}
+		p["ID_PART_ENTRY_NUMBER"] = fmt.Sprint(e.Number)
+		p["ID_PART_ENTRY_OFFSET"] = fmt.Sprint(e.Offset)
+		p["ID_PART_ENTRY_SIZE"] = fmt.Sprint(e.Size)
+		if e.Disk != "" {
+			p["ID_PART_ENTRY_DISK"] = e.Disk
+		}
+	}
 	return p
 }
 
