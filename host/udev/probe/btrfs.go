@@ -2,9 +2,10 @@ package probe
 
 import "bytes"
 
-// btrfs keeps its superblock at 64 KiB, with copies at 64 MiB and 256 GiB
-// that blkid also accepts when the first one is gone.
-var btrfsOffsets = []int64{64 << 10, 64 << 20, 256 << 30}
+// btrfs keeps its superblock at 64 KiB. The copies at 64 MiB and 256 GiB
+// are not read: blkid 2.38.1 does not, and the kernel mounts only from the
+// first (see "Why not a btrfs backup superblock?" in host/RATIONALE.md).
+var btrfsOffsets = []int64{64 << 10}
 
 func probeBtrfs(d *dev) (Result, bool, error) {
 	if d.size < 1<<20 {
@@ -23,6 +24,7 @@ func probeBtrfs(d *dev) (Result, bool, error) {
 			r.Label = label(b[0x12B : 0x12B+256])
 		}
 		r.UUID = uuid16(b[0x20:0x30])
+		r.BlockSize = le32(b, 0x90)
 		return r, true, nil
 	}
 	return Result{}, false, nil

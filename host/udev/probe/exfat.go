@@ -43,7 +43,7 @@ func probeExFAT(d *dev) (Result, bool, error) {
 		}
 	}
 
-	r := Result{UUID: serial4(b[100:104]), Version: fmt.Sprintf("%d.%d", b[105], b[104])}
+	r := Result{UUID: serial4(b[100:104]), Version: fmt.Sprintf("%d.%d", b[105], b[104]), BlockSize: uint32(sector)}
 	name, err := exfatLabel(d, b, bpsShift, spcShift)
 	if err != nil {
 		return Result{}, false, err

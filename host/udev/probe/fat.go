@@ -145,6 +145,7 @@ func probeVFAT(d *dev) (Result, bool, error) {
 	if serial != nil {
 		res.UUID = serial4(serial)
 	}
+	res.BlockSize = sectorSize
 	return res, true, nil
 }
 

@@ -2,6 +2,14 @@ package probe
 
 import "bytes"
 
+// ISOIDs are the identifiers of an iso9660 primary volume descriptor
+// (merged with Joliet's, as the label is) and the El Torito boot record,
+// under blkid's names.
+type ISOIDs struct {
+	SystemID, VolumeSetID, PublisherID, DataPreparerID, ApplicationID string
+	BootSystemID                                                      string
+}
+
 const (
 	isoStart  = 0x8000 // the volume descriptors follow 16 system sectors
 	isoSector = 2048
@@ -26,8 +34,8 @@ func probeISO9660(d *dev) (Result, bool, error) {
 		return Result{}, false, nil
 	}
 
-	var pvd, joliet []byte
-	for i := int64(0); i < 16 && (pvd == nil || joliet == nil); i++ {
+	var pvd, joliet, boot []byte
+	for i := int64(0); i < 16; i++ {
 		desc, ok, err := d.get(isoStart+i*isoSector, 847)
 		if err != nil {
 			return Result{}, false, err
@@ -36,6 +44,8 @@ func probeISO9660(d *dev) (Result, bool, error) {
 			break
 		}
 		switch {
+		case desc[0] == 0 && boot == nil:
+			boot = desc
 		case desc[0] == 1 && pvd == nil:
 			pvd = desc
 		case desc[0] == 2 && joliet == nil:
@@ -48,7 +58,7 @@ func probeISO9660(d *dev) (Result, bool, error) {
 	if pvd == nil {
 		return Result{}, false, nil
 	}
-	var r Result
+	r := Result{BlockSize: uint32(le16(pvd, 128))}
 	// No volume UUID exists; blkid makes one from the modification date,
 	// or the creation date when that is unset.
 	if u, set := isoDateUUID(pvd[830:847]); set {
@@ -65,6 +75,19 @@ func probeISO9660(d *dev) (Result, bool, error) {
 		}
 	} else {
 		r.Label = label(pvd[40:72])
+	}
+	id := func(lo, hi int) string {
+		if joliet != nil {
+			if merged := isoMergeLabel(joliet[lo:hi], pvd[lo:hi]); merged != nil {
+				return utf16Label(merged, true)
+			}
+		}
+		return label(pvd[lo:hi])
+	}
+	r.ISO = ISOIDs{SystemID: id(8, 40), VolumeSetID: id(190, 318), PublisherID: id(318, 446),
+		DataPreparerID: id(446, 574), ApplicationID: id(574, 702)}
+	if boot != nil {
+		r.ISO.BootSystemID = label(boot[7:39])
 	}
 	return r, true, nil
 }

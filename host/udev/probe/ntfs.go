@@ -67,6 +67,7 @@ func probeNTFS(d *dev) (Result, bool, error) {
 		r.UUID = fmt.Sprintf("%016X", le64(serial, 0))
 	}
 	r.Label = ntfsVolumeName(rec)
+	r.BlockSize = sectorSize
 	return r, true, nil
 }
 

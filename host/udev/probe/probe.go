@@ -20,6 +20,10 @@ type Result struct {
 	UUID    string // blkid's UUID, in blkid's format for this type
 	Usage   string // "filesystem", or "other" for swap and journals
 	Version string // blkid's VERSION, when the type has one
+	// BlockSize is blkid's BLOCK_SIZE (0: the type reports none).
+	BlockSize uint32
+	// ISO is what an iso9660 volume says of itself (zero for other types).
+	ISO ISOIDs
 
 	PTType string // blkid's PTTYPE: "dos" or "gpt" when the device holds a partition table
 	PTUUID string // blkid's PTUUID: dos disk signature (8 hex digits) or GPT disk GUID
@@ -334,7 +338,7 @@ func (d *dev) fill(b []byte, off int64) error {
 		// The device is shorter than it said: treat as absent data.
 		return errOutside
 	}
-	return err
+	return fmt.Errorf("read at %d (%d bytes): %w", off, len(b), err)
 }
 
 // get is read for probers: errOutside becomes "not matched", other errors

@@ -25,6 +25,17 @@ func (r Result) Properties() map[string]string {
 		p["ID_FS_LABEL"] = safeString(r.Label)
 		p["ID_FS_LABEL_ENC"] = encodeString(r.Label)
 	}
+	if r.BlockSize != 0 {
+		p["ID_FS_BLOCK_SIZE"] = fmt.Sprint(r.BlockSize)
+	}
+	for _, id := range []struct{ key, v string }{
+		{"SYSTEM_ID", r.ISO.SystemID}, {"VOLUME_SET_ID", r.ISO.VolumeSetID}, {"PUBLISHER_ID", r.ISO.PublisherID},
+		{"DATA_PREPARER_ID", r.ISO.DataPreparerID}, {"APPLICATION_ID", r.ISO.ApplicationID}, {"BOOT_SYSTEM_ID", r.ISO.BootSystemID},
+	} {
+		if id.v != "" {
+			p["ID_FS_"+id.key] = encodeString(id.v)
+		}
+	}
 	if r.PTType != "" {
 		p["ID_PART_TABLE_TYPE"] = r.PTType
 	}

@@ -154,6 +154,9 @@ func probeF2FS(d *dev) (Result, bool, error) {
 		}
 	}
 	r := Result{Version: fmt.Sprintf("%d.%d", major, minor), UUID: uuid16(b[0x6C:0x7C])}
+	if lg := le32(b, 16); lg < 32 {
+		r.BlockSize = 1 << lg
+	}
 	if b[0x7C] != 0 {
 		r.Label = utf16Label(b[0x7C:0x7C+1024], false)
 	}

@@ -37,5 +37,6 @@ func probeXFS(d *dev) (Result, bool, error) {
 		r.Label = label(b[0x6C:0x78])
 	}
 	r.UUID = uuid16(b[0x20:0x30])
+	r.BlockSize = sectsize
 	return r, true, nil
 }
