@@ -33,8 +33,11 @@ func (f fdReader) ReadAt(b []byte, off int64) (int, error) {
 // ID_FS_* properties. It opens the node read-only and non-blocking, so a
 // tape or a device with no medium does not wait; a read that hangs anyway
 // is abandoned after timeout (its goroutine ends when the read does).
-// A device with no or two filesystem signatures gives no properties.
-func probeNode(node string, timeout time.Duration) (map[string]string, error) {
+// A device with no or two filesystem signatures gives no properties. A
+// partition also gets its entry in its disk's table (ID_PART_ENTRY_*),
+// from the disk that open gives (nil: /dev/<DEVNAME>); a disk that cannot
+// be read leaves them out.
+func probeNode(node string, timeout time.Duration, open probe.OpenDisk) (map[string]string, error) {
 	type result struct {
 		props map[string]string
 		err   error
@@ -52,7 +55,15 @@ func probeNode(node string, timeout time.Duration) (map[string]string, error) {
 			done <- result{nil, fmt.Errorf("size: %w", err)}
 			return
 		}
-		res, err := probe.Probe(fdReader(fd), size)
+		var o probe.Options
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK {
+			if disk, release, err := probe.DiskOf(unix.Major(st.Rdev), unix.Minor(st.Rdev), open); err == nil && disk != nil {
+				defer release()
+				o.Disk = disk
+			}
+		}
+		res, err := probe.ProbeWith(fdReader(fd), size, o)
 		switch {
 		case errors.Is(err, probe.ErrUnknown):
 			done <- result{}

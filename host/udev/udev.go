@@ -148,14 +148,14 @@ func (u *Udev) probe(ev *UEvent) (map[string]string, error) {
 	node := ev.devNode()
 	major, minor, err := devnode.ParseMajMin(ev.Props["MAJOR"] + ":" + ev.Props["MINOR"])
 	if u.nodes == nil || node == "" || err != nil {
-		return probeNode(node, probeTimeout)
+		return probeNode(node, probeTimeout, nil)
 	}
 	p, release, err := u.nodes.Path(strings.TrimPrefix(node, "/dev/"), major, minor)
 	if err != nil {
 		return nil, err
 	}
 	defer release() // the open descriptor holds the device, not the node
-	return probeNode(p, probeTimeout)
+	return probeNode(p, probeTimeout, u.nodes.Path)
 }
 
 // Subscribe sets a plugin's rules (nil removes them). After Start, a plugin

@@ -26,6 +26,14 @@ func diskOf(f *os.File, open OpenDisk) (*Disk, func(), error) {
 		return nil, nil, nil
 	}
 	major, minor := uint32((st.Rdev>>8)&0xfff|(st.Rdev>>32)&^0xfff), uint32(st.Rdev&0xff|(st.Rdev>>12)&^0xff)
+	return DiskOf(major, minor, open)
+}
+
+// DiskOf returns the whole disk of block device major:minor, opened
+// through open (nil: /dev/<the disk's DEVNAME>), with the partition's
+// number, start and size from sysfs, and a func that closes it; nil when
+// the device is not a partition.
+func DiskOf(major, minor uint32, open OpenDisk) (*Disk, func(), error) {
 	sys, err := filepath.EvalSymlinks(filepath.Join(sysRoot, "dev", "block", fmt.Sprintf("%d:%d", major, minor)))
 	if err != nil {
 		return nil, nil, err
