@@ -165,6 +165,18 @@ func TestGPTHeaderSizeHuge(t *testing.T) {
 // An extended partition whose EBR links to itself: the chain stops (one
 // logical partition, not a loop) and the probe ends.
 func TestDOSExtendedLoop(t *testing.T) {
+	tab := gptParts(t, dosLoopImage())
+	if tab == nil || tab.typ != "dos" || tab.id != "cafef00d" {
+		t.Fatalf("table %+v, want dos cafef00d", tab)
+	}
+	if len(tab.parts) != 3 || tab.parts[2].Number != 5 || tab.parts[2].Offset != 4160 || tab.parts[2].UUID != "cafef00d-05" {
+		t.Errorf("parts %+v, want 1, 2 and one logical 5 at 4160", tab.parts)
+	}
+}
+
+// dosLoopImage is an MBR with a primary partition and an extended one
+// whose second EBR repeats the first's data partition and links to itself.
+func dosLoopImage() *sparseImage {
 	mbr := make([]byte, 512)
 	put := func(b []byte, i int, typ byte, start, size uint32) {
 		e := b[446+16*i:]
@@ -183,14 +195,7 @@ func TestDOSExtendedLoop(t *testing.T) {
 	ebr2 := append([]byte(nil), ebr...)
 	put(ebr2, 0, 0x83, 63, 1000) // its data partition at 4096+1+63 = the first one's: a duplicate
 	put(ebr2, 1, 0x05, 1, 100)   // and itself as the next link
-	img := &sparseImage{size: 8192 * 512, chunks: []sparseChunk{{0, mbr}, {4096 * 512, ebr}, {4097 * 512, ebr2}}}
-	tab := gptParts(t, img)
-	if tab == nil || tab.typ != "dos" || tab.id != "cafef00d" {
-		t.Fatalf("table %+v, want dos cafef00d", tab)
-	}
-	if len(tab.parts) != 3 || tab.parts[2].Number != 5 || tab.parts[2].Offset != 4160 || tab.parts[2].UUID != "cafef00d-05" {
-		t.Errorf("parts %+v, want 1, 2 and one logical 5 at 4160", tab.parts)
-	}
+	return &sparseImage{size: 8192 * 512, chunks: []sparseChunk{{0, mbr}, {4096 * 512, ebr}, {4097 * 512, ebr2}}}
 }
 
 // FuzzPartTable probes a fuzzed disk and each partition its table lists,
@@ -199,6 +204,7 @@ func TestDOSExtendedLoop(t *testing.T) {
 func FuzzPartTable(f *testing.F) {
 	f.Add(gptImage(4096, []gptEnt{{34, 1000, "a"}, {1001, 2000, "b"}}, 0, 0, 0).encode())
 	f.Add(gptImage(4096, []gptEnt{{34, 1 << 40, "past"}}, 0xFFFFFFFF, 0, 0xFFFFFFFF).encode())
+	f.Add(dosLoopImage().encode())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		img := decodeSparse(data)
 		rr := &recordingReader{r: img}
