@@ -91,7 +91,7 @@ func TestRunShippedConfig(t *testing.T) {
 		// The demo: a stick is automounted and unmounted, NTP sync is
 		// lost, and the update lock refuses a reboot.
 		`msg=mounted plugin=automount source=plugin device=/dev/sdb1 path=/media/MEDIA fstype=vfat readonly=false entries=3`,
-		`msg=unmounted plugin=automount source=plugin device=/dev/sdb1 path=/media/MEDIA`,
+		`msg="pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it)" plugin=automount source=plugin target=MEDIA device=/dev/sdb1 reason="device removed"`,
 		`msg="NTPSynchronized changed" plugin=ntp-check source=plugin synced=false`,
 		`msg="the update lock refused the reboot; asking again at the next check" plugin=supervisor-reboot source=plugin service=main`,
 		`msg=goodbye plugin=hello source=plugin`,

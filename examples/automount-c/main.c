@@ -8,6 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Logged once per stick that goes while mounted, by whichever of the host's
+ * mount event and the device's udev remove finds it mounted. */
+#define PULLED_OUT "pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it)"
+
 static int attach(const airlock_uevent *e) {
 	if (!*e->uuid) {
 		airlock_warnf("not mounted: the filesystem has no UUID device=%s", e->devname);
@@ -70,9 +74,12 @@ static int detach(const airlock_uevent *e) {
 	for (uint32_t i = 0; r.err == AIRLOCK_OK && i < l.count; i++) {
 		if (strcmp(l.mounts[i].device, e->devname) != 0)
 			continue;
+		/* Not found: the host detached it first, and its mount event,
+		 * queued behind this event, logs the stick. */
 		airlock_result u = airlock_unmount(l.mounts[i].target, NULL);
-		if (u.err == AIRLOCK_OK || u.err == AIRLOCK_NOT_FOUND)
-			airlock_infof("unmounted device=%s path=%s", l.mounts[i].device, l.mounts[i].path);
+		if (u.err == AIRLOCK_OK)
+			airlock_warnf("%s target=%s device=%s reason=device removed", PULLED_OUT, l.mounts[i].target,
+			              l.mounts[i].device);
 		airlock_result_free(&u);
 	}
 	airlock_result_free(&r);
@@ -89,8 +96,7 @@ static int on_udev(const airlock_uevent *e) {
 }
 
 static int on_mount(const airlock_mount_event *e) {
-	airlock_warnf("pulled out while mounted; the host detached it (unplug only after unmounting to be sure writes are on it) target=%s device=%s reason=%s",
-	              e->target, e->device, e->reason);
+	airlock_warnf("%s target=%s device=%s reason=%s", PULLED_OUT, e->target, e->device, e->reason);
 	return 0;
 }
 

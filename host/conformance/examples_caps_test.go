@@ -91,17 +91,25 @@ func TestCapabilityExamples(t *testing.T) {
 			x.wait(1, "partition removed")
 		}, []string{"INFO partition plugged in device=/dev/sdb1 label=MEDIA uuid=1234-ABCD fstype=vfat"}},
 		{"automount", "plugins/automount", func(x *exampleRun) {
+			// Pulled out: the plugin's udev remove finds it mounted
+			// and unmounts it; then, mounted again, the host's mount
+			// event finds it first. Each is logged once.
 			x.deliver(uevent("add"))
 			x.wait(1, "wrote path=/media/MEDIA/hello.txt")
+			x.deliver(uevent("remove"))
+			x.wait(1, "pulled out while mounted")
+			x.deliver(uevent("add"))
+			x.wait(2, "wrote path=/media/MEDIA/hello.txt")
 			x.deliver(capability.Event{Kind: uint32(abi.EventMount), Payload: abi.AppendRecord(nil, abi.Record{
 				{Key: "action", Value: []byte("unmounted")}, {Key: "target", Value: []byte("MEDIA")},
 				{Key: "source", Value: []byte("uuid:1234-ABCD")}, {Key: "device", Value: []byte("/dev/sdb1")},
-				{Key: "reason", Value: []byte("device removed")},
+				{Key: "reason", Value: []byte("device removed (mount event)")},
 			})})
-			x.deliver(uevent("remove"))
-			x.wait(1, "unmounted device=/dev/sdb1")
+			x.wait(2, "pulled out while mounted")
 		}, []string{"INFO mounted device=/dev/sdb1 path=/media/MEDIA fstype=vfat readonly=false entries=3",
-			"INFO unmounted device=/dev/sdb1 path=/media/MEDIA"}},
+			"WARN pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it) target=MEDIA device=/dev/sdb1 reason=device removed",
+			"INFO mounted device=/dev/sdb1 path=/media/MEDIA fstype=vfat readonly=false entries=4",
+			"WARN pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it) target=MEDIA device=/dev/sdb1 reason=device removed (mount event)"}},
 	}
 	root := testenv.RepoRoot(t)
 	for _, ex := range examples {

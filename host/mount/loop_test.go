@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 
 	"github.com/airlockhq/airlock/host/internal/testenv"
 )
@@ -68,17 +69,7 @@ func TestLoopAutomount(t *testing.T) {
 	}
 	// Sparse: mkfs writes about 70 MiB of it.
 	img := tl.MakeSizedImage(t, t.TempDir(), "stick.img", 512<<20, parts)
-	man, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "plugins/automount/plugin.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(man), `write_file = ""`, `write_file = "hello.txt"`, 1)
-	// Leave the test machine's own disks alone.
-	text = strings.Replace(text, `properties = { ID_FS_TYPE =`, `properties = { ID_FS_LABEL = "AIR*", ID_FS_TYPE =`, 1)
-	if !strings.Contains(text, `ID_FS_LABEL = "AIR*"`) {
-		t.Fatalf("plugins/automount/plugin.toml has no properties = { ID_FS_TYPE = ... } to add the label filter to:\n%s", man)
-	}
-	r := runHost(t, realRuntime, plugin{"automount", text, "plugins/automount"})
+	r := runHost(t, realRuntime, plugin{"automount", automountManifest(t, "AIR*"), "plugins/automount"})
 	r.log.Wait(1, "airlock running")
 
 	// The partitions beyond the two ext4 ones that the kernel can mount
@@ -127,6 +118,7 @@ func TestLoopAutomount(t *testing.T) {
 
 	// Pulled out: losetup -d on a device in use only marks it; the host
 	// notices, detaches the mounts, and the kernel then removes it.
+	pulled := dev
 	testenv.Run(t, tl.Losetup, "-d", "/dev/"+dev)
 	gone := append([]string{"AIRSTICK", "AIRSTICK-2"}, labels(cycled)...)
 	for _, n := range gone {
@@ -151,6 +143,17 @@ func TestLoopAutomount(t *testing.T) {
 		r.log.Wait(1, "path=/media/"+p.Label+" fstype="+p.FSType+" readonly=false entries=1", "plugin=automount")
 		r.log.Wait(2, "wrote path=/media/"+p.Label+"/hello.txt", "plugin=automount")
 	}
+	// Each pulled stick was logged once: the host's mount event and the
+	// partition's udev remove, both handled before the add above, name
+	// the same stick.
+	for _, n := range gone {
+		if c := r.log.Count("pulled out while mounted", "target="+n+" ", "plugin=automount"); c != 1 {
+			t.Errorf("%s pulled out: logged %d times, want once", n, c)
+		}
+	}
+	if c := r.log.Count("unmounted device=/dev/"+pulled+"p", "plugin=automount"); c != 0 {
+		t.Errorf("the pulled sticks were also logged as unmounted %d times:\n%s", c, strings.Join(r.log.Lines(), "\n"))
+	}
 	for _, n := range append([]string{"AIRSTICK"}, labels(cycled)...) {
 		b, err := os.ReadFile(filepath.Join(media, n, "hello.txt"))
 		if err != nil || !strings.Contains(string(b), "automount") {
@@ -160,6 +163,111 @@ func TestLoopAutomount(t *testing.T) {
 	r.stop()
 	if ms := mountsUnder(t, media); len(ms) != 0 {
 		t.Errorf("%d mounts left after host shutdown", len(ms))
+	}
+}
+
+// automountManifest is the shipped automount manifest with write_file set
+// and every rule that matches a filesystem narrowed to labels (a glob),
+// so that the test leaves the machine's other disks alone.
+func automountManifest(t *testing.T, labels string) string {
+	t.Helper()
+	man, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "plugins/automount/plugin.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(man), `write_file = ""`, `write_file = "hello.txt"`, 1)
+	const fsRule = `properties = { ID_FS_TYPE = "vfat|`
+	if strings.Count(text, fsRule) < 2 {
+		t.Fatalf("plugins/automount/plugin.toml has fewer than two rules with %s...} (add, and a whole disk's change) to add the label filter to:\n%s", fsRule, man)
+	}
+	return strings.ReplaceAll(text, fsRule, `properties = { ID_FS_LABEL = "`+labels+`", ID_FS_TYPE = "vfat|`)
+}
+
+// A whole-disk ("superfloppy") stick, a filesystem with no partition
+// table, through the shipped automount plugin on a real loop device: the
+// kernel announces it with a change of the disk, not an add. It is mounted
+// when attached; pulled out (losetup -d) it is logged once although the
+// host's mount event and the disk's change both report it; attached again
+// it is mounted again with the file written before; and when its medium
+// goes while mounted (the disk shrinks under the filesystem, a change the
+// probe finds no filesystem in, as a card taken out of a reader) the
+// plugin unmounts it itself, and logs that once too. vfat where the kernel has it, else ext4.
+func TestLoopSuperfloppy(t *testing.T) {
+	tl := testenv.NeedLoop(t, "attach loop devices and mount them")
+	fstype, entries := "ext4", 1 // lost+found
+	if kernelHas("vfat") {
+		fstype, entries = "vfat", 0
+	}
+	img, _ := tl.MakeSuperfloppy(t, t.TempDir(), "floppy.img", 32<<20, fstype, "AIRFLOPPY")
+	r := runHost(t, realRuntime, plugin{"automount", automountManifest(t, "AIRFLOPPY"), "plugins/automount"})
+	r.log.Wait(1, "airlock running")
+
+	dev := tl.Attach(t, img, 0)
+	mounted := func(dev string, entries int) string {
+		return fmt.Sprintf("mounted device=/dev/%s path=/media/AIRFLOPPY fstype=%s readonly=false entries=%d", dev, fstype, entries)
+	}
+	r.log.Wait(1, mounted(dev, entries), "plugin=automount")
+	r.log.Wait(1, "wrote path=/media/AIRFLOPPY/hello.txt", "plugin=automount")
+	at := filepath.Join(r.media("automount"), "AIRFLOPPY")
+	if ms := mountsUnder(t, r.media("automount")); len(ms) != 1 || ms[0].Mountpoint != at || ms[0].Source != "/dev/"+dev {
+		t.Fatalf("mount table under the media root: %+v, want /dev/%s at %s", ms, dev, at)
+	}
+
+	// Pulled out: the host detaches it, then the kernel frees the loop
+	// device with a change that has no filesystem.
+	testenv.Run(t, tl.Losetup, "-d", "/dev/"+dev)
+	r.log.Wait(1, "pulled out while mounted", "target=AIRFLOPPY ", "plugin=automount")
+	testenv.WaitPath(t, "/sys/class/block/"+dev+"/loop", false)
+
+	// Attached again: both reports of the pull were handled before this
+	// mount, and they logged the stick once.
+	dev2 := tl.Attach(t, img, 0)
+	r.log.Wait(1, mounted(dev2, entries+1), "plugin=automount")
+	r.log.Wait(2, "wrote path=/media/AIRFLOPPY/hello.txt", "plugin=automount")
+	if c := r.log.Count("pulled out while mounted", "target=AIRFLOPPY ", "plugin=automount"); c != 1 {
+		t.Errorf("one pull logged %d times, want once:\n%s", c, strings.Join(r.log.Lines(), "\n"))
+	}
+	if c := r.log.Count("unmounted device=", "plugin=automount"); c != 0 {
+		t.Errorf("the pulled stick was also logged as unmounted (%d):\n%s", c, strings.Join(r.log.Lines(), "\n"))
+	}
+	if b, err := os.ReadFile(filepath.Join(at, "hello.txt")); err != nil || !strings.Contains(string(b), "automount") {
+		t.Errorf("hello.txt after re-attaching: %q, %v", b, err)
+	}
+
+	// The medium goes while mounted: the disk shrinks to one sector
+	// under the filesystem (the loop device's size limit; the kernel
+	// sends no event for a change to zero), a change whose probe finds no
+	// filesystem. The host still has the device, so the plugin's own
+	// unmount does it, and logs it once.
+	shrinkLoop(t, "/dev/"+dev2, 512)
+	r.log.Wait(2, "pulled out while mounted", "target=AIRFLOPPY ", "plugin=automount")
+	if ms := mountsUnder(t, r.media("automount")); len(ms) != 0 {
+		t.Errorf("still mounted after the medium went: %+v\n%s", ms[0], strings.Join(r.log.Lines(), "\n"))
+	}
+	r.stop()
+	if c := r.log.Count("pulled out while mounted", "plugin=automount"); c != 2 {
+		t.Errorf("two pulls logged %d times, want twice:\n%s", c, strings.Join(r.log.Lines(), "\n"))
+	}
+	r.stop()
+}
+
+// shrinkLoop sets a loop device's size limit to size bytes, as a medium
+// that goes: the kernel sends a change with RESIZE=1 (losetup cannot
+// change the limit of an attached device).
+func shrinkLoop(t *testing.T, dev string, size uint64) {
+	t.Helper()
+	fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	info, err := unix.IoctlLoopGetStatus64(fd)
+	if err != nil {
+		t.Fatalf("LOOP_GET_STATUS64 %s: %v", dev, err)
+	}
+	info.Sizelimit = size
+	if err := unix.IoctlLoopSetStatus64(fd, info); err != nil {
+		t.Fatalf("LOOP_SET_STATUS64 %s (size limit %d): %v", dev, size, err)
 	}
 }
 

@@ -1,8 +1,8 @@
 // Command automount mounts external storage by its label while it is
-// plugged in: a partition appears, it is mounted at /media/<label> (the
-// UUID when it has no label; -2, -3 when two sticks share one; read-only
-// when the card refuses writes), its files are listed, and it is unmounted
-// when it goes away.
+// plugged in: a partition, or a whole-disk ("superfloppy") filesystem,
+// appears, it is mounted at /media/<label> (the UUID when it has no label;
+// -2, -3 when two sticks share one; read-only when the card refuses
+// writes), its files are listed, and it is unmounted when it goes away.
 package main
 
 import (
@@ -14,26 +14,57 @@ import (
 	airlock "github.com/airlockhq/airlock/sdk/go"
 )
 
-// mounted holds this instance's mounts by device node. A removed device
-// may already have been detached by the host (it saw the same remove);
-// the plugin's unmount then finds nothing, which is fine.
+// mounted holds this instance's mounts by device node.
 var mounted = map[string]airlock.MountInfo{}
+
+// pulledOut is logged once per stick that goes while mounted, whichever of
+// the host's mount event and the device's own udev event comes first, and
+// whoever of the host and the plugin unmounted it.
+const pulledOut = "pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it)"
 
 func init() {
 	airlock.OnUdev(func(e airlock.UEvent) error {
-		switch e.Action {
-		case "add":
+		switch {
+		case e.Action == "remove":
+			return detach(e, "device removed")
+		case e.DevType == "disk" && !wholeDiskFS(e):
+			// A partitioned disk is left to its partitions; a disk
+			// whose medium went (a card taken out of its reader, a
+			// loop device detached) is unmounted.
+			return detach(e, "medium removed")
+		case e.Action == "add":
 			return attach(e)
-		case "remove":
-			return detach(e)
+		case e.Action == "change" && e.DevType == "disk":
+			// A superfloppy announces its filesystem with a change:
+			// a loop device attached, a card put in its reader.
+			if m, ok := mounted[e.DevName]; ok {
+				if m.UUID == e.UUID() {
+					return nil // the same medium, still mounted
+				}
+				if err := detach(e, "medium changed"); err != nil {
+					return err
+				}
+			}
+			return attach(e)
 		}
 		return nil
 	})
 	airlock.OnMount(func(ev airlock.MountEvent) error {
-		airlock.Warn("pulled out while mounted; the host detached it (unplug only after unmounting to be sure writes are on it)",
-			"target", ev.Target, "device", ev.Device, "reason", ev.Reason)
+		// Forget it, so that its udev event that may follow does not
+		// log it again.
+		if m, ok := mounted[ev.Device]; ok && m.Target == ev.Target {
+			delete(mounted, ev.Device)
+		}
+		airlock.Warn(pulledOut, "target", ev.Target, "device", ev.Device, "reason", ev.Reason)
 		return nil
 	})
+}
+
+// wholeDiskFS reports whether a disk event is for a filesystem on the
+// disk itself: a filesystem type, and no partition table.
+func wholeDiskFS(e airlock.UEvent) bool {
+	usage, ok := e.Props["ID_FS_USAGE"]
+	return e.FSType() != "" && (!ok || usage == "filesystem") && e.Props["ID_PART_TABLE_TYPE"] == ""
 }
 
 func attach(e airlock.UEvent) error {
@@ -74,16 +105,23 @@ func attach(e airlock.UEvent) error {
 	return nil
 }
 
-func detach(e airlock.UEvent) error {
+// detach unmounts the device's mount, if this instance holds one: the
+// device went while mounted. When the host got there first (it saw the
+// device go too), the unmount finds nothing and the host's mount event,
+// queued behind this event, logs the stick: it is logged once either way.
+func detach(e airlock.UEvent, why string) error {
 	m, ok := mounted[e.DevName]
 	if !ok {
 		return nil
 	}
 	delete(mounted, e.DevName)
-	if err := airlock.Mount.Unmount(m.Target); err != nil && !errors.Is(err, abi.NotFound) {
+	switch err := airlock.Mount.Unmount(m.Target); {
+	case errors.Is(err, abi.NotFound):
+		return nil
+	case err != nil:
 		return err
 	}
-	airlock.Info("unmounted", "device", m.Device, "path", m.Path)
+	airlock.Warn(pulledOut, "target", m.Target, "device", m.Device, "reason", why)
 	return nil
 }
 

@@ -5,6 +5,10 @@ import * as airlock from "../../../sdk/assemblyscript/assembly/index";
 export { airlock_abi_v1, airlock_on_event } from "../../../sdk/assemblyscript/assembly/index";
 import * as mount from "../../../sdk/assemblyscript/assembly/mount";
 
+// Logged once per stick that goes while mounted, by whichever of the host's
+// mount event and the device's udev remove finds it mounted.
+const PULLED_OUT = "pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it)";
+
 function attach(e: airlock.UEvent): string | null {
   if (e.uuid.length == 0) {
     airlock.warn("not mounted: the filesystem has no UUID device=" + e.devname);
@@ -44,9 +48,12 @@ function detach(e: airlock.UEvent): string | null {
   for (let i = 0; i < l.value.length; i++) {
     const m = l.value[i];
     if (m.device != e.devname) continue;
+    // Not found: the host detached it first, and its mount event, queued
+    // behind this event, logs the stick.
     const u = mount.unmount(m.target);
-    if (!u.ok && u.err != airlock.Errno.NOT_FOUND) return u.toString();
-    airlock.info("unmounted device=" + m.device + " path=" + m.path);
+    if (!u.ok && u.err == airlock.Errno.NOT_FOUND) continue;
+    if (!u.ok) return u.toString();
+    airlock.warn(PULLED_OUT + " target=" + m.target + " device=" + m.device + " reason=device removed");
   }
   return null;
 }
@@ -58,7 +65,6 @@ airlock.onUdev((e: airlock.UEvent): string | null => {
 });
 
 airlock.onMount((ev: airlock.MountEvent): string | null => {
-  airlock.warn("pulled out while mounted; the host detached it (unplug only after unmounting to be sure writes are on it) target=" +
-    ev.target + " device=" + ev.device + " reason=" + ev.reason);
+  airlock.warn(PULLED_OUT + " target=" + ev.target + " device=" + ev.device + " reason=" + ev.reason);
   return null;
 });

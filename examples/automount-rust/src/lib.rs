@@ -5,6 +5,10 @@
 use airlock::mount::{self, MountOptions};
 use airlock::{Errno, UEvent};
 
+/// Logged once per stick that goes while mounted, by whichever of the
+/// host's mount event and the device's udev remove finds it mounted.
+const PULLED_OUT: &str = "pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it)";
+
 fn attach(e: &UEvent) -> airlock::Result {
     if e.uuid().is_empty() {
         airlock::warn(&format!("not mounted: the filesystem has no UUID device={}", e.devname));
@@ -43,9 +47,12 @@ fn attach(e: &UEvent) -> airlock::Result {
 
 fn detach(e: &UEvent) -> airlock::Result {
     for m in mount::list()?.iter().filter(|m| m.device == e.devname) {
+        // Not found: the host detached it first, and its mount event,
+        // queued behind this event, logs the stick.
         match mount::unmount(&m.target) {
-            Err(err) if !err.is(Errno::NotFound) => return Err(err),
-            _ => airlock::info(&format!("unmounted device={} path={}", m.device, m.path)),
+            Err(err) if err.is(Errno::NotFound) => {}
+            Err(err) => return Err(err),
+            Ok(_) => airlock::warn(&format!("{} target={} device={} reason=device removed", PULLED_OUT, m.target, m.device)),
         }
     }
     Ok(())
@@ -58,10 +65,7 @@ fn init() {
         _ => Ok(()),
     });
     mount::on_mount(|ev| {
-        airlock::warn(&format!(
-            "pulled out while mounted; the host detached it (unplug only after unmounting to be sure writes are on it) target={} device={} reason={}",
-            ev.target, ev.device, ev.reason
-        ));
+        airlock::warn(&format!("{} target={} device={} reason={}", PULLED_OUT, ev.target, ev.device, ev.reason));
         Ok(())
     });
 }

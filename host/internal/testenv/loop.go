@@ -132,25 +132,49 @@ func (l Loop) MakeSizedImage(t testing.TB, dir, file string, size int64, parts [
 	for i := range parts {
 		p := &parts[i]
 		node := fmt.Sprintf("/dev/%sp%d", name, i+1)
-		switch p.FSType {
-		case "":
+		if p.FSType == "" {
 			continue
-		case "vfat":
-			Run(t, NeedCommand(t, "mkfs.vfat", "dosfstools"), "-n", p.Label, node)
-		case "ext4":
-			Run(t, NeedCommand(t, "mkfs.ext4", "e2fsprogs"), "-q", "-L", p.Label, node)
-		case "exfat":
-			Run(t, NeedCommand(t, "mkfs.exfat", "exfatprogs"), "-L", p.Label, node)
-		case "xfs":
-			// mkfs.xfs refuses a partition under 300 MiB.
-			Run(t, NeedCommand(t, "mkfs.xfs", "xfsprogs"), "-q", "-L", p.Label, node)
-		case "btrfs":
-			Run(t, NeedCommand(t, "mkfs.btrfs", "btrfs-progs"), "-q", "-L", p.Label, node)
-		default:
-			t.Fatalf("MakeSizedImage: no mkfs for %q", p.FSType)
 		}
+		Mkfs(t, p.FSType, p.Label, node)
 		p.UUID = Run(t, l.Blkid, "-p", "-o", "value", "-s", "UUID", node)
 	}
 	l.Detach(t, name)
 	return img
+}
+
+// Mkfs makes a filesystem of fstype labelled label on node (a device or an
+// image file) with the real mkfs tool.
+func Mkfs(t testing.TB, fstype, label, node string) {
+	t.Helper()
+	switch fstype {
+	case "vfat":
+		Run(t, NeedCommand(t, "mkfs.vfat", "dosfstools"), "-n", label, node)
+	case "ext4":
+		Run(t, NeedCommand(t, "mkfs.ext4", "e2fsprogs"), "-q", "-L", label, node)
+	case "exfat":
+		Run(t, NeedCommand(t, "mkfs.exfat", "exfatprogs"), "-L", label, node)
+	case "xfs":
+		// mkfs.xfs refuses a partition under 300 MiB.
+		Run(t, NeedCommand(t, "mkfs.xfs", "xfsprogs"), "-q", "-L", label, node)
+	case "btrfs":
+		Run(t, NeedCommand(t, "mkfs.btrfs", "btrfs-progs"), "-q", "-L", label, node)
+	default:
+		t.Fatalf("Mkfs: no mkfs for %q", fstype)
+	}
+}
+
+// MakeSuperfloppy writes a sparse image of size bytes with a filesystem on
+// the whole of it and no partition table, as many sticks and cards come,
+// and returns its path and the UUID blkid reads. Attach it with parts 0.
+func (l Loop) MakeSuperfloppy(t testing.TB, dir, file string, size int64, fstype, label string) (img, uuid string) {
+	t.Helper()
+	img = filepath.Join(dir, file)
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, size); err != nil {
+		t.Fatal(err)
+	}
+	Mkfs(t, fstype, label, img)
+	return img, Run(t, l.Blkid, "-p", "-o", "value", "-s", "UUID", img)
 }
