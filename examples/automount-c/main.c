@@ -68,7 +68,23 @@ static int attach(const airlock_uevent *e) {
 	return rc;
 }
 
-static int detach(const airlock_uevent *e) {
+/* mounted_uuid copies the UUID of the plugin's mount of e's device into
+ * uuid and returns 1, or returns 0 if it has none. */
+static int mounted_uuid(const airlock_uevent *e, char *uuid, size_t n) {
+	airlock_mount_list l;
+	airlock_result r = airlock_mounts(&l);
+	int found = 0;
+	for (uint32_t i = 0; r.err == AIRLOCK_OK && i < l.count && !found; i++)
+		if (strcmp(l.mounts[i].device, e->devname) == 0) {
+			snprintf(uuid, n, "%s", l.mounts[i].uuid);
+			found = 1;
+		}
+	airlock_result_free(&r);
+	airlock_mount_list_free(&l);
+	return found;
+}
+
+static int detach(const airlock_uevent *e, const char *why) {
 	airlock_mount_list l;
 	airlock_result r = airlock_mounts(&l);
 	for (uint32_t i = 0; r.err == AIRLOCK_OK && i < l.count; i++) {
@@ -78,8 +94,8 @@ static int detach(const airlock_uevent *e) {
 		 * queued behind this event, logs the stick. */
 		airlock_result u = airlock_unmount(l.mounts[i].target, NULL);
 		if (u.err == AIRLOCK_OK)
-			airlock_warnf("%s target=%s device=%s reason=device removed", PULLED_OUT, l.mounts[i].target,
-			              l.mounts[i].device);
+			airlock_warnf("%s target=%s device=%s reason=%s", PULLED_OUT, l.mounts[i].target, l.mounts[i].device,
+			              why);
 		airlock_result_free(&u);
 	}
 	airlock_result_free(&r);
@@ -87,11 +103,30 @@ static int detach(const airlock_uevent *e) {
 	return 0;
 }
 
+/* whole_disk_fs: a filesystem on the disk itself, no partition table. */
+static int whole_disk_fs(const airlock_uevent *e) {
+	const char *usage = airlock_uevent_prop(e, "ID_FS_USAGE");
+	const char *pt = airlock_uevent_prop(e, "ID_PART_TABLE_TYPE");
+	return *e->fstype && (usage == NULL || !strcmp(usage, "filesystem")) && (pt == NULL || !*pt);
+}
+
 static int on_udev(const airlock_uevent *e) {
+	if (!strcmp(e->action, "remove"))
+		return detach(e, "device removed");
+	if (!strcmp(e->devtype, "disk") && !whole_disk_fs(e))
+		return detach(e, "medium removed"); /* partitions, or the medium went */
 	if (!strcmp(e->action, "add"))
 		return attach(e);
-	if (!strcmp(e->action, "remove"))
-		return detach(e);
+	if (!strcmp(e->action, "change") && !strcmp(e->devtype, "disk")) {
+		/* A superfloppy announces its filesystem with a change. */
+		char uuid[128];
+		if (mounted_uuid(e, uuid, sizeof uuid)) {
+			if (!strcmp(uuid, e->uuid))
+				return 0; /* the same medium, still mounted */
+			detach(e, "medium changed");
+		}
+		return attach(e);
+	}
 	return 0;
 }
 

@@ -43,18 +43,27 @@ func (x *exampleRun) fire(timerName string) { x.deliver(timer.Event(x.name, time
 func (x *exampleRun) wait(n int, s string) { x.t.Helper(); x.log.Wait(n, s, "plugin="+x.name) }
 
 // uevent is a udev event for the simulated stick (sdb1, MEDIA, 1234-ABCD).
-func uevent(action string) capability.Event {
+func uevent(action string) capability.Event { return blockEvent(action, "partition", true) }
+
+// blockEvent is the simulated stick's event as devtype ("disk" for a
+// whole-disk filesystem), with or without its filesystem's ID_FS_*.
+func blockEvent(action, devtype string, fs bool) capability.Event {
 	rec := abi.Record{
 		{Key: "ACTION", Value: []byte(action)},
 		{Key: "DEVPATH", Value: []byte(mount.SimDevices[0].DevPath)},
 		{Key: "SUBSYSTEM", Value: []byte("block")},
-		{Key: "DEVTYPE", Value: []byte("partition")},
+		{Key: "DEVTYPE", Value: []byte(devtype)},
 		{Key: "DEVNAME", Value: []byte("/dev/sdb1")},
 		{Key: "SEQNUM", Value: []byte("77")},
-		{Key: "ID_FS_LABEL", Value: []byte("MEDIA")},
-		{Key: "ID_FS_LABEL_ENC", Value: []byte("MEDIA")},
-		{Key: "ID_FS_TYPE", Value: []byte("vfat")},
-		{Key: "ID_FS_UUID", Value: []byte("1234-ABCD")},
+	}
+	if fs {
+		rec = append(rec, abi.Record{
+			{Key: "ID_FS_LABEL", Value: []byte("MEDIA")},
+			{Key: "ID_FS_LABEL_ENC", Value: []byte("MEDIA")},
+			{Key: "ID_FS_TYPE", Value: []byte("vfat")},
+			{Key: "ID_FS_USAGE", Value: []byte("filesystem")},
+			{Key: "ID_FS_UUID", Value: []byte("1234-ABCD")},
+		}...)
 	}
 	return capability.Event{Kind: uint32(abi.EventUdev), Payload: abi.AppendRecord(nil, rec)}
 }
@@ -92,23 +101,33 @@ func TestCapabilityExamples(t *testing.T) {
 		}, []string{"INFO partition plugged in device=/dev/sdb1 label=MEDIA uuid=1234-ABCD fstype=vfat"}},
 		{"automount", "plugins/automount", func(x *exampleRun) {
 			// Pulled out: the plugin's udev remove finds it mounted
-			// and unmounts it; then, mounted again, the host's mount
-			// event finds it first. Each is logged once.
+			// and unmounts it. As a whole-disk filesystem, announced
+			// by a change (twice: mounted once), whose medium then
+			// goes. Then, mounted again, the host's mount event finds
+			// it first. Each is logged once.
 			x.deliver(uevent("add"))
 			x.wait(1, "wrote path=/media/MEDIA/hello.txt")
 			x.deliver(uevent("remove"))
 			x.wait(1, "pulled out while mounted")
+			x.deliver(blockEvent("change", "disk", true))
+			x.deliver(blockEvent("change", "disk", true))
+			x.deliver(blockEvent("change", "disk", false))
+			x.wait(2, "pulled out while mounted")
+			if n := x.log.Count("mounted device=/dev/sdb1", "plugin="+x.name); n != 2 {
+				x.t.Errorf("mounted %d times, want twice (the second change of the same medium mounts nothing)", n)
+			}
 			x.deliver(uevent("add"))
-			x.wait(2, "wrote path=/media/MEDIA/hello.txt")
+			x.wait(3, "wrote path=/media/MEDIA/hello.txt")
 			x.deliver(capability.Event{Kind: uint32(abi.EventMount), Payload: abi.AppendRecord(nil, abi.Record{
 				{Key: "action", Value: []byte("unmounted")}, {Key: "target", Value: []byte("MEDIA")},
 				{Key: "source", Value: []byte("uuid:1234-ABCD")}, {Key: "device", Value: []byte("/dev/sdb1")},
 				{Key: "reason", Value: []byte("device removed (mount event)")},
 			})})
-			x.wait(2, "pulled out while mounted")
+			x.wait(3, "pulled out while mounted")
 		}, []string{"INFO mounted device=/dev/sdb1 path=/media/MEDIA fstype=vfat readonly=false entries=3",
 			"WARN pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it) target=MEDIA device=/dev/sdb1 reason=device removed",
 			"INFO mounted device=/dev/sdb1 path=/media/MEDIA fstype=vfat readonly=false entries=4",
+			"WARN pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it) target=MEDIA device=/dev/sdb1 reason=medium removed",
 			"WARN pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it) target=MEDIA device=/dev/sdb1 reason=device removed (mount event)"}},
 	}
 	root := testenv.RepoRoot(t)

@@ -42,7 +42,7 @@ function attach(e: airlock.UEvent): string | null {
   return null;
 }
 
-function detach(e: airlock.UEvent): string | null {
+function detach(e: airlock.UEvent, why: string): string | null {
   const l = mount.list();
   if (!l.ok) return l.toString();
   for (let i = 0; i < l.value.length; i++) {
@@ -53,14 +53,36 @@ function detach(e: airlock.UEvent): string | null {
     const u = mount.unmount(m.target);
     if (!u.ok && u.err == airlock.Errno.NOT_FOUND) continue;
     if (!u.ok) return u.toString();
-    airlock.warn(PULLED_OUT + " target=" + m.target + " device=" + m.device + " reason=device removed");
+    airlock.warn(PULLED_OUT + " target=" + m.target + " device=" + m.device + " reason=" + why);
   }
   return null;
 }
 
+// wholeDiskFS: a filesystem on the disk itself, no partition table.
+function wholeDiskFS(e: airlock.UEvent): bool {
+  const usage = e.prop("ID_FS_USAGE");
+  const pt = e.prop("ID_PART_TABLE_TYPE");
+  return e.fstype.length > 0 && (usage == null || usage! == "filesystem") && (pt == null || pt!.length == 0);
+}
+
 airlock.onUdev((e: airlock.UEvent): string | null => {
+  if (e.action == "remove") return detach(e, "device removed");
+  if (e.devtype == "disk" && !wholeDiskFS(e)) return detach(e, "medium removed"); // partitions, or the medium went
   if (e.action == "add") return attach(e);
-  if (e.action == "remove") return detach(e);
+  if (e.action == "change" && e.devtype == "disk") {
+    // A superfloppy announces its filesystem with a change.
+    const l = mount.list();
+    if (!l.ok) return l.toString();
+    for (let i = 0; i < l.value.length; i++) {
+      const m = l.value[i];
+      if (m.device != e.devname) continue;
+      if (m.uuid == e.uuid) return null; // the same medium, still mounted
+      const err = detach(e, "medium changed");
+      if (err != null) return err;
+      break;
+    }
+    return attach(e);
+  }
   return null;
 });
 

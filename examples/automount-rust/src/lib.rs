@@ -45,25 +45,51 @@ fn attach(e: &UEvent) -> airlock::Result {
     Ok(())
 }
 
-fn detach(e: &UEvent) -> airlock::Result {
+fn detach(e: &UEvent, why: &str) -> airlock::Result {
     for m in mount::list()?.iter().filter(|m| m.device == e.devname) {
         // Not found: the host detached it first, and its mount event,
         // queued behind this event, logs the stick.
         match mount::unmount(&m.target) {
             Err(err) if err.is(Errno::NotFound) => {}
             Err(err) => return Err(err),
-            Ok(_) => airlock::warn(&format!("{} target={} device={} reason=device removed", PULLED_OUT, m.target, m.device)),
+            Ok(_) => airlock::warn(&format!("{} target={} device={} reason={}", PULLED_OUT, m.target, m.device, why)),
         }
     }
     Ok(())
 }
 
+/// A filesystem on the disk itself, no partition table.
+fn whole_disk_fs(e: &UEvent) -> bool {
+    !e.fstype().is_empty()
+        && e.prop("ID_FS_USAGE").map_or(true, |u| u == "filesystem")
+        && e.prop("ID_PART_TABLE_TYPE").unwrap_or_default().is_empty()
+}
+
+fn on_udev(e: &UEvent) -> airlock::Result {
+    if e.action == "remove" {
+        return detach(e, "device removed");
+    }
+    if e.devtype == "disk" && !whole_disk_fs(e) {
+        return detach(e, "medium removed"); // partitions, or the medium went
+    }
+    if e.action == "add" {
+        return attach(e);
+    }
+    if e.action == "change" && e.devtype == "disk" {
+        // A superfloppy announces its filesystem with a change.
+        if let Some(m) = mount::list()?.into_iter().find(|m| m.device == e.devname) {
+            if m.uuid == e.uuid() {
+                return Ok(()); // the same medium, still mounted
+            }
+            detach(e, "medium changed")?;
+        }
+        return attach(e);
+    }
+    Ok(())
+}
+
 fn init() {
-    airlock::on_udev(|e| match e.action.as_str() {
-        "add" => attach(e),
-        "remove" => detach(e),
-        _ => Ok(()),
-    });
+    airlock::on_udev(on_udev);
     mount::on_mount(|ev| {
         airlock::warn(&format!("{} target={} device={} reason={}", PULLED_OUT, ev.target, ev.device, ev.reason));
         Ok(())
