@@ -191,13 +191,13 @@ func automountManifest(t *testing.T, labels string) string {
 // it is mounted again with the file written before; and when its medium
 // goes while mounted (the disk shrinks under the filesystem, a change the
 // probe finds no filesystem in, as a card taken out of a reader) the
-// plugin unmounts it itself, and logs that once too. vfat where the kernel has it, else ext4.
+// plugin unmounts it itself, and logs that once too. The stick is ext4,
+// whatever the kernel has: the medium's going is made by shrinking the
+// disk to one sector, which leaves ext4's superblock (at 1 KiB) out of the
+// probe's reach, where a vfat boot sector would stay in it.
 func TestLoopSuperfloppy(t *testing.T) {
 	tl := testenv.NeedLoop(t, "attach loop devices and mount them")
 	fstype, entries := "ext4", 1 // lost+found
-	if kernelHas("vfat") {
-		fstype, entries = "vfat", 0
-	}
 	img, _ := tl.MakeSuperfloppy(t, t.TempDir(), "floppy.img", 32<<20, fstype, "AIRFLOPPY")
 	r := runHost(t, realRuntime, plugin{"automount", automountManifest(t, "AIRFLOPPY"), "plugins/automount"})
 	r.log.Wait(1, "airlock running")
