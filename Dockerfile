@@ -4,6 +4,8 @@
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
+# The guest SDKs are a module of their own, which go.mod replaces with ./sdk.
+COPY sdk/go.mod sdk/go.mod
 RUN go mod download
 COPY . .
 # The context holds no .git (.dockerignore), so the version and commit that

@@ -31,6 +31,7 @@ require (
 )
 
 require (
+	github.com/airlockhq/airlock/sdk v0.0.0
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect
@@ -40,3 +41,5 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace github.com/airlockhq/airlock/sdk => ./sdk

@@ -35,3 +35,5 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 	oras.land/oras-go/v2 v2.7.0 // indirect
 )
+
+replace github.com/airlockhq/airlock/sdk => ../sdk

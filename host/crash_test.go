@@ -21,7 +21,7 @@ import (
 // fsync (File.Sync), see host/RATIONALE.md, "Nothing lost".
 func TestDataSurvivesKill9(t *testing.T) {
 	testenv.NeedCommand(t, "dbus-daemon", "dbus")
-	bin := buildAirlock(t)
+	bin := testenv.Airlock(t)
 	dir := t.TempDir()
 	testenv.PluginDir(t, filepath.Join(dir, "plugins"), "keeper", `name = "keeper"
 version = "0.1.0"

@@ -21,34 +21,6 @@ import (
 	"github.com/airlockhq/airlock/host/internal/testenv"
 )
 
-var (
-	airlockOnce sync.Once
-	airlockBin  string
-	airlockErr  error
-)
-
-// buildAirlock builds cmd/airlock once per test binary.
-func buildAirlock(t *testing.T) string {
-	t.Helper()
-	airlockOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "airlock-test-bin-")
-		if err != nil {
-			airlockErr = err
-			return
-		}
-		airlockBin = filepath.Join(dir, "airlock")
-		build := exec.Command("go", "build", "-o", airlockBin, "./cmd/airlock")
-		build.Dir = testenv.RepoRoot(t)
-		if out, err := build.CombinedOutput(); err != nil {
-			airlockErr = fmt.Errorf("build airlock: %v\n%s", err, out)
-		}
-	})
-	if airlockErr != nil {
-		t.Fatal(airlockErr)
-	}
-	return airlockBin
-}
-
 // runningAirlock is the real binary running a runtime.toml, its stderr
 // collected line by line.
 type runningAirlock struct {
@@ -138,7 +110,7 @@ var (
 // client could not tell what was accepted.
 func TestSIGTERMDuringBurst(t *testing.T) {
 	testenv.NeedCommand(t, "dbus-daemon", "dbus")
-	bin := buildAirlock(t)
+	bin := testenv.Airlock(t)
 	dir := t.TempDir()
 	testenv.PluginDir(t, filepath.Join(dir, "plugins"), "counter",
 		"name = \"counter\"\nversion = \"0.1.0\"\n[limits]\nqueue = 16\n[config]\nwork = \"sleep\"\n",

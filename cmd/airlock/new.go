@@ -1,22 +1,22 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"text/template"
+
+	"github.com/airlockhq/airlock/sdk"
 )
 
-// newLangs are the languages `airlock new` scaffolds, each with the SDK in
-// sdk/<dir>.
+// newLangs are the languages `airlock new` scaffolds, each with its SDK's
+// directory in sdk.Files.
 var newLangs = map[string]string{"go": "go", "rust": "rust", "c": "c", "as": "assemblyscript"}
 
 var pluginName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
@@ -30,10 +30,8 @@ and AssemblyScript, and a README. It builds and passes its test at once.`
 
 type scaffold struct {
 	Name, Lang, Crate string
-	Root              string // the airlock source tree (SDKs)
 	Dir               string
-	SDKRel            string // Root relative to Dir, for C includes and AS imports
-	InModule          bool   // Dir lies inside the airlock Go module
+	SDKVersion        string
 }
 
 func cmdNew(args []string, stdout, stderr io.Writer) error {
@@ -55,7 +53,7 @@ func cmdNew(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	s := scaffold{Name: pos[0], Lang: *lang, Dir: *dir}
+	s := scaffold{Name: pos[0], Lang: *lang, Dir: *dir, SDKVersion: sdk.Version}
 	if !pluginName.MatchString(s.Name) {
 		return fmt.Errorf("bad plugin name %q: use lower-case letters, digits and '-', starting with a letter", s.Name)
 	}
@@ -73,15 +71,11 @@ func cmdNew(args []string, stdout, stderr io.Writer) error {
 	if entries, err := os.ReadDir(s.Dir); err == nil && len(entries) > 0 {
 		return fmt.Errorf("%s exists and is not empty; pick another --dir", s.Dir)
 	}
-	if s.Root, err = sourceRoot(s.Dir); err != nil {
+	s.Crate = strings.ReplaceAll(s.Name, "-", "_")
+	files, err := scaffoldFiles(s)
+	if err != nil {
 		return err
 	}
-	s.InModule = within(s.Root, s.Dir)
-	if s.SDKRel, err = filepath.Rel(s.Dir, s.Root); err != nil {
-		s.SDKRel = s.Root
-	}
-	s.Crate = strings.ReplaceAll(s.Name, "-", "_")
-	files := scaffoldFiles(s)
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return err
 	}
@@ -94,24 +88,15 @@ func cmdNew(args []string, stdout, stderr io.Writer) error {
 		if strings.HasSuffix(f.path, ".sh") {
 			mode = 0o755
 		}
-		var b bytes.Buffer
-		if err := template.Must(template.New(f.path).Delims("{{", "}}").Parse(f.text)).Execute(&b, s); err != nil {
+		if err := os.WriteFile(p, f.data, mode); err != nil {
 			return err
 		}
-		if err := os.WriteFile(p, b.Bytes(), mode); err != nil {
-			return err
+		if !strings.HasPrefix(f.path, sdkDir+"/") {
+			fmt.Fprintf(stdout, "  wrote %s\n", filepath.Join(s.Dir, f.path))
 		}
-		fmt.Fprintf(stdout, "  wrote %s\n", filepath.Join(s.Dir, f.path))
 	}
-	if s.Lang == "go" && !s.InModule {
-		// The plugin is its own module, using this airlock tree's SDK and
-		// test harness; tidy fills go.sum from the module cache.
-		fmt.Fprintf(stdout, "  go mod tidy (go.sum for the SDK and plugintest)\n")
-		cmd := exec.Command("go", "mod", "tidy")
-		cmd.Dir = s.Dir
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go mod tidy in %s: %v\n%s(fix it, then run go mod tidy there yourself)", s.Dir, err, b)
-		}
+	if d := newLangs[s.Lang]; d != "c" {
+		fmt.Fprintf(stdout, "  wrote %s (the airlock %s SDK %s, which this airlock carries)\n", filepath.Join(s.Dir, sdkDir), langName(s.Lang), sdk.Version)
 	}
 	rel := s.Dir
 	if wd, err := os.Getwd(); err == nil {
@@ -122,96 +107,79 @@ func cmdNew(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\ncreated plugin %q (%s) in %s. Next:\n  cd %s\n", s.Name, s.Lang, rel, rel)
 	switch s.Lang {
 	case "go":
-		fmt.Fprintf(stdout, "  go test ./...              # builds it and runs it on the simulated device\n  airlock build . && airlock check .\n")
+		fmt.Fprintf(stdout, "  airlock build .             # builds %s.wasm\n  ./test.sh                   # runs it on the simulated device\n", s.Name)
 	default:
-		fmt.Fprintf(stdout, "  ./build.sh                 # builds %s.wasm and checks it\n  ./test.sh                  # and runs it on the simulated device\n", s.Name)
+		fmt.Fprintf(stdout, "  ./build.sh                  # builds %s.wasm and checks it\n  ./test.sh                   # runs it on the simulated device\n", s.Name)
 	}
 	return nil
 }
 
-// sourceRoot finds the airlock source tree whose SDKs the plugin uses: the
-// module around dir or the working directory, $AIRLOCK_ROOT, or the tree
-// this binary was built from.
-func sourceRoot(dir string) (string, error) {
-	var tries []string
-	if r := os.Getenv("AIRLOCK_ROOT"); r != "" {
-		tries = append(tries, r)
-	}
-	for _, start := range []string{dir, mustWd()} {
-		for d := start; ; d = filepath.Dir(d) {
-			tries = append(tries, d)
-			if d == filepath.Dir(d) {
-				break
-			}
-		}
-	}
-	if _, file, _, ok := runtime.Caller(0); ok {
-		tries = append(tries, filepath.Join(filepath.Dir(file), "..", ".."))
-	}
-	for _, d := range tries {
-		if isAirlockRoot(d) {
-			return filepath.Clean(d), nil
-		}
-	}
-	return "", errors.New("cannot find the airlock source tree (its SDKs): run airlock new inside an airlock checkout, or set AIRLOCK_ROOT to one")
+// sdkDir is where a new project keeps the SDK that airlock new copied into
+// it (all but C, whose SDK is airlock.h beside main.c).
+const sdkDir = "airlock-sdk"
+
+func langName(lang string) string {
+	return map[string]string{"go": "Go", "rust": "Rust", "c": "C", "as": "AssemblyScript"}[lang]
 }
 
-func mustWd() string {
-	wd, _ := os.Getwd()
-	return wd
+type scaffoldFile struct {
+	path string
+	data []byte
 }
 
-func isAirlockRoot(d string) bool {
-	f, err := os.Open(filepath.Join(d, "go.mod"))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if strings.TrimSpace(sc.Text()) == "module github.com/airlockhq/airlock" {
-			_, err := os.Stat(filepath.Join(d, "sdk", "go"))
-			return err == nil
-		}
-	}
-	return false
-}
-
-// within reports whether dir is root or below it, and not inside another
-// module nested in root.
-func within(root, dir string) bool {
-	r, err := filepath.Rel(root, dir)
-	if err != nil || r == ".." || strings.HasPrefix(r, "../") {
-		return false
-	}
-	for d := filepath.Dir(dir); d != root && len(d) > len(root); d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return false
-		}
-	}
-	return true
-}
-
-type scaffoldFile struct{ path, text string }
-
-func scaffoldFiles(s scaffold) []scaffoldFile {
-	files := []scaffoldFile{{"plugin.toml", manifestTmpl}, {"README.md", readmeTmpl}}
+// scaffoldFiles returns the project's files: its own, from the templates,
+// and the SDK of its language from the copy this binary carries, so that
+// the project builds anywhere with nothing but its toolchain.
+func scaffoldFiles(s scaffold) ([]scaffoldFile, error) {
+	tmpls := [][2]string{{"plugin.toml", manifestTmpl}, {"README.md", readmeTmpl}, {"test.sh", testShTmpl}}
+	var sdkFiles []string // paths in sdk.Files
 	switch s.Lang {
 	case "go":
-		files = append(files, scaffoldFile{"main.go", goMainTmpl}, scaffoldFile{"main_test.go", goTestTmpl})
-		if !s.InModule {
-			files = append(files, scaffoldFile{"go.mod", goModTmpl})
-		}
+		tmpls = append(tmpls, [2]string{"main.go", goMainTmpl}, [2]string{"go.mod", goModTmpl},
+			[2]string{".gitignore", "*.wasm\n"})
+		sdkFiles = []string{"go.mod", "go"}
 	case "rust":
-		files = append(files, scaffoldFile{"Cargo.toml", cargoTmpl}, scaffoldFile{"src/lib.rs", rustTmpl},
-			scaffoldFile{".cargo/config.toml", cargoConfigTmpl}, scaffoldFile{".gitignore", "target/\n*.wasm\n"},
-			scaffoldFile{"build.sh", rustBuildTmpl}, scaffoldFile{"test.sh", testShTmpl})
+		tmpls = append(tmpls, [2]string{"Cargo.toml", cargoTmpl}, [2]string{"src/lib.rs", rustTmpl},
+			[2]string{".cargo/config.toml", cargoConfigTmpl}, [2]string{".gitignore", "target/\n*.wasm\n"},
+			[2]string{"build.sh", rustBuildTmpl})
+		sdkFiles = []string{"rust"}
 	case "c":
-		files = append(files, scaffoldFile{"main.c", cTmpl}, scaffoldFile{"build.sh", cBuildTmpl}, scaffoldFile{"test.sh", testShTmpl})
+		tmpls = append(tmpls, [2]string{"main.c", cTmpl}, [2]string{"build.sh", cBuildTmpl}, [2]string{".gitignore", "*.wasm\n"})
 	case "as":
-		files = append(files, scaffoldFile{"assembly/index.ts", asTmpl}, scaffoldFile{"build.sh", asBuildTmpl}, scaffoldFile{"test.sh", testShTmpl})
+		tmpls = append(tmpls, [2]string{"assembly/index.ts", asTmpl}, [2]string{"package.json", asPackageTmpl},
+			[2]string{"asconfig.json", asConfigTmpl}, [2]string{"build.sh", asBuildTmpl},
+			[2]string{".gitignore", "node_modules/\n*.wasm\n"})
+		sdkFiles = []string{"assemblyscript"}
 	}
-	return files
+	var files []scaffoldFile
+	for _, t := range tmpls {
+		var b bytes.Buffer
+		if err := template.Must(template.New(t[0]).Parse(t[1])).Execute(&b, s); err != nil {
+			return nil, err
+		}
+		files = append(files, scaffoldFile{t[0], b.Bytes()})
+	}
+	if s.Lang == "c" {
+		h, err := sdk.Files.ReadFile("c/airlock.h")
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, scaffoldFile{"airlock.h", h})
+	}
+	for _, root := range sdkFiles {
+		err := fs.WalkDir(sdk.Files, root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := sdk.Files.ReadFile(p)
+			files = append(files, scaffoldFile{path.Join(sdkDir, p), b})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
 }
 
 const manifestTmpl = `# {{.Name}}: made by airlock new. It may log, read its [config] and the
@@ -282,15 +250,15 @@ It logs its greeting at start and counts the ticks of its ` + "`tick`" + ` timer
 capability section is there, commented out: uncomment what the plugin
 needs, and only that. ` + "`airlock check .`" + ` shows what it is granted.
 {{if eq .Lang "go"}}
-    go test ./...                # builds the plugin and runs it in a real host on the simulated device
-    airlock build . && airlock check .
-
-The test (` + "`main_test.go`" + `) uses ` + "`github.com/airlockhq/airlock/host/plugintest`" + `:
-it loads the plugin in a host, fires its timer and waits for its log lines.
+    airlock build .              # builds {{.Name}}.wasm (GOOS=wasip1 GOARCH=wasm)
 {{else}}
-    ./build.sh                   # builds {{.Name}}.wasm with the SDK in {{.Root}}/sdk, then airlock check
-    ./test.sh                    # runs it on the simulated device and waits for its first tick
-{{end}}
+    ./build.sh                   # builds {{.Name}}.wasm, then airlock check
+{{end}}    ./test.sh                    # runs it on the simulated device and waits for its first tick
+
+The project builds with nothing but its toolchain: {{if eq .Lang "c"}}` + "`airlock.h`" + `
+is the airlock C SDK{{else}}` + "`" + `airlock-sdk/` + "`" + ` holds the
+airlock {{if eq .Lang "go"}}Go{{else if eq .Lang "rust"}}Rust{{else}}AssemblyScript{{end}} SDK {{.SDKVersion}}{{end}}, as the airlock that made it carries it.
+
 Run it with the rest of your plugins by adding this directory to
 ` + "`plugins`" + ` in runtime.toml; with ` + "`reload = true`" + ` a running host picks up
 each rebuild.
@@ -300,10 +268,11 @@ const goModTmpl = `module {{.Name}}
 
 go 1.24
 
-require github.com/airlockhq/airlock v0.0.0
+require github.com/airlockhq/airlock/sdk v{{.SDKVersion}}
 
-// The SDK and the test harness from this airlock tree.
-replace github.com/airlockhq/airlock => {{.Root}}
+// The airlock Go SDK, copied into airlock-sdk/ by airlock new. It has no
+// dependencies. Once it is published, delete this line and that directory.
+replace github.com/airlockhq/airlock/sdk => ./airlock-sdk
 `
 
 const goMainTmpl = `// Command {{.Name}} logs its greeting at start and counts the ticks of its
@@ -332,28 +301,6 @@ func init() {
 func main() {}
 `
 
-const goTestTmpl = `package main
-
-import (
-	"testing"
-
-	"github.com/airlockhq/airlock/host/plugintest"
-)
-
-// The plugin, built from this directory, runs in a real airlock host on the
-// simulated device.
-func TestGreetsAndTicks(t *testing.T) {
-	h := plugintest.New(t, ".")
-	h.Logs().Wait(1, "hello from {{.Name}}")
-	// A tick replaces one of the same timer still queued, so wait for
-	// each before the next.
-	h.Timer("tick")
-	h.Logs().Wait(1, "tick timer=tick count=1")
-	h.Timer("tick")
-	h.Logs().Wait(1, "tick timer=tick count=2")
-}
-`
-
 const cargoTmpl = `[package]
 name = "{{.Name}}"
 version = "0.1.0"
@@ -366,7 +313,8 @@ crate-type = ["cdylib"]
 path = "src/lib.rs"
 
 [dependencies]
-airlock = { path = "{{.Root}}/sdk/rust" }
+# The airlock Rust SDK, copied into airlock-sdk/ by airlock new.
+airlock = { path = "airlock-sdk/rust", version = "{{.SDKVersion}}" }
 
 [profile.release]
 opt-level = "s"
@@ -440,8 +388,8 @@ AIRLOCK_INIT {
 `
 
 const asTmpl = `// {{.Name}} logs its greeting at start and counts the ticks of its timer.
-import * as airlock from "../{{.SDKRel}}/sdk/assemblyscript/assembly/index";
-export { airlock_abi_v1, airlock_on_event } from "../{{.SDKRel}}/sdk/assemblyscript/assembly/index";
+import * as airlock from "@airlockhq/airlock/assembly/index";
+export { airlock_abi_v1, airlock_on_event } from "@airlockhq/airlock/assembly/index";
 
 // Lives as long as the instance; keep lasting state in /data.
 let ticks = 0;
@@ -464,51 +412,99 @@ if command -v airlock >/dev/null 2>&1; then airlock check .; else echo "built {{
 `
 
 const rustBuildTmpl = `#!/bin/sh
-# Builds {{.Name}}.wasm with the airlock Rust SDK in {{.Root}}/sdk/rust.
-# Needs rustc with the wasm32-wasi standard library (Debian: apt-get install
-# rustc cargo libstd-rust-dev-wasm32); AIRLOCK_RUSTC picks another rustc.
+# Builds {{.Name}}.wasm with the airlock Rust SDK in airlock-sdk/rust. It
+# needs a rustc with the standard library for WebAssembly (WASI): rustup's
+# with "rustup target add wasm32-wasip1", or Debian's (apt-get install rustc
+# cargo libstd-rust-dev-wasm32). AIRLOCK_RUSTC picks the rustc to use.
 set -eu
 cd "$(dirname "$0")"
-rustc="${AIRLOCK_RUSTC:-}"
-if [ -z "$rustc" ]; then
-	if [ -x /usr/bin/rustc ]; then rustc=/usr/bin/rustc; else rustc=$(command -v rustc); fi
+# wasi_target RUSTC prints the WASI target RUSTC has a standard library for.
+wasi_target() {
+	sysroot=$("$1" --print sysroot 2>/dev/null) || return 1
+	for t in wasm32-wasip1 wasm32-wasi; do
+		if [ -d "$sysroot/lib/rustlib/$t/lib" ]; then echo "$t"; return 0; fi
+	done
+	return 1
+}
+if [ -n "${AIRLOCK_RUSTC:-}" ]; then
+	candidates="$AIRLOCK_RUSTC"
+else
+	# The rustc on PATH first (rustup's, usually), then Debian's.
+	candidates="$(command -v rustc || true) /usr/bin/rustc"
 fi
-sysroot=$("$rustc" --print sysroot)
-target=wasm32-wasi
-[ -d "$sysroot/lib/rustlib/$target/lib" ] || target=wasm32-wasip1
+rustc= target= first=
+for c in $candidates; do
+	[ -x "$c" ] || continue
+	[ -n "$first" ] || first=$c
+	if target=$(wasi_target "$c"); then rustc=$c; break; fi
+done
+fix="rustup target add wasm32-wasip1"
+command -v rustup >/dev/null 2>&1 || fix="install Rust with rustup (https://rustup.rs), then: rustup target add wasm32-wasip1; or on Debian: apt-get install rustc cargo libstd-rust-dev-wasm32"
+if [ -z "$rustc" ]; then
+	if [ -z "$first" ]; then
+		echo "build.sh: no rustc found. To build for airlock: $fix" >&2
+	else
+		echo "build.sh: $first ($("$first" --version)) has no standard library for WebAssembly (WASI). Run: $fix" >&2
+	fi
+	exit 1
+fi
+if [ -n "$first" ] && [ "$first" != "$rustc" ]; then
+	echo "note: $first ($("$first" --version)) has no WASI target, so this uses $rustc; to use $first, run: $fix" >&2
+fi
 # The cargo beside that rustc: a newer cargo may ask an older rustc what it
 # cannot answer.
 cargo="$(dirname "$rustc")/cargo"
 [ -x "$cargo" ] || cargo=cargo
+echo "using $("$rustc" --version) ($rustc), target $target"
 echo "cargo build --offline --release --target $target"
 RUSTC="$rustc" "$cargo" build --offline --release --target "$target"
 cp "target/$target/release/{{.Crate}}.wasm" {{.Name}}.wasm
 ` + checkTail
 
 const cBuildTmpl = `#!/bin/sh
-# Builds {{.Name}}.wasm, a WASI reactor, with clang and the airlock C SDK's
-# one header in {{.Root}}/sdk/c. Needs (Debian) apt-get install clang lld
+# Builds {{.Name}}.wasm, a WASI reactor, with clang and airlock.h (the
+# airlock C SDK, one header). Needs (Debian) apt-get install clang lld
 # wasi-libc libclang-rt-dev-wasm32.
 set -eu
 cd "$(dirname "$0")"
 set -x
 clang --target=wasm32-wasi -mexec-model=reactor -Os -Wall -Wl,--strip-all \
-	-I "{{.Root}}/sdk/c" -o {{.Name}}.wasm main.c
+	-I . -o {{.Name}}.wasm main.c
 set +x
 ` + checkTail
 
+const asPackageTmpl = `{
+  "name": "{{.Name}}",
+  "version": "0.1.0",
+  "private": true,
+  "type": "module",
+  "scripts": {
+    "build": "asc assembly/index.ts --config asconfig.json --target release --outFile {{.Name}}.wasm",
+    "test": "./test.sh"
+  },
+  "dependencies": {
+    "@airlockhq/airlock": "file:airlock-sdk/assemblyscript"
+  },
+  "devDependencies": {
+    "assemblyscript": "0.27.37"
+  }
+}
+`
+
+// asConfigTmpl takes the SDK's compiler options (its runtime, its abort
+// and seed functions) from the SDK package itself.
+const asConfigTmpl = `{
+  "extends": "./node_modules/@airlockhq/airlock/asconfig.json"
+}
+`
+
 const asBuildTmpl = `#!/bin/sh
-# Builds {{.Name}}.wasm with the AssemblyScript compiler pinned by the
-# airlock SDK in {{.Root}}/sdk/assemblyscript (run npm ci there once).
+# Builds {{.Name}}.wasm with the AssemblyScript compiler (npm install
+# fetches it once; the airlock SDK is the package in airlock-sdk/).
 set -eu
 cd "$(dirname "$0")"
-here=$(pwd)
-sdk="{{.Root}}/sdk/assemblyscript"
-[ -x "$sdk/node_modules/.bin/asc" ] || (cd "$sdk" && npm ci --no-audit --no-fund)
-set -x
-(cd "$sdk" && node node_modules/.bin/asc "$here/assembly/index.ts" --config asconfig.json \
-	--target release --outFile "$here/{{.Name}}.wasm")
-set +x
+[ -x node_modules/.bin/asc ] || npm install --no-audit --no-fund
+npm run build
 ` + checkTail
 
 const testShTmpl = `#!/bin/sh
@@ -516,7 +512,7 @@ const testShTmpl = `#!/bin/sh
 # timer through the admin socket and waits for the tick in its log.
 set -eu
 cd "$(dirname "$0")"
-[ -f {{.Name}}.wasm ] || ./build.sh
+[ -f {{.Name}}.wasm ] || {{if eq .Lang "go"}}airlock build .{{else}}./build.sh{{end}}
 tmp=$(mktemp -d)
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 cat >"$tmp/runtime.toml" <<EOF
@@ -527,9 +523,9 @@ audit = "off"
 EOF
 airlock run --config "$tmp/runtime.toml" >"$tmp/log" 2>&1 &
 pid=$!
-for i in $(seq 100); do grep -q "from {{.Name}}" "$tmp/log" && break; sleep 0.1; done
+for i in $(seq 600); do grep -q "from {{.Name}}" "$tmp/log" && break; sleep 0.1; done
 airlock trigger --config "$tmp/runtime.toml" {{.Name}} timer tick
-for i in $(seq 100); do grep -q "tick timer=tick count=1" "$tmp/log" && { echo "ok: {{.Name}} started and ticked"; exit 0; }; sleep 0.1; done
+for i in $(seq 600); do grep -q "tick timer=tick count=1" "$tmp/log" && { echo "ok: {{.Name}} started and ticked"; exit 0; }; sleep 0.1; done
 cat "$tmp/log"
 echo "FAIL: no tick in the log"
 exit 1

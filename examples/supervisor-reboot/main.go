@@ -9,8 +9,8 @@ import (
 	"errors"
 	"strconv"
 
-	"github.com/airlockhq/airlock/abi"
 	airlock "github.com/airlockhq/airlock/sdk/go"
+	"github.com/airlockhq/airlock/sdk/go/abi"
 	"github.com/airlockhq/airlock/sdk/go/supervisor"
 )
 

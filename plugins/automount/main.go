@@ -10,8 +10,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/airlockhq/airlock/abi"
 	airlock "github.com/airlockhq/airlock/sdk/go"
+	"github.com/airlockhq/airlock/sdk/go/abi"
 )
 
 // mounted holds this instance's mounts by device node.

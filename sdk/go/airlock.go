@@ -17,7 +17,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/sdk/go/abi"
 )
 
 // HostError is what a host call returns when it fails: a code from the ABI's one

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/sdk/go/abi"
 )
 
 // DBus is the system bus, as the plugin's [[dbus.call]] and

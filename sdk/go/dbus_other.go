@@ -2,7 +2,7 @@
 
 package airlock
 
-import "github.com/airlockhq/airlock/abi"
+import "github.com/airlockhq/airlock/sdk/go/abi"
 
 // Outside wasm there is no bus: every D-Bus call reports abi.Unavailable.
 

@@ -1,5 +1,5 @@
 package airlock
 
-import "github.com/airlockhq/airlock/abi"
+import "github.com/airlockhq/airlock/sdk/go/abi"
 
 func abiErrno(e uint32) abi.Errno { return abi.Errno(e) }

@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/sdk/go/abi"
 )
 
 // Outside wasm there is no host: these stand-ins let a plugin's pure logic

@@ -3,7 +3,7 @@ package airlock
 import (
 	"strings"
 
-	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/sdk/go/abi"
 )
 
 // Mount is external storage, as the plugin's [[mount]] grants allow it.

@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/sdk/go/abi"
 )
 
 // UEvent is a device event from a [[trigger.udev]] rule, under udev's

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,4 +84,35 @@ func WasmPluginDir(t testing.TB, parent, name, manifest string, wasm []byte) str
 		t.Fatal(err)
 	}
 	return dir
+}
+
+var airlockBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// Airlock builds cmd/airlock once per test binary and returns the path of
+// the binary, for tests that run the CLI as a user does: as a subprocess.
+// The binary is alone in its directory, so that directory can go first on
+// a subprocess's PATH.
+func Airlock(t testing.TB) string {
+	t.Helper()
+	airlockBin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "airlock-test-bin-")
+		if err != nil {
+			airlockBin.err = err
+			return
+		}
+		airlockBin.path = filepath.Join(dir, "airlock")
+		build := exec.Command("go", "build", "-o", airlockBin.path, "./cmd/airlock")
+		build.Dir = RepoRoot(t)
+		if out, err := build.CombinedOutput(); err != nil {
+			airlockBin.err = fmt.Errorf("build airlock: %v\n%s", err, out)
+		}
+	})
+	if airlockBin.err != nil {
+		t.Fatal(airlockBin.err)
+	}
+	return airlockBin.path
 }

@@ -261,3 +261,33 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// NeedToolchain calls Missing unless the toolchain that builds lang's
+// plugins is installed, for tests that build a plugin the way its author
+// does (with the project's own build script) rather than through Build*.
+func NeedToolchain(t testing.TB, lang string) {
+	t.Helper()
+	switch lang {
+	case "go":
+		NeedCommand(t, "go", "golang (or go.dev/dl)")
+	case "c":
+		const pkgs = "apt-get install clang lld wasi-libc libclang-rt-dev-wasm32"
+		clang := NeedCommand(t, "clang", "clang lld wasi-libc libclang-rt-dev-wasm32")
+		for _, flag := range []string{"-print-file-name=libc.a", "-print-libgcc-file-name"} {
+			b, err := exec.Command(clang, "--target=wasm32-wasi", flag).Output()
+			p := strings.TrimSpace(string(b))
+			if _, statErr := os.Stat(p); err != nil || !filepath.IsAbs(p) || statErr != nil {
+				Missing(t, "the wasm32-wasi C library or runtime ("+pkgs+"): clang "+flag+" gives "+p)
+			}
+		}
+	case "rust":
+		if _, _, _, err := rustToolchain(); err != nil {
+			Missing(t, "a Rust toolchain for wasm32-wasi (apt-get install rustc cargo libstd-rust-dev-wasm32, or rustup target add wasm32-wasip1)")
+		}
+	case "as":
+		NeedCommand(t, "node", "nodejs")
+		NeedCommand(t, "npm", "npm")
+	default:
+		t.Fatalf("testenv: unknown language %q", lang)
+	}
+}

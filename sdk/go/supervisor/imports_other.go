@@ -2,7 +2,7 @@
 
 package supervisor
 
-import "github.com/airlockhq/airlock/abi"
+import "github.com/airlockhq/airlock/sdk/go/abi"
 
 // Outside wasm there is no host: every call reports abi.Unavailable, so a
 // plugin's logic compiles and can be unit-tested natively.

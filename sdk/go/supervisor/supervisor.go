@@ -19,8 +19,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/airlockhq/airlock/abi"
 	airlock "github.com/airlockhq/airlock/sdk/go"
+	"github.com/airlockhq/airlock/sdk/go/abi"
 )
 
 // Operation names, as plugin.toml grants them and ABI.md §3.2 lists them.

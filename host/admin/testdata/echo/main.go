@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/airlockhq/airlock/abi"
 	airlock "github.com/airlockhq/airlock/sdk/go"
+	"github.com/airlockhq/airlock/sdk/go/abi"
 )
 
 func tag() string { v, _ := airlock.Config("tag"); return v }

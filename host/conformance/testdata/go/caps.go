@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/airlockhq/airlock/abi"
 	airlock "github.com/airlockhq/airlock/sdk/go"
+	"github.com/airlockhq/airlock/sdk/go/abi"
 	"github.com/airlockhq/airlock/sdk/go/supervisor"
 )
 

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/airlockhq/airlock/abi"
 	airlock "github.com/airlockhq/airlock/sdk/go"
+	"github.com/airlockhq/airlock/sdk/go/abi"
 )
 
 //go:wasmimport airlock_dbus_v1 call

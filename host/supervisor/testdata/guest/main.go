@@ -10,8 +10,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/airlockhq/airlock/abi"
 	airlock "github.com/airlockhq/airlock/sdk/go"
+	"github.com/airlockhq/airlock/sdk/go/abi"
 	"github.com/airlockhq/airlock/sdk/go/supervisor"
 )
 
