@@ -45,12 +45,8 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", "status [--config runtime.toml] [--socket PATH] [--json]", stderr)
 	af := addAdminFlags(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := parse(fs, args, stdout); err != nil {
+	if err := parseN(fs, args, 0, stdout); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
 	}
 	c, err := af.client()
 	if err != nil {

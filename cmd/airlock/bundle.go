@@ -187,8 +187,6 @@ func isPublicKey(path string) bool {
 func requireFlag(fs *flag.FlagSet, name, why string, n int, args string) error {
 	given := fs.Lookup(name).Value.String() != ""
 	switch {
-	case !given && flagAmong(fs.Args(), name):
-		return usageError(fs, "put -%s before the other arguments (a flag after an argument is read as an argument)", name)
 	case !given:
 		return usageError(fs, "-%s is required: %s", name, why)
 	case fs.NArg() != n:
@@ -203,20 +201,6 @@ func usageError(fs *flag.FlagSet, format string, args ...any) error {
 	fmt.Fprintf(fs.Output(), "airlock %s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))
 	fs.Usage()
 	return errUsage
-}
-
-// flagAmong reports whether the flag name stands among the positional
-// arguments: the flag package stops at the first argument, so a flag
-// written after it is read as one more argument, not as the flag.
-func flagAmong(args []string, name string) bool {
-	for _, a := range args {
-		for _, f := range []string{"-" + name, "--" + name} {
-			if a == f || strings.HasPrefix(a, f+"=") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func cmdInspect(args []string, stdout, stderr io.Writer) error {

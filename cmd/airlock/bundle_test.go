@@ -406,12 +406,12 @@ func TestBundleUsage(t *testing.T) {
 		want string // on stderr, with nothing on stdout; on stdout for exit 0
 	}{
 		{[]string{"keygen"}, 2, "airlock keygen: -o is required: the base name of the key files (-o acme writes acme.key and acme.pub)\n\n" + usage("keygen -o <name>")},
-		{[]string{"keygen", "acme2", "-o", "x"}, 2, "airlock keygen: put -o before the other arguments (a flag after an argument is read as an argument)\n\n" + usage("keygen")},
+		{[]string{"keygen", "acme2", "-o", "x"}, 2, "airlock keygen: expected no arguments besides -o <name>, got 1\n"},
 		{[]string{"keygen", "-o", "x", "y"}, 2, "airlock keygen: expected no arguments besides -o <name>, got 1\n"},
 		{[]string{"keygen", "--bits", "4096"}, 2, "flag provided but not defined: -bits\n" + usage("keygen")},
 		{[]string{"keygen", "--help"}, 0, usage("keygen -o <name>\n\nFlags:\n  -o string")},
 		{[]string{"sign", "x.airlock"}, 2, "airlock sign: -k is required: the private key that airlock keygen wrote (<name>.key)\n\n" + usage("sign -k <name.key> <bundle>")},
-		{[]string{"sign", "x.airlock", "-k", "acme.key"}, 2, "airlock sign: put -k before the other arguments (a flag after an argument is read as an argument)\n\n" + usage("sign")},
+		{[]string{"sign", "x.airlock", "-k", "missing.key"}, 1, "airlock sign: private key missing.key does not exist (make a key pair with: airlock keygen -o <name>)\n"},
 		{[]string{"sign", "-k", "acme.key"}, 2, "airlock sign: expected one bundle, got 0\n"},
 		{[]string{"sign", "-k", "acme.key", "a.airlock", "b.airlock"}, 2, "airlock sign: expected one bundle, got 2\n"},
 		{[]string{"sign", "-k", "missing.key", "x.airlock"}, 1, "airlock sign: private key missing.key does not exist (make a key pair with: airlock keygen -o <name>)\n"},

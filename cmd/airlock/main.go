@@ -38,6 +38,7 @@ Usage:
   airlock build [-o out.wasm] <plugin dir>        compile a Go plugin to wasm
   airlock new   [--lang go|rust|c|as] [--dir DIR] <name>
                                                   scaffold a plugin: manifest, handler, test, README
+  airlock dev   [<plugin dir>]                    run one plugin on the simulated device, with reload
 
 Operating a running host (through its admin socket):
   airlock status  [--config runtime.toml] [--json]          plugins, state, queues, errors
@@ -78,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdTrigger(args[1:], stdout, stderr)
 	case "new":
 		err = cmdNew(args[1:], stdout, stderr)
+	case "dev":
+		err = cmdDev(args[1:], stdout, stderr)
 	case compileCommand:
 		// Not for people: the child that compiles a new module (isolate).
 		if err := isolate.Main(args[1:], os.Stdin); err != nil {
@@ -125,48 +128,73 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 // parseN parses args and requires exactly n positional arguments, printing
 // the usage otherwise.
 func parseN(fs *flag.FlagSet, args []string, n int, stdout io.Writer) error {
-	if err := parse(fs, args, stdout); err != nil {
-		return err
-	}
-	if fs.NArg() != n {
-		fs.Usage()
-		return errUsage
-	}
-	return nil
+	_, err := parseArgs(fs, args, stdout, n, n)
+	return err
 }
 
-// parse parses args. The flag package prints what it has to say on the flag
-// set's output, stderr; when that is the usage asked for with -h, parse
-// moves it to stdout.
+// parse parses args, whose flags may stand before, between or after the
+// positional arguments (everything after "--" is positional); afterwards
+// fs.Args() holds the positional arguments in order. The flag package
+// prints what it has to say on the flag set's output, stderr; when that is
+// the usage asked for with -h, parse moves it to stdout.
 func parse(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 	stderr := fs.Output()
 	var printed bytes.Buffer
 	fs.SetOutput(&printed)
-	err := fs.Parse(args)
-	fs.SetOutput(stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		stdout.Write(printed.Bytes())
-		return err
+	defer fs.SetOutput(stderr)
+	var pos, tail []string
+	for i, a := range args {
+		if a == "--" {
+			args, tail = args[:i], args[i+1:]
+			break
+		}
 	}
-	stderr.Write(printed.Bytes())
-	if err != nil {
-		return errUsage
+	for rest := args; ; {
+		err := fs.Parse(rest)
+		if errors.Is(err, flag.ErrHelp) {
+			stdout.Write(printed.Bytes())
+			return err
+		}
+		if err != nil {
+			stderr.Write(printed.Bytes())
+			return errUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
-	return nil
+	// Parse once more to leave the positional arguments in fs.Args().
+	return fs.Parse(append(append([]string{"--"}, pos...), tail...))
+}
+
+// parseArgs parses args and requires between min and max positional
+// arguments, printing the usage otherwise; it returns them.
+func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer, min, max int) ([]string, error) {
+	if err := parse(fs, args, stdout); err != nil {
+		return nil, err
+	}
+	if fs.NArg() < min || fs.NArg() > max {
+		fs.Usage()
+		return nil, errUsage
+	}
+	return fs.Args(), nil
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", "run [--config runtime.toml]", stderr)
 	config := fs.String("config", defaultConfig(), "the runtime config")
-	if err := parse(fs, args, stdout); err != nil {
+	if err := parseN(fs, args, 0, stdout); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
-	}
+	return runConfig(*config, stderr)
+}
+
+// runConfig runs the host on the runtime.toml at config until SIGINT or
+// SIGTERM, logging to stderr.
+func runConfig(config string, stderr io.Writer) error {
 	caps := host.Builtin()
-	rt, err := manifest.LoadRuntime(*config, host.RuntimeSections(caps))
+	rt, err := manifest.LoadRuntime(config, host.RuntimeSections(caps))
 	if err != nil {
 		return err
 	}
@@ -179,7 +207,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	} else {
 		logger.Warn("new modules are compiled in the host's own process", "reason", err.Error())
 	}
-	h, err := host.New(*config, opts)
+	h, err := host.New(config, opts)
 	if err != nil {
 		return err
 	}

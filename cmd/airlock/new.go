@@ -38,20 +38,9 @@ func cmdNew(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("new", newSynopsis, stderr)
 	lang := fs.String("lang", "go", "the plugin's language: go, rust, c or as (AssemblyScript)")
 	dir := fs.String("dir", "", "where to create it (default ./<name>); it must not exist or be empty")
-	// Flags may come before or after the name.
-	var pos []string
-	for rest := args; ; {
-		if err := parse(fs, rest, stdout); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
+	pos, err := parseArgs(fs, args, stdout, 1, 1)
+	if err != nil {
+		return err
 	}
 	s := scaffold{Name: pos[0], Lang: *lang, Dir: *dir, SDKVersion: sdk.Version}
 	if !pluginName.MatchString(s.Name) {
@@ -136,19 +125,19 @@ func scaffoldFiles(s scaffold) ([]scaffoldFile, error) {
 	switch s.Lang {
 	case "go":
 		tmpls = append(tmpls, [2]string{"main.go", goMainTmpl}, [2]string{"go.mod", goModTmpl},
-			[2]string{".gitignore", "*.wasm\n"})
+			[2]string{".gitignore", ".airlock/\n*.wasm\n"})
 		sdkFiles = []string{"go.mod", "go"}
 	case "rust":
 		tmpls = append(tmpls, [2]string{"Cargo.toml", cargoTmpl}, [2]string{"src/lib.rs", rustTmpl},
-			[2]string{".cargo/config.toml", cargoConfigTmpl}, [2]string{".gitignore", "target/\n*.wasm\n"},
+			[2]string{".cargo/config.toml", cargoConfigTmpl}, [2]string{".gitignore", ".airlock/\ntarget/\n*.wasm\n"},
 			[2]string{"build.sh", rustBuildTmpl})
 		sdkFiles = []string{"rust"}
 	case "c":
-		tmpls = append(tmpls, [2]string{"main.c", cTmpl}, [2]string{"build.sh", cBuildTmpl}, [2]string{".gitignore", "*.wasm\n"})
+		tmpls = append(tmpls, [2]string{"main.c", cTmpl}, [2]string{"build.sh", cBuildTmpl}, [2]string{".gitignore", ".airlock/\n*.wasm\n"})
 	case "as":
 		tmpls = append(tmpls, [2]string{"assembly/index.ts", asTmpl}, [2]string{"package.json", asPackageTmpl},
 			[2]string{"asconfig.json", asConfigTmpl}, [2]string{"build.sh", asBuildTmpl},
-			[2]string{".gitignore", "node_modules/\n*.wasm\n"})
+			[2]string{".gitignore", ".airlock/\nnode_modules/\n*.wasm\n"})
 		sdkFiles = []string{"assemblyscript"}
 	}
 	var files []scaffoldFile

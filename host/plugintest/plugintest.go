@@ -10,7 +10,6 @@
 package plugintest
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/airlockhq/airlock/host/logtest"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/plugin"
+	"github.com/airlockhq/airlock/host/scenario"
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/supervisor/sim"
 	"github.com/airlockhq/airlock/host/timer"
@@ -74,21 +74,7 @@ func New(t testing.TB, dir string, opts ...Options) *Harness {
 		t.Fatalf("plugintest: %v", err)
 	}
 	tmp := t.TempDir()
-	rt := fmt.Sprintf(`plugins = [%q]
-state_dir = %q
-device = "sim"
-build = "auto"
-
-# No recorded scenario: udev events come from the test alone.
-[udev]
-source = "replay"
-replay = "none"
-coldplug = false
-
-[log]
-level = "debug"
-%s
-`, abs, filepath.Join(tmp, "state"), o.Runtime)
+	rt := scenario.Solo(abs, filepath.Join(tmp, "state"), false, o.Runtime)
 	conf := filepath.Join(tmp, "runtime.toml")
 	if err := os.WriteFile(conf, []byte(rt), 0o644); err != nil {
 		t.Fatal(err)
