@@ -8,6 +8,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/build"
+	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/isolate"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/plugin"
@@ -105,12 +107,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
+	case errors.Is(err, errReported):
+		return 1
 	}
 	fmt.Fprintf(stderr, "airlock %s: %v\n", args[0], err)
 	return 1
 }
 
 var errUsage = errors.New("usage")
+
+// errReported ends a command with exit code 1 after it has said why
+// itself (as check --json does, on stdout).
+var errReported = errors.New("reported")
 
 // newFlags makes a command's flag set. It prints on stderr: the usage after
 // a mistake in the arguments goes there, with exit code 2. The usage that
@@ -238,96 +246,179 @@ func loadRuntimeOrDefault(path string, explicit bool) (*manifest.Runtime, error)
 	return &def, nil
 }
 
+// limits are a plugin's limits as plugin.toml spells them.
+type limits struct {
+	Memory         string `json:"memory"`
+	HandlerTimeout string `json:"handler_timeout"`
+	Queue          int    `json:"queue"`
+	Overflow       string `json:"overflow"`
+}
+
+// checkReport is what airlock check --json prints.
+type checkReport struct {
+	OK       bool     `json:"ok"`
+	Error    string   `json:"error,omitempty"`
+	Name     string   `json:"name,omitempty"`
+	Version  string   `json:"version,omitempty"`
+	Module   string   `json:"module,omitempty"`
+	Size     int      `json:"size,omitempty"` // bytes
+	Limits   *limits  `json:"limits,omitempty"`
+	Grants   []string `json:"grants,omitempty"`
+	Triggers []string `json:"triggers,omitempty"`
+}
+
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", "check [--config runtime.toml] <plugin dir | plugin.toml>", stderr)
+	fs := newFlags("check", "check [--config runtime.toml] [--json] <plugin dir | plugin.toml>", stderr)
 	config := fs.String("config", defaultConfig(), "the runtime config whose limits apply")
+	asJSON := fs.Bool("json", false, "print the verdict as JSON on stdout, failures too")
 	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err
 	}
-	rt, err := loadRuntimeOrDefault(*config, configNamed(fs))
+	rep, err := check(*config, configNamed(fs), fs.Arg(0), stderr)
+	if *asJSON {
+		if err != nil {
+			rep = checkReport{Error: err.Error()}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+		if err != nil {
+			return errReported
+		}
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	path := fs.Arg(0)
+	fmt.Fprintf(stdout, "%s %s: ok\n", rep.Name, rep.Version)
+	fmt.Fprintf(stdout, "  module:   %s (%d KiB)\n", rep.Module, rep.Size/1024)
+	l := rep.Limits
+	fmt.Fprintf(stdout, "  limits:   memory %s, handler_timeout %s, queue %d (%s)\n", l.Memory, l.HandlerTimeout, l.Queue, l.Overflow)
+	grants := strings.Join(rep.Grants, "; ")
+	if grants == "" {
+		grants = "none beyond logs, config and clock"
+	}
+	fmt.Fprintf(stdout, "  grants:   %s\n", grants)
+	if len(rep.Triggers) > 0 {
+		fmt.Fprintf(stdout, "  triggers: %s\n", strings.Join(rep.Triggers, "; "))
+	}
+	return nil
+}
+
+// bigModule is the size from which check says that it is compiling: a Go
+// module (3 MiB) takes seconds on a small machine.
+const bigModule = 1 << 20
+
+// check validates the plugin at path as airlock run would load it.
+func check(config string, explicit bool, path string, stderr io.Writer) (checkReport, error) {
+	var rep checkReport
+	rt, err := loadRuntimeOrDefault(config, explicit)
+	if err != nil {
+		return rep, err
+	}
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		path = filepath.Join(path, "plugin.toml")
 	}
 	caps := host.Builtin()
 	m, err := manifest.LoadManifest(path, rt, host.Schema(caps))
 	if err != nil {
-		return err
+		return rep, err
 	}
 	ctx := context.Background()
 	wasm, err := os.ReadFile(m.Wasm)
 	if err != nil {
-		return fmt.Errorf("manifest ok, but the module cannot be read: %w (build it with: airlock build %s)", err, m.Dir)
+		return rep, fmt.Errorf("manifest ok, but the module cannot be read: %w (build it with: %s)", err, buildAdvice(m.Dir))
 	}
-	if err := plugin.CheckCounts(wasm); err != nil {
-		return fmt.Errorf("%s is not a valid WebAssembly module: %w", m.Wasm, err)
+	size := len(wasm)
+	// The module airlock run compiles: checked and instrumented for the
+	// watchdog (or not, with a warning, as run says it).
+	orig := wasm
+	wasm, interruptible, err := plugin.Instrumented(wasm, newLogger(stderr, manifest.Log{Level: "warn"}))
+	if err != nil {
+		return rep, fmt.Errorf("%s is not a valid WebAssembly module: %w", m.Wasm, err)
 	}
-	if err := plugin.CheckFootprint(m, wasm); err != nil {
-		return err
+	if err := plugin.CheckFootprint(m, orig); err != nil {
+		return rep, err
+	}
+	if size >= bigModule {
+		fmt.Fprintf(stderr, "compiling %s (%d KiB) as airlock run would; a module this size takes a while...\n", m.Wasm, size/1024)
 	}
 	// Compiled as airlock run compiles a new module: by a child under
 	// limits, into a cache this process then reads, so that a module that
 	// would exhaust the compiler fails here with the same error as there.
 	cacheDir, err := os.MkdirTemp("", "airlock-check-")
 	if err != nil {
-		return err
+		return rep, err
 	}
 	defer os.RemoveAll(cacheDir)
 	if exe, err := os.Executable(); err == nil {
-		if err := isolate.Compiler(exe, []string{compileCommand}, isolate.Limits{})(ctx, cacheDir, wasm, false); err != nil {
-			return fmt.Errorf("%s was not compiled: %w", m.Wasm, err)
+		if err := isolate.Compiler(exe, []string{compileCommand}, isolate.Limits{})(ctx, cacheDir, wasm, !interruptible); err != nil {
+			return rep, fmt.Errorf("%s was not compiled: %w", m.Wasm, err)
 		}
 	}
 	cache, err := wazero.NewCompilationCacheWithDir(cacheDir)
 	if err != nil {
-		return err
+		return rep, err
 	}
 	defer cache.Close(ctx)
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache).WithCloseOnContextDone(!interruptible))
 	defer r.Close(ctx)
 	compiled, err := isolate.Compile(ctx, r, wasm)
 	if err != nil {
-		return fmt.Errorf("%s is not a valid WebAssembly module: %w", m.Wasm, err)
+		return rep, fmt.Errorf("%s is not a valid WebAssembly module: %w", m.Wasm, err)
 	}
-	if _, err := plugin.CheckModule(ctx, compiled, m, caps, nil); err != nil {
-		return err
+	// Refusals are not audited here: nothing runs.
+	if _, err := plugin.CheckModule(ctx, compiled, m, caps, gate.New(nil)); err != nil {
+		return rep, err
 	}
-	fmt.Fprintf(stdout, "%s %s: ok\n", m.Name, m.Version)
-	fmt.Fprintf(stdout, "  module:   %s (%d KiB)\n", m.Wasm, len(wasm)/1024)
-	fmt.Fprintf(stdout, "  limits:   memory %s, handler_timeout %s, queue %d (%s)\n", m.Limits.Memory, m.Limits.HandlerTimeout, m.Limits.Queue, m.Limits.Overflow)
-	grants := []string{}
+	rep = checkReport{OK: true, Name: m.Name, Version: m.Version, Module: m.Wasm, Size: size, Limits: &limits{
+		m.Limits.Memory.String(), m.Limits.HandlerTimeout.String(), m.Limits.Queue, m.Limits.Overflow}}
 	for k := range m.Grants {
-		grants = append(grants, k)
+		rep.Grants = append(rep.Grants, k)
 	}
-	sort.Strings(grants)
+	sort.Strings(rep.Grants)
 	if m.Data {
-		grants = append(grants, "storage.data (/data)")
+		rep.Grants = append(rep.Grants, "storage.data (/data)")
 	}
 	if len(m.EnvAllow) > 0 {
-		grants = append(grants, "env "+strings.Join(m.EnvAllow, ","))
+		rep.Grants = append(rep.Grants, "env "+strings.Join(m.EnvAllow, ","))
 	}
-	if len(grants) == 0 {
-		grants = append(grants, "none beyond logs, config and clock")
-	}
-	fmt.Fprintf(stdout, "  grants:   %s\n", strings.Join(grants, "; "))
-	var trig []string
 	for _, t := range m.Timers {
 		if t.Cron != "" {
-			trig = append(trig, fmt.Sprintf("timer %s (cron %q)", t.Name, t.Cron))
+			rep.Triggers = append(rep.Triggers, fmt.Sprintf("timer %s (cron %q)", t.Name, t.Cron))
 		} else {
-			trig = append(trig, fmt.Sprintf("timer %s (every %s)", t.Name, t.Every))
+			rep.Triggers = append(rep.Triggers, fmt.Sprintf("timer %s (every %s)", t.Name, t.Every))
 		}
 	}
 	for k := range m.Triggers {
-		trig = append(trig, k)
+		rep.Triggers = append(rep.Triggers, k)
 	}
-	if len(trig) > 0 {
-		fmt.Fprintf(stdout, "  triggers: %s\n", strings.Join(trig, "; "))
+	return rep, nil
+}
+
+// buildAdvice says how to build the plugin in dir, in its language.
+func buildAdvice(dir string) string {
+	has := func(f string) bool { _, err := os.Stat(filepath.Join(dir, f)); return err == nil }
+	cs, _ := filepath.Glob(filepath.Join(dir, "*.c"))
+	switch {
+	case build.HasGoSource(dir):
+		return "airlock build " + dir
+	case has("build.sh"):
+		script := filepath.Join(dir, "build.sh")
+		if !filepath.IsAbs(script) && !strings.HasPrefix(script, ".") {
+			script = "./" + script
+		}
+		return script
+	case has("Makefile"):
+		return "make -C " + dir
+	case has("Cargo.toml"):
+		return "cargo build --release --target wasm32-wasip1 in " + dir + ", then copy the .wasm from target/ (see the Rust SDK's README)"
+	case has("package.json"):
+		return "npm run build in " + dir
+	case len(cs) > 0:
+		return "clang --target=wasm32-wasi -mexec-model=reactor -Os -o <name>.wasm *.c in " + dir + " (see the C SDK's README)"
 	}
-	return nil
+	return "the SDK of the plugin's language; airlock build " + dir + " for Go"
 }
 
 func cmdBuild(args []string, stdout, stderr io.Writer) error {

@@ -120,3 +120,39 @@ func TestCheckRefusesAFootprintPastMemoryLimit(t *testing.T) {
 		t.Fatalf("check: exit %d, stderr %q; want exit 1 and a refusal naming %q", code, errb.String(), want)
 	}
 }
+
+// dbusModule is a minimal ABI v1 module that imports airlock_dbus_v1.
+func dbusModule() []byte {
+	str := func(s string) []byte { return append([]byte{byte(len(s))}, s...) }
+	section := func(id byte, body ...[]byte) []byte {
+		b := bytes.Join(body, nil)
+		return append([]byte{id, byte(len(b))}, b...)
+	}
+	return bytes.Join([][]byte{
+		{0, 'a', 's', 'm', 1, 0, 0, 0},
+		// types: 0 (i32, i32) -> i32, 1 () -> ()
+		section(1, []byte{2, 0x60, 2, 0x7f, 0x7f, 1, 0x7f, 0x60, 0, 0}),
+		// import airlock_dbus_v1.call of type 0
+		section(2, []byte{1}, str("airlock_dbus_v1"), str("call"), []byte{0, 0}),
+		// functions 1 (type 1) and 2 (type 0)
+		section(3, []byte{2, 1, 0}),
+		section(7, []byte{2}, str("airlock_abi_v1"), []byte{0, 1}, str("airlock_on_event"), []byte{0, 2}),
+		section(10, []byte{2, 2, 0, 0x0b, 4, 0, 0x41, 0, 0x0b}),
+	}, nil)
+}
+
+// TestCheckRefusesUngrantedImport: check refuses a module that imports a
+// capability its manifest does not grant, with run's message (it panicked
+// on a nil gate). Flags may follow the plugin directory.
+func TestCheckRefusesUngrantedImport(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "plugin.toml"), []byte("name = \"nodbus\"\nversion = \"0.1.0\"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "nodbus.wasm"), dbusModule(), 0o644)
+	conf := filepath.Join(t.TempDir(), "runtime.toml")
+	os.WriteFile(conf, []byte("plugins = [\"plugins\"]\n"), 0o644)
+	r := airlock("check", dir, "--config", conf)
+	want := `plugin.toml has no [dbus] section (add a [dbus] section to ` + filepath.Join(dir, "plugin.toml")
+	if r.code != 1 || !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "panic") {
+		t.Fatalf("%v\nwant exit 1 and %q", r, want)
+	}
+}

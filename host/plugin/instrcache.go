@@ -105,3 +105,12 @@ func (c instrumentCache) put(path string, wasm []byte) {
 		c.log.Warn("cannot cache the instrumented module; the next load will instrument it again", "dir", c.dir, "error", err.Error())
 	}
 }
+
+// Instrumented returns the module that Load compiles for wasm: checked by
+// CheckCounts and instrumented for the watchdog, or wasm itself when it
+// cannot be instrumented (interruptible is then false and log says why),
+// so that airlock check compiles what airlock run would.
+func Instrumented(wasm []byte, log *slog.Logger) (out []byte, interruptible bool, err error) {
+	out, interruptible, _, _, err = instrumentCache{log: log}.module(wasm)
+	return out, interruptible, err
+}

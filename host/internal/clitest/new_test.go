@@ -2,6 +2,7 @@ package clitest
 
 import (
 	"bytes"
+	"encoding/json"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -67,6 +68,19 @@ func TestNewOutsideCheckout(t *testing.T) {
 			a.must(work, "airlock", "new", "--lang", lang, name)
 			dir := filepath.Join(work, name)
 			noneMention(t, dir, root)
+			// Before a build, check says how to build in this language.
+			advice := map[string]string{"go": "airlock build ."}[lang]
+			if advice == "" {
+				advice = "./build.sh"
+			}
+			var rep struct {
+				OK    bool
+				Error string
+			}
+			out, err := a.run(dir, "airlock", "check", ".", "--json")
+			if json.Unmarshal([]byte(out), &rep); err == nil || rep.OK || !strings.HasSuffix(rep.Error, "(build it with: "+advice+")") {
+				t.Errorf("airlock check . --json before a build: %v\n%s\nwant ok false and the advice %q", err, out, advice)
+			}
 			switch lang {
 			case "go":
 				a.must(dir, "airlock", "build", ".")
