@@ -113,7 +113,9 @@ func TestSIGTERMDuringBurst(t *testing.T) {
 	bin := testenv.Airlock(t)
 	dir := t.TempDir()
 	testenv.PluginDir(t, filepath.Join(dir, "plugins"), "counter",
-		"name = \"counter\"\nversion = \"0.1.0\"\n[limits]\nqueue = 16\n[config]\nwork = \"sleep\"\n",
+		// A udev rule no real event matches: airlock trigger refuses an
+		// event kind the plugin has no trigger for.
+		"name = \"counter\"\nversion = \"0.1.0\"\n[limits]\nqueue = 16\n[config]\nwork = \"sleep\"\n[[trigger.udev]]\nsubsystem = \"airlock-test\"\n",
 		"host/security/testdata/counter")
 	sock := filepath.Join(dir, "admin.sock")
 	conf := filepath.Join(dir, "runtime.toml")

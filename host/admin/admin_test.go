@@ -46,20 +46,43 @@ data = true
 [[trigger.timer]]
 name = "tick"
 cron = "0 0 1 1 *"
+
+[[trigger.udev]]
+subsystem = "block"
+
+[[trigger.dbus]]
+name = "time"
+sender = "org.freedesktop.timedate1"
+path = "/org/freedesktop/timedate1"
+interface = "org.freedesktop.DBus.Properties"
+member = "PropertiesChanged"
+`
+
+// timerOnly is the echo plugin with a timer and no other trigger.
+const timerOnly = `name = "timer-only"
+version = "1.0.0"
+
+[[trigger.timer]]
+name = "tick"
+cron = "0 0 1 1 *"
 `
 
 func start(t *testing.T, runtimeExtra string) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	testenv.PluginDir(t, filepath.Join(dir, "plugins"), "echo", echoManifest, echo)
+	testenv.PluginDir(t, filepath.Join(dir, "plugins"), "timer-only", timerOnly, echo)
 	broken := filepath.Join(dir, "plugins", "broken")
 	os.MkdirAll(broken, 0o755)
 	os.WriteFile(filepath.Join(broken, "plugin.toml"), []byte("name = \"broken\"\nversoin = \"1\"\n"), 0o644)
 	conf := filepath.Join(dir, "runtime.toml")
-	os.WriteFile(conf, []byte("plugins = [\"plugins\"]\nstate_dir = \"state\"\n"+runtimeExtra), 0o644)
+	// The udev and D-Bus triggers of the simulated device, with no
+	// recorded events: every event comes from the test.
+	os.WriteFile(conf, []byte("plugins = [\"plugins\"]\nstate_dir = \"state\"\n"+runtimeExtra+
+		"\n[udev]\nsource = \"replay\"\nreplay = \"none\"\ncoldplug = false\n"), 0o644)
 	log, logger := testenv.NewLog(t)
 	audit, auditLogger := testenv.NewLog(t)
-	h, err := host.New(conf, host.Options{Logger: logger, Audit: auditLogger})
+	h, err := host.New(conf, host.Options{Logger: logger, Audit: auditLogger, Capabilities: host.Builtin()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,12 +116,12 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Plugins) != 1 {
-		t.Fatalf("plugins = %+v, want echo alone", rep.Plugins)
+	if len(rep.Plugins) != 2 || rep.Plugins[1].Name != "timer-only" {
+		t.Fatalf("plugins = %+v, want echo and timer-only", rep.Plugins)
 	}
 	p := rep.Plugins[0]
 	if p.Name != "echo" || p.Version != "1.2.3" || p.State != "running" || p.Restarts != 0 || p.QueueCap != 64 ||
-		strings.Join(p.Grants, ",") != "storage.data" || strings.Join(p.Triggers, ",") != "timer:tick" {
+		strings.Join(p.Grants, ",") != "storage.data" || strings.Join(p.Triggers, ",") != "timer:tick,dbus,udev" {
 		t.Errorf("echo's report = %+v", p)
 	}
 	if rep.PID != os.Getpid() || rep.Device != "sim" || rep.Reload || rep.AuditFailures != 0 {
@@ -173,6 +196,8 @@ func TestTrigger(t *testing.T) {
 		{admin.TriggerRequest{Plugin: "echo", Kind: "udev", Action: "add", DevPath: "sdz"}, "udev needs an ACTION and a DEVPATH starting with /"},
 		{admin.TriggerRequest{Plugin: "echo", Kind: "udev", Action: "add", DevPath: "/x", Props: map[string]string{"ACTION": "remove"}}, "give it as the ACTION or DEVPATH argument"},
 		{admin.TriggerRequest{Plugin: "echo", Kind: "mount"}, `unknown trigger kind "mount"`},
+		{admin.TriggerRequest{Plugin: "timer-only", Kind: "udev", Action: "add", DevPath: "/x"}, `plugin "timer-only" has no [[trigger.udev]], so it never receives a device event (add one to `},
+		{admin.TriggerRequest{Plugin: "timer-only", Kind: "dbus", Path: "/x", Interface: "a.b", Member: "C"}, `plugin "timer-only" has no [[trigger.dbus]], so it never receives a D-Bus signal`},
 	}
 	for _, c := range refused {
 		if _, err := r.client.Trigger(ctx, c.req); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -44,6 +44,9 @@ func Event(r TriggerRequest, m *manifest.Manifest, now time.Time) (capability.Ev
 		ev.Coalesce = ""
 		return ev, fmt.Sprintf("timer %s", r.Name), nil
 	case KindUdev:
+		if err := hasTrigger(m, "udev", "a device event"); err != nil {
+			return capability.Event{}, "", err
+		}
 		if r.Action == "" || !strings.HasPrefix(r.DevPath, "/") {
 			return capability.Event{}, "", badRequest("udev needs an ACTION and a DEVPATH starting with / (such as: add /devices/virtual/block/loop0)")
 		}
@@ -74,6 +77,9 @@ func Event(r TriggerRequest, m *manifest.Manifest, now time.Time) (capability.Ev
 		payload := abi.AppendRecord(nil, ev.Record())
 		return capability.Event{Kind: uint32(abi.EventUdev), Payload: payload}, fmt.Sprintf("udev %s %s", r.Action, r.DevPath), nil
 	case KindDBus:
+		if err := hasTrigger(m, "dbus", "a D-Bus signal"); err != nil {
+			return capability.Event{}, "", err
+		}
 		if !strings.HasPrefix(r.Path, "/") || r.Interface == "" || r.Member == "" {
 			return capability.Event{}, "", badRequest("dbus needs an object path starting with /, an interface and a member")
 		}
@@ -90,6 +96,16 @@ func Event(r TriggerRequest, m *manifest.Manifest, now time.Time) (capability.Ev
 		return capability.Event{Kind: uint32(abi.EventDBusSignal), Payload: abi.AppendRecord(nil, rec)}, fmt.Sprintf("dbus %s %s.%s", r.Path, r.Interface, r.Member), nil
 	}
 	return capability.Event{}, "", badRequest("unknown trigger kind %q (use timer, udev or dbus)", r.Kind)
+}
+
+// hasTrigger refuses an event of a kind that m has no [[trigger.kind]]
+// for: the plugin would never receive a real one, so a synthetic one tests
+// nothing it will meet.
+func hasTrigger(m *manifest.Manifest, kind, what string) error {
+	if _, ok := m.Triggers[kind]; !ok {
+		return badRequest("plugin %q has no [[trigger.%s]], so it never receives %s (add one to %s)", m.Name, kind, what, m.File)
+	}
+	return nil
 }
 
 // appendSynth adds the Synth field to an encoded record.
