@@ -41,6 +41,8 @@ Usage:
   airlock new   [--lang go|rust|c|as] [--dir DIR] <name>
                                                   scaffold a plugin: manifest, handler, test, README
   airlock dev   [<plugin dir>]                    run one plugin on the simulated device, with reload
+  airlock test  [--timeout D] [<plugin dir>] [<scenario.toml>...]
+                                                  play scenario files against a plugin
 
 Operating a running host (through its admin socket):
   airlock status  [--config runtime.toml] [--json]          plugins, state, queues, errors
@@ -83,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdNew(args[1:], stdout, stderr)
 	case "dev":
 		err = cmdDev(args[1:], stdout, stderr)
+	case "test":
+		err = cmdTest(args[1:], stdout, stderr)
 	case compileCommand:
 		// Not for people: the child that compiles a new module (isolate).
 		if err := isolate.Main(args[1:], os.Stdin); err != nil {

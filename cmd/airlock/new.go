@@ -96,10 +96,12 @@ func cmdNew(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\ncreated plugin %q (%s) in %s. Next:\n  cd %s\n", s.Name, s.Lang, rel, rel)
 	switch s.Lang {
 	case "go":
-		fmt.Fprintf(stdout, "  airlock build .             # builds %s.wasm\n  ./test.sh                   # runs it on the simulated device\n", s.Name)
+		fmt.Fprintf(stdout, "  airlock build .             # builds %s.wasm\n", s.Name)
 	default:
-		fmt.Fprintf(stdout, "  ./build.sh                  # builds %s.wasm and checks it\n  ./test.sh                   # runs it on the simulated device\n", s.Name)
+		fmt.Fprintf(stdout, "  ./build.sh                  # builds %s.wasm and checks it\n", s.Name)
 	}
+	fmt.Fprintf(stdout, "  airlock test                # plays test/*.toml on the simulated device (%s)\n  airlock dev                 # runs it until Ctrl-C, reloading it when it changes\n",
+		map[string]string{"go": "or: go test", "rust": "or: cargo test", "c": "test/smoke.toml", "as": "or: npm test"}[s.Lang])
 	return nil
 }
 
@@ -120,17 +122,17 @@ type scaffoldFile struct {
 // and the SDK of its language from the copy this binary carries, so that
 // the project builds anywhere with nothing but its toolchain.
 func scaffoldFiles(s scaffold) ([]scaffoldFile, error) {
-	tmpls := [][2]string{{"plugin.toml", manifestTmpl}, {"README.md", readmeTmpl}, {"test.sh", testShTmpl}}
+	tmpls := [][2]string{{"plugin.toml", manifestTmpl}, {"README.md", readmeTmpl}, {"test/smoke.toml", smokeTmpl}}
 	var sdkFiles []string // paths in sdk.Files
 	switch s.Lang {
 	case "go":
-		tmpls = append(tmpls, [2]string{"main.go", goMainTmpl}, [2]string{"go.mod", goModTmpl},
+		tmpls = append(tmpls, [2]string{"main.go", goMainTmpl}, [2]string{"main_test.go", goTestTmpl}, [2]string{"go.mod", goModTmpl},
 			[2]string{".gitignore", ".airlock/\n*.wasm\n"})
 		sdkFiles = []string{"go.mod", "go"}
 	case "rust":
 		tmpls = append(tmpls, [2]string{"Cargo.toml", cargoTmpl}, [2]string{"src/lib.rs", rustTmpl},
 			[2]string{".cargo/config.toml", cargoConfigTmpl}, [2]string{".gitignore", ".airlock/\ntarget/\n*.wasm\n"},
-			[2]string{"build.sh", rustBuildTmpl})
+			[2]string{"build.sh", rustBuildTmpl}, [2]string{"tests/airlock.rs", rustTestTmpl})
 		sdkFiles = []string{"rust"}
 	case "c":
 		tmpls = append(tmpls, [2]string{"main.c", cTmpl}, [2]string{"build.sh", cBuildTmpl}, [2]string{".gitignore", ".airlock/\n*.wasm\n"})
@@ -242,7 +244,15 @@ needs, and only that. ` + "`airlock check .`" + ` shows what it is granted.
     airlock build .              # builds {{.Name}}.wasm (GOOS=wasip1 GOARCH=wasm)
 {{else}}
     ./build.sh                   # builds {{.Name}}.wasm, then airlock check
-{{end}}    ./test.sh                    # runs it on the simulated device and waits for its first tick
+{{end}}    airlock test                 # plays test/*.toml against it on the simulated device{{if eq .Lang "go"}}
+    go test ./...                # the same, through go test{{else if eq .Lang "rust"}}
+    cargo test                   # the same, through cargo test (after build.sh){{else if eq .Lang "as"}}
+    npm test                     # the same, through npm (build.sh first){{end}}
+    airlock dev                  # runs it until Ctrl-C; a rebuild or a plugin.toml edit reloads it
+
+A scenario (` + "`test/smoke.toml`" + `) sets [config], seeds /data and the
+environment, sends events (timers, udev, D-Bus signals) and waits for what
+should follow (log lines, audit records, supervisor calls, files in /data).
 
 The project builds with nothing but its toolchain: {{if eq .Lang "c"}}` + "`airlock.h`" + `
 is the airlock C SDK{{else}}` + "`" + `airlock-sdk/` + "`" + ` holds the
@@ -469,7 +479,7 @@ const asPackageTmpl = `{
   "type": "module",
   "scripts": {
     "build": "asc assembly/index.ts --config asconfig.json --target release --outFile {{.Name}}.wasm",
-    "test": "./test.sh"
+    "test": "./build.sh && airlock test"
   },
   "dependencies": {
     "@airlockhq/airlock": "file:airlock-sdk/assemblyscript"
@@ -496,26 +506,70 @@ cd "$(dirname "$0")"
 npm run build
 ` + checkTail
 
-const testShTmpl = `#!/bin/sh
-# Runs {{.Name}} in a real airlock host on the simulated device, fires its
-# timer through the admin socket and waits for the tick in its log.
-set -eu
-cd "$(dirname "$0")"
-[ -f {{.Name}}.wasm ] || {{if eq .Lang "go"}}airlock build .{{else}}./build.sh{{end}}
-tmp=$(mktemp -d)
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
-cat >"$tmp/runtime.toml" <<EOF
-plugins = ["$(pwd)"]
-state_dir = "$tmp/state"
-[log]
-audit = "off"
-EOF
-airlock run --config "$tmp/runtime.toml" >"$tmp/log" 2>&1 &
-pid=$!
-for i in $(seq 600); do grep -q "from {{.Name}}" "$tmp/log" && break; sleep 0.1; done
-airlock trigger --config "$tmp/runtime.toml" {{.Name}} timer tick
-for i in $(seq 600); do grep -q "tick timer=tick count=1" "$tmp/log" && { echo "ok: {{.Name}} started and ticked"; exit 0; }; sleep 0.1; done
-cat "$tmp/log"
-echo "FAIL: no tick in the log"
-exit 1
+const smokeTmpl = `# A scenario that airlock test plays: the plugin alone on the simulated
+# device, with this file's [config] (over plugin.toml's), then its steps in
+# order. A step sends an event (timer, udev, dbus) or waits for an outcome
+# (log, audit, supervisor, data); a wait fails at the timeout, or at once
+# when the plugin traps or logs an error. See airlock test --help.
+description = "greets with its config, and counts the ticks of its timer"
+timeout = "60s"
+
+[config]
+greeting = "howdy"
+
+# [data]                          # /data seed (needs [storage] data = true)
+# "state.json" = "{}"
+
+[[step]]
+log = "howdy from {{.Name}}"
+
+# A tick replaces one of the same timer still queued, so wait for each
+# before the next.
+[[step]]
+timer = "tick"
+
+[[step]]
+log = "tick timer=tick count=1"
+
+[[step]]
+timer = "tick"
+
+[[step]]
+log = ["tick timer=tick count=2", "plugin={{.Name}}"]
+`
+
+const goTestTmpl = `package main
+
+import (
+	"os/exec"
+	"testing"
+)
+
+// go test plays the scenarios in test/ with airlock test: the plugin,
+// built for wasm, in a real airlock host on the simulated device.
+func TestScenarios(t *testing.T) {
+	out, err := exec.Command("airlock", "test", ".").CombinedOutput()
+	t.Logf("airlock test:\n%s", out)
+	if err != nil {
+		t.Fatalf("airlock test: %v (is airlock on PATH?)", err)
+	}
+}
+`
+
+const rustTestTmpl = `//! cargo test plays the scenarios in test/ with airlock test: the plugin,
+//! built for wasm by build.sh, in a real airlock host on the simulated device.
+use std::process::Command;
+
+#[test]
+fn scenarios() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let build = Command::new(format!("{}/build.sh", dir)).status().expect("run build.sh");
+    assert!(build.success(), "build.sh failed");
+    let out = Command::new("airlock")
+        .args(["test", dir])
+        .output()
+        .expect("run airlock test (is airlock on PATH?)");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    assert!(out.status.success(), "airlock test failed");
+}
 `

@@ -6,6 +6,7 @@ package logtest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -18,13 +19,29 @@ type Log struct {
 	mu   sync.Mutex
 	recs []string
 	cond chan struct{}
-	t    testing.TB
+	t    testing.TB // nil for a Recorder
+
+	// Timeout bounds Wait (default 60 s): a liveness guard, not a timing
+	// assertion.
+	Timeout time.Duration
+	// FailFast, when set, names a line that ends a Wait at once: a Wait
+	// that cannot succeed any more (the plugin trapped or logged an
+	// error) fails then, not at the timeout. A line that Wait is waiting
+	// for is never a failure.
+	FailFast func(line string) bool
 }
 
 // New returns a log and a logger that writes to it (and to t.Log when the
 // test is verbose).
 func New(t testing.TB) (*Log, *slog.Logger) {
 	l := &Log{cond: make(chan struct{}), t: t}
+	return l, slog.New(&logHandler{l: l})
+}
+
+// NewRecorder returns a log and a logger that writes to it, for use
+// outside a test (airlock test): Await instead of Wait.
+func NewRecorder() (*Log, *slog.Logger) {
+	l := &Log{cond: make(chan struct{})}
 	return l, slog.New(&logHandler{l: l})
 }
 
@@ -47,28 +64,45 @@ func (l *Log) Count(parts ...string) int {
 	return n
 }
 
-// Wait blocks until n lines contain all of parts, failing the test after a
-// generous bound (a liveness guard, not a timing assertion).
+// Wait blocks until n lines contain all of parts, failing the test after
+// Timeout, or at once on a FailFast line.
 func (l *Log) Wait(n int, parts ...string) {
 	l.t.Helper()
-	deadline := time.After(60 * time.Second)
+	if err := l.Await(n, parts...); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// Await is Wait returning its failure, which quotes the log.
+func (l *Log) Await(n int, parts ...string) error {
+	timeout := l.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	deadline := time.After(timeout)
 	for {
 		l.mu.Lock()
-		c := 0
+		c, failed := 0, ""
 		for _, line := range l.recs {
-			if containsAll(line, parts) {
+			switch {
+			case containsAll(line, parts):
 				c++
+			case failed == "" && l.FailFast != nil && l.FailFast(line):
+				failed = line
 			}
 		}
 		ch := l.cond
 		l.mu.Unlock()
 		if c >= n {
-			return
+			return nil
+		}
+		if failed != "" {
+			return fmt.Errorf("waited for %d log lines with %q; have %d, and this line means there will be no more:\n  %s\nLog:\n%s", n, parts, c, failed, strings.Join(l.Lines(), "\n"))
 		}
 		select {
 		case <-ch:
 		case <-deadline:
-			l.t.Fatalf("waited for %d log lines with %q; have %d. Log:\n%s", n, parts, c, strings.Join(l.Lines(), "\n"))
+			return fmt.Errorf("waited %s for %d log lines with %q; have %d. Log:\n%s", timeout, n, parts, c, strings.Join(l.Lines(), "\n"))
 		}
 	}
 }
@@ -131,7 +165,7 @@ func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
 	close(h.l.cond)
 	h.l.cond = make(chan struct{})
 	h.l.mu.Unlock()
-	if testing.Verbose() {
+	if h.l.t != nil && testing.Verbose() {
 		h.l.t.Log(b.String())
 	}
 	return nil

@@ -10,26 +10,16 @@
 package plugintest
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	dbussim "github.com/airlockhq/airlock/host/dbus/sim"
 
-	"github.com/airlockhq/airlock/host"
-	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/dbus"
-	"github.com/airlockhq/airlock/host/internal/hostrun"
 	"github.com/airlockhq/airlock/host/logtest"
-	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/plugin"
-	"github.com/airlockhq/airlock/host/scenario"
-	"github.com/airlockhq/airlock/host/supervisor"
+	"github.com/airlockhq/airlock/host/solo"
 	"github.com/airlockhq/airlock/host/supervisor/sim"
 	"github.com/airlockhq/airlock/host/timer"
-	"github.com/airlockhq/airlock/host/udev"
 )
 
 // Options adjust the harness. The zero value is a plugin alone on the
@@ -40,73 +30,56 @@ type Options struct {
 	// Environ is the environment the plugin's env.allow selects from
 	// (nil: none).
 	Environ []string
+	// Config overrides or adds keys of the manifest's [config].
+	Config map[string]string
+	// Data seeds the plugin's /data (path: content); the manifest must
+	// grant [storage] data = true.
+	Data map[string]string
+	// Timeout bounds each wait (default 60 s). A wait also ends at once,
+	// failing the test, when the plugin traps or logs an error.
+	Timeout time.Duration
 }
 
 // Harness is one plugin running in a host. Close stops it; New registers
 // Close with t.Cleanup.
 type Harness struct {
-	t     testing.TB
-	Name  string // the plugin's name, from its manifest
-	host  *host.Host
-	run   *hostrun.Run
-	caps  []capability.Capability
-	log   *logtest.Log
-	audit *logtest.Log
+	t    testing.TB
+	Name string // the plugin's name, from its manifest
+	s    *solo.Session
 }
 
 // New builds the plugin in dir (a Go plugin is compiled from source when its
 // module is missing or stale) and starts it in a host on the simulated
-// device. It fails the test, with the host's message, if the plugin does
-// not load.
+// device (package solo, as airlock test does). It fails the test, with the
+// host's message, if the plugin does not load.
 func New(t testing.TB, dir string, opts ...Options) *Harness {
 	t.Helper()
 	var o Options
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	def := manifest.DefaultRuntime()
-	m, err := manifest.LoadManifest(filepath.Join(abs, "plugin.toml"), &def, host.Schema(host.Builtin()))
+	log, logger := logtest.New(t)
+	audit, auditLogger := logtest.New(t)
+	s, err := solo.Start(dir, solo.Options{Config: o.Config, Data: o.Data, Environ: o.Environ, Runtime: o.Runtime,
+		Timeout: o.Timeout, Log: log, Logger: logger, Audit: audit, AuditLogger: auditLogger})
 	if err != nil {
 		t.Fatalf("plugintest: %v", err)
 	}
-	tmp := t.TempDir()
-	rt := scenario.Solo(abs, filepath.Join(tmp, "state"), false, o.Runtime)
-	conf := filepath.Join(tmp, "runtime.toml")
-	if err := os.WriteFile(conf, []byte(rt), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	log, logger := logtest.New(t)
-	audit, auditLogger := logtest.New(t)
-	environ := o.Environ
-	if environ == nil {
-		environ = []string{}
-	}
-	caps := host.Builtin()
-	run := hostrun.Start(t, conf, host.Options{Logger: logger, Audit: auditLogger, Capabilities: caps, Environ: environ})
-	hst := run.Host
-	h := &Harness{t: t, Name: m.Name, host: hst, run: run, caps: caps, log: log, audit: audit}
-	log.Wait(1, "airlock running")
-	for d, err := range hst.LoadErrors {
-		t.Fatalf("plugintest: plugin in %s did not load: %v", d, err)
-	}
-	log.Wait(1, "plugin loaded", "plugin="+m.Name)
+	h := &Harness{t: t, Name: s.Name, s: s}
+	t.Cleanup(h.Close)
 	return h
 }
 
 // Logs is everything the host and the plugin logged. A plugin's own lines
 // carry plugin=<name> and source=plugin (or source=stdout).
-func (h *Harness) Logs() *logtest.Log { return h.log }
+func (h *Harness) Logs() *logtest.Log { return h.s.Log }
 
 // Audit is the gate's allow and deny records.
-func (h *Harness) Audit() *logtest.Log { return h.audit }
+func (h *Harness) Audit() *logtest.Log { return h.s.Audit }
 
 // Status is the plugin's state, restarts, queue and drops.
 func (h *Harness) Status() plugin.Status {
-	for _, s := range h.host.Status() {
+	for _, s := range h.s.Host.Status() {
 		if s.Name == h.Name {
 			return s
 		}
@@ -118,7 +91,7 @@ func (h *Harness) Status() plugin.Status {
 // manifest declares it.
 func (h *Harness) Timer(name string) {
 	h.t.Helper()
-	if !h.host.Deliver(h.Name, timer.Event(h.Name, name, time.Now())) {
+	if !h.s.Host.Deliver(h.Name, timer.Event(h.Name, name, time.Now())) {
 		h.t.Fatalf("plugintest: timer %q not queued (queue full or plugin stopped)", name)
 	}
 }
@@ -129,38 +102,26 @@ func (h *Harness) Timer(name string) {
 // them fill the event's own fields.
 func (h *Harness) Udev(action, devpath string, props map[string]string) {
 	h.t.Helper()
-	var u interface{ Inject(udev.UEvent) }
-	for _, c := range h.caps {
-		if x, ok := c.(interface{ Inject(udev.UEvent) }); ok {
-			u = x
-		}
+	if err := h.s.Udev(action, devpath, props); err != nil {
+		h.t.Fatalf("plugintest: %v", err)
 	}
-	if u == nil {
-		h.t.Fatal("plugintest: this host has no udev capability")
+}
+
+// DataFile reads a file of the plugin's /data.
+func (h *Harness) DataFile(path string) []byte {
+	h.t.Helper()
+	b, err := h.s.DataFile(path)
+	if err != nil {
+		h.t.Fatalf("plugintest: %v", err)
 	}
-	ev := udev.UEvent{Action: action, DevPath: devpath, Props: map[string]string{}}
-	for k, v := range props {
-		switch strings.ToUpper(k) {
-		case "SUBSYSTEM":
-			ev.Subsystem = v
-		case "DEVTYPE":
-			ev.DevType = v
-		case "DEVNAME":
-			ev.DevName = v
-		default:
-			ev.Props[k] = v
-		}
-	}
-	u.Inject(ev)
+	return b
 }
 
 // Supervisor is the simulated device supervisor: its State shows reboots,
 // services and locks, and Lock takes an update lock.
 func (h *Harness) Supervisor() *sim.Server {
-	for _, c := range h.caps {
-		if s, ok := c.(*supervisor.Capability); ok && s.Sim() != nil {
-			return s.Sim()
-		}
+	if s := h.s.Supervisor(); s != nil {
+		return s
 	}
 	h.t.Fatal("plugintest: no simulated supervisor")
 	return nil
@@ -168,18 +129,12 @@ func (h *Harness) Supervisor() *sim.Server {
 
 // DBus is the simulated system bus and its services (systemd1, login1,
 // timedate1, hostname1), or nil if dbus-daemon is not installed.
-func (h *Harness) DBus() *dbussim.Run {
-	for _, c := range h.caps {
-		if d, ok := c.(*dbus.DBus); ok {
-			return d.Sim()
-		}
-	}
-	return nil
-}
+func (h *Harness) DBus() *dbussim.Run { return h.s.DBus() }
 
 // Close stops the host: the plugin's queue drains and it receives stop.
+// It may be called more than once.
 func (h *Harness) Close() {
-	if err := h.run.Stop(); err != nil {
+	if err := h.s.Close(); err != nil {
 		h.t.Errorf("plugintest: host: %v", err)
 	}
 }

@@ -1,7 +1,9 @@
 package plugintest_test
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/airlockhq/airlock/host/plugintest"
 )
@@ -38,5 +40,29 @@ func TestSupervisorState(t *testing.T) {
 	h := plugintest.New(t, "../../examples/hello")
 	if s := h.Supervisor().State(); s.Reboots != 0 {
 		t.Errorf("a fresh simulated device has %d reboots", s.Reboots)
+	}
+}
+
+// TestConfigAndDataSeed: Options.Config overrides the manifest's [config]
+// and Options.Data seeds /data, which DataFile reads back.
+func TestConfigAndDataSeed(t *testing.T) {
+	h := plugintest.New(t, "../../examples/ticker", plugintest.Options{Data: map[string]string{"count": "41"}})
+	h.Timer("manual")
+	h.Logs().Wait(1, "tick timer=manual count=42", "plugin=ticker")
+	if got := string(h.DataFile("count")); got != "42" {
+		t.Errorf("/data/count = %q after a tick from 41", got)
+	}
+}
+
+// TestFailsFastOnError: a wait ends when the plugin's handler fails, not
+// at its timeout (ten minutes here): /data/count is a directory, so the
+// ticker cannot write its count.
+func TestFailsFastOnError(t *testing.T) {
+	h := plugintest.New(t, "../../examples/ticker", plugintest.Options{Timeout: 10 * time.Minute,
+		Data: map[string]string{"count/in-the-way": ""}})
+	h.Timer("manual")
+	err := h.Logs().Await(1, "tick timer=manual count=1")
+	if err == nil || !strings.Contains(err.Error(), "this line means there will be no more:\n  ERROR timer handler: open /data/count: Is a directory") {
+		t.Fatalf("wait after a failed handler: %v", err)
 	}
 }

@@ -53,8 +53,9 @@ func (a *author) must(dir, name string, args ...string) string {
 
 // TestNewOutsideCheckout makes a plugin in each language with airlock new
 // in a directory outside the checkout, builds it there with nothing but its
-// toolchain and the SDK airlock new copied into it, and runs it on the
-// simulated device. Each SDK, as copied, is a package its ecosystem takes:
+// toolchain and the SDK airlock new copied into it, and plays its scenario
+// on the simulated device with the language's own test command (go test,
+// cargo test, npm test; airlock test for C). Each SDK, as copied, is a package its ecosystem takes:
 // a Go module with no dependencies, a crate cargo package accepts, an npm
 // package npm pack accepts, one C header.
 func TestNewOutsideCheckout(t *testing.T) {
@@ -105,8 +106,12 @@ func TestNewOutsideCheckout(t *testing.T) {
 				buildAndCheck(t, a, dir, name)
 				a.must(filepath.Join(dir, "airlock-sdk", "assemblyscript"), "npm", "pack", "--dry-run")
 			}
-			if out := a.must(dir, "./test.sh"); !strings.Contains(out, "ok: "+name+" started and ticked") {
-				t.Errorf("test.sh: %s", out)
+			// The scenarios in test/, as the language's own test command
+			// runs them.
+			habit := map[string][]string{"go": {"go", "test", "-v", "./..."}, "rust": {"cargo", "test", "--offline", "--", "--nocapture"},
+				"as": {"npm", "test"}, "c": {"airlock", "test"}}[lang]
+			if out := a.must(dir, habit[0], habit[1:]...); !strings.Contains(out, "ok   test/smoke.toml (5 steps") {
+				t.Errorf("%s: %s", strings.Join(habit, " "), out)
 			}
 		})
 	}

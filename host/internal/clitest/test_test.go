@@ -1,0 +1,100 @@
+package clitest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/airlockhq/airlock/host/internal/testenv"
+)
+
+// counter is a C plugin that counts in /data/count.txt on each tick of
+// "tick" and traps on "boom".
+const counterC = `#define AIRLOCK_IMPLEMENTATION
+#include "airlock.h"
+#include <stdio.h>
+
+static int on_timer(const airlock_timer *t) {
+	if (t->name[0] == 'b') __builtin_trap();
+	long n = 0;
+	FILE *f = fopen("/data/count.txt", "r");
+	if (f) { if (fscanf(f, "%ld", &n) != 1) n = 0; fclose(f); }
+	n++;
+	f = fopen("/data/count.txt", "w");
+	if (!f) return 1;
+	fprintf(f, "%ld", n);
+	fclose(f);
+	airlock_infof("count=%ld unit=%s", n, airlock_config("unit").data);
+	return 0;
+}
+
+AIRLOCK_INIT { airlock_on_timer(on_timer); }
+`
+
+const counterManifest = `name = "counter"
+version = "0.1.0"
+
+[config]
+unit = "ticks"
+
+[storage]
+data = true
+
+[[trigger.timer]]
+name = "tick"
+every = "1h"
+
+[[trigger.timer]]
+name = "boom"
+every = "1h"
+`
+
+// TestScenarioFile: airlock test plays a scenario's [config] and /data
+// seed, sends its events and sees the file the plugin wrote; a step that
+// waits stops at once when the plugin traps, not at its timeout; a
+// scenario with a mistake is refused with the file and the fix.
+func TestScenarioFile(t *testing.T) {
+	testenv.NeedToolchain(t, "c")
+	a := newAuthor(t)
+	work := t.TempDir()
+	a.must(work, "airlock", "new", "--lang", "c", "--dir", "counter", "counter")
+	dir := filepath.Join(work, "counter")
+	for f, text := range map[string]string{
+		"main.c":      counterC,
+		"plugin.toml": counterManifest,
+		"test/smoke.toml": `[config]
+unit = "beats"
+[data]
+"count.txt" = "41"
+[[step]]
+timer = "tick"
+[[step]]
+log = ["count=42 unit=beats", "plugin=counter"]
+[[step]]
+data = { path = "count.txt", contains = "42" }
+`,
+		"test/trap.toml": "[[step]]\ntimer = \"boom\"\n[[step]]\nlog = \"count=1\"\n",
+		"test/typo.toml": "[[step]]\ntimr = \"tick\"\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.must(dir, "./build.sh")
+	if out := a.must(dir, "airlock", "test", "test/smoke.toml"); !strings.Contains(out, "ok   test/smoke.toml (3 steps") {
+		t.Errorf("airlock test test/smoke.toml: %s", out)
+	}
+	// A timeout of ten minutes: the trap must end the wait long before.
+	out, err := a.run(dir, "airlock", "test", "--timeout", "10m", "test/trap.toml", "test/typo.toml")
+	for _, want := range []string{
+		"FAIL test/trap.toml: step 2 (log [\"count=1\"]): ",
+		"this line means there will be no more:\n       ERROR plugin crashed; restarting",
+		"FAIL test/typo.toml: test/typo.toml: unknown key step.timr",
+		"FAIL: 2 of 2 scenarios",
+	} {
+		if err == nil || !strings.Contains(out, want) {
+			t.Errorf("airlock test of a trap and a typo: %v\n%s\nwant %q", err, out, want)
+		}
+	}
+}

@@ -1,0 +1,261 @@
+package solo
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/airlockhq/airlock/host/admin"
+)
+
+// Script is a scenario file: what airlock test plays against a plugin.
+//
+//	description = "counts ticks from a seeded count"
+//	timeout = "30s"                 # each step's bound (default 60s)
+//	[config]                        # overrides plugin.toml's [config]
+//	greeting = "howdy"
+//	[data]                          # /data seed: path = content
+//	"count.txt" = "41"
+//	[env]                           # what env.allow selects from
+//	BALENA_DEVICE_TYPE = "rpi4"
+//
+//	[[step]]
+//	log = "howdy from my-plugin"    # wait for a log line with all of these
+//	[[step]]
+//	timer = "tick"                  # send an event: timer, udev or dbus
+//	[[step]]
+//	data = { path = "count.txt", contains = "42" }
+//
+// Steps run in order; a step that waits fails at the timeout, or at once
+// when the plugin traps or logs an error it was not waiting for.
+type Script struct {
+	File        string            `toml:"-"`
+	Description string            `toml:"description"`
+	Timeout     string            `toml:"timeout"`
+	Config      map[string]string `toml:"config"`
+	Data        map[string]string `toml:"data"`
+	Env         map[string]string `toml:"env"`
+	Steps       []Step            `toml:"step"`
+}
+
+// Step is one thing to do or to wait for: exactly one field is set.
+type Step struct {
+	// Events to send.
+	Timer string     `toml:"timer"` // a tick of [[trigger.timer]] <name>
+	Udev  *UdevEvent `toml:"udev"`  // a device event, through the udev rules
+	DBus  *Signal    `toml:"dbus"`  // a D-Bus signal with no arguments
+	// Outcomes to wait for.
+	Log        Parts     `toml:"log"`        // a log line (host or plugin) with all of these
+	Audit      Parts     `toml:"audit"`      // an audit record with all of these
+	Supervisor string    `toml:"supervisor"` // a request the simulated supervisor handled: "POST /v1/reboot"
+	DataFile   *DataFile `toml:"data"`       // a file in /data that holds a text
+}
+
+// UdevEvent is a device event.
+type UdevEvent struct {
+	Action  string            `toml:"action"`
+	DevPath string            `toml:"devpath"`
+	Props   map[string]string `toml:"props"`
+}
+
+// Signal is a D-Bus signal.
+type Signal struct {
+	Path      string `toml:"path"`
+	Interface string `toml:"interface"`
+	Member    string `toml:"member"`
+}
+
+// DataFile is a file the plugin writes in /data.
+type DataFile struct {
+	Path     string `toml:"path"`
+	Contains string `toml:"contains"`
+}
+
+// Parts are the texts a line must hold: one string or a list.
+type Parts []string
+
+// UnmarshalTOML takes a string or an array of strings.
+func (p *Parts) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*p = Parts{v}
+	case []any:
+		for _, x := range v {
+			s, ok := x.(string)
+			if !ok {
+				return fmt.Errorf("want strings, have %v", x)
+			}
+			*p = append(*p, s)
+		}
+	default:
+		return fmt.Errorf("want a string or a list of strings, have %v", v)
+	}
+	return nil
+}
+
+// LoadScript reads and checks a scenario file.
+func LoadScript(path string) (*Script, error) {
+	var s Script
+	md, err := toml.DecodeFile(path, &s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if un := md.Undecoded(); len(un) > 0 {
+		return nil, fmt.Errorf("%s: unknown key %s (a scenario has description, timeout, [config], [data], [env] and [[step]])", path, un[0])
+	}
+	s.File = path
+	if _, err := s.timeout(); err != nil {
+		return nil, err
+	}
+	if len(s.Steps) == 0 {
+		return nil, fmt.Errorf("%s: no [[step]]: add the events to send and the outcomes to wait for", path)
+	}
+	for i, st := range s.Steps {
+		if n := st.count(); n != 1 {
+			return nil, fmt.Errorf("%s: step %d has %d actions; give each [[step]] exactly one of timer, udev, dbus, log, audit, supervisor, data", path, i+1, n)
+		}
+	}
+	return &s, nil
+}
+
+func (s *Script) timeout() (time.Duration, error) {
+	if s.Timeout == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s.Timeout)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s: timeout = %q: write a duration such as \"30s\"", s.File, s.Timeout)
+	}
+	return d, nil
+}
+
+func (st Step) count() int {
+	n := 0
+	for _, set := range []bool{st.Timer != "", st.Udev != nil, st.DBus != nil, len(st.Log) > 0, len(st.Audit) > 0, st.Supervisor != "", st.DataFile != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
+}
+
+func (st Step) String() string {
+	switch {
+	case st.Timer != "":
+		return "timer " + st.Timer
+	case st.Udev != nil:
+		return "udev " + st.Udev.Action + " " + st.Udev.DevPath
+	case st.DBus != nil:
+		return "dbus " + st.DBus.Path + " " + st.DBus.Interface + "." + st.DBus.Member
+	case len(st.Log) > 0:
+		return fmt.Sprintf("log %q", []string(st.Log))
+	case len(st.Audit) > 0:
+		return fmt.Sprintf("audit %q", []string(st.Audit))
+	case st.Supervisor != "":
+		return "supervisor " + st.Supervisor
+	}
+	return fmt.Sprintf("data %s contains %q", st.DataFile.Path, st.DataFile.Contains)
+}
+
+// Scripts returns the scenario files of the plugin in dir: test/*.toml.
+func Scripts(dir string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "test", "*.toml"))
+	if err == nil && len(files) == 0 {
+		err = fmt.Errorf("no scenario files in %s (write one, such as test/smoke.toml; airlock new makes one)", filepath.Join(dir, "test"))
+	}
+	sort.Strings(files)
+	return files, err
+}
+
+// Run plays the script against the plugin in dir, in a host of its own,
+// and returns the first step that failed, with the log.
+func (s *Script) Run(dir string, timeout time.Duration) error {
+	if d, _ := s.timeout(); d > 0 {
+		timeout = d
+	}
+	o := Options{Config: s.Config, Data: s.Data, Timeout: timeout, Environ: []string{}}
+	for k, v := range s.Env {
+		o.Environ = append(o.Environ, k+"="+v)
+	}
+	sess, err := Start(dir, o)
+	if err != nil {
+		return err
+	}
+	for i, st := range s.Steps {
+		if err := sess.step(st, timeout); err != nil {
+			sess.Close()
+			return fmt.Errorf("step %d (%s): %w", i+1, st, err)
+		}
+	}
+	return sess.Close()
+}
+
+func (s *Session) step(st Step, timeout time.Duration) error {
+	switch {
+	case st.Timer != "":
+		return s.Trigger(admin.TriggerRequest{Kind: admin.KindTimer, Name: st.Timer})
+	case st.Udev != nil:
+		if _, ok := s.manifest.Triggers["udev"]; !ok {
+			return fmt.Errorf("plugin %q has no [[trigger.udev]], so it never receives a device event", s.Name)
+		}
+		return s.Udev(st.Udev.Action, st.Udev.DevPath, st.Udev.Props)
+	case st.DBus != nil:
+		return s.Trigger(admin.TriggerRequest{Kind: admin.KindDBus, Path: st.DBus.Path, Interface: st.DBus.Interface, Member: st.DBus.Member})
+	case len(st.Log) > 0:
+		return s.Log.Await(1, st.Log...)
+	case len(st.Audit) > 0:
+		return s.Audit.Await(1, st.Audit...)
+	case st.Supervisor != "":
+		return s.poll(timeout, func() (bool, string) {
+			sup := s.Supervisor()
+			if sup == nil {
+				return false, "no simulated supervisor"
+			}
+			var seen []string
+			for _, e := range sup.Events() {
+				req := e.Method + " " + e.Path
+				if strings.Contains(req, st.Supervisor) {
+					return true, ""
+				}
+				seen = append(seen, fmt.Sprintf("%s (%d)", req, e.Status))
+			}
+			return false, "the supervisor handled: " + strings.Join(seen, ", ")
+		})
+	}
+	return s.poll(timeout, func() (bool, string) {
+		b, err := s.DataFile(st.DataFile.Path)
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.Contains(string(b), st.DataFile.Contains), fmt.Sprintf("/data/%s holds %q", st.DataFile.Path, b)
+	})
+}
+
+// poll waits for done, failing at the timeout with its last word, or at
+// once if the plugin trapped or logged an error.
+func (s *Session) poll(timeout time.Duration, done func() (bool, string)) error {
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, why := done()
+		if ok {
+			return nil
+		}
+		for _, l := range s.Log.Lines() {
+			if s.Log.FailFast(l) {
+				return fmt.Errorf("%s, and the plugin failed:\n  %s", why, l)
+			}
+		}
+		if time.Now().After(deadline) {
+			return errors.New(why + " after " + timeout.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
