@@ -110,7 +110,16 @@ func (h *Host) sync(ctx context.Context, units []string) {
 		}
 		e, err := h.prepare(ctx, present[u])
 		if err == nil && old != nil && e.print == old.print {
-			continue // touched, not changed (or our own build's output)
+			// Touched, not changed (or our own build's output); or the
+			// running version restored after a failed reload, whose
+			// failure no longer holds.
+			if failed[u] {
+				h.mu.Lock()
+				delete(h.LoadErrors, u)
+				h.mu.Unlock()
+				h.log.Info("reload: the running version is back; its failed reload is cleared", "plugin", old.p.M.Name, "version", old.p.M.Version)
+			}
+			continue
 		}
 		if err == nil {
 			claims[e.p.M.Name] = append(claims[e.p.M.Name], present[u])

@@ -127,6 +127,24 @@ func TestDev(t *testing.T) {
 	}
 	p.wait("plugin reloaded", "plugin=dev-c")
 	p.wait("howdy from dev-c")
+	good, _ := os.ReadFile(manifest)
+
+	// A mistake keeps the running version, and status says so; undoing it
+	// clears that, though the plugin did not change.
+	if err := os.WriteFile(manifest, append(append([]byte{}, good...), "bogus = 1\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.wait("reload failed; the old version runs on", "plugin=dev-c")
+	if st := a.must(dir, "airlock", "status", "--config", ".airlock/runtime.toml"); !strings.Contains(st, "reload failed") {
+		t.Errorf("status after a failed reload:\n%s", st)
+	}
+	if err := os.WriteFile(manifest, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.wait("the running version is back", "plugin=dev-c")
+	if st := a.must(dir, "airlock", "status", "--config", ".airlock/runtime.toml"); strings.Contains(st, "reload failed") {
+		t.Errorf("status after the good plugin.toml is back:\n%s", st)
+	}
 	a.must(dir, "airlock", "trigger", "dev-c", "timer", "tick", "--config", ".airlock/runtime.toml")
 	p.wait("tick timer=tick count=1")
 	p.stop()
