@@ -50,8 +50,10 @@ Operating a running host (through its admin socket):
 
 Vendor bundles:
 ` + bundleUsage + `
-Run "airlock <command> --help" for a command's flags, and "airlock version"
-(or --version) for this binary's version, commit, Go and wazero.
+Run "airlock help <command>" (or airlock <command> --help) for a command's
+flags; flags may come before or after the arguments. "airlock completion
+bash" prints a bash completion script, and "airlock version" (or
+--version) this binary's version, commit, Go and wazero.
 `
 
 func main() {
@@ -98,7 +100,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, version.Get())
 		return 0
 	case "help", "-h", "--help":
+		if len(args) == 2 && args[0] == "help" {
+			return run([]string{args[1], "--help"}, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
+		return 0
+	case "completion":
+		err = cmdCompletion(args[1:], stdout, stderr)
+	case "__complete":
+		// Not for people: the words the completion script offers.
+		complete(args[1:], stdout)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "airlock: unknown command %q\n\n%s", args[0], usage)
@@ -132,7 +143,7 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: airlock %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
 	return fs
 }
