@@ -350,13 +350,18 @@ func (h *Host) Run(ctx context.Context) error {
 		return err
 	}
 	h.runCtx = runCtx
-	for _, e := range h.loadAll(ctx, files) {
+	// Each plugin starts as soon as it has compiled (the workers call
+	// this; Run holds ops for them); trigger sources start once all have.
+	var starting sync.Mutex
+	h.loadAll(ctx, files, func(e *entry) {
+		starting.Lock()
+		defer starting.Unlock()
 		h.mu.Lock()
 		h.plugins[e.p.M.Name] = e
 		h.mu.Unlock()
 		h.start(e)
 		h.log.Info("plugin loaded", "plugin", e.p.M.Name, "version", e.p.M.Version, "grants", grantNames(e.p.M))
-	}
+	})
 	for _, c := range caps {
 		if t, ok := c.(capability.Triggerer); ok {
 			for name, e := range h.plugins {
@@ -441,9 +446,11 @@ func (h *Host) serveAdmin() *admin.Server {
 // loadAll reads every manifest, builds stale Go plugins (in development),
 // then compiles the modules, each step in parallel: compiling is most of a
 // cold start, and reading and fingerprinting 20 Go modules one after the
-// other would add a tenth of a second to it. It returns the plugins that
-// loaded, in file order, and records the others in LoadErrors.
-func (h *Host) loadAll(ctx context.Context, files []string) []*entry {
+// other would add a tenth of a second to it. Modules compile smallest
+// first, and ready gets each plugin as soon as it has loaded, so a C
+// plugin does not wait seconds behind a Go one. The others are recorded
+// in LoadErrors.
+func (h *Host) loadAll(ctx context.Context, files []string, ready func(*entry)) {
 	prepared := make([]*entry, len(files))
 	errs := make([]error, len(files))
 	inParallel(len(files), func(i int) { prepared[i], errs[i] = h.prepare(ctx, files[i]) })
@@ -468,15 +475,20 @@ func (h *Host) loadAll(ctx context.Context, files []string) []*entry {
 		}
 		ms = append(ms, e)
 	}
-	var out []*entry
-	for i, err := range h.compile(ctx, ms) {
+	size := func(e *entry) int64 {
+		if st, err := os.Stat(e.p.M.Wasm); err == nil {
+			return st.Size()
+		}
+		return 0
+	}
+	sort.SliceStable(ms, func(a, b int) bool { return size(ms[a]) < size(ms[b]) })
+	h.compileEach(ctx, ms, func(i int, err error) {
 		if err != nil {
 			h.fail(ms[i].src, err)
-			continue
+			return
 		}
-		out = append(out, ms[i])
-	}
-	return out
+		ready(ms[i])
+	})
 }
 
 // inParallel calls do(i) for every i below n, on one goroutine per core.
@@ -553,9 +565,17 @@ func (h *Host) prepare(ctx context.Context, file string) (*entry, error) {
 // entry's p with the loaded plugin; errs[i] says why entry i did not load.
 func (h *Host) compile(ctx context.Context, es []*entry) []error {
 	errs := make([]error, len(es))
+	h.compileEach(ctx, es, func(i int, err error) { errs[i] = err })
+	return errs
+}
+
+// compileEach is compile, calling done(i, err) on the worker as soon as
+// entry i has loaded or failed, in the order es lists them as far as the
+// workers allow.
+func (h *Host) compileEach(ctx context.Context, es []*entry, done func(i int, err error)) {
 	// Compiling is most of a first start (seconds per Go plugin without the
 	// cache), so a start with several plugins reports its progress.
-	var done atomic.Int32
+	var compiled atomic.Int32
 	start := time.Now()
 	inParallel(len(es), func(i int) {
 		p, err := plugin.Load(ctx, es[i].p.M, plugin.Options{
@@ -564,14 +584,14 @@ func (h *Host) compile(ctx context.Context, es []*entry) []error {
 			DataFS: func(dir string) experimentalsys.FS { return sandboxfs.New(dir, sandboxfs.Options{}) },
 		})
 		// On failure keep the manifest-only entry, so the caller can name it.
-		if errs[i] = err; err == nil {
+		if err == nil {
 			es[i].p = p
 		}
-		if n := done.Add(1); len(es) > 1 {
+		if n := compiled.Add(1); len(es) > 1 {
 			h.log.Info("compiled plugin", "plugin", es[i].p.M.Name, "progress", fmt.Sprintf("%d/%d", n, len(es)), "elapsed", time.Since(start).Round(time.Millisecond).String())
 		}
+		done(i, err)
 	})
-	return errs
 }
 
 // cacheDir holds wazero's compilation cache and, in instrumented/, the

@@ -25,7 +25,7 @@ import (
 // is replaced when the new one is pulled.
 func TestOfflineBoot(t *testing.T) {
 	testenv.NeedCommand(t, "dbus-daemon", "dbus")
-	bin := buildAirlock(t)
+	bin := testenv.Airlock(t)
 	dir := t.TempDir()
 	addr := testenv.FreeLoopbackAddr(t)
 	storage := filepath.Join(dir, "registry")
