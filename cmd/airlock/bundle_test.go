@@ -432,7 +432,7 @@ func TestBundleUsage(t *testing.T) {
 		{[]string{"pull"}, 2, usage("pull [--config runtime.toml] [--registry-config FILE] [--plain-http] <registry/repository@sha256:... | :tag>")},
 		{[]string{"login", "127.0.0.1:1"}, 2, "airlock login: -u is required: the user name at the registry\n"},
 		{[]string{"login", "-u", "vendor"}, 2, "airlock login: expected one registry (host or host:port), got 0\n"},
-		{[]string{"logout"}, 2, usage("logout [--registry-config FILE | --config runtime.toml] <registry>")},
+		{[]string{"logout"}, 2, usage("logout [--registry-config FILE | --config runtime.toml] [--plain-http] <registry>")},
 	}
 	for _, c := range cases {
 		r := airlock(c.args...)

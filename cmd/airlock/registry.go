@@ -113,7 +113,7 @@ func cmdLogin(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdLogout(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("logout", "logout [--registry-config FILE | --config runtime.toml] <registry>", stderr)
+	fs := newFlags("logout", "logout [--registry-config FILE | --config runtime.toml] [--plain-http] <registry>", stderr)
 	rf := addRegistryFlags(fs)
 	config := fs.String("config", defaultConfig(), "remove the credentials from this runtime config's [registry] auth file")
 	if err := parseN(fs, args, 1, stdout); err != nil {
