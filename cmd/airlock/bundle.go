@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -204,8 +205,9 @@ func usageError(fs *flag.FlagSet, format string, args ...any) error {
 }
 
 func cmdInspect(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("inspect", "inspect [--config runtime.toml] <bundle>", stderr)
+	fs := newFlags("inspect", "inspect [--config runtime.toml] [--json] <bundle>", stderr)
 	config := fs.String("config", defaultConfig(), "the runtime config whose [trust] judges the signature and ceiling")
+	asJSON := fs.Bool("json", false, "print the report as JSON (exit 1 when the runtime would refuse it)")
 	if err := parseN(fs, args, 1, stdout); err != nil {
 		return err
 	}
@@ -217,52 +219,115 @@ func cmdInspect(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return report(stdout, rt, fs.Arg(0), b)
+	return report(stdout, rt, fs.Arg(0), b, bundleReport{}, *asJSON)
 }
 
-// report prints what a bundle is, who signed it, what it may do, and
-// whether this runtime would load it.
-func report(w io.Writer, rt *manifest.Runtime, path string, b *bundle.Bundle) error {
-	fmt.Fprintf(w, "%s %s\n", b.Meta.Name, b.Meta.Version)
-	vendor := b.Meta.Vendor
-	if vendor == "" {
-		vendor = "(not named)"
+// bundleReport is what inspect and pull say about a bundle; --json
+// prints it as it is.
+type bundleReport struct {
+	Pulled     string   `json:"pulled,omitempty"` // pull: the ref asked for
+	Path       string   `json:"path,omitempty"`   // pull: where it is cached
+	Ref        string   `json:"ref,omitempty"`    // pull: the ref pinned by digest
+	Name       string   `json:"name"`
+	Version    string   `json:"version"`
+	Vendor     string   `json:"vendor"`
+	Created    string   `json:"created"`
+	ABI        int      `json:"abi"`
+	Digest     string   `json:"digest"`
+	ModuleSize int      `json:"module_size"`
+	SignedBy   string   `json:"signed_by,omitempty"` // the trusted vendor
+	Keys       []string `json:"signature_keys"`      // every signature's key
+	Does       []string `json:"does"`                // what it may do, in words
+	Runtime    string   `json:"runtime"`
+	Loads      bool     `json:"loads"`
+	Refused    string   `json:"refused,omitempty"`
+	Error      string   `json:"error,omitempty"`
+}
+
+// judge says what a bundle is, who signed it, what it may do, and whether
+// this runtime would load it.
+func judge(rt *manifest.Runtime, path string, b *bundle.Bundle) (bundleReport, error) {
+	r := bundleReport{Name: b.Meta.Name, Version: b.Meta.Version, Vendor: b.Meta.Vendor, Created: fmt.Sprint(b.Meta.Created),
+		ABI: int(b.Meta.ABI), Digest: b.Digest, ModuleSize: len(b.Module), Keys: []string{}, Runtime: rt.File}
+	if signer, err := bundle.Verify(b, &rt.Trust, time.Now(), false); err == nil {
+		r.SignedBy = signer.Vendor.Name
 	}
-	fmt.Fprintf(w, "  vendor:  %s\n  created: %s\n  abi:     v%d\n  digest:  %s\n  module:  %d KiB\n", vendor, b.Meta.Created, b.Meta.ABI, b.Digest, len(b.Module)/1024)
-	signer, verr := bundle.Verify(b, &rt.Trust, time.Now(), false)
-	switch {
-	case verr == nil:
-		fmt.Fprintf(w, "  signed:  by %q, trusted by %s\n", signer.Vendor.Name, rt.File)
-	case len(b.Signatures) == 0:
-		fmt.Fprintf(w, "  signed:  no\n")
-	default:
-		for _, s := range b.Signatures {
-			fmt.Fprintf(w, "  signed:  by key %s\n", strings.TrimSpace(s.Key))
-		}
+	for _, s := range b.Signatures {
+		r.Keys = append(r.Keys, strings.TrimSpace(s.Key))
 	}
 	tmp, err := os.MkdirTemp("", "airlock-inspect-")
 	if err != nil {
-		return err
+		return r, err
 	}
 	defer os.RemoveAll(tmp)
 	m, err := b.Unpack(tmp, rt, host.Schema(host.Builtin()))
 	if err != nil {
+		return r, err
+	}
+	r.Does = bundle.Describe(m)
+	// Load unpacks the bundle under state_dir; inspect only judges it, so
+	// it unpacks into tmp and leaves the host's state_dir as it was.
+	j := *rt
+	j.StateDir = tmp
+	if _, err := bundle.Load(path, &j, host.Schema(host.Builtin()), time.Now()); err != nil {
+		r.Refused = err.Error()
+	} else {
+		r.Loads = true
+	}
+	return r, nil
+}
+
+// report prints what judge says, in words or (asJSON) as JSON, and
+// returns errRefused when the runtime would refuse the bundle.
+func report(w io.Writer, rt *manifest.Runtime, path string, b *bundle.Bundle, r bundleReport, asJSON bool) error {
+	j, err := judge(rt, path, b)
+	j.Pulled, j.Path, j.Ref = r.Pulled, r.Path, r.Ref
+	if asJSON {
+		if err != nil {
+			j.Error = err.Error()
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(j)
+		if err != nil {
+			return errReported
+		}
+		if !j.Loads {
+			return errReported
+		}
+		return nil
+	}
+	if j.Pulled != "" {
+		fmt.Fprintf(w, "pulled %s\n  into %s\n  pin it in runtime.toml: [[bundle]] ref = %q\n\n", j.Pulled, j.Path, j.Ref)
+	}
+	fmt.Fprintf(w, "%s %s\n", j.Name, j.Version)
+	vendor := j.Vendor
+	if vendor == "" {
+		vendor = "(not named)"
+	}
+	fmt.Fprintf(w, "  vendor:  %s\n  created: %s\n  abi:     v%d\n  digest:  %s\n  module:  %d KiB\n", vendor, j.Created, j.ABI, j.Digest, j.ModuleSize/1024)
+	switch {
+	case j.SignedBy != "":
+		fmt.Fprintf(w, "  signed:  by %q, trusted by %s\n", j.SignedBy, rt.File)
+	case len(j.Keys) == 0:
+		fmt.Fprintf(w, "  signed:  no\n")
+	default:
+		for _, k := range j.Keys {
+			fmt.Fprintf(w, "  signed:  by key %s\n", k)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "\nIt:\n")
-	for _, line := range bundle.Describe(m) {
+	for _, line := range j.Does {
 		fmt.Fprintf(w, "  - %s\n", line)
 	}
 	fmt.Fprintf(w, "\nUnder %s:\n", rt.File)
-	// Load unpacks the bundle under state_dir; inspect only judges it, so
-	// it unpacks into tmp and leaves the host's state_dir as it was.
-	judge := *rt
-	judge.StateDir = tmp
-	_, lerr := bundle.Load(path, &judge, host.Schema(host.Builtin()), time.Now())
-	if lerr != nil {
+	if !j.Loads {
 		// A ceiling refusal lists each grant on a line of its own; they
 		// stay indented under "refused:".
-		fmt.Fprintf(w, "  refused: %s\n", strings.ReplaceAll(lerr.Error(), "\n", "\n  "))
+		fmt.Fprintf(w, "  refused: %s\n", strings.ReplaceAll(j.Refused, "\n", "\n  "))
 		return errRefused
 	}
 	fmt.Fprintf(w, "  it would load.\n")
@@ -299,7 +364,8 @@ func cmdPush(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdPull(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("pull", "pull [--config runtime.toml] [--registry-config FILE] [--plain-http] <registry/repository@sha256:... | :tag>", stderr)
+	fs := newFlags("pull", "pull [--config runtime.toml] [--registry-config FILE] [--plain-http] [--json] <registry/repository@sha256:... | :tag>", stderr)
+	asJSON := fs.Bool("json", false, "print the report as JSON (exit 1 when the runtime would refuse it)")
 	config := fs.String("config", defaultConfig(), "the runtime config: its state_dir holds the cache, its [trust] judges the bundle, its [registry] says how to reach registries")
 	rf := addRegistryFlags(fs)
 	if err := parseN(fs, args, 1, stdout); err != nil {
@@ -317,8 +383,7 @@ func cmdPull(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "pulled %s\n  into %s\n  pin it in runtime.toml: [[bundle]] ref = %q\n\n", fs.Arg(0), p.Path, p.Ref)
-	return report(stdout, rt, p.Path, p.Bundle)
+	return report(stdout, rt, p.Path, p.Bundle, bundleReport{Pulled: fs.Arg(0), Path: p.Path, Ref: p.Ref}, *asJSON)
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

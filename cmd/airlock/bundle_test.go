@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -353,6 +354,18 @@ It:
 			if r.code != code || r.out != want || r.stderr != stderr {
 				t.Errorf("got %v\nwant exit %d, stdout:\n%s\nstderr:\n%s", r, code, want, stderr)
 			}
+			// --json, after the bundle: the same verdict, for a program.
+			r = airlock("inspect", c.bundle, "--json", "--config", c.config)
+			var rep struct {
+				Name, Vendor, Digest, Runtime, Refused string
+				Loads                                  bool
+				Does                                   []string
+			}
+			if err := json.Unmarshal([]byte(r.out), &rep); err != nil || r.code != code || r.stderr != "" ||
+				rep.Name != "ntp-check" || rep.Vendor != c.vendor || rep.Runtime != c.config || rep.Loads != (code == 0) ||
+				!strings.HasPrefix(c.verdict, strings.TrimSuffix("refused: "+strings.SplitN(rep.Refused, "\n", 2)[0], "refused: ")) || len(rep.Does) == 0 {
+				t.Errorf("inspect --json: %v (%v)\n%+v", r, err, rep)
+			}
 		})
 	}
 
@@ -424,12 +437,12 @@ func TestBundleUsage(t *testing.T) {
 		{[]string{"pack", "--sign", "nowasm"}, 2, "flag provided but not defined: -sign\n" + usage("pack")},
 		{[]string{"pack", "missing"}, 1, "airlock pack: read manifest: open missing/plugin.toml: no such file or directory"},
 		{[]string{"pack", "nowasm"}, 1, "(build it first: airlock build nowasm)\n"},
-		{[]string{"inspect"}, 2, usage("inspect [--config runtime.toml] <bundle>")},
+		{[]string{"inspect"}, 2, usage("inspect [--config runtime.toml] [--json] <bundle>")},
 		{[]string{"inspect", "missing.airlock"}, 1, "airlock inspect: open missing.airlock: no such file or directory\n"},
 		{[]string{"inspect", "--config", "missing.toml", "x.airlock"}, 1, "airlock inspect: read runtime config: open missing.toml: no such file or directory (pass another with --config)\n"},
 		{[]string{"push", "x.airlock"}, 2, usage("push [--registry-config FILE] [--plain-http] <bundle> <registry/repository:tag>")},
 		{[]string{"push", "nowasm/plugin.toml", "127.0.0.1:1/acme/x:1"}, 1, "airlock push: nowasm/plugin.toml: not a valid airlock bundle: it does not start with \"airlock-bundle 1\"\n"},
-		{[]string{"pull"}, 2, usage("pull [--config runtime.toml] [--registry-config FILE] [--plain-http] <registry/repository@sha256:... | :tag>")},
+		{[]string{"pull"}, 2, usage("pull [--config runtime.toml] [--registry-config FILE] [--plain-http] [--json] <registry/repository@sha256:... | :tag>")},
 		{[]string{"login", "127.0.0.1:1"}, 2, "airlock login: -u is required: the user name at the registry\n"},
 		{[]string{"login", "-u", "vendor"}, 2, "airlock login: expected one registry (host or host:port), got 0\n"},
 		{[]string{"logout"}, 2, usage("logout [--registry-config FILE | --config runtime.toml] [--plain-http] <registry>")},
