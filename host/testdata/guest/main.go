@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/airlockhq/airlock/abi"
 	airlock "github.com/airlockhq/airlock/sdk/go"
+	"github.com/airlockhq/airlock/sdk/go/abi"
 )
 
 var hoard [][]byte
