@@ -19,7 +19,7 @@ import (
 // and the host needed SIGKILL.
 func TestSIGINTWithAStuckStart(t *testing.T) {
 	testenv.NeedCommand(t, "dbus-daemon", "dbus")
-	bin := buildAirlock(t)
+	bin := testenv.Airlock(t)
 	dir := t.TempDir()
 	plugins := filepath.Join(dir, "plugins")
 	testenv.PluginDir(t, plugins, "counter", "name = \"counter\"\nversion = \"0.1.0\"\n", "host/security/testdata/counter")
