@@ -23,6 +23,7 @@ const (
 // Functions of ModuleBase.
 const (
 	FuncLog        = "log"         // (level, msg_ptr, msg_len) -> errno
+	FuncLogFields  = "log_fields"  // (level, msg_ptr, msg_len, fields_ptr, fields_len) -> errno
 	FuncConfigGet  = "config_get"  // (key_ptr, key_len, out_ptr, out_cap, out_len_ptr) -> errno
 	FuncClockNow   = "clock_now"   // (out_ptr) -> errno; u64 Unix nanoseconds
 	FuncSleep      = "sleep"       // (ns i64) -> errno
