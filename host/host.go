@@ -63,7 +63,7 @@ type Host struct {
 	log     *slog.Logger
 	gate    *gate.Gate
 	audit   io.Closer
-	sink    *auditSink // the audit stream's writer; nil when log.audit is "off"
+	sink    *gate.Sink // the audit stream's writer; nil when log.audit is "off"
 	cache   wazero.CompilationCache
 	metrics *metrics.Metrics // nil unless [metrics] listen is set
 
@@ -152,7 +152,7 @@ func New(path string, o Options) (*Host, error) {
 	}
 	audit := o.Audit
 	if audit == nil {
-		if audit, h.sink, err = openAudit(rt.Log.Audit, rt.Log.Format, h.log); err != nil {
+		if audit, h.sink, err = openAudit(rt.Log, h.log); err != nil {
 			return nil, err
 		}
 		if h.sink != nil {
@@ -174,74 +174,19 @@ func New(path string, o Options) (*Host, error) {
 
 // openAudit opens the audit stream. On stderr or stdout, which the host's
 // log shares, it is written in the log's format; in a file, in JSON.
-func openAudit(dest, format string, log *slog.Logger) (*slog.Logger, *auditSink, error) {
-	var w io.Writer
-	var sink *auditSink
-	switch dest {
-	case "off":
+func openAudit(l manifest.Log, log *slog.Logger) (*slog.Logger, *gate.Sink, error) {
+	if l.Audit == "off" {
 		return nil, nil, nil
-	case "stderr", "":
-		sink = &auditSink{w: os.Stderr, name: "stderr", log: log}
-	case "stdout":
-		sink = &auditSink{w: os.Stdout, name: "stdout", log: log}
-	default:
-		f, err := os.OpenFile(dest, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-		if err != nil {
-			return nil, nil, fmt.Errorf("audit log: %w (check log.audit in runtime.toml)", err)
-		}
-		sink = &auditSink{w: f, name: dest, f: f, log: log, fallback: os.Stderr}
+	}
+	sink, err := gate.OpenSink(gate.SinkConfig{Dest: l.Audit, MaxSize: int64(l.AuditMaxSize), Keep: l.AuditKeep, Reserve: gate.DefaultReserve}, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (check log.audit in runtime.toml)", err)
+	}
+	format := l.Format
+	if sink.IsFile() {
 		format = "json"
 	}
-	w = sink
-	return slog.New(LogHandler(w, format, nil)).With("stream", "audit"), sink, nil
-}
-
-// auditSink writes the audit stream to its destination. slog's handlers
-// drop write errors, so a full disk (or a closed stderr) would lose records
-// silently; instead the sink counts each failed write, writes the record to
-// stderr if the destination is a file, and says so on the main log: at the
-// first failure, then at most once a minute with the count.
-type auditSink struct {
-	w        io.Writer
-	name     string   // the file's path, or "stderr" / "stdout"
-	f        *os.File // the file to close, nil for stderr and stdout
-	log      *slog.Logger
-	fallback io.Writer // nil for none
-	failed   atomic.Uint64
-
-	mu     sync.Mutex // guards warned
-	warned time.Time
-}
-
-func (s *auditSink) Write(b []byte) (int, error) {
-	n, err := s.w.Write(b)
-	if err == nil {
-		return n, nil
-	}
-	count := s.failed.Add(1)
-	where := "audit records are lost until it works again"
-	if s.fallback != nil {
-		s.fallback.Write(b)
-		where = "audit records go to stderr until it works again"
-	}
-	s.mu.Lock()
-	warn := count == 1 || time.Since(s.warned) >= time.Minute
-	if warn {
-		s.warned = time.Now()
-	}
-	s.mu.Unlock()
-	if warn {
-		s.log.Error("audit log write failed; "+where+" (check the disk, or where the host's output goes, and log.audit in runtime.toml)",
-			"path", s.name, "err", err, "failed_writes", count)
-	}
-	return n, err
-}
-
-func (s *auditSink) Close() error {
-	if s.f == nil {
-		return nil
-	}
-	return s.f.Close()
+	return slog.New(LogHandler(sink, format, nil)).With("stream", "audit"), sink, nil
 }
 
 // AuditFailures returns how many audit records could not be written where
@@ -250,7 +195,7 @@ func (h *Host) AuditFailures() uint64 {
 	if h.sink == nil {
 		return 0
 	}
-	return h.sink.failed.Load()
+	return h.sink.Failures()
 }
 
 // Discover returns the plugin.toml files under the runtime's plugin
@@ -324,6 +269,8 @@ func (h *Host) Run(ctx context.Context) error {
 	if h.audit != nil {
 		defer h.audit.Close()
 	}
+	// Before the sink closes: the folded counts still pending.
+	defer h.gate.Close()
 	caps := h.opts.Capabilities
 	env := capability.Env{Runtime: h.Runtime, Sim: h.Runtime.Device == "sim", Logger: h.log}
 	for _, c := range caps {

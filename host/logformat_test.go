@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlockhq/airlock/host/manifest"
 )
 
 // TestLogDurationsAreDurations: in JSON too, a duration reads "1.5s", not
@@ -34,7 +36,7 @@ func TestAuditOnSharedStreamTakesTheLogFormat(t *testing.T) {
 		}
 		stderr := os.Stderr
 		os.Stderr = w
-		audit, _, err := openAudit("stderr", format, slog.New(slog.DiscardHandler))
+		audit, _, err := openAudit(manifest.Log{Audit: "stderr", Format: format}, slog.New(slog.DiscardHandler))
 		os.Stderr = stderr
 		if err != nil {
 			t.Fatal(err)

@@ -135,8 +135,11 @@ func TestStatus(t *testing.T) {
 }
 
 // Status counts the audit records that the audit file could not take.
-// /dev/full fails every write with ENOSPC, as a full disk does, and each
-// status request is audited before it is answered, so the n-th says n.
+// /dev/full fails every write with ENOSPC, as a full disk does, and a
+// status request is audited before it is answered, so the first says 1.
+// The ones after it are identical decisions, folded by the gate into one
+// record with a count at the end of its window (host/gate), so they add at
+// most one more each.
 func TestStatusCountsAuditFailures(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		testenv.Missing(t, "/dev/full, a device whose writes fail with ENOSPC")
@@ -154,8 +157,8 @@ func TestStatusCountsAuditFailures(t *testing.T) {
 		if err != nil {
 			t.Fatalf("status %d: %v", n, err)
 		}
-		if rep.AuditFailures != n {
-			t.Errorf("status %d: audit_failures = %d, want %d", n, rep.AuditFailures, n)
+		if rep.AuditFailures < 1 || rep.AuditFailures > n || n == 1 && rep.AuditFailures != 1 {
+			t.Errorf("status %d: audit_failures = %d, want 1 (at most %d)", n, rep.AuditFailures, n)
 		}
 	}
 }

@@ -67,7 +67,10 @@ type Manifest struct {
 	// Tmp is the size of a private scratch /tmp (a tmpfs where the host
 	// may mount one; see host/mount), or 0 for none. Omitted from JSON
 	// when 0, so that manifests without it read as before.
-	Tmp    Size `json:",omitempty"`
+	Tmp Size `json:",omitempty"`
+	// Quota is the size bound of /data (resolved against the runtime's
+	// [storage] default and ceiling), 0 when Data is false.
+	Quota  Size `json:",omitempty"`
 	Timers []Timer
 	// Grants holds each capability's decoded grant, by capability name.
 	// A capability that the manifest does not mention has no entry: denied.
@@ -119,8 +122,9 @@ type manifestTop struct {
 	} `toml:"env"`
 	Config  map[string]string `toml:"config"`
 	Storage struct {
-		Data bool `toml:"data"`
-		Tmp  Size `toml:"tmp"`
+		Data  bool `toml:"data"`
+		Tmp   Size `toml:"tmp"`
+		Quota Size `toml:"quota"`
 	} `toml:"storage"`
 	Trigger struct {
 		Timer []Timer `toml:"timer"`
@@ -246,6 +250,30 @@ func validateManifest(d *doc, m *Manifest, top *manifestTop, rt *Runtime) {
 		d.errorf("storage.tmp", fmt.Sprintf("ask for %s to %s: a tmpfs is RAM; keep larger files in /data", MinTmp, MaxTmp), "%s is out of range", m.Tmp)
 	}
 	m.Limits = resolveLimits(d, top.Limits, rt)
+	m.Quota = resolveQuota(d, m.Data, top.Storage.Quota, rt)
+}
+
+// MinQuota is the smallest /data quota: below it a plugin could not keep
+// even a small state file (files and directories are charged in 4 KiB
+// blocks).
+const MinQuota Size = 64 << 10
+
+// resolveQuota applies the runtime's [storage] quota default and ceiling.
+func resolveQuota(d *doc, data bool, want Size, rt *Runtime) Size {
+	switch {
+	case want != 0 && !data:
+		d.errorf("storage.quota", "add data = true to [storage], or remove quota", "a quota without /data")
+		return 0
+	case !data:
+		return 0
+	case want == 0:
+		return rt.Storage.Quota
+	case want > rt.Storage.QuotaCeiling:
+		d.errorf("storage.quota", "ask for at most "+rt.Storage.QuotaCeiling.String()+", or raise [storage] quota_ceiling in "+filepath.Base(rt.File), "%s is above the runtime's ceiling of %s", want, rt.Storage.QuotaCeiling)
+	case want < MinQuota:
+		d.errorf("storage.quota", "ask for "+MinQuota.String()+" or more", "%s is too small", want)
+	}
+	return want
 }
 
 // Bounds of [storage] tmp. Below a few pages a tmpfs is useless; above

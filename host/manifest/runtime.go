@@ -34,13 +34,28 @@ type Log struct {
 	Level  string `toml:"level"`  // debug, info, warn, error
 	Format string `toml:"format"` // text or json
 	// Audit is where allow/deny records go: "stderr", "stdout", "off" or a
-	// file path (appended to).
+	// file path (appended to), relative to runtime.toml's directory like
+	// state_dir; Runtime.Log.Audit holds it absolute.
 	Audit string `toml:"audit"`
+	// AuditMaxSize is the audit file's size at which it is rotated (0:
+	// never), and AuditKeep how many rotated files are kept beside it.
+	AuditMaxSize Size `toml:"audit_max_size"`
+	AuditKeep    int  `toml:"audit_keep"`
 	// PluginRate bounds each plugin's log lines (log calls and stdout and
 	// stderr lines) per second, with bursts of five seconds' worth; the
 	// lines above it are counted and reported once a second. 0 means no
 	// limit.
 	PluginRate int `toml:"plugin_rate"`
+}
+
+// Storage bounds each plugin's /data ([storage] in runtime.toml).
+type Storage struct {
+	// Quota is the default bytes of a plugin's /data, and QuotaCeiling
+	// the most a manifest's [storage] quota may ask for.
+	Quota        Size `toml:"quota"`
+	QuotaCeiling Size `toml:"quota_ceiling"`
+	// Files bounds the files and directories in a plugin's /data.
+	Files int `toml:"files"`
 }
 
 // Admin configures the local admin socket that `airlock status` and
@@ -72,6 +87,7 @@ type Runtime struct {
 	Ceiling Limits // the most a manifest may ask for
 	Restart Restart
 	Log     Log
+	Storage Storage
 	// Reload makes the host watch its plugin directories and reload a
 	// plugin whose manifest or module changes.
 	Reload  bool
@@ -109,6 +125,7 @@ type runtimeTop struct {
 	Ceiling  Limits   `toml:"ceiling"`
 	Restart  Restart  `toml:"restart"`
 	Log      Log      `toml:"log"`
+	Storage  Storage  `toml:"storage"`
 	Reload   bool     `toml:"reload"`
 	Admin    Admin    `toml:"admin"`
 	Metrics  Metrics  `toml:"metrics"`
@@ -134,7 +151,8 @@ func DefaultRuntime() Runtime {
 		Limits:   Limits{Memory: 64 << 20, HandlerTimeout: Duration(5 * time.Second), Queue: 64, Overflow: DropNewest},
 		Ceiling:  Limits{Memory: 512 << 20, HandlerTimeout: Duration(60 * time.Second), Queue: 4096},
 		Restart:  Restart{Initial: Duration(100 * time.Millisecond), Max: Duration(30 * time.Second), CrashLoop: 5, Window: Duration(time.Minute)},
-		Log:      Log{Level: "info", Format: "text", Audit: "stderr", PluginRate: 200},
+		Log:      Log{Level: "info", Format: "text", Audit: "stderr", PluginRate: 200, AuditMaxSize: 8 << 20, AuditKeep: 4},
+		Storage:  Storage{Quota: 64 << 20, QuotaCeiling: 1 << 30, Files: 10000},
 		Admin:    Admin{Socket: DefaultAdminSocket},
 		Registry: defaultRegistry(),
 	}
@@ -168,10 +186,10 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 		return nil, err
 	}
 	def := DefaultRuntime()
-	top := runtimeTop{Plugins: def.Plugins, StateDir: def.StateDir, Device: def.Device, Build: def.Build, Limits: def.Limits, Ceiling: def.Ceiling, Restart: def.Restart, Log: def.Log, Admin: Admin{}, Metrics: def.Metrics}
+	top := runtimeTop{Plugins: def.Plugins, StateDir: def.StateDir, Device: def.Device, Build: def.Build, Limits: def.Limits, Ceiling: def.Ceiling, Restart: def.Restart, Log: def.Log, Storage: def.Storage, Admin: Admin{}, Metrics: def.Metrics}
 	known := map[string][]string{}
 	collectKeys("", reflect.TypeOf(top), known)
-	for _, k := range []string{"plugins", "state_dir", "device", "build", "limits", "ceiling", "restart", "log", "reload", "admin", "metrics", "overlay", "timezone", "env"} {
+	for _, k := range []string{"plugins", "state_dir", "device", "build", "limits", "ceiling", "restart", "log", "storage", "reload", "admin", "metrics", "overlay", "timezone", "env"} {
 		d.decode(k, fieldOf(&top, k))
 	}
 	rt := &Runtime{File: path, Dir: filepath.Dir(abs), Sections: map[string]any{}}
@@ -199,7 +217,7 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 
 	rt.StateDir = rt.resolve(top.StateDir)
 	rt.Device, rt.Build, rt.Limits, rt.Ceiling, rt.Restart, rt.Log = top.Device, top.Build, top.Limits, top.Ceiling, top.Restart, top.Log
-	rt.Reload, rt.Metrics = top.Reload, top.Metrics
+	rt.Reload, rt.Metrics, rt.Storage = top.Reload, top.Metrics, top.Storage
 	if top.Overlay != "" {
 		rt.Overlay = rt.resolve(top.Overlay)
 	}
@@ -211,6 +229,13 @@ func ParseRuntime(path string, data []byte, sections map[string]SectionFunc) (*R
 				d.errorf(key, "write whole variable names such as DB_PASS, not patterns", "entry %d: bad variable name %q", i, e)
 			}
 		}
+	}
+	switch rt.Log.Audit {
+	case "stderr", "stdout", "off":
+	case "":
+		rt.Log.Audit = "stderr"
+	default:
+		rt.Log.Audit = rt.resolve(rt.Log.Audit)
 	}
 	switch top.Admin.Socket {
 	case "":
@@ -279,6 +304,21 @@ func validateRuntime(d *doc, rt *Runtime) {
 	if rt.Log.PluginRate < 0 {
 		d.errorf("log.plugin_rate", "use lines per second, or 0 for no limit", "plugin_rate = %d", rt.Log.PluginRate)
 	}
+	if rt.Log.AuditKeep < 1 {
+		d.errorf("log.audit_keep", "keep at least 1 rotated file", "audit_keep = %d", rt.Log.AuditKeep)
+	}
+	if n := rt.Log.AuditMaxSize; n != 0 && n < MinAuditSize {
+		d.errorf("log.audit_max_size", "use "+MinAuditSize.String()+" or more, or 0 to never rotate", "%s is too small", n)
+	}
+	if st := rt.Storage; st.Quota > st.QuotaCeiling {
+		d.errorf("storage.quota", "lower the default or raise storage.quota_ceiling", "default %s is above the ceiling %s", st.Quota, st.QuotaCeiling)
+	}
+	if rt.Storage.Quota < MinQuota {
+		d.errorf("storage.quota", "use "+MinQuota.String()+" or more", "%s is too small", rt.Storage.Quota)
+	}
+	if rt.Storage.Files < 1 {
+		d.errorf("storage.files", "use a number from 1 up", "files = %d", rt.Storage.Files)
+	}
 	if l := rt.Metrics.Listen; l != "" {
 		host, port, err := net.SplitHostPort(l)
 		n, perr := strconv.Atoi(port)
@@ -305,6 +345,10 @@ func loadZone(d *doc, name string) *time.Location {
 	}
 	return loc
 }
+
+// MinAuditSize is the smallest rotation size: a few records' worth would
+// rotate on every write.
+const MinAuditSize Size = 64 << 10
 
 // resolve makes p absolute relative to the runtime.toml's directory.
 func (rt *Runtime) resolve(p string) string {

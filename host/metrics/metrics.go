@@ -202,6 +202,7 @@ func (a *auditCounter) Enabled(ctx context.Context, l slog.Level) bool {
 func (a *auditCounter) Handle(ctx context.Context, r slog.Record) error {
 	if r.Message == "audit" {
 		var plugin, capability, decision string
+		count := uint64(1) // a folded record carries the decisions it stands for
 		r.Attrs(func(at slog.Attr) bool {
 			switch at.Key {
 			case "plugin":
@@ -210,11 +211,13 @@ func (a *auditCounter) Handle(ctx context.Context, r slog.Record) error {
 				capability = at.Value.String()
 			case "decision":
 				decision = at.Value.String()
+			case "count":
+				count = at.Value.Uint64()
 			}
 			return true
 		})
 		if capability != "" && decision != "" {
-			a.m.calls.WithLabelValues(plugin, capability, decision).Inc()
+			a.m.calls.WithLabelValues(plugin, capability, decision).Add(float64(count))
 		}
 	}
 	if !a.next.Enabled(ctx, r.Level) {

@@ -49,7 +49,7 @@ func TestAuditToStderrFailureIsCounted(t *testing.T) {
 }
 
 // auditedRequests runs a host whose audit stream goes to audit, makes
-// audited requests on its admin socket, and checks that each one is
+// distinct audited requests on its admin socket, and checks that each one is
 // answered and that each record that could not be written is counted.
 func auditedRequests(t *testing.T, audit string) (*host.Host, *testenv.Log) {
 	t.Helper()
@@ -92,6 +92,14 @@ func auditedRequests(t *testing.T, audit string) (*host.Host, *testenv.Log) {
 		}
 		if len(rep.Plugins) != 1 {
 			t.Fatalf("status %d: %d plugins, want 1", i, len(rep.Plugins))
+		}
+		// Identical status requests fold into one record (host/gate); a
+		// trigger for a plugin of another name is a record of its own.
+		rctx, rcancel = context.WithTimeout(context.Background(), 10*time.Second)
+		_, err = c.Trigger(rctx, admin.TriggerRequest{Plugin: fmt.Sprintf("none%d", i), Kind: "timer"})
+		rcancel()
+		if err == nil {
+			t.Fatalf("trigger %d: a plugin that is not running was triggered", i)
 		}
 	}
 	if n := h.AuditFailures(); n < requests {
