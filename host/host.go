@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
-	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 
 	"github.com/airlockhq/airlock/host/admin"
 	"github.com/airlockhq/airlock/host/build"
@@ -31,7 +30,6 @@ import (
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/metrics"
 	"github.com/airlockhq/airlock/host/plugin"
-	"github.com/airlockhq/airlock/host/sandboxfs"
 	"github.com/airlockhq/airlock/host/statedir"
 	"github.com/airlockhq/airlock/host/timer"
 )
@@ -528,7 +526,7 @@ func (h *Host) compileEach(ctx context.Context, es []*entry, done func(i int, er
 		p, err := plugin.Load(ctx, es[i].p.M, plugin.Options{
 			Runtime: h.Runtime, Cache: h.cache, InstrumentCache: filepath.Join(h.cacheDir(), "instrumented"), Precompile: h.precompile(), Capabilities: h.opts.Capabilities, Gate: h.gate,
 			Logger: h.log, Environ: h.opts.Environ, Observe: h.observer(),
-			DataFS: func(dir string) experimentalsys.FS { return sandboxfs.New(dir, sandboxfs.Options{}) },
+			DataFS: h.dataFS(es[i].p.M),
 		})
 		// On failure keep the manifest-only entry, so the caller can name it.
 		if err == nil {

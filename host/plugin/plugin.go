@@ -251,7 +251,7 @@ func (p *Plugin) moduleConfig(ctx context.Context) (wazero.ModuleConfig, error) 
 	fsc := wazero.NewFSConfig()
 	mounted := false
 	if p.M.Data {
-		dir := filepath.Join(p.opts.Runtime.StateDir, "data", p.M.StateName())
+		dir := DataDir(p.opts.Runtime, p.M)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("plugin %q: data directory: %w", p.M.Name, err)
 		}
@@ -275,6 +275,11 @@ func (p *Plugin) moduleConfig(ctx context.Context) (wazero.ModuleConfig, error) 
 		cfg = cfg.WithFSConfig(fsc)
 	}
 	return cfg, nil
+}
+
+// DataDir is where the plugin of manifest m keeps its /data.
+func DataDir(rt *manifest.Runtime, m *manifest.Manifest) string {
+	return filepath.Join(rt.StateDir, "data", m.StateName())
 }
 
 // nanosleep is WASI's sleep (poll_oneoff on a clock): it sleeps, as a

@@ -25,6 +25,9 @@ type file struct {
 	flag     experimentalsys.Oflag // only O_APPEND changes after open
 	readOnly bool
 	closed   bool
+	// sandbox is the FS that opened the file: its open-file count and its
+	// quota's ledger, if it has one. nil until the open has succeeded.
+	sandbox *sandbox
 
 	// stat caches what cannot change while the fd is open.
 	statDone bool
@@ -297,8 +300,16 @@ func (f *file) Write(buf []byte) (int, experimentalsys.Errno) {
 	if len(buf) == 0 {
 		return 0, 0
 	}
-	n, err := retry(func() (int, error) { return unix.Write(f.fd, buf) })
-	return n, f.writeErr(err)
+	var off int64
+	if !f.IsAppend() && f.ledger() != nil {
+		var err error
+		if off, err = unix.Seek(f.fd, 0, io.SeekCurrent); err != nil {
+			return 0, experimentalsys.UnwrapOSError(err)
+		}
+	}
+	return f.account(off, len(buf), f.IsAppend(), func(n int) (int, error) {
+		return retry(func() (int, error) { return unix.Write(f.fd, buf[:n]) })
+	})
 }
 
 // Pwrite implements experimentalsys.File.
@@ -312,8 +323,10 @@ func (f *file) Pwrite(buf []byte, off int64) (int, experimentalsys.Errno) {
 	if len(buf) == 0 {
 		return 0, 0
 	}
-	n, err := retry(func() (int, error) { return unix.Pwrite(f.fd, buf, off) })
-	return n, f.writeErr(err)
+	// Linux's pwrite on an O_APPEND file appends, whatever off says.
+	return f.account(off, len(buf), f.IsAppend(), func(n int) (int, error) {
+		return retry(func() (int, error) { return unix.Pwrite(f.fd, buf[:n], off) })
+	})
 }
 
 // Truncate implements experimentalsys.File.
@@ -324,11 +337,14 @@ func (f *file) Truncate(size int64) experimentalsys.Errno {
 	if size < 0 {
 		return experimentalsys.EINVAL
 	}
-	err := unix.Ftruncate(f.fd, size)
-	if err == unix.EINVAL {
-		err = unix.EBADF // size is valid, so the fd is not open for writing
-	}
-	return f.writeErr(err)
+	_, errno := f.account(size, 0, false, func(int) (int, error) {
+		err := unix.Ftruncate(f.fd, size)
+		if err == unix.EINVAL {
+			err = unix.EBADF // size is valid, so the fd is not open for writing
+		}
+		return 0, err
+	})
+	return errno
 }
 
 // Sync implements experimentalsys.File.
@@ -370,8 +386,59 @@ func (f *file) Close() experimentalsys.Errno {
 	if f.closed {
 		return 0
 	}
+	if s := f.sandbox; s != nil {
+		if l := s.ledger; l != nil {
+			l.mu.Lock()
+			l.closed(f.fd, uint64(f.ino))
+			l.mu.Unlock()
+		}
+		s.openFiles.Add(-1)
+	}
+	return f.close()
+}
+
+func (f *file) close() experimentalsys.Errno {
 	f.closed = true
 	return experimentalsys.UnwrapOSError(unix.Close(f.fd))
+}
+
+// ledger is the quota's ledger, or nil: none, or a directory (whose size the guest does
+// not write).
+func (f *file) ledger() *ledger {
+	if f.sandbox == nil || f.sandbox.ledger == nil {
+		return nil
+	}
+	if isDir, _ := f.IsDir(); isDir {
+		return nil
+	}
+	return f.sandbox.ledger
+}
+
+// account runs write, which writes at most n bytes at off (or at the end, if appending),
+// within the quota: the write is cut to what fits, and the ledger charged with the size
+// the file has after it. Without a quota it writes all n.
+func (f *file) account(off int64, n int, appending bool, write func(n int) (int, error)) (int, experimentalsys.Errno) {
+	l := f.ledger()
+	if l == nil {
+		m, err := write(n)
+		return m, f.writeErr(err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	size, errno := fileSize(f.fd)
+	if errno != 0 {
+		return 0, errno
+	}
+	if appending {
+		off = size
+	}
+	n, errno = l.limitWrite(size, off, n)
+	if errno != 0 {
+		return 0, errno
+	}
+	m, err := write(n)
+	l.grow(f.fd, size)
+	return m, f.writeErr(err)
 }
 
 // writable gives the errno for writing through a read-only sandbox, as wazero's ReadFS

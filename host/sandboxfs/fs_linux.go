@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"runtime"
+	"sync/atomic"
 
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 	"github.com/tetratelabs/wazero/sys"
@@ -31,7 +32,13 @@ func New(dir string, opts Options) experimentalsys.FS {
 
 // newFS lets tests force the openat fallback on kernels that have openat2.
 func newFS(dir string, opts Options, forceWalk bool) experimentalsys.FS {
-	s := &sandbox{dir: dir, readOnly: opts.ReadOnly}
+	s := &sandbox{dir: dir, readOnly: opts.ReadOnly, maxOpen: int64(opts.MaxOpen), onLimit: opts.OnLimit}
+	if s.maxOpen <= 0 {
+		s.maxOpen = DefaultMaxOpen
+	}
+	if !opts.ReadOnly {
+		s.ledger = newLedger(dir, opts)
+	}
 	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		s.rootErr = experimentalsys.UnwrapOSError(err)
@@ -45,9 +52,13 @@ func newFS(dir string, opts Options, forceWalk bool) experimentalsys.FS {
 
 type sandbox struct {
 	resolver
-	dir      string
-	readOnly bool
-	rootErr  experimentalsys.Errno
+	dir       string
+	readOnly  bool
+	rootErr   experimentalsys.Errno
+	ledger    *ledger // nil without a quota
+	openFiles atomic.Int64
+	maxOpen   int64
+	onLimit   func(string)
 }
 
 func (s *sandbox) String() string { return fmt.Sprintf("sandboxfs(%s)", s.dir) }
@@ -64,6 +75,40 @@ func (s *sandbox) OpenFile(name string, flag experimentalsys.Oflag, perm fs.File
 		}
 		return nil, experimentalsys.EROFS
 	}
+	if s.openFiles.Add(1) > s.maxOpen {
+		s.openFiles.Add(-1)
+		if s.onLimit != nil {
+			s.onLimit("open files")
+		}
+		return nil, errQuota
+	}
+	f, errno := s.openFile(name, flag, perm)
+	if errno != 0 {
+		s.openFiles.Add(-1)
+	}
+	return f, errno
+}
+
+func (s *sandbox) openFile(name string, flag experimentalsys.Oflag, perm fs.FileMode) (experimentalsys.File, experimentalsys.Errno) {
+	l := s.ledger
+	var before sys.Stat_t
+	existed := true
+	if l != nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if writes(flag) {
+			// The ledger's lock is held, and only this sandbox changes the tree, so what
+			// is here now is what open will find.
+			var errno experimentalsys.Errno
+			before, errno = s.Lstat(name)
+			existed = errno != experimentalsys.ENOENT
+			if !existed && flag&experimentalsys.O_CREAT != 0 {
+				if errno := l.newEntry(0); errno != 0 {
+					return nil, errno
+				}
+			}
+		}
+	}
 	// O_NONBLOCK, so that opening a FIFO found on a USB stick cannot hang the host thread
 	// waiting for a writer; it is cleared again below unless the plugin asked for it.
 	fd, err := s.open(name, openFlags(flag)|unix.O_NOFOLLOW|unix.O_NONBLOCK, uint32(perm.Perm()))
@@ -72,6 +117,15 @@ func (s *sandbox) OpenFile(name string, flag experimentalsys.Oflag, perm fs.File
 	}
 	f := newFile(fd, flag, s.readOnly)
 	st, errno := f.Stat()
+	if errno == 0 && l != nil {
+		switch {
+		case !existed:
+			l.files++
+			l.bytes += charge(st.Mode, st.Size)
+		case before.Mode.IsRegular() && before.Ino == st.Ino:
+			l.bytes += charge(st.Mode, st.Size) - charge(before.Mode, before.Size) // O_TRUNC
+		}
+	}
 	if errno == 0 && !st.Mode.IsRegular() && !st.Mode.IsDir() {
 		// A plugin's directory holds files and directories. FIFOs, sockets and device
 		// nodes can only come from outside (WASI cannot make them), so we refuse them;
@@ -82,8 +136,12 @@ func (s *sandbox) OpenFile(name string, flag experimentalsys.Oflag, perm fs.File
 		errno = experimentalsys.UnwrapOSError(unix.SetNonblock(fd, false))
 	}
 	if errno != 0 {
-		f.Close()
+		f.close()
 		return nil, errno
+	}
+	f.sandbox = s // from here on, Close gives back the open file and the ledger's entry
+	if l != nil {
+		l.opened(st.Ino)
 	}
 	return f, 0
 }
@@ -123,7 +181,20 @@ func (s *sandbox) Mkdir(name string, perm fs.FileMode) experimentalsys.Errno {
 	}
 	if err == nil {
 		defer unix.Close(dirfd)
+		if l := s.ledger; l != nil {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if _, exists := lstatAt(dirfd, base); !exists {
+				if errno := l.newEntry(block); errno != 0 {
+					return errno
+				}
+			}
+		}
 		err = unix.Mkdirat(dirfd, base, uint32(perm.Perm()))
+		if err == nil && s.ledger != nil {
+			s.ledger.files++
+			s.ledger.bytes += block
+		}
 	}
 	errno := experimentalsys.UnwrapOSError(err)
 	if errno == experimentalsys.ENOTDIR {
@@ -175,7 +246,24 @@ func (s *sandbox) Rename(from, to string) experimentalsys.Errno {
 			return errno
 		}
 	}
-	return experimentalsys.UnwrapOSError(unix.Renameat(fromDir, fromBase, toDir, toBase))
+	return s.removing(toDir, toBase, func() error { return unix.Renameat(fromDir, fromBase, toDir, toBase) })
+}
+
+// removing runs op, which may remove base from dirfd (unlink, rmdir, or a rename over
+// it), and credits the quota with what was there if op succeeds.
+func (s *sandbox) removing(dirfd int, base string, op func() error) experimentalsys.Errno {
+	l := s.ledger
+	if l == nil {
+		return experimentalsys.UnwrapOSError(op())
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st, existed := lstatAt(dirfd, base)
+	err := op()
+	if err == nil && existed {
+		l.gone(&st)
+	}
+	return experimentalsys.UnwrapOSError(err)
 }
 
 // Rmdir implements experimentalsys.FS.
@@ -188,7 +276,7 @@ func (s *sandbox) Rmdir(name string) experimentalsys.Errno {
 		return experimentalsys.UnwrapOSError(err)
 	}
 	defer unix.Close(dirfd)
-	return experimentalsys.UnwrapOSError(unix.Unlinkat(dirfd, base, unix.AT_REMOVEDIR))
+	return s.removing(dirfd, base, func() error { return unix.Unlinkat(dirfd, base, unix.AT_REMOVEDIR) })
 }
 
 // Unlink implements experimentalsys.FS. Unlinking a symlink removes the link itself.
@@ -208,7 +296,7 @@ func (s *sandbox) Unlink(name string) experimentalsys.Errno {
 		}
 		return experimentalsys.EISDIR
 	}
-	errno := experimentalsys.UnwrapOSError(unix.Unlinkat(dirfd, base, 0))
+	errno := s.removing(dirfd, base, func() error { return unix.Unlinkat(dirfd, base, 0) })
 	if errno == experimentalsys.EPERM {
 		errno = experimentalsys.EISDIR // as wazero's DirFS: some systems say EPERM for a dir
 	}

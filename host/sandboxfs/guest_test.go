@@ -28,35 +28,14 @@ const secret = "plugin b's secret"
 // directory mounted as /data, and reads its transcript. The same guest run over wazero's
 // own DirFS is the control: it must reach plugin b, or this test proves nothing.
 func TestGuestCannotLeaveData(t *testing.T) {
-	wasm := buildGuest(t)
-	ctx := context.Background()
-	r := wazero.NewRuntime(ctx)
-	defer r.Close(ctx)
-	wasi_snapshot_preview1.MustInstantiate(ctx, r)
-	compiled, err := r.CompileModule(ctx, wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
+	guest := compileWasip1(t, buildGuest(t))
 
 	run := func(t *testing.T, mount func(dir string) experimentalsys.FS) (world, map[string]string) {
 		w := newWorld(t)
-		var out bytes.Buffer
-		fsConfig := wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(mount(w.a), "/data")
-		config := wazero.NewModuleConfig().WithFSConfig(fsConfig).
-			WithStdout(&out).WithStderr(&out).WithName("").WithArgs("guest")
-		mod, err := r.InstantiateModule(ctx, compiled, config)
-		if exit := (*sys.ExitError)(nil); errors.As(err, &exit) && exit.ExitCode() == 0 {
-			err = nil
-		}
-		if err != nil {
-			t.Fatalf("guest: %v\n%s", err, out.String())
-		}
-		if mod != nil {
-			mod.Close(ctx)
-		}
-		t.Logf("transcript:\n%s", out.String())
+		out := guest.run(t, mount(w.a), "guest")
+		t.Logf("transcript:\n%s", out)
 		lines := map[string]string{}
-		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 			name, result, _ := strings.Cut(l, ": ")
 			lines[name] = result
 		}
@@ -138,16 +117,60 @@ func newWorld(t *testing.T) world {
 	return w
 }
 
+// wasip1 is a compiled wasip1 program on a runtime of its own.
+type wasip1 struct {
+	r        wazero.Runtime
+	compiled wazero.CompiledModule
+}
+
+// compileWasip1 compiles wasm on a runtime with WASI, closed when the test ends.
+func compileWasip1(t *testing.T, wasm []byte) wasip1 {
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	t.Cleanup(func() { r.Close(ctx) })
+	wasi_snapshot_preview1.MustInstantiate(ctx, r)
+	compiled, err := r.CompileModule(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wasip1{r, compiled}
+}
+
+// run runs the program once with fsys as /data and args, to its end (its files closed),
+// and returns what it printed.
+func (w wasip1) run(t *testing.T, fsys experimentalsys.FS, args ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	var out bytes.Buffer
+	fsConfig := wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(fsys, "/data")
+	config := wazero.NewModuleConfig().WithFSConfig(fsConfig).
+		WithStdout(&out).WithStderr(&out).WithName("").WithArgs(args...)
+	mod, err := w.r.InstantiateModule(ctx, w.compiled, config)
+	if exit := (*sys.ExitError)(nil); errors.As(err, &exit) && exit.ExitCode() == 0 {
+		err = nil
+	}
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", args[0], err, out.String())
+	}
+	if mod != nil {
+		mod.Close(ctx)
+	}
+	return out.String()
+}
+
 // buildGuest compiles testdata/guest for wasip1 into the test's temp dir.
-func buildGuest(t *testing.T) []byte {
+func buildGuest(t *testing.T) []byte { return buildWasip1(t, "guest") }
+
+// buildWasip1 builds testdata/name, a Go program, for wasip1.
+func buildWasip1(t *testing.T, name string) []byte {
 	t.Helper()
 	goTool := testenv.NeedCommand(t, "go", "golang-go")
-	out := filepath.Join(t.TempDir(), "guest.wasm")
+	out := filepath.Join(t.TempDir(), name+".wasm")
 	cmd := exec.Command(goTool, "build", "-o", out, ".")
-	cmd.Dir = filepath.Join("testdata", "guest")
+	cmd.Dir = filepath.Join("testdata", name)
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the guest: %v\n%s", err, b)
+		t.Fatalf("building %s: %v\n%s", name, err, b)
 	}
 	wasm, err := os.ReadFile(out)
 	if err != nil {
