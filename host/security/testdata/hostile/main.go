@@ -97,6 +97,8 @@ func init() {
 				fmt.Printf("stdout flood %d\n", i)
 			}
 			airlock.Info("flood done")
+		case "denyflood":
+			denyFlood(arg)
 		case "seq":
 			airlock.Info("seq " + arg)
 		case "poll":
@@ -331,6 +333,28 @@ func badVariants() {
 		airlock.Info(fmt.Sprintf("dbus-bad %s errno=%s", c.name, errno(err)))
 	}
 	airlock.Info("dbus-bad done")
+}
+
+// denyFlood makes 100,000 supervisor calls the manifest does not grant, each
+// the same ("same") or each a different operation ("vary"), and logs how
+// the host answered them, by errno, so that the test can match the audit's
+// counts against the calls made.
+func denyFlood(mode string) {
+	counts := map[string]int{}
+	const calls = 100_000
+	for i := 0; i < calls; i++ {
+		op := "reboot"
+		if mode == "vary" {
+			op = fmt.Sprintf("op%d", i)
+		}
+		_, err := airlock.Call(func(out *byte, cap uint32, n *uint32) uint32 {
+			b := []byte(op)
+			return rawSupervisorCall(ptr(b), uint32(len(b)), ptr(nil), 0, uint32(uintptr(unsafe.Pointer(out))), cap, uint32(uintptr(unsafe.Pointer(n))))
+		})
+		counts[errno(err)]++
+	}
+	airlock.Info(fmt.Sprintf("denyflood %s calls=%d denied=%d busy=%d other=%d", mode, calls, counts["denied"], counts["busy"],
+		calls-counts["denied"]-counts["busy"]))
 }
 
 // pastGrant calls each capability beyond what the manifest grants.
