@@ -204,3 +204,21 @@ func (l lockedWriter) Write(b []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(b)
 }
+
+// The admin socket names a plugin from its request: 5,000 names keep at
+// most maxAccounts accounts (and one shared), and the counts stay exact.
+func TestAccountsAreBounded(t *testing.T) {
+	var buf bytes.Buffer
+	g, _ := newClocked(&buf, Policy{})
+	const names = 5000
+	for i := 0; i < names; i++ {
+		g.Check(context.Background(), fmt.Sprintf("none%d", i), "admin", "trigger timer", Deny("no such plugin is running"))
+	}
+	if n := len(g.plugins); n > maxAccounts+1 {
+		t.Errorf("%d accounts for %d names, want at most %d", n, names, maxAccounts+1)
+	}
+	g.Close()
+	if total, _ := decisions(auditRecords(t, buf.Bytes())); total != names {
+		t.Errorf("records stand for %d decisions, want %d", total, names)
+	}
+}
