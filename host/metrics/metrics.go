@@ -62,7 +62,7 @@ func New(snapshot func() Snapshot) *Metrics {
 		}, []string{"plugin", "kind"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_capability_calls_total",
-			Help: "Capability uses checked by the gate, by plugin, capability and decision (allow or deny). capability=\"admin\" counts admin-socket requests.",
+			Help: "Capability uses checked by the gate, by plugin, capability and decision (allow, deny, or throttled: refused while the plugin was throttled after too many denials). Folded audit records count as many as they stand for. capability=\"admin\" counts admin-socket requests.",
 		}, []string{"plugin", "capability", "decision"}),
 	}
 	info := version.Get()
