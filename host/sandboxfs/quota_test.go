@@ -148,6 +148,12 @@ func TestQuotaHolds(t *testing.T) {
 			t.Errorf("want 255 bytes accepted and 256 refused with ENAMETOOLONG: %+v", res)
 		}
 	})
+	t.Run("longpath", func(t *testing.T) {
+		res, _, _ := run(t, "longpath", nil)
+		if res.ok || !strings.Contains(strings.ToLower(res.msg), "file name too long") {
+			t.Errorf("want a 5000-byte path refused with ENAMETOOLONG: %+v", res)
+		}
+	})
 	for _, attack := range []string{"storm", "reuse"} {
 		t.Run(attack, func(t *testing.T) {
 			if res, _, _ := run(t, attack, nil); !res.ok {

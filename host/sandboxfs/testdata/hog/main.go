@@ -111,6 +111,10 @@ var attacks = map[string]func() (int64, error){
 		}
 		return 1, os.WriteFile("/data/"+strings.Repeat("n", 256), nil, 0o600)
 	},
+	// A path of 5000 bytes, past the kernel's PATH_MAX.
+	"longpath": func() (int64, error) {
+		return 0, os.WriteFile("/data/"+strings.Repeat("a/", 2500)+"x", nil, 0o600)
+	},
 	// Open descriptors, never closed, until refused: each is a host fd.
 	"fds": func() (int64, error) {
 		if err := os.WriteFile("/data/x", nil, 0o600); err != nil {
