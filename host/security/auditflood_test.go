@@ -28,7 +28,9 @@ import (
 // the calls made, by decision, as the plugin saw them.
 func TestAuditFloodIsBounded(t *testing.T) {
 	dir := t.TempDir()
-	testenv.PluginDir(t, filepath.Join(dir, "plugins"), "flooder", manifest("flooder", "", grants), hostile)
+	// The handler timeout is the ceiling's, so that only a hang fails on a
+	// loaded machine: 100,000 calls take about 2 s on an idle one.
+	testenv.PluginDir(t, filepath.Join(dir, "plugins"), "flooder", manifest("flooder", "[limits]\nhandler_timeout = \"60s\"", grants), hostile)
 	rt := "plugins = [\"plugins\"]\nstate_dir = \"state\"\n[log]\naudit = \"audit/audit.jsonl\"\n"
 	if err := os.WriteFile(filepath.Join(dir, "runtime.toml"), []byte(rt), 0o644); err != nil {
 		t.Fatal(err)
