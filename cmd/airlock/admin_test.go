@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +55,10 @@ func runHost(t *testing.T, conf string) *host.Host {
 
 // status shows the audit records that the audit file could not take:
 // /dev/full fails every write, as a full disk does, and each status
-// request is audited before it is answered.
+// request is audited before it is answered. The second request is the same
+// decision as the first, so the gate folds it (its count is written when
+// the 10 s window closes): the count is 1, or 2 on a machine so slow that
+// the window closed between the two.
 func TestStatusShowsAuditFailures(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		missing(t, "/dev/full, a device whose writes fail with ENOSPC")
@@ -82,8 +86,8 @@ func TestStatusShowsAuditFailures(t *testing.T) {
 		t.Errorf("status lacks %q:\n%s", want, out.String())
 	}
 	out.Reset()
-	if code := run([]string{"status", "--config", conf, "--json"}, &out, &errb); code != 0 || !strings.Contains(out.String(), `"audit_failures": 2`) {
-		t.Errorf("status --json: exit %d, want \"audit_failures\": 2:\n%s%s", code, out.String(), errb.String())
+	if code := run([]string{"status", "--config", conf, "--json"}, &out, &errb); code != 0 || !regexp.MustCompile(`"audit_failures": [12]\b`).MatchString(out.String()) {
+		t.Errorf("status --json: exit %d, want \"audit_failures\": 1 (or 2):\n%s%s", code, out.String(), errb.String())
 	}
 }
 
