@@ -106,9 +106,10 @@ func TestContainer(t *testing.T) {
 
 	// Plugged in.
 	testenv.Run(t, tl.Partx, "-a", loop)
-	mounted := fmt.Sprintf(`mounted device=/dev/%sp1 path=/media/AIRCT fstype=ext4 readonly=false`, dev)
+	// The plugin's fields are attributes of its JSON log lines.
+	mounted := fmt.Sprintf(`"msg":"mounted","plugin":"automount","source":"plugin","device":"/dev/%sp1","path":"/media/AIRCT","fstype":"ext4"`, dev)
 	e.waitLog(t, ct, 1, mounted)
-	e.waitLog(t, ct, 1, `wrote path=/media/AIRCT/airlock-was-here.txt`)
+	e.waitLog(t, ct, 1, `"msg":"wrote","plugin":"automount","source":"plugin","path":"/media/AIRCT/airlock-was-here.txt"`)
 	pid := strings.TrimSpace(e.run(t, "inspect", "-f", "{{.State.Pid}}", ct))
 	if mi := readFile(t, "/proc/"+pid+"/mountinfo"); !regexp.MustCompile(`/data/airlock/media/automount/AIRCT \S*nosuid,nodev,noexec`).MatchString(mi) {
 		t.Errorf("the container's mount table has no nosuid,nodev,noexec AIRCT mount:\n%s", mi)
