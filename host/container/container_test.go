@@ -53,8 +53,10 @@ func TestContainer(t *testing.T) {
 
 	// The stick: an ext4 partition, its loop device held by this test from
 	// the start (so the overlay can name it) but its partition not added
-	// until the container runs, as a stick plugged in later.
-	img := tl.MakeImage(t, dir, "stick.img", []testenv.Partition{{Sfdisk: ",,83", FSType: "ext4", Label: "AIRCT"}})
+	// until the container runs, as a stick plugged in later. Its label
+	// starts with no AIR: host/mount's tests, which may run at the same
+	// time in another package, mount loop devices labelled AIR*.
+	img := tl.MakeImage(t, dir, "stick.img", []testenv.Partition{{Sfdisk: ",,83", FSType: "ext4", Label: "CTRSTICK"}})
 	loop := testenv.Run(t, tl.Losetup, "-f", "--show", img)
 	dev := filepath.Base(loop)
 	t.Cleanup(func() {
@@ -107,12 +109,12 @@ func TestContainer(t *testing.T) {
 	// Plugged in.
 	testenv.Run(t, tl.Partx, "-a", loop)
 	// The plugin's fields are attributes of its JSON log lines.
-	mounted := fmt.Sprintf(`"msg":"mounted","plugin":"automount","source":"plugin","device":"/dev/%sp1","path":"/media/AIRCT","fstype":"ext4"`, dev)
+	mounted := fmt.Sprintf(`"msg":"mounted","plugin":"automount","source":"plugin","device":"/dev/%sp1","path":"/media/CTRSTICK","fstype":"ext4"`, dev)
 	e.waitLog(t, ct, 1, mounted)
-	e.waitLog(t, ct, 1, `"msg":"wrote","plugin":"automount","source":"plugin","path":"/media/AIRCT/airlock-was-here.txt"`)
+	e.waitLog(t, ct, 1, `"msg":"wrote","plugin":"automount","source":"plugin","path":"/media/CTRSTICK/airlock-was-here.txt"`)
 	pid := strings.TrimSpace(e.run(t, "inspect", "-f", "{{.State.Pid}}", ct))
-	if mi := readFile(t, "/proc/"+pid+"/mountinfo"); !regexp.MustCompile(`/data/airlock/media/automount/AIRCT \S*nosuid,nodev,noexec`).MatchString(mi) {
-		t.Errorf("the container's mount table has no nosuid,nodev,noexec AIRCT mount:\n%s", mi)
+	if mi := readFile(t, "/proc/"+pid+"/mountinfo"); !regexp.MustCompile(`/data/airlock/media/automount/CTRSTICK \S*nosuid,nodev,noexec`).MatchString(mi) {
+		t.Errorf("the container's mount table has no nosuid,nodev,noexec CTRSTICK mount:\n%s", mi)
 	}
 	if top := e.run(t, "top", ct); strings.Contains(top, "udev") {
 		t.Errorf("a udevd runs in the container:\n%s", top)
@@ -124,8 +126,8 @@ func TestContainer(t *testing.T) {
 
 	// Pulled out while mounted: unmounted, nothing left mounted.
 	testenv.Run(t, tl.Losetup, "-d", loop)
-	e.waitLog(t, ct, 1, `"msg":"unmounted","capability":"mount","plugin":"automount","target":"AIRCT"`)
-	if mi := readFile(t, "/proc/"+pid+"/mountinfo"); strings.Contains(mi, "/media/automount/AIRCT") {
+	e.waitLog(t, ct, 1, `"msg":"unmounted","capability":"mount","plugin":"automount","target":"CTRSTICK"`)
+	if mi := readFile(t, "/proc/"+pid+"/mountinfo"); strings.Contains(mi, "/media/automount/CTRSTICK") {
 		t.Errorf("still mounted after the detach:\n%s", mi)
 	}
 
