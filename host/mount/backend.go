@@ -10,11 +10,13 @@ type backend interface {
 	// inUse says why d may not be mounted for a plugin ("" if it may):
 	// it is mounted already, or its disk holds the system's own mounts.
 	inUse(d *Device) string
-	// supported reports whether the kernel can mount fstype.
-	supported(fstype string) bool
+	// driver picks what mounts fstype: the kernel's driver if
+	// /proc/filesystems has it, else its FUSE helper. The error says why
+	// neither can, and what to install.
+	driver(fstype string) (driver, error)
 	// mount makes root/name (or reuses it if it is an empty directory)
-	// and mounts d there. It returns errTaken if the name is in use.
-	mount(d *Device, fstype string, p plan, root, name string) error
+	// and mounts d there with drv. It returns errTaken if the name is in use.
+	mount(d *Device, drv driver, p plan, root, name string) error
 	// unmount unmounts path: normally, or lazily if that is busy or if
 	// lazy is set (the device is gone). It reports whether it was lazy.
 	unmount(path string, lazy bool) (bool, error)
@@ -27,6 +29,9 @@ type backend interface {
 	reconcile(base string) []string
 	// uevent tells the backend of a block device's add or remove.
 	uevent(ev deviceEvent)
+	// close ends what the backend runs (FUSE helpers) once the
+	// capability has unmounted everything (host shutdown).
+	close()
 }
 
 // errTaken: the target name is a file, a non-empty directory or a mount

@@ -97,7 +97,8 @@ func (h *held) record() abi.Record {
 	f := func(k, v string) abi.Field { return abi.Field{Key: k, Value: []byte(v)} }
 	r := abi.Record{f("target", h.name), f("path", h.guest), f("source", h.source), f("device", h.dev.Node),
 		f("fstype", h.fstype), f("label", h.dev.Label), f("uuid", h.dev.UUID),
-		f("options", strings.Join(h.options, ",")), f("readonly", strconv.FormatBool(h.readOnly))}
+		f("options", strings.Join(h.options, ",")), f("readonly", strconv.FormatBool(h.readOnly)),
+		f("driver", h.driver)}
 	if h.note != "" {
 		r = append(r, f("note", h.note))
 	}
@@ -252,13 +253,23 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Instance, rec abi.Reco
 	if why := m.disks.refuseDisk(d); why != "" {
 		return nil, deny("%s", why)
 	}
+	// The audit says which driver mounts it (kernel, or fuse:HELPER).
+	drv, derr := m.be.driver(fstype)
+	if derr == nil {
+		reason += "; driver=" + drv.String()
+	}
 	if err := in.Check(ctx, "mount", op, gate.Allow(reason)); err != nil {
 		return nil, err
 	}
-	if !m.be.supported(fstype) {
-		return nil, fail(abi.Unavailable, "plugin %q: mount %s: this kernel cannot mount %s (it is not in /proc/filesystems)", in.Plugin, op, fstype)
+	if derr != nil {
+		return nil, fail(abi.Unavailable, "plugin %q: mount %s: %v", in.Plugin, op, derr)
 	}
-	p, err := buildPlan(fstype, req.options, m.uid(), m.gid())
+	var p plan
+	if drv.helper != nil {
+		p, err = buildFusePlan(drv.helper, fstype, req.options, m.uid(), m.gid())
+	} else {
+		p, err = buildPlan(fstype, req.options, m.uid(), m.gid())
+	}
 	if err != nil {
 		return nil, fail(abi.Invalid, "plugin %q: mount %s: %v", in.Plugin, op, err)
 	}
@@ -277,13 +288,13 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Instance, rec abi.Reco
 		if m.held[host] != nil {
 			continue
 		}
-		err := m.be.mount(d, fstype, p, root, name)
+		err := m.be.mount(d, drv, p, root, name)
 		if !p.ro && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EROFS)) {
 			// mount(2) does not fall back to read-only by itself: a
 			// write-protected card says EACCES or EROFS.
 			note = fmt.Sprintf("mounted read-only: a read-write mount failed (%v)", err)
 			p = p.readOnly()
-			err = m.be.mount(d, fstype, p, root, name)
+			err = m.be.mount(d, drv, p, root, name)
 		}
 		switch {
 		case errors.Is(err, errTaken):
@@ -295,10 +306,10 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Instance, rec abi.Reco
 			return nil, mountError(in.Plugin, op, d, fstype, err)
 		}
 		h := &held{plugin: in.Plugin, name: name, path: host, guest: path.Join(g.Target, name), source: req.source,
-			dev: *d, fstype: fstype, options: p.options, readOnly: p.ro, note: note}
+			dev: *d, fstype: fstype, driver: drv.String(), options: p.options, readOnly: p.ro, note: note}
 		m.held[host] = h
 		m.log.Info("mounted", "plugin", in.Plugin, "source", req.source, "device", d.Node, "fstype", fstype,
-			"target", name, "options", strings.Join(p.options, ","), "readonly", p.ro)
+			"driver", drv.String(), "target", name, "options", strings.Join(p.options, ","), "readonly", p.ro)
 		return h, nil
 	}
 	return nil, fail(abi.Busy, "plugin %q: mount %s: the names %s to %s-100 are all taken in the media root", in.Plugin, op, base, base)

@@ -72,6 +72,7 @@ type held struct {
 	source   string // as the plugin asked
 	dev      Device
 	fstype   string
+	driver   string // "kernel" or "fuse:HELPER" (driver.String)
 	options  []string
 	readOnly bool
 	note     string
@@ -157,6 +158,9 @@ func (m *Mount) Close() error {
 		if _, err := m.unmountLocked(h, "host shutdown", false); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if m.be != nil {
+		m.be.close()
 	}
 	if m.tmpBase != "" {
 		m.endTmpLocked("", "host shutdown")

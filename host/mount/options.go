@@ -18,6 +18,12 @@ type fsInfo struct {
 	defaults []string
 	// readOnly filesystems are always mounted read-only.
 	readOnly bool
+	// kernel is the kernel driver's name in /proc/filesystems and for
+	// mount(2), if it is not the fstype itself (ntfs: ntfs3).
+	kernel string
+	// fuse names the FUSE helper (fuseHelpers) that mounts the type when
+	// the kernel lacks the driver; "" if there is none.
+	fuse string
 }
 
 // generic options are valid on every filesystem; they become mount flags.
@@ -36,14 +42,25 @@ var fsTable = map[string]*fsInfo{
 	"vfat": {
 		options:  []string{"uid", "gid", "umask", "fmask", "dmask", "codepage", "iocharset", "shortname", "utf8", "flush", "showexec", "quiet", "tz", "time_offset", "errors", "discard"},
 		defaults: []string{"uid=$uid", "gid=$gid", "shortname=mixed", "utf8", "flush"},
+		fuse:     "fusefat",
 	},
 	"exfat": {
 		options:  []string{"uid", "gid", "umask", "fmask", "dmask", "iocharset", "errors", "discard", "time_offset"},
 		defaults: []string{"uid=$uid", "gid=$gid", "errors=remount-ro"},
+		fuse:     "mount.exfat-fuse",
+	},
+	// ntfs is what the probe (and blkid) report; ntfs3 is the kernel
+	// driver's name, kept for grants that name it.
+	"ntfs": {
+		options:  []string{"uid", "gid", "umask", "fmask", "dmask", "iocharset", "discard", "prealloc", "nohidden", "windows_names"},
+		defaults: []string{"uid=$uid", "gid=$gid"},
+		kernel:   "ntfs3",
+		fuse:     "ntfs-3g",
 	},
 	"ntfs3": {
 		options:  []string{"uid", "gid", "umask", "fmask", "dmask", "iocharset", "discard", "prealloc", "nohidden", "windows_names"},
 		defaults: []string{"uid=$uid", "gid=$gid"},
+		fuse:     "ntfs-3g",
 	},
 	"ext2":    {options: []string{"errors"}, defaults: []string{"errors=remount-ro"}},
 	"ext3":    {options: []string{"errors", "data", "commit", "barrier", "discard"}, defaults: []string{"errors=remount-ro"}},
@@ -74,9 +91,11 @@ func (f *fsInfo) allows(key string) bool {
 	return false
 }
 
-// sameFamily: the ext4 driver mounts ext2 and ext3 as well.
+// sameFamily: the ext4 driver mounts ext2 and ext3 as well; ntfs3 is
+// the kernel's name for ntfs.
 func sameFamily(a, b string) bool {
-	return a == b || strings.HasPrefix(a, "ext") && strings.HasPrefix(b, "ext")
+	return a == b || strings.HasPrefix(a, "ext") && strings.HasPrefix(b, "ext") ||
+		strings.HasPrefix(a, "ntfs") && strings.HasPrefix(b, "ntfs")
 }
 
 // checkOptionText refuses what could smuggle a second option into the
@@ -140,7 +159,13 @@ func buildPlan(fstype string, extra []string, uid, gid int) (plan, error) {
 		}
 		p.data = append(p.data, o)
 	}
-	if info.readOnly {
+	return p.finish(info.readOnly, all), nil
+}
+
+// finish forces read-only for a read-only type, and lists every option
+// in effect (all: the defaults and the plugin's), forced ones first.
+func (p plan) finish(readOnly bool, all []string) plan {
+	if readOnly {
 		p.flags |= msRdonly
 		p.ro = true
 	}
@@ -148,7 +173,7 @@ func buildPlan(fstype string, extra []string, uid, gid int) (plan, error) {
 	if p.ro && !containsKey(all, "ro") {
 		p.options = append(p.options, "ro")
 	}
-	return p, nil
+	return p
 }
 
 func containsKey(opts []string, key string) bool {

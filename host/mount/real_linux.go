@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -22,13 +23,20 @@ type realBackend struct {
 	// nodes names each device by its number, for probing and mount(2):
 	// /dev may lack a stick plugged in after start (no udevd).
 	nodes *devnode.Nodes
+	// helpers are the FUSE helpers' absolute paths, looked up once at
+	// start ("" when one is not installed).
+	helpers map[string]string
+	// fuseMu guards fuse, the running FUSE helpers by mount point (also
+	// changed by the goroutine that reaps each).
+	fuseMu sync.Mutex
+	fuse   map[string]*fuseProc
 }
 
 func newRealBackend(base string, nodes *devnode.Nodes) (backend, error) {
 	if err := nodes.Clean(); err != nil {
 		return nil, fmt.Errorf("device nodes left by an earlier run: %w", err)
 	}
-	return &realBackend{base: base, sysRoot: "/sys", nodes: nodes}, nil
+	return &realBackend{base: base, sysRoot: "/sys", nodes: nodes, helpers: lookupHelpers(), fuse: map[string]*fuseProc{}}, nil
 }
 
 // node returns a path to d's block device and a func that releases it.
@@ -159,7 +167,8 @@ func (b *realBackend) inUse(d *Device) string {
 
 func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 
-func (b *realBackend) supported(fstype string) bool {
+// kernelHas reports whether /proc/filesystems lists fstype.
+func kernelHas(fstype string) bool {
 	for _, l := range strings.Split(readTrim("/proc/filesystems"), "\n") {
 		f := strings.Fields(l)
 		if len(f) > 0 && f[len(f)-1] == fstype {
@@ -184,7 +193,7 @@ func openBeneath(dirfd int, name string) (int, error) {
 	return fd, err
 }
 
-func (b *realBackend) mount(d *Device, fstype string, p plan, root, name string) error {
+func (b *realBackend) mount(d *Device, drv driver, p plan, root, name string) error {
 	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("media root: %w", err)
@@ -216,8 +225,18 @@ func (b *realBackend) mount(d *Device, fstype string, p plan, root, name string)
 	target := fmt.Sprintf("/proc/self/fd/%d", fd)
 	src, release, err := b.node(d)
 	if err == nil {
-		// Once mounted, the kernel holds the device, not the node.
-		err = unix.Mount(src, target, fstype, p.flags, strings.Join(p.data, ","))
+		// Once mounted, the kernel (or the helper) holds the device, not
+		// the node.
+		switch {
+		case drv.helper != nil && !p.ro && readTrim(filepath.Join(b.sysRoot, "dev", "block", d.MajMin, "ro")) == "1":
+			// Write-protected: fusefat would mount it read-write and
+			// fail every write. The capability retries read-only.
+			err = fmt.Errorf("%s is write-protected: %w", d.Node, unix.EROFS)
+		case drv.helper != nil:
+			err = b.fuseMount(drv, p, src, fd, filepath.Join(root, name))
+		default:
+			err = unix.Mount(src, target, drv.fstype, p.flags, strings.Join(p.data, ","))
+		}
 		release()
 	}
 	if err != nil && created {
@@ -250,6 +269,14 @@ func notEmptyOrMounted(rootfd, fd int, name string) (bool, error) {
 }
 
 func (b *realBackend) unmount(path string, lazy bool) (bool, error) {
+	wasLazy, err := b.unmountPath(path, lazy)
+	if err == nil {
+		b.endFuse(path, lazy, wasLazy)
+	}
+	return wasLazy, err
+}
+
+func (b *realBackend) unmountPath(path string, lazy bool) (bool, error) {
 	if !lazy {
 		err := unix.Unmount(path, unix.UMOUNT_NOFOLLOW)
 		if err == nil {

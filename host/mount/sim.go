@@ -64,11 +64,14 @@ func (b *simBackend) devices() ([]Device, error) {
 	return out, nil
 }
 
-func (b *simBackend) inUse(*Device) string         { return "" }
-func (b *simBackend) supported(string) bool        { return true }
-func (b *simBackend) mountedElsewhere(string) bool { return false }
-func (b *simBackend) gone(*held) (bool, string)    { return false, "" }
-func (b *simBackend) backing(d *Device) string     { return filepath.Join(b.dir, d.Name) }
+func (b *simBackend) inUse(*Device) string { return "" }
+func (b *simBackend) close()               {}
+
+// driver: the simulated device mounts every type "through the kernel".
+func (b *simBackend) driver(fstype string) (driver, error) { return driver{fstype: fstype}, nil }
+func (b *simBackend) mountedElsewhere(string) bool         { return false }
+func (b *simBackend) gone(*held) (bool, string)            { return false, "" }
+func (b *simBackend) backing(d *Device) string             { return filepath.Join(b.dir, d.Name) }
 func (b *simBackend) find(node string) *simDevice {
 	for i := range b.devs {
 		if b.devs[i].Node == node {
@@ -119,7 +122,7 @@ func (b *simBackend) seed(d *Device) error {
 	return os.Rename(tmp, dst)
 }
 
-func (b *simBackend) mount(d *Device, fstype string, p plan, root, name string) error {
+func (b *simBackend) mount(d *Device, _ driver, p plan, root, name string) error {
 	target := filepath.Join(root, name)
 	if fi, err := os.Lstat(target); err == nil {
 		if fi.Mode()&os.ModeSymlink != 0 {

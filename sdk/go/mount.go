@@ -48,6 +48,7 @@ type MountInfo struct {
 	Options  []string // in effect, forced ones included
 	ReadOnly bool
 	Note     string // e.g. why it is read-only
+	Driver   string // "kernel", or "fuse:HELPER" when a FUSE helper mounted it ("" from older hosts)
 }
 
 // MountEvent tells the plugin that the host changed one of its mounts: a
@@ -163,6 +164,8 @@ func decodeMounts(b []byte) ([]MountInfo, error) {
 			m.ReadOnly = v == "true"
 		case "note":
 			m.Note = v
+		case "driver":
+			m.Driver = v
 		}
 	}
 	return out, nil

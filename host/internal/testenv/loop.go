@@ -153,6 +153,8 @@ func Mkfs(t testing.TB, fstype, label, node string) {
 		Run(t, NeedCommand(t, "mkfs.ext4", "e2fsprogs"), "-q", "-L", label, node)
 	case "exfat":
 		Run(t, NeedCommand(t, "mkfs.exfat", "exfatprogs"), "-L", label, node)
+	case "ntfs":
+		Run(t, NeedCommand(t, "mkfs.ntfs", "ntfs-3g"), "-Q", "-F", "-L", label, node)
 	case "xfs":
 		// mkfs.xfs refuses a partition under 300 MiB.
 		Run(t, NeedCommand(t, "mkfs.xfs", "xfsprogs"), "-q", "-L", label, node)

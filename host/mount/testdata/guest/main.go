@@ -70,7 +70,7 @@ func do(f []string) string {
 		if err != nil {
 			return head + " " + errText(err)
 		}
-		line := fmt.Sprintf("%s ok target=%s path=%s device=%s readonly=%v options=%s", head, m.Target, m.Path, m.Device, m.ReadOnly, strings.Join(m.Options, ","))
+		line := fmt.Sprintf("%s ok target=%s path=%s device=%s readonly=%v options=%s driver=%s", head, m.Target, m.Path, m.Device, m.ReadOnly, strings.Join(m.Options, ","), m.Driver)
 		if m.Note != "" {
 			line += fmt.Sprintf(" note=%q", m.Note)
 		}
@@ -85,11 +85,12 @@ func do(f []string) string {
 		if err != nil {
 			return head + " " + errText(err)
 		}
-		var ts []string
+		var ts, ds []string
 		for _, m := range ms {
 			ts = append(ts, m.Target)
+			ds = append(ds, m.Driver)
 		}
-		return fmt.Sprintf("list n=%d targets=%s", len(ms), strings.Join(ts, ","))
+		return fmt.Sprintf("list n=%d targets=%s drivers=%s", len(ms), strings.Join(ts, ","), strings.Join(ds, ","))
 	case "read":
 		b, err := os.ReadFile(f[1])
 		if err != nil {
