@@ -26,8 +26,11 @@ RUN set -e; for d in plugins/automount examples/hello examples/ntp-check example
 
 FROM debian:bookworm-slim
 # No shell tools are needed by airlock itself; ca-certificates for HTTPS
-# supervisors behind a proxy.
+# supervisors behind a proxy. The FUSE helpers mount vfat, exfat and NTFS
+# sticks on device kernels that lack those drivers (the kernel's driver is
+# used whenever /proc/filesystems lists it; host/mount/README.md).
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+      fusefat exfat-fuse ntfs-3g \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/airlock /usr/local/bin/airlock
 COPY --from=build /out/plugins /opt/airlock/plugins
