@@ -115,7 +115,7 @@ var due = time.Date(2024, 2, 29, 12, 34, 56, 123456789, time.FixedZone("", 2*360
 var steps = []string{
 	"seq:1", "count:a", "seq:2", "count:b", "seq:3", "time:due",
 	"config:colour", "config:missing", "bigconfig:big", "big:" + strings.Repeat("x", 9000),
-	"env", "levels",
+	"env", "levels", "fields",
 	"write:note", "read:note", "read:absent",
 	"deadline", "clock",
 	"sleep:-1", "sleep:5000",

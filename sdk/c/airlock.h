@@ -170,6 +170,21 @@ void airlock_record_add(airlock_record_builder *b, const char *key, const void *
 void airlock_record_adds(airlock_record_builder *b, const char *key, const char *value);
 void airlock_record_builder_free(airlock_record_builder *b);
 
+/* airlock_log_fields writes msg (len bytes) at level with key/value fields,
+ * which the host logs as attributes of the line (at most 32; keys of
+ * letters, digits, '_', '.' and '-'), as the Go SDK's Log does. fields
+ * NULL or empty is airlock_log. A builder that ran out of memory logs the
+ * message alone and returns AIRLOCK_FAILED. */
+int32_t airlock_log_fields(int32_t level, const char *msg, size_t len, const airlock_record_builder *fields);
+/* airlock_logkv is airlock_log_fields with a NUL-terminated msg and
+ * NUL-terminated key, value pairs, ended by NULL:
+ *   airlock_infokv("tick", "timer", name, "count", count_text, NULL); */
+int32_t airlock_logkv(int32_t level, const char *msg, ...) __attribute__((sentinel));
+#define airlock_debugkv(...) airlock_logkv(AIRLOCK_LEVEL_DEBUG, __VA_ARGS__)
+#define airlock_infokv(...) airlock_logkv(AIRLOCK_LEVEL_INFO, __VA_ARGS__)
+#define airlock_warnkv(...) airlock_logkv(AIRLOCK_LEVEL_WARN, __VA_ARGS__)
+#define airlock_errorkv(...) airlock_logkv(AIRLOCK_LEVEL_ERROR, __VA_ARGS__)
+
 /* ---- events (ABI.md §5) ------------------------------------------------ */
 
 enum {
@@ -553,6 +568,8 @@ void airlock_on_dbus_signal(int (*h)(const airlock_dbus_signal *s));
 #define AIRLOCK_IMPORT(mod, name) __attribute__((import_module(mod), import_name(name)))
 AIRLOCK_IMPORT("airlock_v1", "log")
 int32_t airlock_raw_log(int32_t level, const void *msg, uint32_t len);
+AIRLOCK_IMPORT("airlock_v1", "log_fields")
+int32_t airlock_raw_log_fields(int32_t level, const void *msg, uint32_t len, const void *fields, uint32_t fields_len);
 AIRLOCK_IMPORT("airlock_v1", "config_get")
 int32_t airlock_raw_config_get(const void *key, uint32_t key_len, void *out, uint32_t cap, uint32_t *out_len);
 AIRLOCK_IMPORT("airlock_v1", "clock_now")
@@ -843,6 +860,35 @@ void airlock_record_builder_free(airlock_record_builder *b) {
 	b->buf = NULL;
 	b->len = b->cap = b->count = 0;
 	b->oom = false;
+}
+
+int32_t airlock_log_fields(int32_t level, const char *msg, size_t len, const airlock_record_builder *fields) {
+	if (fields != NULL && fields->oom) {
+		airlock_log(level, msg, len);
+		return AIRLOCK_FAILED;
+	}
+	if (fields == NULL || fields->count == 0)
+		return airlock_log(level, msg, len);
+	return airlock_raw_log_fields(level, msg, (uint32_t)len, fields->buf, fields->len);
+}
+
+int32_t airlock_logkv(int32_t level, const char *msg, ...) {
+	airlock_record_builder b = {0};
+	va_list ap;
+	va_start(ap, msg);
+	for (;;) {
+		const char *k = va_arg(ap, const char *);
+		if (k == NULL)
+			break;
+		const char *v = va_arg(ap, const char *);
+		if (v == NULL)
+			break;
+		airlock_record_adds(&b, k, v);
+	}
+	va_end(ap);
+	int32_t e = airlock_log_fields(level, msg, strlen(msg), &b);
+	airlock_record_builder_free(&b);
+	return e;
 }
 
 /* ---- events ---- */

@@ -24,6 +24,9 @@ export namespace sys {
   @external("airlock_v1", "log")
   export declare function log(level: i32, msg: usize, len: u32): u32;
   // @ts-ignore: decorator
+  @external("airlock_v1", "log_fields")
+  export declare function log_fields(level: i32, msg: usize, len: u32, fields: usize, fieldsLen: u32): u32;
+  // @ts-ignore: decorator
   @external("airlock_v1", "config_get")
   export declare function config_get(key: usize, keyLen: u32, out: usize, cap: u32, outLen: usize): u32;
   // @ts-ignore: decorator
@@ -77,14 +80,23 @@ export namespace Level {
   export const ERROR: i32 = 8;
 }
 
-export function log(level: i32, msg: string): void {
+/** log writes msg at level. fields, if given, are key/value pairs that
+ * the host logs as attributes of the line (at most 32; keys of letters,
+ * digits, '_', '.' and '-'), as the Go SDK's Log does:
+ * `info("tick", new Record().push("timer", name).push("count", n.toString()))`. */
+export function log(level: i32, msg: string, fields: Record | null = null): void {
   const b = String.UTF8.encode(msg);
-  sys.log(level, changetype<usize>(b), b.byteLength);
+  if (fields == null || fields.fields.length == 0) {
+    sys.log(level, changetype<usize>(b), b.byteLength);
+    return;
+  }
+  const f = fields.encode();
+  sys.log_fields(level, changetype<usize>(b), b.byteLength, changetype<usize>(f.buffer) + f.byteOffset, f.length);
 }
-export function debug(msg: string): void { log(Level.DEBUG, msg); }
-export function info(msg: string): void { log(Level.INFO, msg); }
-export function warn(msg: string): void { log(Level.WARN, msg); }
-export function error(msg: string): void { log(Level.ERROR, msg); }
+export function debug(msg: string, fields: Record | null = null): void { log(Level.DEBUG, msg, fields); }
+export function info(msg: string, fields: Record | null = null): void { log(Level.INFO, msg, fields); }
+export function warn(msg: string, fields: Record | null = null): void { log(Level.WARN, msg, fields); }
+export function error(msg: string, fields: Record | null = null): void { log(Level.ERROR, msg, fields); }
 
 // ---- results ----------------------------------------------------------------
 

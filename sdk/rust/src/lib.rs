@@ -37,6 +37,7 @@ pub mod sys {
     #[link(wasm_import_module = "airlock_v1")]
     extern "C" {
         pub fn log(level: i32, msg_ptr: *const u8, msg_len: u32) -> u32;
+        pub fn log_fields(level: i32, msg_ptr: *const u8, msg_len: u32, fields_ptr: *const u8, fields_len: u32) -> u32;
         pub fn config_get(key_ptr: *const u8, key_len: u32, out_ptr: *mut u8, out_cap: u32, out_len_ptr: *mut u32) -> u32;
         pub fn clock_now(out_ptr: *mut u64) -> u32;
         pub fn sleep(ns: i64) -> u32;
@@ -183,6 +184,37 @@ pub fn warn(msg: &str) {
 }
 pub fn error(msg: &str) {
     log(Level::Error, msg)
+}
+
+/// Writes one log record at level with key/value fields, which the host
+/// logs as attributes of the line (at most 32; keys of letters, digits,
+/// '_', '.' and '-'), as the Go SDK's `Log(level, msg, kv...)` does:
+///
+/// ```ignore
+/// airlock::info_fields("tick", &[("timer", &name), ("count", &n)]);
+/// ```
+pub fn log_fields(level: Level, msg: &str, fields: &[(&str, &dyn fmt::Display)]) {
+    if fields.is_empty() {
+        return log(level, msg);
+    }
+    let mut r = Record::new();
+    for (k, v) in fields {
+        r.push(k, v.to_string());
+    }
+    let b = r.encode();
+    unsafe { sys::log_fields(level as i32, msg.as_ptr(), msg.len() as u32, b.as_ptr(), b.len() as u32) };
+}
+pub fn debug_fields(msg: &str, fields: &[(&str, &dyn fmt::Display)]) {
+    log_fields(Level::Debug, msg, fields)
+}
+pub fn info_fields(msg: &str, fields: &[(&str, &dyn fmt::Display)]) {
+    log_fields(Level::Info, msg, fields)
+}
+pub fn warn_fields(msg: &str, fields: &[(&str, &dyn fmt::Display)]) {
+    log_fields(Level::Warn, msg, fields)
+}
+pub fn error_fields(msg: &str, fields: &[(&str, &dyn fmt::Display)]) {
+    log_fields(Level::Error, msg, fields)
 }
 
 // ---- results ----------------------------------------------------------------

@@ -361,6 +361,10 @@ static int on_timer(const airlock_timer *t) {
 		airlock_info("level info");
 		airlock_warn("level warn");
 		airlock_error("level error");
+	} else if (!strcmp(cmd, "fields")) {
+		char count[16];
+		snprintf(count, sizeof count, "%d", 3);
+		airlock_infokv("fields", "colour", "blue", "count", count, "bad key", "x", "msg", "m", NULL);
 	} else if (!strcmp(cmd, "write")) {
 		char path[256];
 		snprintf(path, sizeof path, "/data/%s", arg);

@@ -78,6 +78,8 @@ func init() {
 			airlock.Info("level info")
 			airlock.Warn("level warn")
 			airlock.Error("level error")
+		case "fields":
+			airlock.Info("fields", "colour", "blue", "count", 3, "bad key", "x", "msg", "m")
 		case "write":
 			if err := os.WriteFile("/data/"+arg, []byte("data of "+arg), 0o600); err != nil {
 				airlock.Info("write " + arg + ": error")

@@ -193,6 +193,9 @@ function onTimer(t: airlock.Timer): string | null {
     airlock.info("level info");
     airlock.warn("level warn");
     airlock.error("level error");
+  } else if (cmd == "fields") {
+    const n: i32 = 3;
+    airlock.info("fields", new airlock.Record().push("colour", "blue").push("count", n.toString()).push("bad key", "x").push("msg", "m"));
   } else if (cmd == "write") {
     const ok = airlock.writeText("/data/" + arg, "data of " + arg);
     airlock.info("write " + arg + ": " + (ok ? "ok" : "error"));

@@ -202,6 +202,10 @@ fn on_timer(t: &airlock::Timer) -> airlock::Result {
             airlock::warn("level warn");
             airlock::error("level error");
         }
+        "fields" => {
+            let n = 3;
+            airlock::info_fields("fields", &[("colour", &"blue"), ("count", &n), ("bad key", &"x"), ("msg", &"m")]);
+        }
         "write" => {
             let ok = std::fs::write(format!("/data/{}", arg), format!("data of {}", arg)).is_ok();
             airlock::info(&format!("write {}: {}", arg, if ok { "ok" } else { "error" }));
