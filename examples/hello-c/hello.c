@@ -3,13 +3,15 @@
 #define AIRLOCK_IMPLEMENTATION
 #include "airlock.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 static int on_start(void) {
 	airlock_result greeting = airlock_config("greeting");
 	const char *device_type = getenv("BALENA_DEVICE_TYPE");
-	airlock_infof("%s from a sandboxed plugin device_type=%s",
-	              greeting.err == AIRLOCK_OK ? greeting.data : "hello", device_type ? device_type : "");
+	char msg[256];
+	snprintf(msg, sizeof msg, "%s from a sandboxed plugin", greeting.err == AIRLOCK_OK ? greeting.data : "hello");
+	airlock_infokv(msg, "device_type", device_type ? device_type : "", NULL);
 	airlock_result_free(&greeting);
 	return 0;
 }

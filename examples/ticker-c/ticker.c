@@ -22,12 +22,16 @@ static int on_timer(const airlock_timer *t) {
 	fprintf(f, "%ld", n);
 	if (fclose(f) != 0)
 		return airlock_fail("cannot write " COUNT_FILE);
-	airlock_infof("tick timer=%s count=%ld", t->name, n);
+	char count[24];
+	snprintf(count, sizeof count, "%ld", n);
+	airlock_infokv("tick", "timer", t->name, "count", count, NULL);
 	return 0;
 }
 
 static int on_dropped(const airlock_dropped *d) {
-	airlock_warnf("missed ticks count=%llu", (unsigned long long)d->count);
+	char count[24];
+	snprintf(count, sizeof count, "%llu", (unsigned long long)d->count);
+	airlock_warnkv("missed ticks", "count", count, NULL);
 	return 0;
 }
 

@@ -2,9 +2,12 @@ package conformance
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,10 +23,10 @@ func TestExamples(t *testing.T) {
 	examples := []struct {
 		name  string
 		fire  []string // timer names to deliver after start
-		wants []string // log lines, in order, without attributes
+		wants []string // the plugin's log lines, in order, as pluginLines writes them
 	}{
-		{"hello", nil, []string{"INFO hello from a sandboxed plugin device_type=raspberrypi4-64", "INFO goodbye"}},
-		{"ticker", []string{"fast", "minute", "fast"}, []string{"INFO tick timer=fast count=1", "INFO tick timer=minute count=2", "INFO tick timer=fast count=3"}},
+		{"hello", nil, []string{`INFO "hello from a sandboxed plugin" device_type=raspberrypi4-64`, `INFO "goodbye"`}},
+		{"ticker", []string{"fast", "minute", "fast"}, []string{`INFO "tick" timer=fast count=1`, `INFO "tick" timer=minute count=2`, `INFO "tick" timer=fast count=3`}},
 	}
 	root := testenv.RepoRoot(t)
 	for _, ex := range examples {
@@ -62,6 +65,8 @@ func runExample(t *testing.T, name, manifest, wasm string, fire []string) []stri
 		t.Fatal(err)
 	}
 	log, logger := testenv.NewLog(t)
+	lines := &pluginLines{Handler: logger.Handler(), mu: new(sync.Mutex), lines: new([]string)}
+	logger = slog.New(lines)
 	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Environ: environ})
 	if err != nil {
 		t.Fatal(err)
@@ -82,11 +87,45 @@ func runExample(t *testing.T, name, manifest, wasm string, fire []string) []stri
 	case <-time.After(60 * time.Second):
 		t.Fatal("host did not stop")
 	}
-	var out []string
-	for _, l := range log.Lines() {
-		if strings.Contains(l, "plugin="+name) && strings.Contains(l, "source=plugin") {
-			out = append(out, strings.TrimSuffix(strings.ReplaceAll(l, " plugin="+name, ""), " source=plugin"))
+	lines.mu.Lock()
+	defer lines.mu.Unlock()
+	return append([]string(nil), *lines.lines...)
+}
+
+// pluginLines is a slog handler in front of the test's log that keeps
+// each line a plugin wrote (source=plugin) as `LEVEL "msg" k=v...`,
+// without the host's plugin= and source=: the message is quoted, so that
+// a field an SDK wrote into the message text, instead of sending it as an
+// attribute through log_fields, shows inside the quotes.
+type pluginLines struct {
+	slog.Handler
+	mu    *sync.Mutex
+	lines *[]string
+}
+
+func (h *pluginLines) WithAttrs(a []slog.Attr) slog.Handler {
+	return &pluginLines{Handler: h.Handler.WithAttrs(a), mu: h.mu, lines: h.lines}
+}
+
+func (h *pluginLines) WithGroup(name string) slog.Handler {
+	return &pluginLines{Handler: h.Handler.WithGroup(name), mu: h.mu, lines: h.lines}
+}
+
+func (h *pluginLines) Handle(ctx context.Context, r slog.Record) error {
+	line, fromPlugin := r.Level.String()+" "+strconv.Quote(r.Message), false
+	r.Attrs(func(a slog.Attr) bool {
+		switch {
+		case a.Key == "source" && a.Value.String() == "plugin":
+			fromPlugin = true
+		case a.Key != "plugin":
+			line += " " + a.Key + "=" + a.Value.String()
 		}
+		return true
+	})
+	if fromPlugin {
+		h.mu.Lock()
+		*h.lines = append(*h.lines, line)
+		h.mu.Unlock()
 	}
-	return out
+	return h.Handler.Handle(ctx, r)
 }

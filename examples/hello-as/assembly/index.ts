@@ -6,7 +6,7 @@ export { airlock_abi_v1, airlock_on_event } from "../../../sdk/assemblyscript/as
 airlock.onStart((): string | null => {
   const greeting = airlock.configString("greeting", "hello");
   const deviceType = airlock.getenv("BALENA_DEVICE_TYPE");
-  airlock.info(greeting + " from a sandboxed plugin device_type=" + (deviceType == null ? "" : deviceType!));
+  airlock.info(greeting + " from a sandboxed plugin", new airlock.Record().push("device_type", deviceType == null ? "" : deviceType!));
   return null;
 });
 

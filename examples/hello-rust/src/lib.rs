@@ -5,7 +5,7 @@ fn init() {
     airlock::on_start(|| {
         let greeting = airlock::config("greeting").unwrap_or_else(|| "hello".to_string());
         let device_type = std::env::var("BALENA_DEVICE_TYPE").unwrap_or_default();
-        airlock::info(&format!("{} from a sandboxed plugin device_type={}", greeting, device_type));
+        airlock::info_fields(&format!("{} from a sandboxed plugin", greeting), &[("device_type", &device_type)]);
         Ok(())
     });
     airlock::on_stop(|| {

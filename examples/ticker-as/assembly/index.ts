@@ -11,11 +11,11 @@ airlock.onTimer((t: airlock.Timer): string | null => {
   const old = airlock.readText(COUNT_FILE);
   const n = (old == null ? 0 : I32.parseInt(old!.trim())) + 1;
   if (!airlock.writeText(COUNT_FILE, n.toString())) return "cannot write " + COUNT_FILE;
-  airlock.info("tick timer=" + t.name + " count=" + n.toString());
+  airlock.info("tick", new airlock.Record().push("timer", t.name).push("count", n.toString()));
   return null;
 });
 
 airlock.onDropped((d: airlock.Dropped): string | null => {
-  airlock.warn("missed ticks count=" + d.count.toString());
+  airlock.warn("missed ticks", new airlock.Record().push("count", d.count.toString()));
   return null;
 });

@@ -8,11 +8,11 @@ fn init() {
     airlock::on_timer(|t| {
         let n: u64 = std::fs::read_to_string(COUNT_FILE).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0) + 1;
         std::fs::write(COUNT_FILE, n.to_string())?;
-        airlock::info(&format!("tick timer={} count={}", t.name, n));
+        airlock::info_fields("tick", &[("timer", &t.name), ("count", &n)]);
         Ok(())
     });
     airlock::on_dropped(|d| {
-        airlock::warn(&format!("missed ticks count={}", d.count));
+        airlock::warn_fields("missed ticks", &[("count", &d.count)]);
         Ok(())
     });
 }
