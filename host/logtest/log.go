@@ -1,25 +1,37 @@
 // Package logtest captures a host's structured logs for tests, so that a
 // test can wait for a line and read what was said. Plugin authors use it
 // through plugintest; airlock's own tests through testenv.
+//
+// The package does not import "testing": airlock test and airlock dev
+// (host/solo) use its Recorder in the production binary, which must not
+// link the testing package. A test hands New its *testing.T as a TB.
 package logtest
 
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
+
+// TB is the part of testing.TB that a Log uses; a *testing.T, *testing.B
+// or *testing.F is one.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Log(args ...any)
+}
 
 // Log is a slog handler that keeps records for tests to wait on and read.
 type Log struct {
 	mu   sync.Mutex
 	recs []string
 	cond chan struct{}
-	t    testing.TB // nil for a Recorder
+	t    TB // nil for a Recorder
 
 	// Timeout bounds Wait (default 60 s): a liveness guard, not a timing
 	// assertion.
@@ -33,7 +45,7 @@ type Log struct {
 
 // New returns a log and a logger that writes to it (and to t.Log when the
 // test is verbose).
-func New(t testing.TB) (*Log, *slog.Logger) {
+func New(t TB) (*Log, *slog.Logger) {
 	l := &Log{cond: make(chan struct{}), t: t}
 	return l, slog.New(&logHandler{l: l})
 }
@@ -165,8 +177,20 @@ func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
 	close(h.l.cond)
 	h.l.cond = make(chan struct{})
 	h.l.mu.Unlock()
-	if h.l.t != nil && testing.Verbose() {
+	if h.l.t != nil && verbose() {
 		h.l.t.Log(b.String())
 	}
 	return nil
+}
+
+// verbose reports whether the test binary runs with -test.v, as
+// testing.Verbose does, from the flag the testing package registers: "true",
+// or "test2json" under go test -json. Outside a test there is no such flag.
+func verbose() bool {
+	f := flag.Lookup("test.v")
+	if f == nil {
+		return false
+	}
+	v := f.Value.String()
+	return v != "" && v != "false"
 }
