@@ -603,7 +603,8 @@ func (h *Host) Report() admin.Report {
 	for _, e := range h.plugins {
 		st, m := e.p.Status(), e.p.M
 		pr := admin.PluginReport{Name: m.Name, Version: m.Version, Dir: e.dir, State: string(st.State), Restarts: st.Restarts,
-			Queue: st.Queue, QueueCap: m.Limits.Queue, Dropped: st.Dropped, LastError: st.LastError, Grants: grantNames(m), Triggers: []string{}}
+			Queue: st.Queue, QueueCap: m.Limits.Queue, Dropped: st.Dropped, RateLimited: st.Losses.RateLimited(), Coalesced: st.Losses.CoalescedTotal(),
+			DroppedByKind: st.Losses.DroppedByKind(), CoalescedByKind: st.Losses.CoalescedByKind(), LastError: st.LastError, Grants: grantNames(m), Triggers: []string{}}
 		if pr.Grants == nil {
 			pr.Grants = []string{}
 		}

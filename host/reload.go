@@ -210,7 +210,7 @@ func (h *Host) replace(old, e *entry) {
 	e.p.TakeOver(unreported)
 	handed := 0
 	for _, ev := range queued {
-		if e.p.Deliver(ev) {
+		if e.p.Requeue(ev) {
 			handed++
 		}
 	}

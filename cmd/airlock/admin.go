@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -105,6 +106,7 @@ func printReport(w io.Writer, rep admin.Report) {
 			}
 			fmt.Fprintf(w, "  %s: %s\n", p.Name, p.LastError)
 		}
+		printLosses(w, rep.Plugins)
 	}
 	if len(rep.Failed) > 0 {
 		fmt.Fprintf(w, "\nnot loaded:\n")
@@ -205,4 +207,40 @@ func triggerRequest(args []string) (admin.TriggerRequest, error) {
 		return r, fmt.Errorf("unknown event %q (use timer, udev or dbus)", r.Kind)
 	}
 	return r, nil
+}
+
+// printLosses lists, for each plugin that lost or coalesced events, the
+// counts by kind: DROPPED in the table is their sum.
+func printLosses(w io.Writer, plugins []admin.PluginReport) {
+	byKind := func(m map[string]uint64) string {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+		}
+		return strings.Join(parts, " ")
+	}
+	first := true
+	for _, p := range plugins {
+		if p.Dropped == 0 && p.Coalesced == 0 {
+			continue
+		}
+		if first {
+			fmt.Fprintf(w, "\nevents lost (dropped: never delivered; coalesced: replaced by a newer one):\n")
+			first = false
+		}
+		fmt.Fprintf(w, "  %s: dropped %d", p.Name, p.Dropped)
+		if p.Dropped > 0 {
+			fmt.Fprintf(w, " (%s; %d over limits.events_per_second)", byKind(p.DroppedByKind), p.RateLimited)
+		}
+		fmt.Fprintf(w, ", coalesced %d", p.Coalesced)
+		if p.Coalesced > 0 {
+			fmt.Fprintf(w, " (%s)", byKind(p.CoalescedByKind))
+		}
+		fmt.Fprintln(w)
+	}
 }

@@ -41,17 +41,26 @@ type Report struct {
 
 // PluginReport is one running plugin.
 type PluginReport struct {
-	Name      string   `json:"name"`
-	Version   string   `json:"version"`
-	Dir       string   `json:"dir"`
-	State     string   `json:"state"`
-	Restarts  int      `json:"restarts"`
-	Queue     int      `json:"queue"`     // events waiting
-	QueueCap  int      `json:"queue_cap"` // limits.queue
-	Dropped   uint64   `json:"dropped"`   // lost to overflow since the plugin loaded
-	LastError string   `json:"last_error,omitempty"`
-	Grants    []string `json:"grants"`   // granted capabilities
-	Triggers  []string `json:"triggers"` // timers and trigger sections
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	Dir      string `json:"dir"`
+	State    string `json:"state"`
+	Restarts int    `json:"restarts"`
+	Queue    int    `json:"queue"`     // events waiting
+	QueueCap int    `json:"queue_cap"` // limits.queue
+	// Dropped counts events lost since the plugin (this version) loaded:
+	// to a full queue or over limits.events_per_second; RateLimited is the
+	// part over the rate. Coalesced counts events replaced in the queue by
+	// a newer one of the same source (a timer's tick, a device's change).
+	// handled + dropped + coalesced = queued, exactly.
+	Dropped         uint64            `json:"dropped"`
+	RateLimited     uint64            `json:"rate_limited"`
+	Coalesced       uint64            `json:"coalesced"`
+	DroppedByKind   map[string]uint64 `json:"dropped_by_kind"`   // by event kind: timer, udev, dbus_signal, mount
+	CoalescedByKind map[string]uint64 `json:"coalesced_by_kind"` // by event kind
+	LastError       string            `json:"last_error,omitempty"`
+	Grants          []string          `json:"grants"`   // granted capabilities
+	Triggers        []string          `json:"triggers"` // timers and trigger sections
 }
 
 // Failure is a plugin directory that did not load, and why.

@@ -27,6 +27,12 @@ type Limits struct {
 	// "drop_newest" (the default) or "drop_oldest". Either way the plugin
 	// receives a "dropped" event with the count.
 	Overflow string `toml:"overflow"`
+	// EventsPerSecond bounds the events queued for the plugin, on
+	// average, with bursts of ten seconds' worth: a plugin that keeps
+	// itself busy (it changes a property on every change signal) or a
+	// storm it subscribed to cannot take more. Events over it are counted
+	// as dropped, reason "rate limit".
+	EventsPerSecond int `toml:"events_per_second"`
 }
 
 // Overflow policies.
@@ -300,15 +306,8 @@ func resolveLimits(d *doc, want Limits, rt *Runtime) Limits {
 		}
 		l.HandlerTimeout = want.HandlerTimeout
 	}
-	if d.md.IsDefined("limits", "queue") && !d.reported["limits.queue"] {
-		switch {
-		case want.Queue < 1:
-			d.errorf("limits.queue", "use a number from 1 up", "queue = %d is too small", want.Queue)
-		case want.Queue > ceil.Queue:
-			d.errorf("limits.queue", fmt.Sprintf("ask for at most %d, or raise [ceiling] queue in %s", ceil.Queue, filepath.Base(rt.File)), "%d is above the runtime's ceiling of %d", want.Queue, ceil.Queue)
-		}
-		l.Queue = want.Queue
-	}
+	countLimit(d, rt, "queue", want.Queue, ceil.Queue, &l.Queue)
+	countLimit(d, rt, "events_per_second", want.EventsPerSecond, ceil.EventsPerSecond, &l.EventsPerSecond)
 	if want.Overflow != "" {
 		if want.Overflow != DropNewest && want.Overflow != DropOldest {
 			d.errorf("limits.overflow", `use "drop_newest" or "drop_oldest"`, "unknown overflow policy %q", want.Overflow)
@@ -316,6 +315,21 @@ func resolveLimits(d *doc, want Limits, rt *Runtime) Limits {
 		l.Overflow = want.Overflow
 	}
 	return l
+}
+
+// countLimit sets *l to the manifest's [limits] key, if it sets one: a
+// count from 1 up to the runtime's ceiling.
+func countLimit(d *doc, rt *Runtime, key string, want, ceil int, l *int) {
+	if !d.md.IsDefined("limits", key) || d.reported["limits."+key] {
+		return
+	}
+	switch {
+	case want < 1:
+		d.errorf("limits."+key, "use a number from 1 up", "%s = %d is too small", key, want)
+	case want > ceil:
+		d.errorf("limits."+key, fmt.Sprintf("ask for at most %d, or raise [ceiling] %s in %s", ceil, key, filepath.Base(rt.File)), "%d is above the runtime's ceiling of %d", want, ceil)
+	}
+	*l = want
 }
 
 // fieldOf returns a pointer to the field of top tagged key.

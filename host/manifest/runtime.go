@@ -15,6 +15,14 @@ import (
 
 type primitive = toml.Primitive
 
+// DefaultEventsPerSecond is [limits] events_per_second when runtime.toml
+// does not set it: far above what a device's own sources produce for one
+// plugin on average (a USB stick is a dozen uevents, a service's restart a
+// few D-Bus signals), with bursts of ten seconds' worth (coldplug, a hub),
+// and far below what a plugin feeding its own triggers reaches (thousands
+// a second).
+const DefaultEventsPerSecond = 100
+
 // minTimerEvery is the shortest timer interval, so that a typo such as
 // every = "1ns" cannot turn a plugin into a busy loop.
 const minTimerEvery = 100 * time.Millisecond
@@ -148,8 +156,8 @@ func DefaultRuntime() Runtime {
 		StateDir: ".airlock",
 		Device:   "sim",
 		Build:    "never",
-		Limits:   Limits{Memory: 64 << 20, HandlerTimeout: Duration(5 * time.Second), Queue: 64, Overflow: DropNewest},
-		Ceiling:  Limits{Memory: 512 << 20, HandlerTimeout: Duration(60 * time.Second), Queue: 4096},
+		Limits:   Limits{Memory: 64 << 20, HandlerTimeout: Duration(5 * time.Second), Queue: 64, Overflow: DropNewest, EventsPerSecond: DefaultEventsPerSecond},
+		Ceiling:  Limits{Memory: 512 << 20, HandlerTimeout: Duration(60 * time.Second), Queue: 4096, EventsPerSecond: 10000},
 		Restart:  Restart{Initial: Duration(100 * time.Millisecond), Max: Duration(30 * time.Second), CrashLoop: 5, Window: Duration(time.Minute)},
 		Log:      Log{Level: "info", Format: "text", Audit: "stderr", PluginRate: 200, AuditMaxSize: 8 << 20, AuditKeep: 4},
 		Storage:  Storage{Quota: 64 << 20, QuotaCeiling: 1 << 30, Files: 10000},
@@ -283,6 +291,9 @@ func validateRuntime(d *doc, rt *Runtime) {
 	}
 	if l.Overflow != DropNewest && l.Overflow != DropOldest {
 		d.errorf("limits.overflow", `use "drop_newest" or "drop_oldest"`, "unknown overflow policy %q", l.Overflow)
+	}
+	if l.EventsPerSecond < 1 || l.EventsPerSecond > c.EventsPerSecond {
+		d.errorf("limits.events_per_second", "use a number from 1 up to [ceiling] events_per_second", "default %d is out of range", l.EventsPerSecond)
 	}
 	if c.Overflow != "" {
 		d.errorf("ceiling.overflow", "overflow is a policy, not a limit; set it in [limits]", "has no ceiling")

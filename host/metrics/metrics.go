@@ -149,7 +149,9 @@ var (
 	descQueue = prometheus.NewDesc("airlock_plugin_queue_depth",
 		"Events waiting in the plugin's queue.", []string{"plugin"}, nil)
 	descDropped = prometheus.NewDesc("airlock_plugin_events_dropped_total",
-		"Events lost to the plugin's queue overflow policy since it (this version of it) loaded.", []string{"plugin"}, nil)
+		"Events lost, never delivered, since the plugin (this version of it) loaded, by event kind and reason: queue_full (limits.queue and limits.overflow) or rate_limit (limits.events_per_second).", []string{"plugin", "kind", "reason"}, nil)
+	descCoalesced = prometheus.NewDesc("airlock_plugin_events_coalesced_total",
+		"Events replaced in the plugin's queue by a newer one of the same source (a timer's tick, a device's udev change) since the plugin (this version of it) loaded, by event kind. Handled + dropped + coalesced = queued.", []string{"plugin", "kind"}, nil)
 	descFailed = prometheus.NewDesc("airlock_plugins_failed",
 		"Plugin directories whose plugin did not load, or whose reload failed.", nil, nil)
 	descAuditFailures = prometheus.NewDesc("airlock_audit_write_failures_total",
@@ -161,7 +163,7 @@ var (
 type statusCollector struct{ snapshot func() Snapshot }
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descRestarts, descQueue, descDropped, descFailed, descAuditFailures} {
+	for _, d := range []*prometheus.Desc{descState, descRestarts, descQueue, descDropped, descCoalesced, descFailed, descAuditFailures} {
 		ch <- d
 	}
 }
@@ -178,7 +180,17 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(p.Restarts), p.Name)
 		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(p.Queue), p.Name)
-		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(p.Dropped), p.Name)
+		// Every kind with every reason, zeros included, so that a rate()
+		// over a series that appears mid-run does not miss its first count.
+		for i := range p.Losses.QueueFull {
+			if i == 0 {
+				continue // "other": a kind this host does not deliver
+			}
+			kind := plugin.KindName(i)
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(p.Losses.QueueFull[i]), p.Name, kind, "queue_full")
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(p.Losses.Rate[i]), p.Name, kind, "rate_limit")
+			ch <- prometheus.MustNewConstMetric(descCoalesced, prometheus.CounterValue, float64(p.Losses.Coalesced[i]), p.Name, kind)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descFailed, prometheus.GaugeValue, float64(s.Failed))
 	ch <- prometheus.MustNewConstMetric(descAuditFailures, prometheus.CounterValue, float64(s.AuditFailures))

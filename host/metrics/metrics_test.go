@@ -107,6 +107,8 @@ cron = "0 0 1 1 *"
 	for i := 1; i <= 5; i++ {
 		h.Deliver("echo", timer.Event("echo", fmt.Sprintf("seq:%d", i), time.Now()))
 	}
+	// A newer tick of seq:2 replaces the queued one: coalesced, not dropped.
+	h.Deliver("echo", timer.Event("echo", "seq:2", time.Now()))
 	log.Wait(1, "event dropped", "count=3")
 	log.Wait(1, "event timer", "name=seq:2")
 
@@ -123,7 +125,10 @@ cron = "0 0 1 1 *"
 		// Failures start at 0 for each kind the plugin has handled.
 		`airlock_plugin_handler_failures_total{kind="start",plugin="echo"} 0`,
 		`airlock_plugin_handler_failures_total{kind="timer",plugin="echo"} 0`,
-		`airlock_plugin_events_dropped_total{plugin="echo"} 3`,
+		`airlock_plugin_events_dropped_total{kind="timer",plugin="echo",reason="queue_full"} 3`,
+		`airlock_plugin_events_dropped_total{kind="timer",plugin="echo",reason="rate_limit"} 0`,
+		`airlock_plugin_events_dropped_total{kind="udev",plugin="echo",reason="queue_full"} 0`,
+		`airlock_plugin_events_coalesced_total{kind="timer",plugin="echo"} 1`,
 		`airlock_plugin_state{plugin="echo",state="running"} 1`,
 		`airlock_plugin_state{plugin="echo",state="crash-looping"} 0`,
 		`airlock_plugin_queue_depth{plugin="echo"} 0`,

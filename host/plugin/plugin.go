@@ -85,7 +85,8 @@ type Status struct {
 	State     State
 	Restarts  int
 	Queue     int
-	Dropped   uint64
+	Dropped   uint64 // Losses.Dropped(): never delivered
+	Losses    Losses // since this version loaded, by cause and kind
 	LastError string
 }
 
@@ -175,7 +176,7 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 		}
 	}
 	p = &Plugin{M: m, opts: o, log: log, runtime: r, compiled: compiled, caps: caps, interruptible: interruptible,
-		q:    newQueue(m.Limits.Queue, m.Limits.Overflow == manifest.DropOldest),
+		q:    newQueue(m.Limits.Queue, m.Limits.Overflow == manifest.DropOldest, m.Limits.EventsPerSecond),
 		stop: make(chan struct{}), done: make(chan struct{}), state: StateStarting}
 	p.inst = capability.Instance{Plugin: m.Name, Grants: m.Grants, Config: m.Config, Log: log, Gate: o.Gate}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
@@ -294,7 +295,8 @@ func (p *Plugin) nanosleep(ns int64) {
 }
 
 // Deliver queues ev without blocking. It reports whether ev was queued:
-// false if drop_newest overflow refused it or the plugin is stopping. Under
+// false if drop_newest overflow or limits.events_per_second refused it, or
+// the plugin is stopping. Under
 // drop_oldest ev is queued and the oldest pending event is dropped instead;
 // either way the loss is counted and reported to the plugin.
 func (p *Plugin) Deliver(ev capability.Event) bool { return p.q.push(ev) }
@@ -313,10 +315,10 @@ func (p *Plugin) Done() <-chan struct{} { return p.done }
 
 // Status returns a snapshot for logs and status.
 func (p *Plugin) Status() Status {
-	depth, dropped := p.q.stats()
+	depth, lost := p.q.stats()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Status{Name: p.M.Name, State: p.state, Restarts: p.restarts, Queue: depth, Dropped: dropped, LastError: p.lastError}
+	return Status{Name: p.M.Name, State: p.state, Restarts: p.restarts, Queue: depth, Dropped: lost.Dropped(), Losses: lost, LastError: p.lastError}
 }
 
 func (p *Plugin) setState(s State, lastErr string) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -109,6 +108,30 @@ func (p *Plugin) Run(ctx context.Context) {
 			}
 		}
 		delay = min(delay*2, rs.Max.D())
+	}
+}
+
+// logLosses says what a dropped notice reports: a warning for events lost
+// (each cause with its limit), debug for coalesced ones, which are routine.
+func (p *Plugin) logLosses(l *Losses) {
+	kinds := func(m map[string]uint64) string {
+		var b strings.Builder
+		for i := range kindSlots {
+			if n := m[KindName(i)]; n > 0 {
+				if b.Len() > 0 {
+					b.WriteByte(',')
+				}
+				fmt.Fprintf(&b, "%s=%d", KindName(i), n)
+			}
+		}
+		return b.String()
+	}
+	if n := l.Dropped(); n > 0 {
+		p.log.Warn("events dropped: "+l.Reason(), "count", n, "by_kind", kinds(l.DroppedByKind()), "rate_limited", l.RateLimited(),
+			"queue", p.M.Limits.Queue, "overflow", p.M.Limits.Overflow, "events_per_second", p.M.Limits.EventsPerSecond)
+	}
+	if n := l.CoalescedTotal(); n > 0 {
+		p.log.Debug("events coalesced", "count", n, "by_kind", kinds(l.CoalescedByKind()))
 	}
 }
 
@@ -230,10 +253,10 @@ func (p *Plugin) serve(in *Instance) error {
 	defer in.Close()
 	p.setState(StateRunning, "")
 	for {
-		ev, dropped, ok := p.q.pop()
-		if dropped > 0 {
-			notice := abi.AppendRecord(nil, abi.Record{{Key: "count", Value: strconv.AppendUint(nil, dropped, 10)}, {Key: "reason", Value: []byte("queue full")}})
-			p.log.Warn("events dropped: queue full", "count", dropped, "queue", p.M.Limits.Queue, "overflow", p.M.Limits.Overflow)
+		ev, lost, ok := p.q.pop()
+		if !lost.empty() {
+			p.logLosses(&lost)
+			notice := abi.AppendRecord(nil, lost.Record())
 			if err := in.Handle(capability.Event{Kind: uint32(abi.EventDropped), Payload: notice}); err != nil {
 				return err
 			}
