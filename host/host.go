@@ -39,6 +39,9 @@ import (
 type Options struct {
 	// Logger receives the host's and the plugins' logs; nil discards them.
 	Logger *slog.Logger
+	// LogLevel, if set, is the Logger's level, which Reconfigure sets to
+	// a re-read runtime.toml's log.level.
+	LogLevel *slog.LevelVar
 	// Audit receives allow/deny records; nil means what runtime.toml's
 	// log.audit says.
 	Audit *slog.Logger
@@ -74,6 +77,10 @@ type Host struct {
 	// units maps each cached bundle file that discover found to the
 	// [[bundle]] ref it runs for.
 	units map[string]string
+
+	// reconfigure has a token when Reconfigure asked Run to re-read
+	// runtime.toml; its value names who asked (a signal).
+	reconfigure chan string
 
 	// mu guards plugins and LoadErrors. Deliver holds it (shared) while it
 	// queues, so that a reload that holds it can hand a plugin's queue
@@ -142,7 +149,7 @@ func New(path string, o Options) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Host{Runtime: rt, opts: o, log: o.Logger, plugins: map[string]*entry{}, LoadErrors: map[string]error{}, waiting: map[string]*waiting{}}
+	h := &Host{Runtime: rt, opts: o, log: o.Logger, plugins: map[string]*entry{}, LoadErrors: map[string]error{}, waiting: map[string]*waiting{}, reconfigure: make(chan string, 1)}
 	// A device's first boot starts on an empty /data volume, and the
 	// audit file usually lives in state_dir: made before it is opened.
 	if err := statedir.Ensure(rt.StateDir); err != nil {
@@ -335,12 +342,19 @@ func (h *Host) Run(ctx context.Context) error {
 	stopPulls := h.pullBundles(runCtx)
 	h.log.Info("airlock running", "plugins", len(h.Status()), "failed", len(h.Failures()), "device", h.Runtime.Device)
 
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case why := <-h.reconfigure:
+			stopWatch = h.reread(runCtx, why, stopWatch)
+		}
+	}
 	stopWatch() // and wait for a reload in progress
 	stopPulls()
 	h.ops.Lock()
 	defer h.ops.Unlock()
-	h.log.Info("shutting down: draining queues")
+	cause := context.Cause(ctx).Error()
+	h.log.Info("shutting down: draining queues", "cause", cause)
 	stopTimers()
 	h.mu.RLock()
 	all := make([]*entry, 0, len(h.plugins))
@@ -358,7 +372,7 @@ func (h *Host) Run(ctx context.Context) error {
 	for _, e := range all {
 		e.p.Close(context.Background())
 	}
-	h.log.Info("airlock stopped")
+	h.log.Info("airlock stopped", "cause", cause)
 	return nil
 }
 

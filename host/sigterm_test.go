@@ -96,21 +96,36 @@ var (
 	droppedLine = regexp.MustCompile(`events dropped: queue full" plugin=counter count=(\d+)`)
 )
 
-// TestSIGTERMDuringBurst runs the real binary with a slow counting plugin
+// TestSignalsDuringBurst runs the real binary with a slow counting plugin
 // and a small queue, fires 1000 udev events at it over the admin socket
-// from four clients, and sends SIGTERM after 300 have been answered. The
-// host must exit 0; every event it accepted (answered 200) must have been
-// handled before the stop handler ran, and every one refused while the
-// plugin ran must have been reported to it as dropped. The totals come
-// from the stop handler, so an event delivered after stop would be missing
-// from them: stop was delivered last.
+// from four clients, and sends a signal after 300 have been answered.
+//
+// SIGTERM, SIGINT and SIGQUIT each stop the host as SIGTERM does: exit 0;
+// every event the admin socket accepted ({"queued":true}) was handled
+// before the stop handler ran; every one refused while the plugin ran was
+// reported to it as dropped, and the log says which signal ended the host.
+// The totals come from the stop handler, so an event delivered after stop
+// would be missing from them: stop was delivered last.
+//
+// SIGHUP re-reads runtime.toml mid-burst (whose log.level and [limits] the
+// test has changed): the host applies log.level, says that [limits] waits
+// for a restart, reloads no plugin and loses nothing; the burst completes,
+// then SIGTERM stops it, and handled + dropped = sent exactly.
 //
 // The queue drops the newest: with drop_oldest, the admin socket answers
 // 503 when the event was queued but an older one was dropped, so the
 // client could not tell what was accepted.
-func TestSIGTERMDuringBurst(t *testing.T) {
+func TestSignalsDuringBurst(t *testing.T) {
 	testenv.NeedCommand(t, "dbus-daemon", "dbus")
 	bin := testenv.Airlock(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP} {
+		t.Run(sigName[sig], func(t *testing.T) { signalDuringBurst(t, bin, sig) })
+	}
+}
+
+var sigName = map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGINT: "SIGINT", syscall.SIGQUIT: "SIGQUIT", syscall.SIGHUP: "SIGHUP"}
+
+func signalDuringBurst(t *testing.T, bin string, sig syscall.Signal) {
 	dir := t.TempDir()
 	testenv.PluginDir(t, filepath.Join(dir, "plugins"), "counter",
 		// A udev rule no real event matches: airlock trigger refuses an
@@ -119,19 +134,26 @@ func TestSIGTERMDuringBurst(t *testing.T) {
 		"host/security/testdata/counter")
 	sock := filepath.Join(dir, "admin.sock")
 	conf := filepath.Join(dir, "runtime.toml")
-	rt := fmt.Sprintf("plugins = [\"plugins\"]\nstate_dir = \"state\"\ndevice = \"sim\"\n[log]\naudit = \"off\"\n[admin]\nsocket = %q\n[scenario]\nplay = \"none\"\n", sock)
-	if err := os.WriteFile(conf, []byte(rt), 0o644); err != nil {
+	rt := fmt.Sprintf("plugins = [\"plugins\"]\nstate_dir = \"state\"\ndevice = \"sim\"\n[admin]\nsocket = %q\n[scenario]\nplay = \"none\"\n", sock)
+	if err := os.WriteFile(conf, []byte(rt+"[log]\naudit = \"off\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r := startAirlock(t, bin, conf)
 	r.wait(t, "airlock running")
 	r.wait(t, "started", "plugin=counter")
+	if sig == syscall.SIGHUP {
+		// What SIGHUP finds: a new log level (applied) and new default
+		// limits (not applied until a restart).
+		if err := os.WriteFile(conf, []byte(rt+"[log]\naudit = \"off\"\nlevel = \"debug\"\n[limits]\nqueue = 8\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 
-	const burst, clients, termAfter = 1000, 4, 300
+	const burst, clients, signalAfter = 1000, 4, 300
 	var sent, accepted, refused atomic.Int64
 	var wg sync.WaitGroup
-	termed := make(chan struct{})
-	var termOnce sync.Once
+	signalled := make(chan struct{})
+	var once sync.Once
 	c := admin.NewClient(sock)
 	for range clients {
 		wg.Add(1)
@@ -151,10 +173,10 @@ func TestSIGTERMDuringBurst(t *testing.T) {
 				} else {
 					accepted.Add(1)
 				}
-				if accepted.Load()+refused.Load() >= termAfter {
-					termOnce.Do(func() {
-						r.cmd.Process.Signal(syscall.SIGTERM)
-						close(termed)
+				if accepted.Load()+refused.Load() >= signalAfter {
+					once.Do(func() {
+						r.cmd.Process.Signal(sig)
+						close(signalled)
 					})
 				}
 			}
@@ -162,17 +184,27 @@ func TestSIGTERMDuringBurst(t *testing.T) {
 	}
 	wg.Wait()
 	select {
-	case <-termed:
+	case <-signalled:
 	default:
-		t.Fatalf("SIGTERM was never sent:\n%s", r.output())
+		t.Fatalf("%s was never sent:\n%s", sigName[sig], r.output())
+	}
+	ended := sig
+	if sig == syscall.SIGHUP {
+		line := r.wait(t, "runtime.toml re-read", "signal=SIGHUP")
+		if !strings.Contains(line, "applied=[log.level]") || !strings.Contains(line, "not_applied_until_restart=[limits]") {
+			t.Errorf("the re-read says %q, want log.level applied and [limits] not", line)
+		}
+		ended = syscall.SIGTERM
+		r.cmd.Process.Signal(ended)
 	}
 	err := r.cmd.Wait()
 	<-r.eof
 	out := r.output()
 	if err != nil {
-		t.Fatalf("airlock exited with %v after SIGTERM:\n%s", err, out)
+		t.Fatalf("airlock exited with %v after %s:\n%s", err, sigName[sig], out)
 	}
-	r.wait(t, "airlock stopped")
+	r.wait(t, "shutting down", `cause="signal `+sigName[ended]+`"`)
+	r.wait(t, "airlock stopped", `cause="signal `+sigName[ended]+`"`)
 	m := totalsLine.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("the stop handler did not run (no totals line):\n%s", out)
@@ -184,16 +216,25 @@ func TestSIGTERMDuringBurst(t *testing.T) {
 		n, _ := strconv.Atoi(d[1])
 		hostDropped += n
 	}
-	t.Logf("%d events sent, %d accepted (SIGTERM after %d answers), %d refused; the plugin handled %d and was told of %d dropped",
-		min(sent.Load(), burst), accepted.Load(), termAfter, refused.Load(), handled, dropped)
+	total := min(sent.Load(), burst)
+	t.Logf("%d events sent, %d accepted (%s after %d answers), %d refused; the plugin handled %d and was told of %d dropped",
+		total, accepted.Load(), sigName[sig], signalAfter, refused.Load(), handled, dropped)
 	if int64(handled) != accepted.Load() {
 		t.Errorf("the plugin handled %d events, want the %d accepted", handled, accepted.Load())
 	}
-	if int64(handled+dropped) > min(sent.Load(), burst) {
-		t.Errorf("handled %d + dropped %d is more than the %d sent", handled, dropped, min(sent.Load(), burst))
+	if int64(handled+dropped) > total {
+		t.Errorf("handled %d + dropped %d is more than the %d sent", handled, dropped, total)
 	}
-	if accepted.Load() == 0 || accepted.Load() >= burst {
-		t.Errorf("%d of %d events accepted: SIGTERM did not land mid-burst", accepted.Load(), burst)
+	if sig == syscall.SIGHUP {
+		// Nothing stopped mid-burst: every refusal was a counted drop.
+		if int64(handled+dropped) != total {
+			t.Errorf("handled %d + dropped %d = %d, want the %d sent", handled, dropped, handled+dropped, total)
+		}
+		if strings.Contains(out, "plugin reloaded") {
+			t.Errorf("SIGHUP reloaded an unchanged plugin:\n%s", out)
+		}
+	} else if accepted.Load() == 0 || accepted.Load() >= burst {
+		t.Errorf("%d of %d events accepted: %s did not land mid-burst", accepted.Load(), burst, sigName[sig])
 	}
 	if dropped != hostDropped {
 		t.Errorf("the plugin was told of %d dropped events, the host logged %d", dropped, hostDropped)

@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/tetratelabs/wazero"
 
@@ -213,16 +212,21 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	return runConfig(*config, stderr)
 }
 
-// runConfig runs the host on the runtime.toml at config until SIGINT or
-// SIGTERM, logging to stderr.
+// runConfig runs the host on the runtime.toml at config until SIGTERM,
+// SIGINT or SIGQUIT (SIGHUP re-reads it; signals.go), logging to stderr.
 func runConfig(config string, stderr io.Writer) error {
+	// From here every terminating signal drains the plugins, and SIGHUP
+	// re-reads runtime.toml.
+	sigs := notifySignals()
+	defer signal.Stop(sigs)
 	caps := host.Builtin()
 	rt, err := manifest.LoadRuntime(config, host.RuntimeSections(caps))
 	if err != nil {
 		return err
 	}
-	logger := newLogger(stderr, rt.Log)
-	opts := host.Options{Logger: logger, Capabilities: caps}
+	level := new(slog.LevelVar)
+	logger := newLogger(stderr, rt.Log, level)
+	opts := host.Options{Logger: logger, LogLevel: level, Capabilities: caps}
 	// A module not compiled before is compiled by a child of this binary
 	// under limits, so that a hostile one cannot take the host's memory.
 	if exe, err := os.Executable(); err == nil {
@@ -234,13 +238,18 @@ func runConfig(config string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	go handleSignals(sigs, h, logger, cancel)
 	return h.Run(ctx)
 }
 
-func newLogger(w io.Writer, l manifest.Log) *slog.Logger {
-	var level slog.Level
+// newLogger makes the host's logger at l's level; level, if not nil, holds
+// it, so that a SIGHUP can change it.
+func newLogger(w io.Writer, l manifest.Log, level *slog.LevelVar) *slog.Logger {
+	if level == nil {
+		level = new(slog.LevelVar)
+	}
 	level.UnmarshalText([]byte(l.Level))
 	return slog.New(host.LogHandler(w, l.Format, level))
 }
@@ -348,7 +357,7 @@ func check(config string, explicit bool, path string, stderr io.Writer) (checkRe
 	// The module airlock run compiles: checked and instrumented for the
 	// watchdog (or not, with a warning, as run says it).
 	orig := wasm
-	wasm, interruptible, err := plugin.Instrumented(wasm, newLogger(stderr, manifest.Log{Level: "warn"}))
+	wasm, interruptible, err := plugin.Instrumented(wasm, newLogger(stderr, manifest.Log{Level: "warn"}, nil))
 	if err != nil {
 		return rep, fmt.Errorf("%s is not a valid WebAssembly module: %w", m.Wasm, err)
 	}
