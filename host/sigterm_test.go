@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/host/admin"
+	"github.com/airlockhq/airlock/host/dbus/sim"
 	"github.com/airlockhq/airlock/host/internal/testenv"
 )
 
@@ -243,5 +244,44 @@ func signalDuringBurst(t *testing.T, bin string, sig syscall.Signal) {
 	after := out[strings.Index(out, m[0]):]
 	if strings.Contains(after, "plugin=counter") && strings.Contains(after, "events dropped") {
 		t.Errorf("a dropped notice came after the stop event:\n%s", after)
+	}
+}
+
+// TestKill9LeavesNoDBusDaemon kills the real binary, running the simulated
+// device, with SIGKILL: the private dbus-daemon it started must not outlive
+// it (it used to: one 4.7 MB daemon per kill).
+func TestKill9LeavesNoDBusDaemon(t *testing.T) {
+	testenv.NeedCommand(t, "dbus-daemon", "dbus")
+	bin := testenv.Airlock(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "runtime.toml")
+	rt := "plugins = [\"plugins\"]\nstate_dir = \"state\"\ndevice = \"sim\"\n[admin]\nsocket = \"off\"\n[scenario]\nplay = \"none\"\n[log]\naudit = \"off\"\n"
+	if err := os.MkdirAll(filepath.Join(dir, "plugins"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte(rt), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := startAirlock(t, bin, conf)
+	r.wait(t, "airlock running")
+	simDir := filepath.Join(dir, "state", "sim-dbus")
+	b, err := os.ReadFile(filepath.Join(simDir, "dbus-daemon.pid"))
+	if err != nil {
+		t.Fatalf("the simulated bus wrote no pid file: %v\n%s", err, r.output())
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	busConf := filepath.Join(simDir, "bus.conf")
+	if !sim.OwnDaemon(pid, busConf) {
+		t.Fatalf("pid %d is not the host's dbus-daemon", pid)
+	}
+	r.cmd.Process.Kill()
+	r.cmd.Wait()
+	// A liveness bound: the kernel kills it at once.
+	for deadline := time.Now().Add(30 * time.Second); sim.OwnDaemon(pid, busConf); {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("dbus-daemon %d outlived the host killed with SIGKILL", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

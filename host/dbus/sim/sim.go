@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -86,6 +88,7 @@ func (b *Bus) Start() error {
 	if b.cmd != nil {
 		return errors.New("bus already running")
 	}
+	b.reapLeftover()
 	os.Remove(b.Socket)
 	cmd := exec.Command("dbus-daemon", "--config-file="+b.conf, "--nofork", "--nopidfile", "--print-address")
 	out, err := cmd.StdoutPipe()
@@ -93,9 +96,12 @@ func (b *Bus) Start() error {
 		return err
 	}
 	cmd.Stderr = nil
-	if err := cmd.Start(); err != nil {
+	// The daemon dies with us, even by kill -9 (dieWithParent); and if it
+	// did not (a kernel without it), the next Start reaps it by its pid file.
+	if err := dieWithParent(cmd); err != nil {
 		return fmt.Errorf("start dbus-daemon: %w", err)
 	}
+	os.WriteFile(b.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
 	ready := make(chan error, 1)
 	go func() {
 		line, err := bufio.NewReader(out).ReadString('\n')
@@ -128,7 +134,55 @@ func (b *Bus) Stop() {
 	b.cmd.Process.Kill()
 	b.cmd.Wait()
 	b.cmd = nil
+	os.Remove(b.pidFile())
 }
+
+func (b *Bus) pidFile() string { return filepath.Join(b.Dir, "dbus-daemon.pid") }
+
+// reapLeftover kills a daemon that a host killed before it could stop it
+// left running on this directory: the one the pid file names, if it is
+// still a dbus-daemon with this bus's config (not a stranger that took the
+// pid since).
+func (b *Bus) reapLeftover() {
+	pb, err := os.ReadFile(b.pidFile())
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pb)))
+	if err != nil || pid <= 0 {
+		return
+	}
+	if !OwnDaemon(pid, b.conf) {
+		return
+	}
+	if p, err := os.FindProcess(pid); err == nil {
+		p.Kill()
+	}
+	// It is not our child: wait for it to go (a bound only for a hang).
+	for i := 0; i < 500 && OwnDaemon(pid, b.conf); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// OwnDaemon reports whether process pid is a live dbus-daemon running the
+// config file conf.
+func OwnDaemon(pid int, conf string) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// A zombie has exited; only its parent's wait is missing.
+		if _, rest, ok := strings.Cut(string(st), ") "); ok && strings.HasPrefix(rest, "Z") {
+			return false
+		}
+	}
+	args := strings.Split(string(cmdline), "\x00")
+	return len(args) > 0 && filepath.Base(args[0]) == "dbus-daemon" && slices.Contains(args, "--config-file="+conf)
+}
+
+// Config is the path of the daemon's config file, which names it in ps.
+func (b *Bus) Config() string { return b.conf }
 
 // Connect opens a new connection to the bus.
 func (b *Bus) Connect() (*dbus.Conn, error) { return dbus.Connect(b.Address) }
