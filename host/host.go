@@ -636,9 +636,24 @@ func (h *Host) Report() admin.Report {
 	}
 	r.Waiting = h.waitingReport()
 	h.mu.RUnlock()
+	r.Sources = []admin.SourceReport{}
+	for _, l := range h.sourceLosses() {
+		r.Sources = append(r.Sources, admin.SourceReport{Source: l.Source, Overflows: l.Overflows, Lost: l.Lost})
+	}
 	sort.Slice(r.Plugins, func(i, j int) bool { return r.Plugins[i].Name < r.Plugins[j].Name })
 	sort.Slice(r.Failed, func(i, j int) bool { return r.Failed[i].Dir < r.Failed[j].Dir })
 	return r
+}
+
+// sourceLosses returns what each trigger source that counts them lost.
+func (h *Host) sourceLosses() []capability.SourceLosses {
+	var out []capability.SourceLosses
+	for _, c := range h.opts.Capabilities {
+		if lc, ok := c.(capability.LossCounter); ok {
+			out = append(out, lc.SourceLosses())
+		}
+	}
+	return out
 }
 
 func (h *Host) closeCaps() {

@@ -9,7 +9,7 @@ import (
 
 // metricsSnapshot is what the metrics endpoint reads at each scrape.
 func (h *Host) metricsSnapshot() metrics.Snapshot {
-	s := metrics.Snapshot{Plugins: h.Status(), AuditFailures: h.AuditFailures()}
+	s := metrics.Snapshot{Plugins: h.Status(), AuditFailures: h.AuditFailures(), Sources: h.sourceLosses()}
 	h.mu.RLock()
 	s.Failed = len(h.LoadErrors)
 	h.mu.RUnlock()

@@ -134,6 +134,11 @@ func printReport(w io.Writer, rep admin.Report) {
 			}
 		}
 	}
+	for _, src := range rep.Sources {
+		if src.Overflows > 0 {
+			fmt.Fprintf(w, "\n%s source overflowed %d times and lost %d events before any plugin's queue (see [udev] receive_buffer)\n", src.Source, src.Overflows, src.Lost)
+		}
+	}
 	if rep.AuditFailures > 0 {
 		fmt.Fprintf(w, "\naudit records not written to the audit log: %d (they went to stderr; check the disk and log.audit in runtime.toml)\n", rep.AuditFailures)
 	}

@@ -37,6 +37,16 @@ type Report struct {
 	// the audit file (log.audit), such as on a full disk; they went to
 	// stderr instead. Always 0 when the audit goes to stderr or stdout.
 	AuditFailures uint64 `json:"audit_failures"`
+	// Sources are what trigger sources lost before routing, such as the
+	// kernel's uevent socket overflowing.
+	Sources []SourceReport `json:"sources"`
+}
+
+// SourceReport is one trigger source's losses since the host started.
+type SourceReport struct {
+	Source    string `json:"source"`    // udev
+	Overflows uint64 `json:"overflows"` // times its input overflowed (ENOBUFS)
+	Lost      uint64 `json:"lost"`      // events lost to them (from the kernel's SEQNUM gaps)
 }
 
 // PluginReport is one running plugin.

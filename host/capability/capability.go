@@ -48,6 +48,20 @@ type Closer interface {
 	Close() error
 }
 
+// LossCounter is a trigger source that can lose events before it routes
+// them (a kernel socket that overflows). Status and the metrics show what
+// it reports; what a plugin's queue loses, the plugin's status counts.
+type LossCounter interface {
+	SourceLosses() SourceLosses
+}
+
+// SourceLosses is what one trigger source lost since the host started.
+type SourceLosses struct {
+	Source    string // the capability's name
+	Overflows uint64 // times its input overflowed
+	Lost      uint64 // events lost to those overflows
+}
+
 // Triggerer is a Capability that wakes plugins: udev events, D-Bus signals.
 // It decodes [[trigger.<Trigger()>]] tables and, once started, delivers
 // matching events through the Deliver function it is given.

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/plugin"
 	"github.com/airlockhq/airlock/host/version"
 )
@@ -30,6 +31,7 @@ type Snapshot struct {
 	Plugins       []plugin.Status
 	Failed        int    // plugin directories that did not load
 	AuditFailures uint64 // audit records the audit file could not take
+	Sources       []capability.SourceLosses
 }
 
 // Metrics holds the host's collectors. Its methods are safe for concurrent
@@ -152,6 +154,10 @@ var (
 		"Events lost, never delivered, since the plugin (this version of it) loaded, by event kind and reason: queue_full (limits.queue and limits.overflow) or rate_limit (limits.events_per_second).", []string{"plugin", "kind", "reason"}, nil)
 	descCoalesced = prometheus.NewDesc("airlock_plugin_events_coalesced_total",
 		"Events replaced in the plugin's queue by a newer one of the same source (a timer's tick, a device's udev change) since the plugin (this version of it) loaded, by event kind. Handled + dropped + coalesced = queued.", []string{"plugin", "kind"}, nil)
+	descSourceOverflows = prometheus.NewDesc("airlock_source_overflows_total",
+		"Times a trigger source's input overflowed before the host could route its events (udev: the kernel's uevent socket, ENOBUFS).", []string{"source"}, nil)
+	descSourceLost = prometheus.NewDesc("airlock_source_events_lost_total",
+		"Events a trigger source lost to those overflows, before any plugin's queue (udev: exact, from the kernel's SEQNUM gaps).", []string{"source"}, nil)
 	descFailed = prometheus.NewDesc("airlock_plugins_failed",
 		"Plugin directories whose plugin did not load, or whose reload failed.", nil, nil)
 	descAuditFailures = prometheus.NewDesc("airlock_audit_write_failures_total",
@@ -163,7 +169,7 @@ var (
 type statusCollector struct{ snapshot func() Snapshot }
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descRestarts, descQueue, descDropped, descCoalesced, descFailed, descAuditFailures} {
+	for _, d := range []*prometheus.Desc{descState, descRestarts, descQueue, descDropped, descCoalesced, descSourceOverflows, descSourceLost, descFailed, descAuditFailures} {
 		ch <- d
 	}
 }
@@ -191,6 +197,10 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(p.Losses.Rate[i]), p.Name, kind, "rate_limit")
 			ch <- prometheus.MustNewConstMetric(descCoalesced, prometheus.CounterValue, float64(p.Losses.Coalesced[i]), p.Name, kind)
 		}
+	}
+	for _, l := range s.Sources {
+		ch <- prometheus.MustNewConstMetric(descSourceOverflows, prometheus.CounterValue, float64(l.Overflows), l.Source)
+		ch <- prometheus.MustNewConstMetric(descSourceLost, prometheus.CounterValue, float64(l.Lost), l.Source)
 	}
 	ch <- prometheus.MustNewConstMetric(descFailed, prometheus.GaugeValue, float64(s.Failed))
 	ch <- prometheus.MustNewConstMetric(descAuditFailures, prometheus.CounterValue, float64(s.AuditFailures))

@@ -23,6 +23,8 @@ type Config struct {
 	Instant  bool
 	Coldplug bool // synthesise add for devices present at start and on load
 	Probe    bool // read ID_FS_* from superblocks when an event lacks them
+	// ReceiveBuffer is the netlink socket's receive queue (DefaultReceiveBuffer).
+	ReceiveBuffer manifest.Size
 
 	events []ReplayEvent // the parsed recording, when Source is "replay"
 }
@@ -33,10 +35,31 @@ type configTOML struct {
 	ReplayPace string `toml:"replay_pace"`
 	Coldplug   bool   `toml:"coldplug"`
 	Probe      bool   `toml:"probe"`
+	// ReceiveBuffer is receive_buffer, such as "16MiB".
+	ReceiveBuffer manifest.Size `toml:"receive_buffer"`
 }
 
+// DefaultReceiveBuffer is the netlink socket's receive queue unless [udev]
+// receive_buffer says otherwise. The kernel charges each queued uevent its
+// buffer's true size: on x86-64 a 256 KiB queue held more than 400 of a
+// loop disk's kernel uevents while the reader was stalled (under 640 bytes
+// each; an add with a few more properties is under 1 KiB). 16 MiB so holds
+// upward of 16,000: more than a whole-device `udevadm trigger` on an
+// embedded board (500 to 3,000 devices), and a USB hub of disks and
+// partitions (tens) many times over, while the reader is stalled for
+// seconds (a slow superblock probe, a page-in). It is a limit, not an
+// allocation: the memory is used only while events wait. go-udev's 2 MiB
+// overflowed at about 46,000 kernel events a second in issue 16's storm;
+// systemd-udevd asks 128 MiB for a whole system's rules, while the host
+// only routes. The host asks with SO_RCVBUFFORCE, which as root passes
+// net.core.rmem_max (4 MiB here); without root the kernel caps it there,
+// and the host says so in its log.
+const DefaultReceiveBuffer manifest.Size = 16 << 20
+
 // DefaultConfig is what an absent [udev] section means.
-func DefaultConfig() Config { return Config{Source: "auto", Coldplug: true, Probe: true} }
+func DefaultConfig() Config {
+	return Config{Source: "auto", Coldplug: true, Probe: true, ReceiveBuffer: DefaultReceiveBuffer}
+}
 
 // sampleReplay is the simulated device's scenario: a USB stick with a FAT
 // partition labelled MEDIA is plugged in, then pulled out.
@@ -87,6 +110,14 @@ func decodeConfig(s manifest.Section) (*Config, error) {
 		s.Errorf("replay_pace", `use "recorded" to keep the recording's pauses, each cut to 3s at most, or "instant"`, "unknown pace %q", t.ReplayPace)
 	}
 	c.Coldplug, c.Probe = t.Coldplug, t.Probe
+	if t.ReceiveBuffer != 0 {
+		// The kernel's floor is a few KiB; a test asks for that on purpose.
+		if t.ReceiveBuffer < 4<<10 || t.ReceiveBuffer > 1<<30 {
+			ok = false
+			s.Errorf("receive_buffer", "use 4KiB to 1GiB; the default, 16MiB, holds a device's real bursts", "%s is out of range", t.ReceiveBuffer)
+		}
+		c.ReceiveBuffer = t.ReceiveBuffer
+	}
 	if t.Replay == NoReplay {
 		// Events come only from Inject: a scenario or a test harness.
 		c.Replay = NoReplay

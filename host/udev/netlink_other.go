@@ -17,8 +17,8 @@ func (netlinkSource) String() string { return "netlink (unsupported)" }
 func (netlinkSource) open() error {
 	return errors.New("netlink uevents need Linux; use source = \"replay\"")
 }
-func (netlinkSource) close()                                  {}
-func (netlinkSource) run(context.Context, func(UEvent)) error { return nil }
-func udevdHere() bool                                         { return false }
-func newNetlinkSource(udev bool, log *slog.Logger) source     { return netlinkSource{} }
-func quietProbeError(error) bool                              { return false }
+func (netlinkSource) close()                                      {}
+func (netlinkSource) run(context.Context, func(UEvent)) error     { return nil }
+func udevdHere() bool                                             { return false }
+func newNetlinkSource(bool, *slog.Logger, int, *lossCount) source { return netlinkSource{} }
+func quietProbeError(error) bool                                  { return false }

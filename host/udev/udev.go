@@ -52,6 +52,13 @@ type Udev struct {
 	epoch   uint64
 
 	events, deliveries, refused atomic.Uint64
+	count                       lossCount
+}
+
+// lossCount is what the netlink source lost before routing: its receive
+// queue's overflows, and the events they lost (from SEQNUM gaps).
+type lossCount struct {
+	received, overflows, lost, rcvbuf atomic.Uint64
 }
 
 // device is what the router remembers of a present device: its last event
@@ -87,6 +94,7 @@ var (
 	_ capability.Provisioner = (*Udev)(nil)
 	_ capability.Triggerer   = (*Udev)(nil)
 	_ capability.Closer      = (*Udev)(nil)
+	_ capability.LossCounter = (*Udev)(nil)
 )
 
 func (*Udev) Name() string                 { return "udev" }
@@ -219,12 +227,27 @@ func (u *Udev) Close() error {
 }
 
 // Stats counts events read from the source, deliveries made to plugins'
-// queues, and deliveries refused (a full queue under drop_newest, or a
-// stopped plugin; the plugin's own counter reports what it lost).
-type Stats struct{ Events, Deliveries, Refused uint64 }
+// queues, and deliveries refused (a full queue under drop_newest, the rate
+// limit, or a stopped plugin; the plugin's own counter reports what it
+// lost). Received, Overflows and Lost are the netlink socket's: uevents
+// read from it, times its receive queue overflowed (ENOBUFS), and uevents
+// those overflows lost, counted exactly from the kernel's SEQNUM gaps.
+// ReceiveBuffer is the receive queue the kernel granted, in bytes.
+type Stats struct {
+	Events, Deliveries, Refused uint64
+	Received, Overflows, Lost   uint64
+	ReceiveBuffer               uint64
+}
 
 func (u *Udev) Stats() Stats {
-	return Stats{u.events.Load(), u.deliveries.Load(), u.refused.Load()}
+	return Stats{Events: u.events.Load(), Deliveries: u.deliveries.Load(), Refused: u.refused.Load(),
+		Received: u.count.received.Load(), Overflows: u.count.overflows.Load(), Lost: u.count.lost.Load(), ReceiveBuffer: u.count.rcvbuf.Load()}
+}
+
+// SourceLosses reports the netlink socket's overflows for status and the
+// metrics (capability.LossCounter).
+func (u *Udev) SourceLosses() capability.SourceLosses {
+	return capability.SourceLosses{Source: "udev", Overflows: u.count.overflows.Load(), Lost: u.count.lost.Load()}
 }
 
 func (u *Udev) newSource() (source, error) {
@@ -236,9 +259,9 @@ func (u *Udev) newSource() (source, error) {
 		}
 		return &replaySource{name: name, events: evs, instant: u.cfg.Instant}, nil
 	case "udev":
-		return newNetlinkSource(true, u.log), nil
+		return newNetlinkSource(true, u.log, int(u.cfg.ReceiveBuffer), &u.count), nil
 	default:
-		return newNetlinkSource(false, u.log), nil
+		return newNetlinkSource(false, u.log, int(u.cfg.ReceiveBuffer), &u.count), nil
 	}
 }
 
