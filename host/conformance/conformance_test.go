@@ -250,6 +250,15 @@ func scenario(t *testing.T, name, wasm string) string {
 	if lost != 6 {
 		t.Errorf("a queue of 8 refused %d of 14 events, want 6", lost)
 	}
+	// A newer tick of a queued timer replaces it (coalesced, not dropped),
+	// and a device event finds the queue full too: the notice counts both
+	// kinds apart.
+	if !h.Deliver(name, timer.Event(name, "seq:q3", due)) {
+		t.Error("a newer tick of a queued timer was refused, not coalesced")
+	}
+	if h.Deliver(name, udevEvent()) {
+		t.Error("a full queue took a udev event")
+	}
 	log.Wait(1, "seq q7", "plugin="+name)
 	barrier()
 	stop()

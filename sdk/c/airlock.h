@@ -213,10 +213,21 @@ typedef struct airlock_timer {
 	int64_t time_ns;  /* the same in Unix nanoseconds (0 if unparsable) */
 } airlock_timer;
 
-/* Events were lost because the plugin's queue was full. */
+/* Events that did not reach the plugin (abi/ABI.md section 5). count were
+ * lost: never delivered, to a full queue or over limits.events_per_second
+ * (rate_limited of them). coalesced were replaced in the queue by a newer
+ * event of the same source (a timer's tick, a device's udev change), which
+ * is delivered; they are not in count. by_kind and coalesced_by_kind split
+ * the two by event kind, indexed by AIRLOCK_EVENT_* (by_kind[AIRLOCK_EVENT_UDEV]).
+ * A host older than these fields sends only count and reason. */
+#define AIRLOCK_EVENT_KINDS 8
 typedef struct airlock_dropped {
 	uint64_t count;
-	const char *reason;
+	const char *reason; /* "queue full", "rate limit", both, or "coalesced" */
+	uint64_t rate_limited;
+	uint64_t coalesced;
+	uint64_t by_kind[AIRLOCK_EVENT_KINDS];
+	uint64_t coalesced_by_kind[AIRLOCK_EVENT_KINDS];
 } airlock_dropped;
 
 /* A device event from a [[trigger.udev]] rule, under udev's names. */
@@ -998,8 +1009,22 @@ static int airlock_timer_tramp(const airlock_event *e) {
 
 static int airlock_dropped_tramp(const airlock_event *e) {
 	airlock_dropped d;
+	memset(&d, 0, sizeof d);
 	d.count = strtoull(airlock_str(airlock_record_get(&e->fields, "count")), NULL, 10);
 	d.reason = airlock_str(airlock_record_get(&e->fields, "reason"));
+	d.rate_limited = strtoull(airlock_str(airlock_record_get(&e->fields, "rate_limited")), NULL, 10);
+	d.coalesced = strtoull(airlock_str(airlock_record_get(&e->fields, "coalesced")), NULL, 10);
+	for (uint32_t i = 0; i < e->fields.count; i++) {
+		const char *k = e->fields.fields[i].key, *name = NULL;
+		uint64_t *into = NULL;
+		if (strncmp(k, "dropped.", 8) == 0)
+			name = k + 8, into = d.by_kind;
+		else if (strncmp(k, "coalesced.", 10) == 0)
+			name = k + 10, into = d.coalesced_by_kind;
+		for (uint32_t kind = 1; name && kind < AIRLOCK_EVENT_KINDS; kind++)
+			if (strcmp(name, airlock_event_names[kind]) == 0)
+				into[kind] = strtoull(e->fields.fields[i].value, NULL, 10);
+	}
 	return airlock_dropped_fn(&d);
 }
 

@@ -15,6 +15,7 @@ package airlock
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/airlockhq/airlock/sdk/go/abi"
@@ -55,10 +56,21 @@ type Timer struct {
 	Time time.Time // when it was scheduled to fire
 }
 
-// Dropped tells a plugin that events were lost because its queue was full.
+// Dropped tells a plugin that events did not reach it (abi/ABI.md §5).
+// Count were lost: never delivered, to a full queue or over
+// limits.events_per_second (RateLimited of them). Coalesced were replaced
+// in the queue by a newer event of the same source (a timer's tick, a
+// device's udev change), which is delivered; they are not in Count.
+// ByKind and CoalescedByKind split the two by event kind name ("timer",
+// "udev", "dbus_signal", "mount"). A host older than these fields sends
+// only Count and Reason.
 type Dropped struct {
-	Count  uint64
-	Reason string
+	Count           uint64
+	Reason          string // "queue full", "rate limit", both, or "coalesced"
+	RateLimited     uint64
+	Coalesced       uint64
+	ByKind          map[string]uint64
+	CoalescedByKind map[string]uint64
 }
 
 var handlers = map[abi.EventKind]func(Event) error{}
@@ -81,12 +93,20 @@ func OnTimer(h func(Timer) error) {
 	})
 }
 
-// OnDropped runs when events were lost to queue overflow.
+// OnDropped runs when events were lost or coalesced, before the next event.
 func OnDropped(h func(Dropped) error) {
 	Handle(abi.EventDropped, func(e Event) error {
-		var n uint64
-		fmt.Sscan(e.Get("count"), &n)
-		return h(Dropped{Count: n, Reason: e.Get("reason")})
+		num := func(s string) (n uint64) { fmt.Sscan(s, &n); return n }
+		d := Dropped{Count: num(e.Get("count")), Reason: e.Get("reason"), RateLimited: num(e.Get("rate_limited")),
+			Coalesced: num(e.Get("coalesced")), ByKind: map[string]uint64{}, CoalescedByKind: map[string]uint64{}}
+		for _, f := range e.Fields {
+			if k, ok := strings.CutPrefix(f.Key, "dropped."); ok {
+				d.ByKind[k] = num(string(f.Value))
+			} else if k, ok := strings.CutPrefix(f.Key, "coalesced."); ok {
+				d.CoalescedByKind[k] = num(string(f.Value))
+			}
+		}
+		return h(d)
 	})
 }
 

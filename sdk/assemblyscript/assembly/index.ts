@@ -303,10 +303,21 @@ export class Timer {
   timeNs: i64 = 0;
 }
 
-/** Events were lost because the plugin's queue was full. */
+/** Events that did not reach the plugin (abi/ABI.md §5). count were lost:
+ * never delivered, to a full queue or over limits.events_per_second
+ * (rateLimited of them). coalesced were replaced in the queue by a newer
+ * event of the same source (a timer's tick, a device's udev change), which
+ * is delivered; they are not in count. byKind and coalescedByKind split the
+ * two by event kind name ("timer", "udev", "dbus_signal", "mount"). A host
+ * older than these fields sends only count and reason. */
 export class Dropped {
   count: u64 = 0;
+  /** "queue full", "rate limit", both, or "coalesced". */
   reason: string = "";
+  rateLimited: u64 = 0;
+  coalesced: u64 = 0;
+  byKind: Map<string, u64> = new Map<string, u64>();
+  coalescedByKind: Map<string, u64> = new Map<string, u64>();
 }
 
 /** A device event from a [[trigger.udev]] rule, under udev's names. */
@@ -453,7 +464,7 @@ export function onStart(h: () => string | null): void { startFn = h; }
 export function onStop(h: () => string | null): void { stopFn = h; }
 /** onTimer runs when a [[trigger.timer]] fires. */
 export function onTimer(h: (t: Timer) => string | null): void { timerFn = h; }
-/** onDropped runs when events were lost to queue overflow. */
+/** onDropped runs when events were lost or coalesced, before the next event. */
 export function onDropped(h: (d: Dropped) => string | null): void { droppedFn = h; }
 /** onUdev runs for each device event the [[trigger.udev]] rules match. */
 export function onUdev(h: (u: UEvent) => string | null): void { udevFn = h; }
@@ -484,6 +495,13 @@ function run(kind: u32, r: Record): string | null {
     const d = new Dropped();
     d.count = parseU64(r.str("count"));
     d.reason = r.str("reason");
+    d.rateLimited = parseU64(r.str("rate_limited"));
+    d.coalesced = parseU64(r.str("coalesced"));
+    for (let i = 0; i < r.fields.length; i++) {
+      const k = r.fields[i].key;
+      if (k.startsWith("dropped.")) d.byKind.set(k.slice(8), parseU64(r.fields[i].text));
+      else if (k.startsWith("coalesced.")) d.coalescedByKind.set(k.slice(10), parseU64(r.fields[i].text));
+    }
     return droppedFn!(d);
   }
   if (kind == EventKind.UDEV) {

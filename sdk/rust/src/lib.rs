@@ -353,11 +353,46 @@ pub struct Timer {
     pub time_ns: i64,
 }
 
-/// Events were lost because the plugin's queue was full.
+/// Events that did not reach the plugin (abi/ABI.md §5). `count` were
+/// lost: never delivered, to a full queue or over
+/// `limits.events_per_second` (`rate_limited` of them). `coalesced` were
+/// replaced in the queue by a newer event of the same source (a timer's
+/// tick, a device's udev change), which is delivered; they are not in
+/// `count`. `by_kind` and `coalesced_by_kind` split the two by event kind
+/// name ("timer", "udev", "dbus_signal", "mount"), in the host's order. A
+/// host older than these fields sends only `count` and `reason`.
 #[derive(Clone, Debug)]
 pub struct Dropped {
     pub count: u64,
+    /// "queue full", "rate limit", both, or "coalesced".
     pub reason: String,
+    pub rate_limited: u64,
+    pub coalesced: u64,
+    pub by_kind: Vec<(String, u64)>,
+    pub coalesced_by_kind: Vec<(String, u64)>,
+}
+
+impl Dropped {
+    fn from_event(e: &Event) -> Dropped {
+        let num = |s: &str| s.parse().unwrap_or(0);
+        let mut d = Dropped {
+            count: num(&e.get("count")),
+            reason: e.get("reason"),
+            rate_limited: num(&e.get("rate_limited")),
+            coalesced: num(&e.get("coalesced")),
+            by_kind: Vec::new(),
+            coalesced_by_kind: Vec::new(),
+        };
+        for (k, v) in &e.fields.fields {
+            let v = num(&String::from_utf8_lossy(v));
+            if let Some(kind) = k.strip_prefix("dropped.") {
+                d.by_kind.push((kind.to_string(), v));
+            } else if let Some(kind) = k.strip_prefix("coalesced.") {
+                d.coalesced_by_kind.push((kind.to_string(), v));
+            }
+        }
+        d
+    }
 }
 
 /// A device event from a `[[trigger.udev]]` rule, under udev's names.
@@ -463,9 +498,9 @@ pub fn on_timer<F: Fn(&Timer) -> Result + 'static>(h: F) {
     })
 }
 
-/// Runs when events were lost to queue overflow.
+/// Runs when events were lost or coalesced, before the next event.
 pub fn on_dropped<F: Fn(&Dropped) -> Result + 'static>(h: F) {
-    handle(EVENT_DROPPED, move |e| h(&Dropped { count: e.get("count").parse().unwrap_or(0), reason: e.get("reason") }))
+    handle(EVENT_DROPPED, move |e| h(&Dropped::from_event(e)))
 }
 
 /// Runs for each device event that the plugin's `[[trigger.udev]]` rules

@@ -23,8 +23,22 @@ static int cmpstr(const void *a, const void *b) { return strcmp(*(char *const *)
 static int on_start(void) { airlock_info("started"); return 0; }
 static int on_stop(void) { airlock_info("stopped cleanly"); return 0; }
 
+/* drop_kinds writes " timer:N udev:N ..." for the kinds present in by. */
+static const char *drop_kinds(char *buf, size_t n, const uint64_t *by) {
+	static const uint32_t kinds[] = {AIRLOCK_EVENT_TIMER, AIRLOCK_EVENT_UDEV, AIRLOCK_EVENT_DBUS_SIGNAL, AIRLOCK_EVENT_MOUNT};
+	size_t used = 0;
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+		if (by[kinds[i]] && used < n)
+			used += snprintf(buf + used, n - used, " %s:%llu", airlock_event_name(kinds[i]), (unsigned long long)by[kinds[i]]);
+	return buf;
+}
+
 static int on_dropped(const airlock_dropped *d) {
-	airlock_infof("dropped count=%llu reason=%s", (unsigned long long)d->count, d->reason);
+	char a[128], b[128];
+	airlock_infof("dropped count=%llu reason=%s rate_limited=%llu coalesced=%llu by_kind=%s coalesced_by_kind=%s",
+		(unsigned long long)d->count, d->reason, (unsigned long long)d->rate_limited, (unsigned long long)d->coalesced,
+		drop_kinds(a, sizeof a, d->by_kind), drop_kinds(b, sizeof b, d->coalesced_by_kind));
 	return 0;
 }
 

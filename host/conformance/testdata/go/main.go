@@ -22,7 +22,17 @@ func init() {
 	airlock.OnStart(func() error { airlock.Info("started"); return nil })
 	airlock.OnStop(func() error { airlock.Info("stopped cleanly"); return nil })
 	airlock.OnDropped(func(d airlock.Dropped) error {
-		airlock.Info(fmt.Sprintf("dropped count=%d reason=%s", d.Count, d.Reason))
+		kinds := func(m map[string]uint64) string {
+			out := ""
+			for _, k := range []string{"timer", "udev", "dbus_signal", "mount"} {
+				if n, ok := m[k]; ok {
+					out += fmt.Sprintf(" %s:%d", k, n)
+				}
+			}
+			return out
+		}
+		airlock.Info(fmt.Sprintf("dropped count=%d reason=%s rate_limited=%d coalesced=%d by_kind=%s coalesced_by_kind=%s",
+			d.Count, d.Reason, d.RateLimited, d.Coalesced, kinds(d.ByKind), kinds(d.CoalescedByKind)))
 		return nil
 	})
 	airlock.OnUdev(func(e airlock.UEvent) error {

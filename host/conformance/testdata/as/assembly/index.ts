@@ -228,8 +228,18 @@ function onTimer(t: airlock.Timer): string | null {
 
 airlock.onStart((): string | null => { airlock.info("started"); return null; });
 airlock.onStop((): string | null => { airlock.info("stopped cleanly"); return null; });
+function dropKinds(m: Map<string, u64>): string {
+  const names = ["timer", "udev", "dbus_signal", "mount"];
+  let out = "";
+  for (let i = 0; i < names.length; i++) {
+    if (m.has(names[i])) out += " " + names[i] + ":" + m.get(names[i]).toString();
+  }
+  return out;
+}
+
 airlock.onDropped((d: airlock.Dropped): string | null => {
-  airlock.info("dropped count=" + d.count.toString() + " reason=" + d.reason);
+  airlock.info("dropped count=" + d.count.toString() + " reason=" + d.reason + " rate_limited=" + d.rateLimited.toString() +
+    " coalesced=" + d.coalesced.toString() + " by_kind=" + dropKinds(d.byKind) + " coalesced_by_kind=" + dropKinds(d.coalescedByKind));
   return null;
 });
 airlock.onUdev((e: airlock.UEvent): string | null => {

@@ -246,7 +246,24 @@ fn init() {
         Ok(())
     });
     airlock::on_dropped(|d| {
-        airlock::info(&format!("dropped count={} reason={}", d.count, d.reason));
+        let kinds = |m: &Vec<(String, u64)>| {
+            let mut out = String::new();
+            for k in ["timer", "udev", "dbus_signal", "mount"] {
+                if let Some((_, n)) = m.iter().find(|(name, _)| name == k) {
+                    out += &format!(" {}:{}", k, n);
+                }
+            }
+            out
+        };
+        airlock::info(&format!(
+            "dropped count={} reason={} rate_limited={} coalesced={} by_kind={} coalesced_by_kind={}",
+            d.count,
+            d.reason,
+            d.rate_limited,
+            d.coalesced,
+            kinds(&d.by_kind),
+            kinds(&d.coalesced_by_kind)
+        ));
         Ok(())
     });
     airlock::on_udev(|e| {
