@@ -228,6 +228,9 @@ func validateManifest(d *doc, m *Manifest, top *manifestTop, rt *Runtime) {
 			checkEnvAllow(d, i, e, rt)
 		}
 	}
+	if len(m.Timers) > MaxTimers {
+		d.errorf("trigger.timer", fmt.Sprintf("use at most %d timers; one timer can serve several jobs (check the time in its handler)", MaxTimers), "%d timers", len(m.Timers))
+	}
 	names := map[string]bool{}
 	for i, t := range m.Timers {
 		key := fmt.Sprintf("trigger.timer[%d]", i)
@@ -281,6 +284,11 @@ func resolveQuota(d *doc, data bool, want Size, rt *Runtime) Size {
 	}
 	return want
 }
+
+// MaxTimers bounds a plugin's [[trigger.timer]] entries: each is a
+// goroutine and a kernel timer in the host, and events_per_second bounds
+// only what reaches the queue, not the wake-ups that produce it.
+const MaxTimers = 64
 
 // Bounds of [storage] tmp. Below a few pages a tmpfs is useless; above
 // 1 GiB it could take most of a device's RAM (tmpfs pages are memory).

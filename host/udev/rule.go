@@ -43,6 +43,12 @@ var errBadRules = errors.New("bad [[trigger.udev]] rules")
 
 // decodeRules decodes [[trigger.udev]] strictly: every problem is recorded
 // on s, positioned, and errBadRules is returned if there was any.
+// MaxRules bounds one plugin's [[trigger.udev]] rules: the router matches
+// each uevent against the rules of every plugin, under the lock that
+// orders events, so a plugin with thousands would slow every other
+// plugin's device events.
+const MaxRules = 256
+
 func decodeRules(s manifest.Section) (Rules, error) {
 	var raw []ruleTOML
 	if !s.Decode(&raw) {
@@ -56,6 +62,11 @@ func decodeRules(s manifest.Section) (Rules, error) {
 			msg = fmt.Sprintf("rule %d: %s", i+1, msg)
 		}
 		s.Errorf(key, hint, "%s", msg)
+	}
+	if len(raw) > MaxRules {
+		// Every uevent is matched against every plugin's rules.
+		s.Errorf("", fmt.Sprintf("use at most %d rules; one rule matches many devices through globs and action lists", MaxRules), "%d [[trigger.udev]] rules", len(raw))
+		return nil, errBadRules
 	}
 	rules := make(Rules, 0, len(raw))
 	for i, t := range raw {

@@ -1,6 +1,7 @@
 // Command counter counts what it is given: udev events handled, and events
-// the host reported as dropped. It logs the totals at stop, so that a load
-// test can check delivered + dropped == sent without a log line per event.
+// the host reported as dropped or coalesced. It logs the totals at stop, so
+// that a load test can check handled + dropped + coalesced == sent without
+// a log line per event.
 // A [config] "work" of "sleep" makes each event take a millisecond; "crash"
 // makes every start crash.
 package main
@@ -13,7 +14,7 @@ import (
 	airlock "github.com/airlockhq/airlock/sdk/go"
 )
 
-var handled, dropped uint64
+var handled, dropped, coalesced uint64
 
 func init() {
 	slow := false
@@ -36,7 +37,7 @@ func init() {
 		}
 		return nil
 	})
-	airlock.OnDropped(func(d airlock.Dropped) error { dropped += d.Count; return nil })
+	airlock.OnDropped(func(d airlock.Dropped) error { dropped += d.Count; coalesced += d.Coalesced; return nil })
 	airlock.OnTimer(func(t airlock.Timer) error {
 		// write:N writes N KiB to /data until the disk refuses.
 		var n int
@@ -46,7 +47,7 @@ func init() {
 		return nil
 	})
 	airlock.OnStop(func() error {
-		airlock.Info(fmt.Sprintf("totals handled=%d dropped=%d", handled, dropped))
+		airlock.Info(fmt.Sprintf("totals handled=%d dropped=%d coalesced=%d", handled, dropped, coalesced))
 		return nil
 	})
 }

@@ -24,6 +24,8 @@ const (
 )
 
 var (
+	signals, ticks, told uint64 // D-Bus signals and ticks handled, drops told
+
 	buf   [256]byte // a valid in-memory buffer
 	sink  [][]byte
 	depth int
@@ -42,11 +44,23 @@ func init() {
 		if v, _ := airlock.Config("on_stop"); v != "" {
 			onStop(v)
 		}
-		airlock.Info("stopped")
+		airlock.Info(fmt.Sprintf("stopped signals=%d ticks=%d dropped=%d", signals, ticks, told))
 		return nil
 	})
 	airlock.OnDropped(func(d airlock.Dropped) error {
+		told += d.Count
 		airlock.Info("dropped", "count", d.Count)
+		return nil
+	})
+	// A self-sustaining loop that feeds on its own effect: each
+	// PropertiesChanged of hostname1 (the [[trigger.dbus]] rule) makes it
+	// set PrettyHostname twice, and each set emits another signal.
+	airlock.OnDBusSignal(func(airlock.Signal) error {
+		signals++
+		host := airlock.DBus.Object("org.freedesktop.hostname1", "/org/freedesktop/hostname1")
+		for range 2 {
+			host.Call("org.freedesktop.hostname1.SetPrettyHostname", fmt.Sprint("loop", signals), false)
+		}
 		return nil
 	})
 	airlock.OnTimer(func(t airlock.Timer) error {
@@ -106,6 +120,12 @@ func init() {
 			began := time.Now()
 			e := pollSleep(ns)
 			airlock.Info(fmt.Sprintf("poll asked=%d slept=%d errno=%d", ns, time.Since(began).Nanoseconds(), e))
+		case "feedback": // start the loop of OnDBusSignal
+			airlock.DBus.Object("org.freedesktop.hostname1", "/org/freedesktop/hostname1").
+				Call("org.freedesktop.hostname1.SetPrettyHostname", "loop0", false)
+			airlock.Info("feedback started")
+		case "ticks": // a [[trigger.timer]] flood: count each tick
+			ticks++
 		default:
 			airlock.Warn("unknown behaviour " + t.Name)
 		}
