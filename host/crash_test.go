@@ -13,7 +13,8 @@ import (
 	"github.com/airlockhq/airlock/host/internal/testenv"
 )
 
-// TestDataSurvivesKill9 has a plugin write and close a file in /data, kills
+// TestDataSurvivesKill9 has a plugin write and close a file in /data (and
+// replace another with the SDK's WriteFileAtomic), kills
 // the real host with SIGKILL (no shutdown, no stop event), starts it again
 // on the same state directory and has the plugin read the file back. What
 // is promised: a write that returned is in the kernel's page cache, so it
@@ -32,6 +33,12 @@ name = "write:kept"
 every = "24h"
 [[trigger.timer]]
 name = "read:/data/kept"
+every = "24h"
+[[trigger.timer]]
+name = "atomic:swapped"
+every = "24h"
+[[trigger.timer]]
+name = "read:/data/swapped"
 every = "24h"
 `, "host/testdata/guest")
 	sock := filepath.Join(dir, "admin.sock")
@@ -53,6 +60,9 @@ every = "24h"
 	first.wait(t, "airlock running")
 	fire("write:kept")
 	first.wait(t, "write: ok", "plugin=keeper")
+	// The SDK's temp-then-rename write (WriteFileAtomic).
+	fire("atomic:swapped")
+	first.wait(t, "atomic: ok", "plugin=keeper")
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +73,11 @@ every = "24h"
 	second.wait(t, "airlock running")
 	fire("read:/data/kept")
 	second.wait(t, "read /data/kept: ok secret of kept", "plugin=keeper")
+	fire("read:/data/swapped")
+	second.wait(t, "read /data/swapped: ok atomic swapped", "plugin=keeper")
+	if left, _ := filepath.Glob(filepath.Join(dir, "state", "*", "*", ".swapped.tmp-*")); len(left) > 0 {
+		t.Errorf("WriteFileAtomic left its temporary file: %v", left)
+	}
 	second.cmd.Process.Signal(syscall.SIGTERM)
 	if err := second.cmd.Wait(); err != nil {
 		t.Errorf("the restarted host exited with %v:\n%s", err, second.output())

@@ -183,7 +183,14 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Instance, rec abi.Reco
 	}
 	switch len(found) {
 	case 0:
-		return nil, fail(abi.NotFound, "plugin %q: mount %s: no block device with a filesystem has %s %q", in.Plugin, op, sel.kind, sel.value)
+		hint := ""
+		if m.sim {
+			// airlock trigger delivers an event, not a device: on the
+			// simulated device the stick is there only while the demo has
+			// it plugged in.
+			hint = " (on the simulated device the MEDIA stick, /dev/sdb1, is present from start until the demo pulls it out; set [scenario] play = \"none\" in runtime.toml to keep it in)"
+		}
+		return nil, fail(abi.NotFound, "plugin %q: mount %s: no block device with a filesystem has %s %q%s", in.Plugin, op, sel.kind, sel.value, hint)
 	case 1:
 	default:
 		var nodes []string

@@ -239,8 +239,11 @@ func (m *Mount) unmountLocked(h *held, why string, gone bool) (lazy bool, err er
 		// longer a mount point (so nothing of the stick can be reached
 		// through it), discard them rather than leave a stale mount point.
 		if mounted, merr := mountinfo.Mounted(h.path); merr == nil && !mounted {
-			err = os.RemoveAll(h.path)
-			m.log.Warn("discarded files written to the mount point after the device was detached", "path", h.path, "error", errString(err))
+			if err := os.RemoveAll(h.path); err != nil {
+				m.log.Warn("files written to the mount point after the device was detached could not be removed", "path", h.path, "error", err.Error())
+			} else {
+				m.log.Warn("discarded files written to the mount point after the device was detached", "path", h.path)
+			}
 		} else {
 			m.log.Warn("mount point not removed", "path", h.path, "error", err.Error())
 		}
@@ -296,11 +299,4 @@ func targetFor(d *Device) string {
 		}
 	}
 	return "disk"
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }

@@ -259,6 +259,13 @@ void airlock_on_timer(int (*h)(const airlock_timer *t));
 void airlock_on_dropped(int (*h)(const airlock_dropped *d));
 void airlock_on_udev(int (*h)(const airlock_uevent *e));
 
+/* airlock_write_file_atomic replaces the file at path with n bytes of data
+ * so that a crash leaves the old contents or the new, never a torn mix: it
+ * writes path.tmp-airlock, fsyncs it and renames it over path. A file
+ * rewritten in place (fopen "w") can be left half-written. Returns 0, or -1
+ * with errno set (the temporary file removed). */
+int airlock_write_file_atomic(const char *path, const void *data, size_t n);
+
 /* airlock_fail records why a handler failed and returns 1; the SDK logs
  * "<kind> handler: <msg>" at error level when the handler returns. */
 int airlock_fail(const char *msg);
@@ -622,9 +629,11 @@ int32_t airlock_raw_dbus_set_property(const void *req, uint32_t req_len, void *o
 /* ======================================================================== */
 #ifdef AIRLOCK_IMPLEMENTATION
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const airlock_errno_names[] = {
 	"ok", "denied", "invalid", "not_found", "unavailable", "timeout",
@@ -2202,6 +2211,29 @@ __attribute__((export_name("airlock_on_event"))) int32_t airlock_on_event(int32_
 		return 1;
 	}
 	return 0;
+}
+
+int airlock_write_file_atomic(const char *path, const void *data, size_t n) {
+	size_t len = strlen(path);
+	char *tmp = malloc(len + sizeof ".tmp-airlock");
+	if (!tmp)
+		return -1;
+	memcpy(tmp, path, len);
+	memcpy(tmp + len, ".tmp-airlock", sizeof ".tmp-airlock");
+	FILE *f = fopen(tmp, "wb");
+	int ok = f != NULL;
+	ok = ok && fwrite(data, 1, n, f) == n;
+	ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+	if (f && fclose(f) != 0)
+		ok = 0;
+	ok = ok && rename(tmp, path) == 0;
+	if (!ok) {
+		int e = errno;
+		remove(tmp);
+		errno = e;
+	}
+	free(tmp);
+	return ok ? 0 : -1;
 }
 
 #endif /* AIRLOCK_IMPLEMENTATION */

@@ -57,6 +57,8 @@ func init() {
 			airlock.Info(fmt.Sprintf("config %s=%q %v", arg, v, err == nil))
 		case "write":
 			airlock.Info(result("write", os.WriteFile("/data/"+arg, []byte("secret of "+arg), 0o600)))
+		case "atomic":
+			airlock.Info(result("atomic", airlock.WriteFileAtomic("/data/"+arg, []byte("atomic "+arg))))
 		case "read":
 			b, err := os.ReadFile(arg)
 			airlock.Info(result("read "+arg, err) + " " + string(b))

@@ -26,6 +26,28 @@ use std::fmt;
 use std::time::Duration;
 
 mod record;
+
+/// Replaces the file at `path` with `data` so that a crash leaves the old
+/// contents or the new, never a torn mix: it writes `<path>.tmp-airlock`,
+/// syncs it and renames it over `path`. A file rewritten in place
+/// (`std::fs::write`) can be left half-written.
+pub fn write_file_atomic(path: impl AsRef<std::path::Path>, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = path.as_ref();
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp-airlock");
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
 pub use record::{Record, RecordError, MAX_RECORD_FIELDS};
 
 pub mod dbus;
