@@ -52,6 +52,14 @@ func (h *Host) reread(ctx context.Context, why string, stopWatch func()) func() 
 		stopWatch = func() {}
 		h.ops.Lock()
 		old.Plugins = rt.Plugins // read under ops only (Discover in sync)
+		if !old.Trust.Configured && !rt.Trust.Configured {
+			// Without a [trust] table every plugin directory is allowed
+			// unsigned plugins: the new ones too (read under ops, by
+			// bundle.Load in prepare). A [trust] that changed waits for a
+			// restart, which judges every running plugin again.
+			old.Trust.AllowUnsigned = rt.Trust.AllowUnsigned
+			pending = slices.DeleteFunc(pending, func(k string) bool { return k == "trust" })
+		}
 		h.ops.Unlock()
 		if old.Reload {
 			stopWatch = h.watch(ctx)
