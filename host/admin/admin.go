@@ -116,7 +116,8 @@ type Host interface {
 	// Manifest returns the running plugin's manifest, or nil.
 	Manifest(plugin string) *manifest.Manifest
 	// Deliver queues ev for plugin without blocking; false if it was not
-	// queued (unknown plugin, full queue under drop_newest, stopping).
+	// queued (unknown plugin, full queue under drop_newest, over the rate
+	// limit, stopping).
 	Deliver(plugin string, ev capability.Event) bool
 }
 

@@ -188,7 +188,7 @@ func (s *Server) trigger(w http.ResponseWriter, r *http.Request) {
 	queued := s.host.Deliver(req.Plugin, ev)
 	s.log.Info("admin: synthetic event", "plugin", req.Plugin, "event", desc, "queued", queued)
 	if !queued {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": fmt.Sprintf("plugin %q did not queue the event: its queue is full or it is stopping (see airlock status)", req.Plugin), "queued": false, "event": desc})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": fmt.Sprintf("plugin %q did not queue the event: its queue is full, it is over limits.events_per_second, or it is stopping (counted as dropped unless stopping; see airlock status)", req.Plugin), "queued": false, "event": desc})
 		return
 	}
 	writeJSON(w, http.StatusOK, TriggerReply{Queued: true, Event: desc})
