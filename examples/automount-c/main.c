@@ -14,7 +14,7 @@
 
 static int attach(const airlock_uevent *e) {
 	if (!*e->uuid) {
-		airlock_warnf("not mounted: the filesystem has no UUID device=%s", e->devname);
+		airlock_warnkv("not mounted: the filesystem has no UUID", "device", e->devname, NULL);
 		return 0;
 	}
 	/* Mount by UUID, which is unique, named after the label. */
@@ -33,9 +33,11 @@ static int attach(const airlock_uevent *e) {
 	airlock_result r = airlock_mount_by_uuid(e->uuid, &o, &m);
 	int rc = 0;
 	if (r.err == AIRLOCK_DENIED) {
-		airlock_warnf("not mounted: %s: %s device=%s", airlock_errno_name(r.err), r.data, e->devname);
+		char msg[512];
+		snprintf(msg, sizeof msg, "not mounted: %s: %s", airlock_errno_name(r.err), r.data);
+		airlock_warnkv(msg, "device", e->devname, NULL);
 	} else if (r.err == AIRLOCK_BUSY) {
-		airlock_infof("already mounted device=%s", e->devname);
+		airlock_infokv("already mounted", "device", e->devname, NULL);
 	} else if (r.err != AIRLOCK_OK) {
 		static char why[512]; /* airlock_fail keeps the pointer until the handler returns */
 		snprintf(why, sizeof why, "%s: %s", airlock_errno_name(r.err), r.data);
@@ -47,17 +49,19 @@ static int attach(const airlock_uevent *e) {
 			entries += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
 		if (d != NULL)
 			closedir(d);
-		airlock_infof("mounted device=%s path=%s fstype=%s readonly=%s entries=%d", m.device, m.path, m.fstype,
-		              m.readonly ? "true" : "false", entries);
+		char n[16];
+		snprintf(n, sizeof n, "%d", entries);
+		airlock_infokv("mounted", "device", m.device, "path", m.path, "fstype", m.fstype, "readonly",
+		               m.readonly ? "true" : "false", "entries", n, NULL);
 		if (*m.note)
-			airlock_warnf("%s path=%s", m.note, m.path);
+			airlock_warnkv(m.note, "path", m.path, NULL);
 		airlock_result name = airlock_config("write_file");
 		if (name.err == AIRLOCK_OK && name.len > 0 && !m.readonly) {
 			char p[512];
 			snprintf(p, sizeof p, "%s/%s", m.path, name.data);
 			FILE *f = fopen(p, "w");
 			if (f != NULL && fputs("written by the airlock automount plugin\n", f) >= 0 && fclose(f) == 0)
-				airlock_infof("wrote path=%s", p);
+				airlock_infokv("wrote", "path", p, NULL);
 			else
 				rc = airlock_fail("writing the file failed");
 		}
@@ -94,8 +98,8 @@ static int detach(const airlock_uevent *e, const char *why) {
 		 * queued behind this event, logs the stick. */
 		airlock_result u = airlock_unmount(l.mounts[i].target, NULL);
 		if (u.err == AIRLOCK_OK)
-			airlock_warnf("%s target=%s device=%s reason=%s", PULLED_OUT, l.mounts[i].target, l.mounts[i].device,
-			              why);
+			airlock_warnkv(PULLED_OUT, "target", l.mounts[i].target, "device", l.mounts[i].device, "reason", why,
+			               NULL);
 		airlock_result_free(&u);
 	}
 	airlock_result_free(&r);
@@ -131,7 +135,7 @@ static int on_udev(const airlock_uevent *e) {
 }
 
 static int on_mount(const airlock_mount_event *e) {
-	airlock_warnf("%s target=%s device=%s reason=%s", PULLED_OUT, e->target, e->device, e->reason);
+	airlock_warnkv(PULLED_OUT, "target", e->target, "device", e->device, "reason", e->reason, NULL);
 	return 0;
 }
 

@@ -4,6 +4,8 @@
 #define AIRLOCK_IMPLEMENTATION
 #include "airlock.h"
 
+#include <stdio.h>
+
 static int on_start(void) {
 	airlock_dbus_object systemd = {"org.freedesktop.systemd1", "/org/freedesktop/systemd1", 0};
 	airlock_dbus_writer args = {0};
@@ -13,21 +15,22 @@ static int on_start(void) {
 	airlock_result r = airlock_dbus_call(&systemd, "org.freedesktop.systemd1.Manager.StopUnit", &args, &reply);
 	airlock_dbus_writer_free(&args);
 	if (r.err != AIRLOCK_OK) {
-		char name[256];
-		airlock_errorf("stopping bluetooth.service failed error=%s: %s dbus_error=%s", airlock_errno_name(r.err), r.data,
-		               airlock_dbus_error_name(&r, name, sizeof name));
+		char name[256], err[512];
+		snprintf(err, sizeof err, "%s: %s", airlock_errno_name(r.err), r.data);
+		airlock_errorkv("stopping bluetooth.service failed", "error", err, "dbus_error",
+		                airlock_dbus_error_name(&r, name, sizeof name), NULL);
 		airlock_result_free(&r);
 		return airlock_fail("stopping bluetooth.service failed");
 	}
 	airlock_result_free(&r);
-	airlock_infof("bluetooth.service stop queued job=%s", reply.count == 1 ? reply.values[0].str : "");
+	airlock_infokv("bluetooth.service stop queued", "job", reply.count == 1 ? reply.values[0].str : "", NULL);
 	airlock_dbus_values_free(&reply);
 
 	airlock_dbus_object unit = {"org.freedesktop.systemd1", "/org/freedesktop/systemd1/unit/bluetooth_2eservice", 0};
 	airlock_dbus_values v;
 	r = airlock_dbus_get_property(&unit, "org.freedesktop.systemd1.Unit.ActiveState", &v);
 	if (r.err == AIRLOCK_OK)
-		airlock_infof("bluetooth.service active_state=%s", airlock_dbus_inner(&v.values[0])->str);
+		airlock_infokv("bluetooth.service", "active_state", airlock_dbus_inner(&v.values[0])->str, NULL);
 	airlock_result_free(&r);
 	airlock_dbus_values_free(&v);
 
@@ -36,8 +39,11 @@ static int on_start(void) {
 	airlock_dbus_put_string(&args, "replace");
 	r = airlock_dbus_call(&systemd, "org.freedesktop.systemd1.Manager.StopUnit", &args, NULL);
 	airlock_dbus_writer_free(&args);
-	if (r.err != AIRLOCK_OK)
-		airlock_infof("as intended, ssh.service is out of reach error=%s: %s", airlock_errno_name(r.err), r.data);
+	if (r.err != AIRLOCK_OK) {
+		char err[512];
+		snprintf(err, sizeof err, "%s: %s", airlock_errno_name(r.err), r.data);
+		airlock_infokv("as intended, ssh.service is out of reach", "error", err, NULL);
+	}
 	airlock_result_free(&r);
 	return 0;
 }

@@ -5,11 +5,19 @@
 #define AIRLOCK_IMPLEMENTATION
 #include "airlock.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* down counts consecutive checks that found the service not running. */
 static int down;
+
+/* logerr logs msg at level with the host's error as the error field. */
+static void logerr(int32_t level, const char *msg, const airlock_result *r) {
+	char err[512];
+	snprintf(err, sizeof err, "%s: %s", airlock_errno_name(r->err), r->data);
+	airlock_logkv(level, msg, "error", err, NULL);
+}
 
 static int check(const airlock_timer *t) {
 	(void)t;
@@ -28,7 +36,7 @@ static int check(const airlock_timer *t) {
 	airlock_result r = airlock_supervisor_state(&st);
 	if (r.err != AIRLOCK_OK) {
 		/* unavailable or a timeout says nothing about the service */
-		airlock_warnf("cannot read the device state error=%s: %s", airlock_errno_name(r.err), r.data);
+		logerr(AIRLOCK_LEVEL_WARN, "cannot read the device state", &r);
 		airlock_result_free(&r);
 		airlock_app_status_free(&st);
 		return 0;
@@ -40,15 +48,18 @@ static int check(const airlock_timer *t) {
 			status = st.services[i].status;
 	if (!strcmp(status, "Running")) {
 		if (down > 0)
-			airlock_infof("service is running again service=%s", service);
+			airlock_infokv("service is running again", "service", service, NULL);
 		else
-			airlock_debugf("service is running service=%s", service);
+			airlock_debugkv("service is running", "service", service, NULL);
 		down = 0;
 		airlock_app_status_free(&st);
 		return 0;
 	}
 	down++;
-	airlock_warnf("service is not running service=%s status=%s strikes=%d of=%d", service, status, down, strikes);
+	char downs[16], of[16];
+	snprintf(downs, sizeof downs, "%d", down);
+	snprintf(of, sizeof of, "%d", strikes);
+	airlock_warnkv("service is not running", "service", service, "status", status, "strikes", downs, "of", of, NULL);
 	airlock_app_status_free(&st);
 	if (down < strikes)
 		return 0;
@@ -56,17 +67,17 @@ static int check(const airlock_timer *t) {
 	r = airlock_supervisor_reboot(false);
 	switch (r.err) {
 	case AIRLOCK_OK:
-		airlock_warnf("reboot requested service=%s down_for_checks=%d", service, down);
+		airlock_warnkv("reboot requested", "service", service, "down_for_checks", downs, NULL);
 		down = 0;
 		break;
 	case AIRLOCK_LOCKED: /* the app holds an update lock: respect it */
-		airlock_warnf("the update lock refused the reboot; asking again at the next check service=%s", service);
+		airlock_warnkv("the update lock refused the reboot; asking again at the next check", "service", service, NULL);
 		break;
 	case AIRLOCK_DENIED:
-		airlock_errorf("reboot is not granted; add \"reboot\" to [supervisor] allow error=%s: %s", airlock_errno_name(r.err), r.data);
+		logerr(AIRLOCK_LEVEL_ERROR, "reboot is not granted; add \"reboot\" to [supervisor] allow", &r);
 		break;
 	default:
-		airlock_errorf("reboot request failed error=%s: %s", airlock_errno_name(r.err), r.data);
+		logerr(AIRLOCK_LEVEL_ERROR, "reboot request failed", &r);
 	}
 	airlock_result_free(&r);
 	return 0;

@@ -3,6 +3,7 @@
 #define AIRLOCK_IMPLEMENTATION
 #include "airlock.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int on_udev(const airlock_uevent *e) {
@@ -13,13 +14,15 @@ static int on_udev(const airlock_uevent *e) {
 		what = "partition present at start";
 	/* no filesystem, or two signatures (blkid's "ambivalent") */
 	const char *fstype = *e->fstype ? e->fstype : "unknown";
-	airlock_infof("%s device=%s label=%s uuid=%s fstype=%s", what, e->devname, e->label, e->uuid, fstype);
+	airlock_infokv(what, "device", e->devname, "label", e->label, "uuid", e->uuid, "fstype", fstype, NULL);
 	return 0;
 }
 
 /* With a full queue the host drops events and says how many. */
 static int on_dropped(const airlock_dropped *d) {
-	airlock_warnf("device events were lost count=%llu reason=%s", (unsigned long long)d->count, d->reason);
+	char count[24];
+	snprintf(count, sizeof count, "%llu", (unsigned long long)d->count);
+	airlock_warnkv("device events were lost", "count", count, "reason", d->reason, NULL);
 	return 0;
 }
 

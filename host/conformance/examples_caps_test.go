@@ -2,9 +2,11 @@ package conformance
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,7 +73,8 @@ func blockEvent(action, devtype string, fs bool) capability.Event {
 // TestCapabilityExamples runs the supervisor, D-Bus, udev and automount
 // examples in every language on the simulated device, drives each through
 // the same events, and checks that each port logs, line for line, what
-// the Go one logs.
+// the Go one logs: the same message and the same fields, in order (as
+// pluginLines writes them, a field in the message text shows).
 func TestCapabilityExamples(t *testing.T) {
 	testenv.NeedCommand(t, "dbus-daemon", "dbus")
 	examples := []struct {
@@ -89,16 +92,16 @@ func TestCapabilityExamples(t *testing.T) {
 				x.wait(i, "service is not running")
 			}
 			x.wait(1, "the update lock refused the reboot")
-		}, []string{"DEBUG service is running service=main", "WARN service is not running service=main status=Stopped strikes=3 of=3",
-			"WARN the update lock refused the reboot; asking again at the next check service=main"}},
+		}, []string{`DEBUG "service is running" service=main`, `WARN "service is not running" service=main status=Stopped strikes=3 of=3`,
+			`WARN "the update lock refused the reboot; asking again at the next check" service=main`}},
 		{"dbus-stop-bluetooth", "examples/dbus-stop-bluetooth", func(x *exampleRun) {
 			x.wait(1, "ssh.service is out of reach")
-		}, []string{"INFO bluetooth.service stop queued job=/org/freedesktop/systemd1/job/1", "INFO bluetooth.service active_state=inactive"}},
+		}, []string{`INFO "bluetooth.service stop queued" job=/org/freedesktop/systemd1/job/1`, `INFO "bluetooth.service" active_state=inactive`}},
 		{"usb-logger", "examples/usb-logger", func(x *exampleRun) {
 			x.deliver(uevent("add"))
 			x.deliver(uevent("remove"))
 			x.wait(1, "partition removed")
-		}, []string{"INFO partition plugged in device=/dev/sdb1 label=MEDIA uuid=1234-ABCD fstype=vfat"}},
+		}, []string{`INFO "partition plugged in" device=/dev/sdb1 label=MEDIA uuid=1234-ABCD fstype=vfat`}},
 		{"automount", "plugins/automount", func(x *exampleRun) {
 			// Pulled out: the plugin's udev remove finds it mounted
 			// and unmounts it. As a whole-disk filesystem, announced
@@ -124,11 +127,11 @@ func TestCapabilityExamples(t *testing.T) {
 				{Key: "reason", Value: []byte("device removed (mount event)")},
 			})})
 			x.wait(3, "pulled out while mounted")
-		}, []string{"INFO mounted device=/dev/sdb1 path=/media/MEDIA fstype=vfat readonly=false entries=3",
-			"WARN pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it) target=MEDIA device=/dev/sdb1 reason=device removed",
-			"INFO mounted device=/dev/sdb1 path=/media/MEDIA fstype=vfat readonly=false entries=4",
-			"WARN pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it) target=MEDIA device=/dev/sdb1 reason=medium removed",
-			"WARN pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it) target=MEDIA device=/dev/sdb1 reason=device removed (mount event)"}},
+		}, []string{`INFO "mounted" device=/dev/sdb1 path=/media/MEDIA fstype=vfat readonly=false entries=3`,
+			`WARN "pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it)" target=MEDIA device=/dev/sdb1 reason=device removed`,
+			`INFO "mounted" device=/dev/sdb1 path=/media/MEDIA fstype=vfat readonly=false entries=4`,
+			`WARN "pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it)" target=MEDIA device=/dev/sdb1 reason=medium removed`,
+			`WARN "pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it)" target=MEDIA device=/dev/sdb1 reason=device removed (mount event)`}},
 	}
 	root := testenv.RepoRoot(t)
 	for _, ex := range examples {
@@ -176,6 +179,9 @@ func runCapExample(t *testing.T, name, manifest, wasm string, drive func(*exampl
 	sup := supervisor.NewCapability(supervisor.CapabilityOptions{Getenv: func(string) string { return "" }})
 	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), sup, m}
 	log, logger := testenv.NewLog(t)
+	// The plugin's lines, and the host's when a handler fails.
+	lines := &pluginLines{Handler: logger.Handler(), mu: new(sync.Mutex), lines: new([]string), also: []string{"handler reported an error"}}
+	logger = slog.New(lines)
 	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Environ: environ, Capabilities: caps})
 	if err != nil {
 		t.Fatal(err)
@@ -191,12 +197,11 @@ func runCapExample(t *testing.T, name, manifest, wasm string, drive func(*exampl
 	case <-time.After(60 * time.Second):
 		t.Fatal("host did not stop")
 	}
+	lines.mu.Lock()
+	defer lines.mu.Unlock()
 	var out []string
-	for _, l := range log.Lines() {
-		if strings.Contains(l, "plugin="+name) && (strings.Contains(l, "source=plugin") || strings.Contains(l, "handler reported an error")) {
-			l = strings.ReplaceAll(strings.ReplaceAll(l, " plugin="+name, ""), " source=plugin", "")
-			out = append(out, strings.ReplaceAll(l, `"`+name+`"`, `"<plugin>"`))
-		}
+	for _, l := range *lines.lines {
+		out = append(out, strings.ReplaceAll(l, `"`+name+`"`, `"<plugin>"`))
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,23 +97,26 @@ func runExample(t *testing.T, name, manifest, wasm string, fire []string) []stri
 // each line a plugin wrote (source=plugin) as `LEVEL "msg" k=v...`,
 // without the host's plugin= and source=: the message is quoted, so that
 // a field an SDK wrote into the message text, instead of sending it as an
-// attribute through log_fields, shows inside the quotes.
+// attribute through log_fields, shows inside the quotes. It keeps too the
+// host's lines whose message is one of also (such as "handler reported an
+// error"), written the same way.
 type pluginLines struct {
 	slog.Handler
 	mu    *sync.Mutex
 	lines *[]string
+	also  []string
 }
 
 func (h *pluginLines) WithAttrs(a []slog.Attr) slog.Handler {
-	return &pluginLines{Handler: h.Handler.WithAttrs(a), mu: h.mu, lines: h.lines}
+	return &pluginLines{Handler: h.Handler.WithAttrs(a), mu: h.mu, lines: h.lines, also: h.also}
 }
 
 func (h *pluginLines) WithGroup(name string) slog.Handler {
-	return &pluginLines{Handler: h.Handler.WithGroup(name), mu: h.mu, lines: h.lines}
+	return &pluginLines{Handler: h.Handler.WithGroup(name), mu: h.mu, lines: h.lines, also: h.also}
 }
 
 func (h *pluginLines) Handle(ctx context.Context, r slog.Record) error {
-	line, fromPlugin := r.Level.String()+" "+strconv.Quote(r.Message), false
+	line, fromPlugin := r.Level.String()+" "+strconv.Quote(r.Message), slices.Contains(h.also, r.Message)
 	r.Attrs(func(a slog.Attr) bool {
 		switch {
 		case a.Key == "source" && a.Value.String() == "plugin":

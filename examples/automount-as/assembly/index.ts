@@ -11,7 +11,7 @@ const PULLED_OUT = "pulled out while mounted; unmounted (unplug only after unmou
 
 function attach(e: airlock.UEvent): string | null {
   if (e.uuid.length == 0) {
-    airlock.warn("not mounted: the filesystem has no UUID device=" + e.devname);
+    airlock.warn("not mounted: the filesystem has no UUID", new airlock.Record().push("device", e.devname));
     return null;
   }
   // Mount by UUID, which is unique, named after the label.
@@ -19,25 +19,25 @@ function attach(e: airlock.UEvent): string | null {
   o.target = e.label.trim().replaceAll("/", "_");
   const r = mount.byUUID(e.uuid, o);
   if (r.err == airlock.Errno.DENIED) {
-    airlock.warn("not mounted: " + r.toString() + " device=" + e.devname);
+    airlock.warn("not mounted: " + r.toString(), new airlock.Record().push("device", e.devname));
     return null;
   }
   if (r.err == airlock.Errno.BUSY) {
-    airlock.info("already mounted device=" + e.devname);
+    airlock.info("already mounted", new airlock.Record().push("device", e.devname));
     return null;
   }
   if (!r.ok) return r.toString();
   const m = r.value;
   const entries = airlock.readDir(m.path);
   if (entries == null) return "reading " + m.path + " failed";
-  airlock.info("mounted device=" + m.device + " path=" + m.path + " fstype=" + m.fstype + " readonly=" +
-    (m.readonly ? "true" : "false") + " entries=" + entries!.length.toString());
-  if (m.note.length > 0) airlock.warn(m.note + " path=" + m.path);
+  airlock.info("mounted", new airlock.Record().push("device", m.device).push("path", m.path).push("fstype", m.fstype)
+    .push("readonly", m.readonly ? "true" : "false").push("entries", entries!.length.toString()));
+  if (m.note.length > 0) airlock.warn(m.note, new airlock.Record().push("path", m.path));
   const name = airlock.configString("write_file", "");
   if (name.length > 0 && !m.readonly) {
     const p = m.path + "/" + name;
     if (!airlock.writeText(p, "written by the airlock automount plugin\n")) return "writing " + p + " failed";
-    airlock.info("wrote path=" + p);
+    airlock.info("wrote", new airlock.Record().push("path", p));
   }
   return null;
 }
@@ -53,7 +53,7 @@ function detach(e: airlock.UEvent, why: string): string | null {
     const u = mount.unmount(m.target);
     if (!u.ok && u.err == airlock.Errno.NOT_FOUND) continue;
     if (!u.ok) return u.toString();
-    airlock.warn(PULLED_OUT + " target=" + m.target + " device=" + m.device + " reason=" + why);
+    airlock.warn(PULLED_OUT, new airlock.Record().push("target", m.target).push("device", m.device).push("reason", why));
   }
   return null;
 }
@@ -87,6 +87,6 @@ airlock.onUdev((e: airlock.UEvent): string | null => {
 });
 
 airlock.onMount((ev: airlock.MountEvent): string | null => {
-  airlock.warn(PULLED_OUT + " target=" + ev.target + " device=" + ev.device + " reason=" + ev.reason);
+  airlock.warn(PULLED_OUT, new airlock.Record().push("target", ev.target).push("device", ev.device).push("reason", ev.reason));
   return null;
 });

@@ -11,35 +11,35 @@ const PULLED_OUT: &str = "pulled out while mounted; unmounted (unplug only after
 
 fn attach(e: &UEvent) -> airlock::Result {
     if e.uuid().is_empty() {
-        airlock::warn(&format!("not mounted: the filesystem has no UUID device={}", e.devname));
+        airlock::warn_fields("not mounted: the filesystem has no UUID", &[("device", &e.devname)]);
         return Ok(());
     }
     // Mount by UUID, which is unique, named after the label.
     let o = MountOptions { target: e.label().trim().replace('/', "_"), ..Default::default() };
     let m = match mount::by_uuid(&e.uuid(), Some(&o)) {
         Err(err) if err.is(Errno::Denied) => {
-            airlock::warn(&format!("not mounted: {} device={}", err, e.devname));
+            airlock::warn_fields(&format!("not mounted: {}", err), &[("device", &e.devname)]);
             return Ok(());
         }
         Err(err) if err.is(Errno::Busy) => {
-            airlock::info(&format!("already mounted device={}", e.devname));
+            airlock::info_fields("already mounted", &[("device", &e.devname)]);
             return Ok(());
         }
         r => r?,
     };
     let entries = std::fs::read_dir(&m.path)?.count();
-    airlock::info(&format!(
-        "mounted device={} path={} fstype={} readonly={} entries={}",
-        m.device, m.path, m.fstype, m.readonly, entries
-    ));
+    airlock::info_fields(
+        "mounted",
+        &[("device", &m.device), ("path", &m.path), ("fstype", &m.fstype), ("readonly", &m.readonly), ("entries", &entries)],
+    );
     if !m.note.is_empty() {
-        airlock::warn(&format!("{} path={}", m.note, m.path));
+        airlock::warn_fields(&m.note, &[("path", &m.path)]);
     }
     if let Some(name) = airlock::config("write_file").filter(|n| !n.is_empty()) {
         if !m.readonly {
             let p = format!("{}/{}", m.path, name);
             std::fs::write(&p, "written by the airlock automount plugin\n")?;
-            airlock::info(&format!("wrote path={}", p));
+            airlock::info_fields("wrote", &[("path", &p)]);
         }
     }
     Ok(())
@@ -52,7 +52,7 @@ fn detach(e: &UEvent, why: &str) -> airlock::Result {
         match mount::unmount(&m.target) {
             Err(err) if err.is(Errno::NotFound) => {}
             Err(err) => return Err(err),
-            Ok(_) => airlock::warn(&format!("{} target={} device={} reason={}", PULLED_OUT, m.target, m.device, why)),
+            Ok(_) => airlock::warn_fields(PULLED_OUT, &[("target", &m.target), ("device", &m.device), ("reason", &why)]),
         }
     }
     Ok(())
@@ -91,7 +91,7 @@ fn on_udev(e: &UEvent) -> airlock::Result {
 fn init() {
     airlock::on_udev(on_udev);
     mount::on_mount(|ev| {
-        airlock::warn(&format!("{} target={} device={} reason={}", PULLED_OUT, ev.target, ev.device, ev.reason));
+        airlock::warn_fields(PULLED_OUT, &[("target", &ev.target), ("device", &ev.device), ("reason", &ev.reason)]);
         Ok(())
     });
 }

@@ -11,17 +11,17 @@ airlock.onStart((): string | null => {
   const systemd = new dbus.DBusObject("org.freedesktop.systemd1", "/org/freedesktop/systemd1");
   const r = systemd.call(STOP, [dbus.Value.str("bluetooth.service"), dbus.Value.str("replace")]);
   if (!r.ok) {
-    airlock.error("stopping bluetooth.service failed error=" + r.toString() + " dbus_error=" + dbus.errorName(r.message));
+    airlock.error("stopping bluetooth.service failed", new airlock.Record().push("error", r.toString()).push("dbus_error", dbus.errorName(r.message)));
     return r.toString();
   }
-  airlock.info("bluetooth.service stop queued job=" + (r.value.body.length == 1 ? r.value.body[0].text : ""));
+  airlock.info("bluetooth.service stop queued", new airlock.Record().push("job", r.value.body.length == 1 ? r.value.body[0].text : ""));
 
   const unit = new dbus.DBusObject("org.freedesktop.systemd1", "/org/freedesktop/systemd1/unit/bluetooth_2eservice");
   const v = unit.getProperty("org.freedesktop.systemd1.Unit.ActiveState");
-  if (v.ok) airlock.info("bluetooth.service active_state=" + v.value.inner.text);
+  if (v.ok) airlock.info("bluetooth.service", new airlock.Record().push("active_state", v.value.inner.text));
 
   // The grant names bluetooth.service only: this is denied, and says so.
   const ssh = systemd.call(STOP, [dbus.Value.str("ssh.service"), dbus.Value.str("replace")]);
-  if (!ssh.ok) airlock.info("as intended, ssh.service is out of reach error=" + ssh.toString());
+  if (!ssh.ok) airlock.info("as intended, ssh.service is out of reach", new airlock.Record().push("error", ssh.toString()));
   return null;
 });

@@ -8,24 +8,23 @@ fn start() -> airlock::Result {
     let systemd = dbus::object("org.freedesktop.systemd1", "/org/freedesktop/systemd1");
     let stop = "org.freedesktop.systemd1.Manager.StopUnit";
     let reply = systemd.call(stop, &["bluetooth.service".into(), "replace".into()]).map_err(|e| {
-        airlock::error(&format!(
-            "stopping bluetooth.service failed error={} dbus_error={}",
-            e,
-            dbus::error_name(&e).unwrap_or_default()
-        ));
+        airlock::error_fields(
+            "stopping bluetooth.service failed",
+            &[("error", &e), ("dbus_error", &dbus::error_name(&e).unwrap_or_default())],
+        );
         e
     })?;
     let job = reply.body.first().and_then(|v| v.as_str()).unwrap_or("");
-    airlock::info(&format!("bluetooth.service stop queued job={}", job));
+    airlock::info_fields("bluetooth.service stop queued", &[("job", &job)]);
 
     let unit = dbus::object("org.freedesktop.systemd1", "/org/freedesktop/systemd1/unit/bluetooth_2eservice");
     if let Ok(v) = unit.get_property("org.freedesktop.systemd1.Unit.ActiveState") {
-        airlock::info(&format!("bluetooth.service active_state={}", v.as_str().unwrap_or("")));
+        airlock::info_fields("bluetooth.service", &[("active_state", &v.as_str().unwrap_or(""))]);
     }
 
     // The grant names bluetooth.service only: this is denied, and says so.
     if let Err(e) = systemd.call(stop, &["ssh.service".into(), "replace".into()]) {
-        airlock::info(&format!("as intended, ssh.service is out of reach error={}", e));
+        airlock::info_fields("as intended, ssh.service is out of reach", &[("error", &e)]);
     }
     Ok(())
 }

@@ -18,32 +18,33 @@ function check(t: airlock.Timer): string | null {
   const st = supervisor.state();
   if (!st.ok) {
     // Unavailable or a timeout says nothing about the service.
-    airlock.warn("cannot read the device state error=" + st.toString());
+    airlock.warn("cannot read the device state", new airlock.Record().push("error", st.toString()));
     return null;
   }
   const found = st.value.service(service);
   const status = found == null ? "" : found!;
   if (status == "Running") {
-    if (down > 0) airlock.info("service is running again service=" + service);
-    else airlock.debug("service is running service=" + service);
+    if (down > 0) airlock.info("service is running again", new airlock.Record().push("service", service));
+    else airlock.debug("service is running", new airlock.Record().push("service", service));
     down = 0;
     return null;
   }
   down++;
-  airlock.warn("service is not running service=" + service + " status=" + status + " strikes=" + down.toString() + " of=" + strikes.toString());
+  airlock.warn("service is not running", new airlock.Record().push("service", service).push("status", status)
+    .push("strikes", down.toString()).push("of", strikes.toString()));
   if (down < strikes) return null;
 
   const r = supervisor.reboot(false);
   if (r.ok) {
-    airlock.warn("reboot requested service=" + service + " down_for_checks=" + down.toString());
+    airlock.warn("reboot requested", new airlock.Record().push("service", service).push("down_for_checks", down.toString()));
     down = 0;
   } else if (r.err == airlock.Errno.LOCKED) {
     // The app holds an update lock: it is in the middle of something.
-    airlock.warn("the update lock refused the reboot; asking again at the next check service=" + service);
+    airlock.warn("the update lock refused the reboot; asking again at the next check", new airlock.Record().push("service", service));
   } else if (r.err == airlock.Errno.DENIED) {
-    airlock.error("reboot is not granted; add \"reboot\" to [supervisor] allow error=" + r.toString());
+    airlock.error("reboot is not granted; add \"reboot\" to [supervisor] allow", new airlock.Record().push("error", r.toString()));
   } else {
-    airlock.error("reboot request failed error=" + r.toString());
+    airlock.error("reboot request failed", new airlock.Record().push("error", r.toString()));
   }
   return null;
 }

@@ -19,16 +19,16 @@ fn check() -> airlock::Result {
         Ok(st) => st,
         Err(e) => {
             // Unavailable or a timeout says nothing about the service.
-            airlock::warn(&format!("cannot read the device state error={}", e));
+            airlock::warn_fields("cannot read the device state", &[("error", &e)]);
             return Ok(());
         }
     };
     let status = st.services.get(&service).cloned().unwrap_or_default();
     if status == "Running" {
         if DOWN.with(|d| d.get()) > 0 {
-            airlock::info(&format!("service is running again service={}", service));
+            airlock::info_fields("service is running again", &[("service", &service)]);
         } else {
-            airlock::debug(&format!("service is running service={}", service));
+            airlock::debug_fields("service is running", &[("service", &service)]);
         }
         DOWN.with(|d| d.set(0));
         return Ok(());
@@ -37,23 +37,26 @@ fn check() -> airlock::Result {
         d.set(d.get() + 1);
         d.get()
     });
-    airlock::warn(&format!("service is not running service={} status={} strikes={} of={}", service, status, down, strikes));
+    airlock::warn_fields(
+        "service is not running",
+        &[("service", &service), ("status", &status), ("strikes", &down), ("of", &strikes)],
+    );
     if down < strikes {
         return Ok(());
     }
     match supervisor::reboot(false) {
         Ok(()) => {
-            airlock::warn(&format!("reboot requested service={} down_for_checks={}", service, down));
+            airlock::warn_fields("reboot requested", &[("service", &service), ("down_for_checks", &down)]);
             DOWN.with(|d| d.set(0));
         }
         // The app holds an update lock: it is in the middle of something.
         Err(e) if e.is(Errno::Locked) => {
-            airlock::warn(&format!("the update lock refused the reboot; asking again at the next check service={}", service))
+            airlock::warn_fields("the update lock refused the reboot; asking again at the next check", &[("service", &service)])
         }
         Err(e) if e.is(Errno::Denied) => {
-            airlock::error(&format!("reboot is not granted; add \"reboot\" to [supervisor] allow error={}", e))
+            airlock::error_fields("reboot is not granted; add \"reboot\" to [supervisor] allow", &[("error", &e)])
         }
-        Err(e) => airlock::error(&format!("reboot request failed error={}", e)),
+        Err(e) => airlock::error_fields("reboot request failed", &[("error", &e)]),
     }
     Ok(())
 }

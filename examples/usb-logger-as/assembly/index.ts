@@ -9,12 +9,12 @@ airlock.onUdev((e: airlock.UEvent): string | null => {
   else if (e.coldplug) what = "partition present at start";
   // no filesystem, or two signatures (blkid's "ambivalent")
   const fstype = e.fstype.length > 0 ? e.fstype : "unknown";
-  airlock.info(what + " device=" + e.devname + " label=" + e.label + " uuid=" + e.uuid + " fstype=" + fstype);
+  airlock.info(what, new airlock.Record().push("device", e.devname).push("label", e.label).push("uuid", e.uuid).push("fstype", fstype));
   return null;
 });
 
 // With a full queue the host drops events and says how many.
 airlock.onDropped((d: airlock.Dropped): string | null => {
-  airlock.warn("device events were lost count=" + d.count.toString() + " reason=" + d.reason);
+  airlock.warn("device events were lost", new airlock.Record().push("count", d.count.toString()).push("reason", d.reason));
   return null;
 });

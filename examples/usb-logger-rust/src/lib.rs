@@ -14,12 +14,15 @@ fn init() {
         if fstype.is_empty() {
             fstype = "unknown".into(); // no filesystem, or two signatures
         }
-        airlock::info(&format!("{} device={} label={} uuid={} fstype={}", what, e.devname, e.label(), e.uuid(), fstype));
+        airlock::info_fields(
+            what,
+            &[("device", &e.devname), ("label", &e.label()), ("uuid", &e.uuid()), ("fstype", &fstype)],
+        );
         Ok(())
     });
     // With a full queue the host drops events and says how many.
     airlock::on_dropped(|d| {
-        airlock::warn(&format!("device events were lost count={} reason={}", d.count, d.reason));
+        airlock::warn_fields("device events were lost", &[("count", &d.count), ("reason", &d.reason)]);
         Ok(())
     });
 }
