@@ -11,7 +11,7 @@ import (
 	"github.com/airlockhq/airlock/host"
 )
 
-// Signals of airlock run (README "Signals", host/RATIONALE.md "Why does
+// Signals of airlock run (docs/operating.md "Signals", host/RATIONALE.md "Why does
 // SIGHUP reload runtime.toml?"):
 //   - SIGTERM, SIGINT and SIGQUIT stop the host as SIGTERM always did: the
 //     trigger sources stop, every queue drains, every plugin gets stop. A
