@@ -82,6 +82,13 @@ func TestGuestCannotLeaveData(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(w.a, "mine")); err == nil {
 			t.Error("guest made a symlink")
 		}
+		// The guest asked for 0644 and 0755; WASI's path_open and path_create_directory
+		// carry no mode, and wazero creates with 0600 and 0700 (ABI.md §7).
+		for p, want := range map[string]os.FileMode{"dir/own.txt": 0o600, "dir": 0o700} {
+			if fi, err := os.Stat(filepath.Join(w.a, p)); err != nil || fi.Mode().Perm() != want {
+				t.Errorf("%s: mode %v, %v; want %v", p, fi.Mode().Perm(), err, want)
+			}
+		}
 	})
 
 	t.Run("control: wazero DirFS follows links", func(t *testing.T) {
