@@ -31,6 +31,7 @@ import (
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/isolate"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/host/sandboxfs"
 )
 
 // Options is what every plugin shares.
@@ -250,13 +251,12 @@ func (p *Plugin) moduleConfig(ctx context.Context) (wazero.ModuleConfig, error) 
 		return sysfs.DirFS(dir)
 	}
 	fsc := wazero.NewFSConfig()
-	mounted := false
 	if p.M.Data {
 		dir := DataDir(p.opts.Runtime, p.M)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("plugin %q: data directory: %w", p.M.Name, err)
 		}
-		fsc, mounted = fsc.(sysfs.FSConfig).WithSysFSMount(sandbox(dir), "/data"), true
+		fsc = fsc.(sysfs.FSConfig).WithSysFSMount(sandbox(dir), "/data")
 	}
 	// Capabilities may add directories of their own (mount's media root).
 	for _, c := range p.caps {
@@ -269,13 +269,13 @@ func (p *Plugin) moduleConfig(ctx context.Context) (wazero.ModuleConfig, error) 
 			return nil, fmt.Errorf("plugin %q: %s: %w", p.M.Name, c.Name(), err)
 		}
 		for _, d := range dirs {
-			fsc, mounted = fsc.(sysfs.FSConfig).WithSysFSMount(sandbox(d.Dir), d.GuestPath), true
+			fsc = fsc.(sysfs.FSConfig).WithSysFSMount(sandbox(d.Dir), d.GuestPath)
 		}
 	}
-	if mounted {
-		cfg = cfg.WithFSConfig(fsc)
-	}
-	return cfg, nil
+	// "/" last, so that the real mounts keep their fds (/data is 3), and always: a path
+	// under no mount gets ENOENT from an empty root instead of EBADF (ABI.md §7).
+	fsc = fsc.(sysfs.FSConfig).WithSysFSMount(sandboxfs.Nowhere(), "/")
+	return cfg.WithFSConfig(fsc), nil
 }
 
 // DataDir is where the plugin of manifest m keeps its /data.

@@ -381,13 +381,6 @@ func (s *sandbox) isDirAt(dirfd int, base string) experimentalsys.Errno {
 	return 0
 }
 
-// writes reports whether opening with flag could change the tree or a file's content.
-func writes(flag experimentalsys.Oflag) bool {
-	acc := flag & (experimentalsys.O_RDONLY | experimentalsys.O_RDWR | experimentalsys.O_WRONLY)
-	return acc != experimentalsys.O_RDONLY ||
-		flag&(experimentalsys.O_CREAT|experimentalsys.O_TRUNC|experimentalsys.O_APPEND) != 0
-}
-
 // openFlags maps wazero's portable flags to Linux open(2) flags.
 func openFlags(flag experimentalsys.Oflag) int {
 	var f int

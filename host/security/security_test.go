@@ -305,6 +305,10 @@ func TestHostilePlugins(t *testing.T) {
 		if n := s.log.Count("LEAKED", "plugin=attacker"); n != 0 {
 			t.Errorf("a host file was readable:\n%s", strings.Join(s.lines("attacker", "env-file"), "\n"))
 		}
+		// A path under none of its mounts is absent (the host's empty "/"), not EBADF.
+		if n := s.log.Count("env-file /etc/passwd refused: open /etc/passwd: No such file or directory", "plugin=attacker"); n != 1 {
+			t.Errorf("want ENOENT for a path outside every mount:\n%s", strings.Join(s.lines("attacker", "env-file"), "\n"))
+		}
 	})
 
 	t.Run("calls past the grant are denied and audited", func(t *testing.T) {

@@ -43,6 +43,10 @@ func main() {
 
 	// ".." past the preopen, via Go's path handling and via raw path_open on fd 3.
 	read("read /data/../b/secret.txt", "/data/../b/secret.txt")
+
+	// Paths under no preopen: the host's "/" answers ENOENT, not wazero's EBADF for fd -1.
+	read("read /etc/hostname", "/etc/hostname")
+	report("write /planted.txt", "", os.WriteFile("/planted.txt", []byte("planted"), 0o644))
 	openRaw("path_open ../b/secret.txt", "../b/secret.txt")
 	openRaw("path_open dir/../../b/secret.txt", "dir/../../b/secret.txt")
 	openRaw("path_open up/secret.txt", "up/secret.txt")
