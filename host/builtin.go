@@ -11,9 +11,13 @@ import (
 
 // Builtin returns the capabilities that the airlock binary offers. A new
 // capability is a new package, added to this list.
-func Builtin() []capability.Capability {
+func Builtin() []capability.Capability { return BuiltinWith(mount.Options{}) }
+
+// BuiltinWith is Builtin with the mount capability's options, such as the
+// simulated device's extra sticks.
+func BuiltinWith(mo mount.Options) []capability.Capability {
 	// mount watches udev's block events, to unmount devices that vanish.
-	m := mount.New(mount.Options{})
+	m := mount.New(mo)
 	caps := []capability.Capability{
 		m.WatchDevices(udev.New()),
 		dbus.New(),

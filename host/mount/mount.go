@@ -61,6 +61,9 @@ type Options struct {
 	// "" means /dev. A device whose node is missing there, or names
 	// another device, gets one made in <state_dir>/dev (host/devnode).
 	DevDir string
+	// Sticks are extra USB sticks of the simulated device, absent until
+	// SimStick plugs them in (plugintest, airlock test's [[stick]]).
+	Sticks []Stick
 }
 
 // held is one mount made for a plugin.
@@ -122,7 +125,7 @@ func (m *Mount) Provision(ctx context.Context, env capability.Env) error {
 	m.disks, _ = env.Config.(*Config)
 	m.tmpBase = filepath.Join(filepath.Dir(base), "tmp")
 	if env.Sim {
-		m.be, err = newSimBackend(filepath.Join(filepath.Dir(base), "sim-devices"))
+		m.be, err = newSimBackend(filepath.Join(filepath.Dir(base), "sim-devices"), m.opts.Sticks)
 	} else {
 		devDir := m.opts.DevDir
 		if devDir == "" {

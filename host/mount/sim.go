@@ -25,6 +25,16 @@ type simBackend struct {
 type simDevice struct {
 	Device
 	present bool
+	files   map[string]string // an extra stick's files (Stick.Files)
+}
+
+// Stick is an extra USB stick of the simulated device (plugintest and
+// airlock test's [[stick]]): absent until plugged in (Mount.SimStick).
+type Stick struct {
+	Label  string
+	FSType string            // default vfat
+	UUID   string            // default made from its place in the list
+	Files  map[string]string // path on the stick: content
 }
 
 //go:embed simdata
@@ -46,12 +56,79 @@ var SimDevices = []Device{
 		DevPath: "/devices/platform/emmc/mmc_host/mmc0/mmc0:0001/block/mmcblk0/mmcblk0p6"},
 }
 
-func newSimBackend(dir string) (backend, error) {
+func newSimBackend(dir string, sticks []Stick) (backend, error) {
 	b := &simBackend{dir: dir}
 	for _, d := range SimDevices {
 		b.devs = append(b.devs, simDevice{Device: d, present: true})
 	}
+	for i, st := range sticks {
+		disk := fmt.Sprintf("sd%c", 'c'+i)
+		d := Device{Node: "/dev/" + disk + "1", Name: disk + "1", Disk: disk, MajMin: fmt.Sprintf("8:%d", 33+16*i),
+			Label: st.Label, UUID: st.UUID, FSType: st.FSType, Removable: true,
+			DevPath: fmt.Sprintf("/devices/pci0000:00/0000:00:14.0/usb1/1-%d/1-%d:1.0/host%d/target%d:0:0/%d:0:0:0/block/%s/%s1", 3+i, 3+i, 7+i, 7+i, 7+i, disk, disk)}
+		if d.FSType == "" {
+			d.FSType = "vfat"
+		}
+		if d.UUID == "" {
+			d.UUID = fmt.Sprintf("571C-%04X", i+1)
+		}
+		b.devs = append(b.devs, simDevice{Device: d, files: st.Files})
+	}
 	return b, os.MkdirAll(dir, 0o755)
+}
+
+// SimStick plugs in (present) or pulls out the extra stick labelled label,
+// and returns it, so that the caller sends its udev event. It fails on the
+// real device and for a label no Stick has.
+func (m *Mount) SimStick(label string, present bool) (Device, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.be.(*simBackend)
+	if !ok {
+		return Device{}, errors.New("sticks exist only on the simulated device")
+	}
+	d := b.stick(label)
+	if d == nil {
+		return Device{}, fmt.Errorf("no stick labelled %q (give it in Options.Sticks, or a [[stick]] table)", label)
+	}
+	d.present = present
+	return d.Device, nil
+}
+
+// SimStickFile reads a file on the extra stick labelled label, whether it
+// is mounted (where the plugin sees it) or not.
+func (m *Mount) SimStickFile(label, path string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.be.(*simBackend)
+	if !ok {
+		return nil, errors.New("sticks exist only on the simulated device")
+	}
+	d := b.stick(label)
+	if d == nil {
+		return nil, fmt.Errorf("no stick labelled %q", label)
+	}
+	dir := b.backing(&d.Device)
+	for _, h := range m.held {
+		if h.dev.Node == d.Node {
+			dir = h.path
+		}
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := b.seed(&d.Device); err != nil {
+			return nil, err
+		}
+	}
+	return os.ReadFile(filepath.Join(dir, filepath.Clean("/"+path)))
+}
+
+func (b *simBackend) stick(label string) *simDevice {
+	for i := len(SimDevices); i < len(b.devs); i++ {
+		if b.devs[i].Label == label {
+			return &b.devs[i]
+		}
+	}
+	return nil
 }
 
 func (b *simBackend) devices() ([]Device, error) {
@@ -94,6 +171,17 @@ func (b *simBackend) seed(d *Device) error {
 	}
 	if err := os.WriteFile(filepath.Join(tmp, simMarker), []byte(d.Name+"\n"), 0o644); err != nil {
 		return err
+	}
+	if sd := b.find(d.Node); sd != nil {
+		for p, content := range sd.files {
+			out := filepath.Join(tmp, filepath.Clean("/"+p))
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(out, []byte(content), 0o644); err != nil {
+				return err
+			}
+		}
 	}
 	src := "simdata/" + d.Name
 	if _, err := fs.Stat(simData, src); err == nil {

@@ -16,6 +16,7 @@ import (
 	dbussim "github.com/airlockhq/airlock/host/dbus/sim"
 
 	"github.com/airlockhq/airlock/host/logtest"
+	"github.com/airlockhq/airlock/host/mount"
 	"github.com/airlockhq/airlock/host/plugin"
 	"github.com/airlockhq/airlock/host/solo"
 	"github.com/airlockhq/airlock/host/supervisor/sim"
@@ -35,6 +36,9 @@ type Options struct {
 	// Data seeds the plugin's /data (path: content); the manifest must
 	// grant [storage] data = true.
 	Data map[string]string
+	// Sticks are extra USB sticks of the simulated device (label, fstype,
+	// uuid, files), absent until Plug.
+	Sticks []mount.Stick
 	// Timeout bounds each wait (default 60 s). A wait also ends at once,
 	// failing the test, when the plugin traps or logs an error.
 	Timeout time.Duration
@@ -60,7 +64,7 @@ func New(t testing.TB, dir string, opts ...Options) *Harness {
 	}
 	log, logger := logtest.New(t)
 	audit, auditLogger := logtest.New(t)
-	s, err := solo.Start(dir, solo.Options{Config: o.Config, Data: o.Data, Environ: o.Environ, Runtime: o.Runtime,
+	s, err := solo.Start(dir, solo.Options{Config: o.Config, Data: o.Data, Environ: o.Environ, Runtime: o.Runtime, Sticks: o.Sticks,
 		Timeout: o.Timeout, Log: log, Logger: logger, Audit: audit, AuditLogger: auditLogger})
 	if err != nil {
 		t.Fatalf("plugintest: %v", err)
@@ -105,6 +109,35 @@ func (h *Harness) Udev(action, devpath string, props map[string]string) {
 	if err := h.s.Udev(action, devpath, props); err != nil {
 		h.t.Fatalf("plugintest: %v", err)
 	}
+}
+
+// Plug plugs in the stick labelled label (one of Options.Sticks): its udev
+// add event goes to the plugin's [[trigger.udev]] rules.
+func (h *Harness) Plug(label string) {
+	h.t.Helper()
+	if err := h.s.PlugStick(label); err != nil {
+		h.t.Fatalf("plugintest: %v", err)
+	}
+}
+
+// Pull pulls out the stick labelled label; the host unmounts it if the
+// plugin had it mounted.
+func (h *Harness) Pull(label string) {
+	h.t.Helper()
+	if err := h.s.PullStick(label); err != nil {
+		h.t.Fatalf("plugintest: %v", err)
+	}
+}
+
+// StickFile reads a file on the stick labelled label, such as one the
+// plugin wrote there.
+func (h *Harness) StickFile(label, path string) []byte {
+	h.t.Helper()
+	b, err := h.s.StickFile(label, path)
+	if err != nil {
+		h.t.Fatalf("plugintest: %v", err)
+	}
+	return b
 }
 
 // DataFile reads a file of the plugin's /data.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlockhq/airlock/host/mount"
 	"github.com/airlockhq/airlock/host/plugintest"
 )
 
@@ -91,5 +92,31 @@ func TestFailsFastOnError(t *testing.T) {
 	err := h.Logs().Await(1, "tick timer=manual count=1")
 	if err == nil || !strings.Contains(err.Error(), "this line means there will be no more:\n  ERROR timer handler: open /data/count: Is a directory") {
 		t.Fatalf("wait after a failed handler: %v", err)
+	}
+}
+
+// TestAutomountWritesOnStick: a stick of the test's own (label, type,
+// files) is plugged in, the automount plugin mounts it and writes its
+// write_file there, the test reads that file back, and pulling the stick
+// unmounts it.
+func TestAutomountWritesOnStick(t *testing.T) {
+	h := plugintest.New(t, "../../plugins/automount", plugintest.Options{
+		Config: map[string]string{"write_file": "airlock-was-here.txt"},
+		Sticks: []mount.Stick{{Label: "LOGS", FSType: "ext4", Files: map[string]string{"a.txt": "one", "dir/b.txt": "two"}}},
+	})
+	h.Plug("LOGS")
+	h.Logs().Wait(1, "mounted", "fstype=ext4", "plugin=automount")
+	h.Logs().Wait(1, "wrote", "LOGS/airlock-was-here.txt", "plugin=automount")
+	if got := string(h.StickFile("LOGS", "airlock-was-here.txt")); got != "written by the airlock automount plugin\n" {
+		t.Fatalf("file on the stick: %q", got)
+	}
+	if got := string(h.StickFile("LOGS", "dir/b.txt")); got != "two" {
+		t.Fatalf("seeded file on the stick: %q", got)
+	}
+	h.Pull("LOGS")
+	h.Logs().Wait(1, "unmounted capability=mount plugin=automount target=LOGS device=/dev/sdc1", "why=device removed")
+	// Pulled out and unmounted, the stick keeps what the plugin wrote.
+	if got := string(h.StickFile("LOGS", "airlock-was-here.txt")); got != "written by the airlock automount plugin\n" {
+		t.Fatalf("file on the pulled-out stick: %q", got)
 	}
 }

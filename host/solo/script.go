@@ -11,6 +11,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/airlockhq/airlock/host/admin"
+	"github.com/airlockhq/airlock/host/mount"
 )
 
 // Script is a scenario file: what airlock test plays against a plugin.
@@ -23,6 +24,9 @@ import (
 //	"count.txt" = "41"
 //	[env]                           # what env.allow selects from
 //	BALENA_DEVICE_TYPE = "rpi4"
+//	[[stick]]                       # a USB stick, absent until plugged
+//	label = "LOGS"                  # fstype (vfat), uuid: optional
+//	files = { "hello.txt" = "hi" }
 //
 //	[[step]]
 //	log = "howdy from my-plugin"    # wait for a log line with all of these
@@ -30,6 +34,10 @@ import (
 //	timer = "tick"                  # send an event: timer, udev or dbus
 //	[[step]]
 //	data = { path = "count.txt", contains = "42" }
+//	[[step]]
+//	plug = "LOGS"                   # udev add; pull = "LOGS" removes it
+//	[[step]]
+//	stick = { label = "LOGS", path = "out.txt", contains = "42" }
 //
 // Steps run in order; a step that waits fails at the timeout, or at once
 // when the plugin traps or logs an error it was not waiting for.
@@ -40,7 +48,16 @@ type Script struct {
 	Config      map[string]string `toml:"config"`
 	Data        map[string]string `toml:"data"`
 	Env         map[string]string `toml:"env"`
+	Sticks      []Stick           `toml:"stick"`
 	Steps       []Step            `toml:"step"`
+}
+
+// Stick is a USB stick of the simulated device (mount.Stick).
+type Stick struct {
+	Label  string            `toml:"label"`
+	FSType string            `toml:"fstype"`
+	UUID   string            `toml:"uuid"`
+	Files  map[string]string `toml:"files"`
 }
 
 // Step is one thing to do or to wait for: exactly one field is set.
@@ -49,11 +66,14 @@ type Step struct {
 	Timer string     `toml:"timer"` // a tick of [[trigger.timer]] <name>
 	Udev  *UdevEvent `toml:"udev"`  // a device event, through the udev rules
 	DBus  *Signal    `toml:"dbus"`  // a D-Bus signal with no arguments
+	Plug  string     `toml:"plug"`  // plug in the [[stick]] with this label
+	Pull  string     `toml:"pull"`  // pull it out
 	// Outcomes to wait for.
 	Log        Parts     `toml:"log"`        // a log line (host or plugin) with all of these
 	Audit      Parts     `toml:"audit"`      // an audit record with all of these
 	Supervisor string    `toml:"supervisor"` // a request the simulated supervisor handled: "POST /v1/reboot"
 	DataFile   *DataFile `toml:"data"`       // a file in /data that holds a text
+	StickFile  *DataFile `toml:"stick"`      // a file on a stick that holds a text
 }
 
 // UdevEvent is a device event.
@@ -72,6 +92,7 @@ type Signal struct {
 
 // DataFile is a file the plugin writes in /data.
 type DataFile struct {
+	Label    string `toml:"label"` // the stick's, for a stick file
 	Path     string `toml:"path"`
 	Contains string `toml:"contains"`
 }
@@ -106,18 +127,32 @@ func LoadScript(path string) (*Script, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if un := md.Undecoded(); len(un) > 0 {
-		return nil, fmt.Errorf("%s: unknown key %s (a scenario has description, timeout, [config], [data], [env] and [[step]])", path, un[0])
+		return nil, fmt.Errorf("%s: unknown key %s (a scenario has description, timeout, [config], [data], [env], [[stick]] and [[step]])", path, un[0])
 	}
 	s.File = path
 	if _, err := s.timeout(); err != nil {
 		return nil, err
+	}
+	labels := map[string]bool{}
+	for i, st := range s.Sticks {
+		if st.Label == "" || labels[st.Label] {
+			return nil, fmt.Errorf("%s: [[stick]] %d needs a label of its own (label = \"LOGS\"): steps name sticks by label", path, i+1)
+		}
+		labels[st.Label] = true
+	}
+	for i, st := range s.Steps {
+		for _, l := range []string{st.Plug, st.Pull, st.stickLabel()} {
+			if l != "" && !labels[l] {
+				return nil, fmt.Errorf("%s: step %d names stick %q, which no [[stick]] table describes", path, i+1, l)
+			}
+		}
 	}
 	if len(s.Steps) == 0 {
 		return nil, fmt.Errorf("%s: no [[step]]: add the events to send and the outcomes to wait for", path)
 	}
 	for i, st := range s.Steps {
 		if n := st.count(); n != 1 {
-			return nil, fmt.Errorf("%s: step %d has %d actions; give each [[step]] exactly one of timer, udev, dbus, log, audit, supervisor, data", path, i+1, n)
+			return nil, fmt.Errorf("%s: step %d has %d actions; give each [[step]] exactly one of timer, udev, dbus, plug, pull, log, audit, supervisor, data, stick", path, i+1, n)
 		}
 	}
 	return &s, nil
@@ -136,7 +171,8 @@ func (s *Script) timeout() (time.Duration, error) {
 
 func (st Step) count() int {
 	n := 0
-	for _, set := range []bool{st.Timer != "", st.Udev != nil, st.DBus != nil, len(st.Log) > 0, len(st.Audit) > 0, st.Supervisor != "", st.DataFile != nil} {
+	for _, set := range []bool{st.Timer != "", st.Udev != nil, st.DBus != nil, len(st.Log) > 0, len(st.Audit) > 0, st.Supervisor != "", st.DataFile != nil,
+		st.Plug != "", st.Pull != "", st.StickFile != nil} {
 		if set {
 			n++
 		}
@@ -144,8 +180,21 @@ func (st Step) count() int {
 	return n
 }
 
+func (st Step) stickLabel() string {
+	if st.StickFile == nil {
+		return ""
+	}
+	return st.StickFile.Label
+}
+
 func (st Step) String() string {
 	switch {
+	case st.Plug != "":
+		return "plug " + st.Plug
+	case st.Pull != "":
+		return "pull " + st.Pull
+	case st.StickFile != nil:
+		return fmt.Sprintf("stick %s file %s contains %q", st.StickFile.Label, st.StickFile.Path, st.StickFile.Contains)
 	case st.Timer != "":
 		return "timer " + st.Timer
 	case st.Udev != nil:
@@ -179,6 +228,9 @@ func (s *Script) Run(dir string, timeout time.Duration) error {
 		timeout = d
 	}
 	o := Options{Config: s.Config, Data: s.Data, Timeout: timeout, Environ: []string{}}
+	for _, st := range s.Sticks {
+		o.Sticks = append(o.Sticks, mount.Stick{Label: st.Label, FSType: st.FSType, UUID: st.UUID, Files: st.Files})
+	}
 	for k, v := range s.Env {
 		o.Environ = append(o.Environ, k+"="+v)
 	}
@@ -197,6 +249,19 @@ func (s *Script) Run(dir string, timeout time.Duration) error {
 
 func (s *Session) step(st Step, timeout time.Duration) error {
 	switch {
+	case st.Plug != "":
+		return s.PlugStick(st.Plug)
+	case st.Pull != "":
+		return s.PullStick(st.Pull)
+	case st.StickFile != nil:
+		f := st.StickFile
+		return s.poll(timeout, func() (bool, string) {
+			b, err := s.StickFile(f.Label, f.Path)
+			if err != nil {
+				return false, err.Error()
+			}
+			return strings.Contains(string(b), f.Contains), fmt.Sprintf("%s on stick %s holds %q", f.Path, f.Label, b)
+		})
 	case st.Timer != "":
 		return s.Trigger(admin.TriggerRequest{Kind: admin.KindTimer, Name: st.Timer})
 	case st.Udev != nil:

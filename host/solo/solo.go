@@ -28,6 +28,7 @@ import (
 	"github.com/airlockhq/airlock/host/dbus"
 	"github.com/airlockhq/airlock/host/logtest"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/host/mount"
 	"github.com/airlockhq/airlock/host/scenario"
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/supervisor/sim"
@@ -45,6 +46,9 @@ type Options struct {
 	// Environ is the environment the plugin's env.allow selects from
 	// (nil: none).
 	Environ []string
+	// Sticks are extra USB sticks of the simulated device, absent until
+	// PlugStick.
+	Sticks []mount.Stick
 	// Runtime is extra runtime.toml text, such as a [limits] table.
 	Runtime string
 	// Timeout bounds each wait (default 60 s).
@@ -80,7 +84,7 @@ func Start(dir string, o Options) (s *Session, err error) {
 	if err != nil {
 		return nil, err
 	}
-	caps := host.Builtin()
+	caps := host.BuiltinWith(mount.Options{Sticks: o.Sticks})
 	def := manifest.DefaultRuntime()
 	m, err := manifest.LoadManifest(filepath.Join(abs, "plugin.toml"), &def, host.Schema(caps))
 	if err != nil {
@@ -296,4 +300,52 @@ func (s *Session) DBus() *dbussim.Run {
 // DataFile reads a file of the plugin's /data.
 func (s *Session) DataFile(path string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(s.StateDir, "data", s.Name, filepath.Clean("/"+path)))
+}
+
+func (s *Session) mount() (*mount.Mount, error) {
+	for _, c := range s.caps {
+		if m, ok := c.(*mount.Mount); ok {
+			return m, nil
+		}
+	}
+	return nil, errors.New("this host has no mount capability")
+}
+
+// PlugStick plugs in the stick labelled label (one of Options.Sticks) and
+// sends its udev add event, as the kernel and udevd would.
+func (s *Session) PlugStick(label string) error { return s.stick(label, true) }
+
+// PullStick pulls out the stick labelled label and sends its udev remove
+// event; the host unmounts it if a plugin had it mounted.
+func (s *Session) PullStick(label string) error { return s.stick(label, false) }
+
+func (s *Session) stick(label string, in bool) error {
+	m, err := s.mount()
+	if err != nil {
+		return err
+	}
+	d, err := m.SimStick(label, in)
+	if err != nil {
+		return err
+	}
+	action := "remove"
+	if in {
+		action = "add"
+	}
+	maj, min, _ := strings.Cut(d.MajMin, ":")
+	return s.Udev(action, d.DevPath, map[string]string{
+		"SUBSYSTEM": "block", "DEVTYPE": "partition", "DEVNAME": d.Node, "MAJOR": maj, "MINOR": min,
+		"ID_BUS": "usb", "ID_FS_USAGE": "filesystem", "ID_FS_TYPE": d.FSType, "ID_FS_LABEL": d.Label, "ID_FS_UUID": d.UUID,
+		"ID_PART_ENTRY_NUMBER": "1",
+	})
+}
+
+// StickFile reads a file on the stick labelled label: what the plugin
+// wrote there, mounted or not.
+func (s *Session) StickFile(label, path string) ([]byte, error) {
+	m, err := s.mount()
+	if err != nil {
+		return nil, err
+	}
+	return m.SimStickFile(label, path)
 }

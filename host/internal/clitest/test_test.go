@@ -98,3 +98,47 @@ data = { path = "count.txt", contains = "42" }
 		}
 	}
 }
+
+// TestScenarioStick: a scenario's [[stick]] (label, fs type, files) is
+// plugged in, the automount plugin mounts it and writes its write_file, and
+// a stick step reads that file back; a step naming a stick no [[stick]]
+// describes is refused with the fix.
+func TestScenarioStick(t *testing.T) {
+	a := newAuthor(t)
+	plugin := filepath.Join(testenv.RepoRoot(t), "plugins", "automount")
+	dir := t.TempDir()
+	for f, text := range map[string]string{
+		"stick.toml": `[config]
+write_file = "hello.txt"
+[[stick]]
+label = "CAMERA"
+fstype = "exfat"
+uuid = "AB12-CD34"
+files = { "DCIM/1.jpg" = "jpeg" }
+[[step]]
+plug = "CAMERA"
+[[step]]
+log = ["mounted", "device=/dev/sdc1", "fstype=exfat", "plugin=automount"]
+[[step]]
+stick = { label = "CAMERA", path = "hello.txt", contains = "written by the airlock automount plugin" }
+[[step]]
+stick = { label = "CAMERA", path = "DCIM/1.jpg", contains = "jpeg" }
+[[step]]
+pull = "CAMERA"
+[[step]]
+log = ["unmounted", "device=/dev/sdc1", "why=device removed"]
+`,
+		"nostick.toml": "[[step]]\nplug = \"CAMERA\"\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := a.must(dir, "airlock", "test", plugin, "stick.toml"); !strings.Contains(out, "ok   stick.toml (6 steps") {
+		t.Errorf("airlock test stick.toml: %s", out)
+	}
+	out, err := a.run(dir, "airlock", "test", plugin, "nostick.toml")
+	if want := `nostick.toml: step 1 names stick "CAMERA", which no [[stick]] table describes`; err == nil || !strings.Contains(out, want) {
+		t.Errorf("airlock test nostick.toml: %v\n%s\nwant %q", err, out, want)
+	}
+}
