@@ -114,7 +114,8 @@ func TestAutomountWritesOnStick(t *testing.T) {
 		t.Fatalf("seeded file on the stick: %q", got)
 	}
 	h.Pull("LOGS")
-	h.Logs().Wait(1, "unmounted capability=mount plugin=automount target=LOGS device=/dev/sdc1", "why=device removed")
+	// Unmounted by the plugin or by the host, whichever saw the event first.
+	h.Logs().Wait(1, "unmounted capability=mount plugin=automount target=LOGS device=/dev/sdc1")
 	// Pulled out and unmounted, the stick keeps what the plugin wrote.
 	if got := string(h.StickFile("LOGS", "airlock-was-here.txt")); got != "written by the airlock automount plugin\n" {
 		t.Fatalf("file on the pulled-out stick: %q", got)

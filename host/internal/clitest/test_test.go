@@ -126,7 +126,7 @@ stick = { label = "CAMERA", path = "DCIM/1.jpg", contains = "jpeg" }
 [[step]]
 pull = "CAMERA"
 [[step]]
-log = ["unmounted", "device=/dev/sdc1", "why=device removed"]
+log = ["unmounted capability=mount plugin=automount target=CAMERA device=/dev/sdc1"]   # by the plugin or the host, whichever is first
 `,
 		"nostick.toml": "[[step]]\nplug = \"CAMERA\"\n",
 	} {
