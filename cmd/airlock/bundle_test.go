@@ -496,6 +496,17 @@ func TestPushPull(t *testing.T) {
 		t.Error("the cached bundle is not the pushed one")
 	}
 
+	// --json, after the ref: the same facts, for a program.
+	r = mustRun(t, "pull", host+"/acme/ntp:1.0.0", "--json")
+	var rep struct {
+		Pulled, Path, Ref, Name, Runtime string
+		Loads                            bool
+	}
+	if err := json.Unmarshal([]byte(r.out), &rep); err != nil || r.stderr != "" || rep.Pulled != host+"/acme/ntp:1.0.0" ||
+		rep.Path != cached || rep.Ref != pinned || rep.Name != "ntp-check" || rep.Runtime != "runtime.toml" || !rep.Loads {
+		t.Errorf("pull --json: %v (%v)\n%+v", r, err, rep)
+	}
+
 	absent := host + "/acme/ntp@sha256:" + strings.Repeat("0", 64)
 	if r := airlock("pull", absent); r.code != 1 || !strings.HasPrefix(r.stderr, "airlock pull: pull "+absent+": ") {
 		t.Errorf("pull of a digest the registry lacks: %v", r)
