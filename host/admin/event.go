@@ -50,28 +50,17 @@ func Event(r TriggerRequest, m *manifest.Manifest, now time.Time) (capability.Ev
 		if r.Action == "" || !strings.HasPrefix(r.DevPath, "/") {
 			return capability.Event{}, "", badRequest("udev needs an ACTION and a DEVPATH starting with / (such as: add /devices/virtual/block/loop0)")
 		}
-		ev := udev.UEvent{Action: r.Action, DevPath: r.DevPath, Props: map[string]string{}}
 		for k, v := range r.Props {
 			if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
 				return capability.Event{}, "", badRequest("udev property %q: write KEY=VALUE", k)
 			}
-			switch k {
-			case "ACTION", "DEVPATH":
+			if k == "ACTION" || k == "DEVPATH" {
 				return capability.Event{}, "", badRequest("udev property %s: give it as the ACTION or DEVPATH argument", k)
-			case "SUBSYSTEM":
-				ev.Subsystem = v
-			case "DEVTYPE":
-				ev.DevType = v
-			case "DEVNAME":
-				if v != "" && !strings.HasPrefix(v, "/") {
-					v = "/dev/" + v
-				}
-				ev.DevName = filepath.Clean(v)
-			case "SEQNUM":
-				ev.SeqNum = v
-			default:
-				ev.Props[k] = v
 			}
+		}
+		ev := udev.NewEvent(r.Action, r.DevPath, r.Props)
+		if ev.DevName != "" {
+			ev.DevName = filepath.Clean(ev.DevName)
 		}
 		ev.Props[Synth] = SynthValue
 		payload := abi.AppendRecord(nil, ev.Record())

@@ -258,20 +258,7 @@ func (s *Session) Udev(action, devpath string, props map[string]string) error {
 	if u == nil {
 		return errors.New("this host has no udev capability")
 	}
-	ev := udev.UEvent{Action: action, DevPath: devpath, Props: map[string]string{}}
-	for k, v := range props {
-		switch strings.ToUpper(k) {
-		case "SUBSYSTEM":
-			ev.Subsystem = v
-		case "DEVTYPE":
-			ev.DevType = v
-		case "DEVNAME":
-			ev.DevName = v
-		default:
-			ev.Props[k] = v
-		}
-	}
-	u.Inject(ev)
+	u.Inject(udev.NewEvent(action, devpath, props))
 	return nil
 }
 

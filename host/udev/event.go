@@ -60,6 +60,20 @@ func (e *UEvent) Get(key string) string {
 	return e.Props[key]
 }
 
+// NewEvent is a uevent made from its action, its devpath and properties
+// by their udev names, as a test or the admin socket describes one:
+// SUBSYSTEM, DEVTYPE, DEVNAME (a bare name is taken under /dev) and SEQNUM
+// fill the event's fields, as in a kernel event; the rest are properties.
+func NewEvent(action, devpath string, props map[string]string) UEvent {
+	e := UEvent{Action: action, DevPath: devpath, Props: make(map[string]string, len(props)+1)}
+	for k, v := range props {
+		if k != keyAction && k != keyDevPath {
+			e.set(k, v)
+		}
+	}
+	return e
+}
+
 // set stores a property, promoting the six keys to their fields.
 func (e *UEvent) set(key, value string) {
 	switch key {
