@@ -66,7 +66,7 @@ func (p *probe) Functions() []capability.Func {
 	return []capability.Func{{Name: "mark", Results: []api.ValueType{api.ValueTypeI32}, Call: p.mark}}
 }
 
-func (p *probe) mark(_ context.Context, in *capability.Instance, _ api.Module, stack []uint64) {
+func (p *probe) mark(_ context.Context, in *capability.Caller, _ api.Module, stack []uint64) {
 	now := int64(time.Since(p.base))
 	tr := p.tracks[in.Plugin]
 	tr.lat = append(tr.lat, now-p.t0[tr.n%probeRing])

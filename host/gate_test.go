@@ -38,7 +38,7 @@ func (testCap) Functions() []capability.Func {
 	i32 := api.ValueTypeI32
 	return []capability.Func{{
 		Name: "ping", Params: []api.ValueType{i32, i32, i32, i32, i32}, Results: []api.ValueType{i32},
-		Call: func(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+		Call: func(ctx context.Context, in *capability.Caller, m api.Module, stack []uint64) {
 			out, oc, ol := uint32(stack[2]), uint32(stack[3]), uint32(stack[4])
 			msg, ok := capability.Read(m, uint32(stack[0]), uint32(stack[1]))
 			if !ok {

@@ -7,6 +7,7 @@ package capability
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	"github.com/tetratelabs/wazero/api"
 
@@ -97,12 +98,23 @@ type Env struct {
 }
 
 // Func is one host function. Call runs on the calling plugin's goroutine
-// with that plugin's Instance, and must return an errno in stack[0].
+// with that plugin's Caller, and must return an errno in stack[0]. A
+// function that reads a request or returns data is built by HostFunc,
+// which checks the guest's ranges before its handler runs.
 type Func struct {
-	Name    string
-	Params  []api.ValueType
-	Results []api.ValueType
-	Call    func(ctx context.Context, in *Instance, m api.Module, stack []uint64)
+	Name   string
+	Params []api.ValueType
+	// ParamNames names Params as ABI.md does ("req_ptr", "out_cap"), for
+	// wazero's function definitions, logs and the security sweep.
+	ParamNames []string
+	Results    []api.ValueType
+	Call       func(ctx context.Context, c *Caller, m api.Module, stack []uint64)
+}
+
+// Signature is f as ABI.md writes it: "call(req_ptr, req_len, out_ptr,
+// out_cap, out_len_ptr)".
+func (f Func) Signature() string {
+	return f.Name + "(" + strings.Join(f.ParamNames, ", ") + ")"
 }
 
 // Event is one thing that wakes a plugin.

@@ -766,9 +766,9 @@ func (d *DBus) Functions() []capability.Func {
 	i32 := api.ValueTypeI32
 	params := []api.ValueType{i32, i32, i32, i32, i32}
 	results := []api.ValueType{i32}
-	fn := func(name string, h func(ctx context.Context, in *capability.Instance, req abi.Record) (abi.Record, error)) capability.Func {
+	fn := func(name string, h func(ctx context.Context, in *capability.Caller, req abi.Record) (abi.Record, error)) capability.Func {
 		return capability.Func{Name: name, Params: params, Results: results,
-			Call: func(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+			Call: func(ctx context.Context, in *capability.Caller, m api.Module, stack []uint64) {
 				out, oc, ol := uint32(stack[2]), uint32(stack[3]), uint32(stack[4])
 				b, ok := capability.Read(m, uint32(stack[0]), uint32(stack[1]))
 				if !ok || !capability.OutOK(m, out, oc, ol) {
@@ -845,7 +845,7 @@ func parseTarget(req abi.Record, memberKey string) (target, error) {
 	return t, nil
 }
 
-func grantOf(in *capability.Instance) *Grant {
+func grantOf(in *capability.Caller) *Grant {
 	g, _ := in.Grants["dbus"].(*Grant)
 	return g
 }
@@ -859,7 +859,7 @@ func op(kind, s string) string {
 	return kind + " " + s
 }
 
-func (d *DBus) call(ctx context.Context, in *capability.Instance, req abi.Record) (abi.Record, error) {
+func (d *DBus) call(ctx context.Context, in *capability.Caller, req abi.Record) (abi.Record, error) {
 	t, err := parseTarget(req, "member")
 	if err != nil {
 		return nil, err
@@ -904,7 +904,7 @@ func (d *DBus) call(ctx context.Context, in *capability.Instance, req abi.Record
 // propertyCall judges a call on org.freedesktop.DBus.Properties by what it
 // does: Get and GetAll read, Set writes, with the interface and property
 // named by its arguments.
-func (d *DBus) propertyCall(ctx context.Context, in *capability.Instance, c Call, sig string) (abi.Record, error) {
+func (d *DBus) propertyCall(ctx context.Context, in *capability.Caller, c Call, sig string) (abi.Record, error) {
 	want := map[string]string{"Get": "ss", "GetAll": "s", "Set": "ssv"}[c.Member]
 	if want == "" {
 		err := in.Check(ctx, "dbus", op("call", c.String()), gate.Deny(fmt.Sprintf("%s.%s is not a property access (Get, GetAll or Set); nothing grants it", propsIface, c.Member)))
@@ -969,7 +969,7 @@ func (d *DBus) replyRecord(sig string, vals []any) (abi.Record, error) {
 	return abi.Record{{Key: "signature", Value: []byte(sig)}, {Key: "body", Value: body}}, nil
 }
 
-func (d *DBus) getProperty(ctx context.Context, in *capability.Instance, req abi.Record) (abi.Record, error) {
+func (d *DBus) getProperty(ctx context.Context, in *capability.Caller, req abi.Record) (abi.Record, error) {
 	t, err := parseTarget(req, "name")
 	if err != nil {
 		return nil, err
@@ -977,7 +977,7 @@ func (d *DBus) getProperty(ctx context.Context, in *capability.Instance, req abi
 	return d.propGet(ctx, in, t)
 }
 
-func (d *DBus) propGet(ctx context.Context, in *capability.Instance, t target) (abi.Record, error) {
+func (d *DBus) propGet(ctx context.Context, in *capability.Caller, t target) (abi.Record, error) {
 	ok, why := grantOf(in).allowProperty("get", t.dest, t.path, t.iface, t.member)
 	if err := in.Check(ctx, "dbus", op("get", fmt.Sprintf("%s %s %s.%s", t.dest, t.path, t.iface, t.member)), decision(ok, why)); err != nil {
 		return nil, err
@@ -989,7 +989,7 @@ func (d *DBus) propGet(ctx context.Context, in *capability.Instance, t target) (
 	return d.replyRecord(sig, vals)
 }
 
-func (d *DBus) getAllProperties(ctx context.Context, in *capability.Instance, req abi.Record) (abi.Record, error) {
+func (d *DBus) getAllProperties(ctx context.Context, in *capability.Caller, req abi.Record) (abi.Record, error) {
 	req = append(req[:len(req):len(req)], abi.Field{Key: "name", Value: []byte("GetAll")})
 	t, err := parseTarget(req, "name")
 	if err != nil {
@@ -998,7 +998,7 @@ func (d *DBus) getAllProperties(ctx context.Context, in *capability.Instance, re
 	return d.propGetAll(ctx, in, t)
 }
 
-func (d *DBus) propGetAll(ctx context.Context, in *capability.Instance, t target) (abi.Record, error) {
+func (d *DBus) propGetAll(ctx context.Context, in *capability.Caller, t target) (abi.Record, error) {
 	g := grantOf(in)
 	ok, why := g.allowProperty("get", t.dest, t.path, t.iface, "*")
 	if err := in.Check(ctx, "dbus", op("get", fmt.Sprintf("%s %s %s.*", t.dest, t.path, t.iface)), decision(ok, why)); err != nil {
@@ -1030,7 +1030,7 @@ func firstMap(vals []any) (map[string]godbus.Variant, bool) {
 	return m, ok
 }
 
-func (d *DBus) setProperty(ctx context.Context, in *capability.Instance, req abi.Record) (abi.Record, error) {
+func (d *DBus) setProperty(ctx context.Context, in *capability.Caller, req abi.Record) (abi.Record, error) {
 	t, err := parseTarget(req, "name")
 	if err != nil {
 		return nil, err
@@ -1048,7 +1048,7 @@ func (d *DBus) setProperty(ctx context.Context, in *capability.Instance, req abi
 	return d.propSet(ctx, in, t, godbus.MakeVariantWithSignature(vals[0], s))
 }
 
-func (d *DBus) propSet(ctx context.Context, in *capability.Instance, t target, v godbus.Variant) (abi.Record, error) {
+func (d *DBus) propSet(ctx context.Context, in *capability.Caller, t target, v godbus.Variant) (abi.Record, error) {
 	ok, why := grantOf(in).allowProperty("set", t.dest, t.path, t.iface, t.member)
 	if err := in.Check(ctx, "dbus", op("set", fmt.Sprintf("%s %s %s.%s", t.dest, t.path, t.iface, t.member)), decision(ok, why)); err != nil {
 		return nil, err

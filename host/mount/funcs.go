@@ -10,8 +10,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/tetratelabs/wazero/api"
-
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
@@ -30,66 +28,38 @@ const MaxRequest = 64 << 10
 
 // Functions lists the host functions of airlock_mount_v1.
 func (m *Mount) Functions() []capability.Func {
-	i32 := api.ValueTypeI32
-	five := []api.ValueType{i32, i32, i32, i32, i32}
 	return []capability.Func{
-		{Name: FuncMount, Params: five, Results: []api.ValueType{i32}, Call: m.callMount},
-		{Name: FuncUnmount, Params: five, Results: []api.ValueType{i32}, Call: m.callUnmount},
-		{Name: FuncList, Params: []api.ValueType{i32, i32, i32}, Results: []api.ValueType{i32}, Call: m.callList},
+		capability.HostFunc(FuncMount, m.callMount, capability.Input{Name: "req", Max: MaxRequest, Record: true,
+			TooLong:   func(uint32) error { return fail(abi.TooLarge, "mount request exceeds 64 KiB") },
+			Malformed: func(err error) error { return fail(abi.Invalid, "mount request: %v", err) }}),
+		capability.HostFunc(FuncUnmount, m.callUnmount, capability.Input{Name: "target"}),
+		capability.HostFunc(FuncList, m.callList),
 	}
 }
 
-func (m *Mount) callMount(ctx context.Context, in *capability.Instance, mod api.Module, stack []uint64) {
-	out, oc, ol := uint32(stack[2]), uint32(stack[3]), uint32(stack[4])
-	if !capability.OutOK(mod, out, oc, ol) {
-		stack[0] = uint64(abi.Fault) // before any effect (ABI §2)
-		return
-	}
-	if uint32(stack[1]) > MaxRequest {
-		stack[0] = uint64(in.Reply(mod, out, oc, ol, []byte("mount request exceeds 64 KiB"), abi.TooLarge))
-		return
-	}
-	b, ok := capability.Read(mod, uint32(stack[0]), uint32(stack[1]))
-	if !ok {
-		stack[0] = uint64(abi.Fault)
-		return
-	}
-	rec, err := abi.DecodeRecord(b)
+func (m *Mount) callMount(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+	h, err := m.Mount(ctx, in, a.Record(0))
 	if err != nil {
-		stack[0] = uint64(in.Reply(mod, out, oc, ol, []byte("mount request: "+err.Error()), abi.Invalid))
-		return
+		return nil, err
 	}
-	h, err := m.Mount(ctx, in, rec)
-	if err != nil {
-		stack[0] = uint64(in.ReplyErr(mod, out, oc, ol, err))
-		return
-	}
-	stack[0] = uint64(in.Reply(mod, out, oc, ol, abi.AppendRecord(nil, h.record()), abi.OK))
+	return h.record(), nil
 }
 
-func (m *Mount) callUnmount(ctx context.Context, in *capability.Instance, mod api.Module, stack []uint64) {
-	out, oc, ol := uint32(stack[2]), uint32(stack[3]), uint32(stack[4])
-	b, ok := capability.Read(mod, uint32(stack[0]), uint32(stack[1]))
-	if !ok || !capability.OutOK(mod, out, oc, ol) {
-		stack[0] = uint64(abi.Fault)
-		return
-	}
-	lazy, err := m.Unmount(ctx, in, string(b))
+func (m *Mount) callUnmount(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+	target := string(a.Bytes(0))
+	lazy, err := m.Unmount(ctx, in, target)
 	if err != nil {
-		stack[0] = uint64(in.ReplyErr(mod, out, oc, ol, err))
-		return
+		return nil, err
 	}
-	rec := abi.Record{{Key: "target", Value: b}, {Key: "lazy", Value: []byte(strconv.FormatBool(lazy))}}
-	stack[0] = uint64(in.Reply(mod, out, oc, ol, abi.AppendRecord(nil, rec), abi.OK))
+	return abi.Record{{Key: "target", Value: []byte(target)}, {Key: "lazy", Value: []byte(strconv.FormatBool(lazy))}}, nil
 }
 
-func (m *Mount) callList(ctx context.Context, in *capability.Instance, mod api.Module, stack []uint64) {
-	out, oc, ol := uint32(stack[0]), uint32(stack[1]), uint32(stack[2])
+func (m *Mount) callList(_ context.Context, in *capability.Caller, _ capability.Args) (abi.Record, error) {
 	var rec abi.Record
 	for _, h := range m.List(in.Plugin) {
 		rec = append(rec, h.record()...)
 	}
-	stack[0] = uint64(in.Reply(mod, out, oc, ol, abi.AppendRecord(nil, rec), abi.OK))
+	return rec, nil
 }
 
 // record is a mount as the guest reads it (§3.4); "target" leads.
@@ -136,12 +106,12 @@ func decodeRequest(rec abi.Record) (request, error) {
 
 // Mount mounts what rec asks for, for in's plugin. Every allow and deny
 // goes through the gate.
-func (m *Mount) Mount(ctx context.Context, in *capability.Instance, rec abi.Record) (*held, error) {
+func (m *Mount) Mount(ctx context.Context, in *capability.Caller, rec abi.Record) (*held, error) {
 	req, err := decodeRequest(rec)
 	if err != nil {
 		return nil, err
 	}
-	g, _ := in.Grants["mount"].(*Grant)
+	g := grant.Of(in)
 	if g == nil || m.be == nil {
 		return nil, fail(abi.Unavailable, "the mount capability is not provisioned")
 	}
@@ -342,7 +312,7 @@ func mountError(plugin, op string, d *Device, fstype string, err error) error {
 }
 
 // Unmount unmounts a target that in's plugin mounted.
-func (m *Mount) Unmount(ctx context.Context, in *capability.Instance, target string) (bool, error) {
+func (m *Mount) Unmount(ctx context.Context, in *capability.Caller, target string) (bool, error) {
 	op := "unmount " + target
 	if err := validName(target); err != nil {
 		return false, in.Check(ctx, "mount", op, gate.Deny(err.Error()))

@@ -98,7 +98,10 @@ var (
 	_ capability.InstanceEnder = (*Mount)(nil)
 )
 
-func (*Mount) Name() string   { return "mount" }
+// grant is the plugin's [[mount]] grant.
+var grant = capability.GrantKey[*Grant]("mount")
+
+func (*Mount) Name() string   { return grant.Name() }
 func (*Mount) Module() string { return abi.ModuleMount }
 
 // DecodeGrant decodes plugin.toml's [[mount]] tables into a *Grant.
@@ -182,7 +185,7 @@ func (m *Mount) Preopens(man *manifest.Manifest) ([]capability.Preopen, error) {
 		return nil, nil
 	}
 	var out []capability.Preopen
-	if g, _ := man.Grants["mount"].(*Grant); g != nil {
+	if g := grant.In(man); g != nil {
 		root := filepath.Join(m.base, man.StateName())
 		if err := os.MkdirAll(root, 0o755); err != nil {
 			return nil, fmt.Errorf("media root: %w", err)
@@ -258,18 +261,8 @@ func (m *Mount) unmountLocked(h *held, why string, gone bool) (lazy bool, err er
 func (m *Mount) uid() int { return os.Getuid() }
 func (m *Mount) gid() int { return os.Getgid() }
 
-// Errors with an errno of their own; see capability.ErrnoOf.
-type errnoError struct {
-	errno abi.Errno
-	msg   string
-}
-
-func (e *errnoError) Error() string    { return e.msg }
-func (e *errnoError) Errno() abi.Errno { return e.errno }
-
-func fail(e abi.Errno, format string, args ...any) error {
-	return &errnoError{e, fmt.Sprintf(format, args...)}
-}
+// fail is an error with an errno of its own; see capability.ErrnoOf.
+var fail = capability.Errorf
 
 // validName checks a target name: one path component of the media root.
 func validName(name string) error {

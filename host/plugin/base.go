@@ -26,13 +26,16 @@ var (
 // baseFuncs are the functions of the airlock_v1 module that every plugin
 // may import: logs, config, clock, sleep and results. They need no grant.
 var baseFuncs = []capability.Func{
-	{Name: abi.FuncLog, Params: []api.ValueType{i32, i32, i32}, Results: []api.ValueType{i32}, Call: hostLog},
-	{Name: abi.FuncLogFields, Params: []api.ValueType{i32, i32, i32, i32, i32}, Results: []api.ValueType{i32}, Call: hostLogFields},
-	{Name: abi.FuncConfigGet, Params: []api.ValueType{i32, i32, i32, i32, i32}, Results: []api.ValueType{i32}, Call: hostConfigGet},
-	{Name: abi.FuncClockNow, Params: []api.ValueType{i32}, Results: []api.ValueType{i32}, Call: hostClockNow},
-	{Name: abi.FuncSleep, Params: []api.ValueType{i64}, Results: []api.ValueType{i32}, Call: hostSleep},
-	{Name: abi.FuncDeadline, Params: []api.ValueType{i32}, Results: []api.ValueType{i32}, Call: hostDeadline},
-	{Name: abi.FuncResultRead, Params: []api.ValueType{i32, i32, i32}, Results: []api.ValueType{i32}, Call: hostResultRead},
+	{Name: abi.FuncLog, Params: []api.ValueType{i32, i32, i32}, ParamNames: []string{"level", "msg_ptr", "msg_len"},
+		Results: []api.ValueType{i32}, Call: hostLog},
+	{Name: abi.FuncLogFields, Params: []api.ValueType{i32, i32, i32, i32, i32}, ParamNames: []string{"level", "msg_ptr", "msg_len", "fields_ptr", "fields_len"},
+		Results: []api.ValueType{i32}, Call: hostLogFields},
+	capability.HostFuncBytes(abi.FuncConfigGet, hostConfigGet, capability.Input{Name: "key"}),
+	{Name: abi.FuncClockNow, Params: []api.ValueType{i32}, ParamNames: []string{"out_ptr"}, Results: []api.ValueType{i32}, Call: hostClockNow},
+	{Name: abi.FuncSleep, Params: []api.ValueType{i64}, ParamNames: []string{"ns"}, Results: []api.ValueType{i32}, Call: hostSleep},
+	{Name: abi.FuncDeadline, Params: []api.ValueType{i32}, ParamNames: []string{"out_ptr"}, Results: []api.ValueType{i32}, Call: hostDeadline},
+	{Name: abi.FuncResultRead, Params: []api.ValueType{i32, i32, i32}, ParamNames: []string{"out_ptr", "out_cap", "out_len_ptr"},
+		Results: []api.ValueType{i32}, Call: hostResultRead},
 }
 
 // BaseFunctions lists the functions of airlock_v1, so that tools and tests
@@ -41,12 +44,12 @@ var baseFuncs = []capability.Func{
 func BaseFunctions() []capability.Func { return baseFuncs }
 
 // log(level i32, msg_ptr, msg_len) -> errno
-func hostLog(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+func hostLog(ctx context.Context, in *capability.Caller, m api.Module, stack []uint64) {
 	logLine(ctx, in, nil, m, stack, false)
 }
 
 // log_fields(level i32, msg_ptr, msg_len, fields_ptr, fields_len) -> errno
-func hostLogFields(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+func hostLogFields(ctx context.Context, in *capability.Caller, m api.Module, stack []uint64) {
 	logLine(ctx, in, nil, m, stack, true)
 }
 
@@ -56,7 +59,7 @@ func hostLogFields(ctx context.Context, in *capability.Instance, m api.Module, s
 // plugin=NAME, at one of the four levels (pluginLevel), and the guest's
 // fields follow as attributes that cannot take the host's keys
 // (pluginFields), so that a plugin's line is never mistaken for the host's.
-func logLine(ctx context.Context, in *capability.Instance, lim *logLimit, m api.Module, stack []uint64, withFields bool) {
+func logLine(ctx context.Context, in *capability.Caller, lim *logLimit, m api.Module, stack []uint64, withFields bool) {
 	level, ptr, n := pluginLevel(int32(stack[0])), uint32(stack[1]), uint32(stack[2])
 	size := uint64(m.Memory().Size())
 	var fp, fn uint32
@@ -190,25 +193,19 @@ func fieldKey(k string) string {
 }
 
 // config_get(key_ptr, key_len, out_ptr, out_cap, out_len_ptr) -> errno
-func hostConfigGet(_ context.Context, in *capability.Instance, m api.Module, stack []uint64) {
-	kp, kn, op, oc, ol := uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3]), uint32(stack[4])
-	key, ok := capability.Read(m, kp, kn)
-	if !ok {
-		stack[0] = uint64(abi.Fault)
-		return
-	}
+func hostConfigGet(_ context.Context, in *capability.Caller, a capability.Args) ([]byte, error) {
+	key := a.Bytes(0)
 	v, found := in.Config[string(key)]
 	if !found {
-		stack[0] = uint64(in.Reply(m, op, oc, ol, []byte("no config key "+quote(key)+" in the manifest's [config]"), abi.NotFound))
-		return
+		return nil, capability.Errorf(abi.NotFound, "no config key %s in the manifest's [config]", quote(key))
 	}
 	// The host only reads the bytes (Reply copies them), so the string's
 	// own bytes serve without an allocation per call.
-	stack[0] = uint64(in.Reply(m, op, oc, ol, unsafe.Slice(unsafe.StringData(v), len(v)), abi.OK))
+	return unsafe.Slice(unsafe.StringData(v), len(v)), nil
 }
 
 // clock_now(out_ptr) -> errno: u64 Unix nanoseconds.
-func hostClockNow(_ context.Context, _ *capability.Instance, m api.Module, stack []uint64) {
+func hostClockNow(_ context.Context, _ *capability.Caller, m api.Module, stack []uint64) {
 	if !m.Memory().WriteUint64Le(uint32(stack[0]), uint64(time.Now().UnixNano())) {
 		stack[0] = uint64(abi.Fault)
 		return
@@ -220,7 +217,7 @@ func hostClockNow(_ context.Context, _ *capability.Instance, m api.Module, stack
 // returns abi.Timeout if the deadline cut it short, so a plugin that sleeps
 // cannot outlive its handler timeout. (The handler context has no Done
 // channel; see handlerCtx. Host functions bound their waits by its deadline.)
-func hostSleep(ctx context.Context, _ *capability.Instance, _ api.Module, stack []uint64) {
+func hostSleep(ctx context.Context, _ *capability.Caller, _ api.Module, stack []uint64) {
 	d := time.Duration(int64(stack[0]))
 	if d < 0 {
 		stack[0] = uint64(abi.Invalid)
@@ -235,7 +232,7 @@ func hostSleep(ctx context.Context, _ *capability.Instance, _ api.Module, stack 
 }
 
 // deadline(out_ptr) -> errno: u64 nanoseconds left in this handler.
-func hostDeadline(ctx context.Context, _ *capability.Instance, m api.Module, stack []uint64) {
+func hostDeadline(ctx context.Context, _ *capability.Caller, m api.Module, stack []uint64) {
 	left := max(capability.Remaining(ctx), 0)
 	if !m.Memory().WriteUint64Le(uint32(stack[0]), uint64(left)) {
 		stack[0] = uint64(abi.Fault)
@@ -245,7 +242,7 @@ func hostDeadline(ctx context.Context, _ *capability.Instance, m api.Module, sta
 }
 
 // result_read(out_ptr, out_cap, out_len_ptr) -> errno
-func hostResultRead(_ context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+func hostResultRead(_ context.Context, in *capability.Caller, m api.Module, stack []uint64) {
 	stack[0] = uint64(in.TakePending(m, uint32(stack[0]), uint32(stack[1]), uint32(stack[2])))
 }
 

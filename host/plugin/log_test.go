@@ -54,7 +54,7 @@ func (r *logRig) call(level int32, msg string, fields []byte) abi.Errno {
 	}
 	var e abi.Errno
 	for _, h := range []slog.Handler{slog.NewTextHandler(&r.text, nil), slog.NewJSONHandler(&r.json, nil)} {
-		in := &capability.Instance{Plugin: "keeper", Log: slog.New(h).With("plugin", "keeper")}
+		in := &capability.Caller{Plugin: "keeper", Log: slog.New(h).With("plugin", "keeper")}
 		stack := []uint64{uint64(uint32(level)), 0, uint64(len(msg)), uint64(len(msg)), uint64(len(fields))}
 		logLine(context.Background(), in, nil, r.mod, stack, fields != nil)
 		e = abi.Errno(stack[0])
@@ -192,7 +192,7 @@ func TestPluginLogFieldsAreAttributes(t *testing.T) {
 	})
 	t.Run("fields out of bounds", func(t *testing.T) {
 		r.t = t
-		in := &capability.Instance{Plugin: "keeper", Log: slog.New(slog.NewTextHandler(&r.text, nil))}
+		in := &capability.Caller{Plugin: "keeper", Log: slog.New(slog.NewTextHandler(&r.text, nil))}
 		stack := []uint64{0, 0, 2, 4<<16 - 10, 100}
 		logLine(context.Background(), in, nil, r.mod, stack, true)
 		if abi.Errno(stack[0]) != abi.Fault {

@@ -104,9 +104,9 @@ type Plugin struct {
 	interruptible bool
 	caps          []capability.Capability // those the module imports, granted
 	modCfg        wazero.ModuleConfig
-	out           *lineWriter         // the guest's stdout and stderr
-	logs          *logLimit           // the guest's log rate limit, nil for none
-	inst          capability.Instance // owned by Run's goroutine
+	out           *lineWriter       // the guest's stdout and stderr
+	logs          *logLimit         // the guest's log rate limit, nil for none
+	caller        capability.Caller // owned by Run's goroutine
 	q             *queue
 	stop          chan struct{}
 	stopOnce      sync.Once
@@ -179,7 +179,7 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 	p = &Plugin{M: m, opts: o, log: log, runtime: r, compiled: compiled, caps: caps, interruptible: interruptible,
 		q:    newQueue(m.Limits.Queue, m.Limits.Overflow == manifest.DropOldest, m.Limits.EventsPerSecond),
 		stop: make(chan struct{}), done: make(chan struct{}), state: StateStarting}
-	p.inst = capability.Instance{Plugin: m.Name, Grants: m.Grants, Config: m.Config, Log: log, Gate: o.Gate}
+	p.caller = capability.Caller{Plugin: m.Name, Grants: m.Grants, Config: m.Config, Log: log, Gate: o.Gate}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
 		return nil, fmt.Errorf("plugin %q: wasi: %w", m.Name, err)
 	}
@@ -208,11 +208,11 @@ func (p *Plugin) baseFuncs() []capability.Func {
 	for i := range funcs {
 		switch funcs[i].Name {
 		case abi.FuncLog:
-			funcs[i].Call = func(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+			funcs[i].Call = func(ctx context.Context, in *capability.Caller, m api.Module, stack []uint64) {
 				logLine(ctx, in, p.logs, m, stack, false)
 			}
 		case abi.FuncLogFields:
-			funcs[i].Call = func(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+			funcs[i].Call = func(ctx context.Context, in *capability.Caller, m api.Module, stack []uint64) {
 				logLine(ctx, in, p.logs, m, stack, true)
 			}
 		}
@@ -226,8 +226,8 @@ func (p *Plugin) defineModule(ctx context.Context, name string, funcs []capabili
 	for _, f := range funcs {
 		call := f.Call
 		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
-			call(ctx, &p.inst, m, stack)
-		}), f.Params, f.Results).WithName(f.Name).Export(f.Name)
+			call(ctx, &p.caller, m, stack)
+		}), f.Params, f.Results).WithName(f.Name).WithParameterNames(f.ParamNames...).Export(f.Name)
 	}
 	if _, err := b.Instantiate(ctx); err != nil {
 		return fmt.Errorf("plugin %q: host module %s: %w", p.M.Name, name, err)

@@ -157,7 +157,7 @@ const startFunction = "the module's start function (its wasm start section)"
 // of limits.handler_timeout. Run uses it; so can a caller that drives
 // events itself, while Run is not running.
 func (p *Plugin) Instantiate(ctx context.Context) (*Instance, error) {
-	p.inst.Reset()
+	p.caller.Reset()
 	timeout := p.M.Limits.HandlerTimeout.D()
 	ictx := ctx
 	if !p.interruptible {
@@ -286,7 +286,7 @@ func (p *Plugin) serve(in *Instance) error {
 // or timeout is returned, and the instance is then dead.
 func (in *Instance) Handle(ev capability.Event) error {
 	p := in.p
-	p.inst.SetPending(ev.Payload)
+	p.caller.SetPending(ev.Payload)
 	kind := abi.EventKind(ev.Kind)
 	in.stack[0], in.stack[1] = uint64(ev.Kind), uint64(len(ev.Payload))
 	var err error

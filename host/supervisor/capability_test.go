@@ -49,7 +49,7 @@ func (s scanned) Functions() []capability.Func {
 	fs := s.Capability.Functions()
 	for i := range fs {
 		inner := fs[i].Call
-		fs[i].Call = func(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+		fs[i].Call = func(ctx context.Context, in *capability.Caller, m api.Module, stack []uint64) {
 			inner(ctx, in, m, stack)
 			mem, _ := m.Memory().Read(0, m.Memory().Size())
 			s.scans.Add(1)

@@ -74,7 +74,7 @@ func (c *Capability) Functions() []capability.Func {
 // hostCall implements call: read and check the arguments, ask the gate,
 // then the supervisor, and reply by the result convention. Nothing here
 // traps: every failure is an errno with a message.
-func (c *Capability) hostCall(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
+func (c *Capability) hostCall(ctx context.Context, in *capability.Caller, m api.Module, stack []uint64) {
 	opPtr, opLen, reqPtr, reqLen := uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3])
 	out, outCap, outLen := uint32(stack[4]), uint32(stack[5]), uint32(stack[6])
 	reply := func(r abi.Record, e abi.Errno) {
@@ -145,7 +145,7 @@ func (c *Capability) hostCall(ctx context.Context, in *capability.Instance, m ap
 	reply(r, abi.OK)
 }
 
-func (c *Capability) logFailure(ctx context.Context, in *capability.Instance, level, op string, err error) {
+func (c *Capability) logFailure(ctx context.Context, in *capability.Caller, level, op string, err error) {
 	log := in.Log
 	if log == nil {
 		log = c.log

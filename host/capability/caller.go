@@ -16,10 +16,12 @@ import (
 // cannot make the host copy without limit into a guest.
 const MaxResult = 1 << 20
 
-// Instance is the host's side of one plugin, as its host functions see it.
-// It is owned by the plugin's goroutine: host functions run there, one at a
-// time, so its fields need no lock.
-type Instance struct {
+// Caller is the host's side of one plugin, as its host functions see it.
+// It lives as long as the plugin is loaded, across its instantiations
+// (plugin.Instance is one of those), and is owned by the plugin's
+// goroutine: host functions run there, one at a time, so its fields need
+// no lock.
+type Caller struct {
 	Plugin string
 	Grants map[string]any // decoded grants by capability name
 	Config map[string]string
@@ -34,8 +36,8 @@ type Instance struct {
 
 // Check asks the gate about op on capability, with the capability's own
 // decision, and returns nil or a *gate.Denial.
-func (in *Instance) Check(ctx context.Context, capability, op string, d gate.Decision) error {
-	return in.Gate.Check(ctx, in.Plugin, capability, op, d)
+func (c *Caller) Check(ctx context.Context, capability, op string, d gate.Decision) error {
+	return c.Gate.Check(ctx, c.Plugin, capability, op, d)
 }
 
 // Read returns the guest bytes at [ptr, ptr+n), or false if they are not all
@@ -49,7 +51,7 @@ func Read(m api.Module, ptr, n uint32) ([]byte, bool) {
 // convention: the length goes to *outLenPtr; the bytes go to out if they fit,
 // otherwise they wait for result_read. e is the errno to return; for a
 // non-zero e, data is the error message. A bad out pointer gives abi.Fault.
-func (in *Instance) Reply(m api.Module, outPtr, outCap, outLenPtr uint32, data []byte, e abi.Errno) abi.Errno {
+func (c *Caller) Reply(m api.Module, outPtr, outCap, outLenPtr uint32, data []byte, e abi.Errno) abi.Errno {
 	if len(data) > MaxResult {
 		data, e = []byte("result exceeds 1 MiB"), abi.TooLarge
 	}
@@ -57,14 +59,14 @@ func (in *Instance) Reply(m api.Module, outPtr, outCap, outLenPtr uint32, data [
 	if !mem.WriteUint32Le(outLenPtr, uint32(len(data))) {
 		return abi.Fault
 	}
-	in.pending, in.hasPending = nil, false
+	c.pending, c.hasPending = nil, false
 	if uint32(len(data)) <= outCap {
 		if !mem.Write(outPtr, data) {
 			return abi.Fault
 		}
 		return e
 	}
-	in.pending, in.hasPending = append([]byte(nil), data...), true
+	c.pending, c.hasPending = append([]byte(nil), data...), true
 	return e
 }
 
@@ -80,40 +82,40 @@ func OutOK(m api.Module, outPtr, outCap, outLenPtr uint32) bool {
 
 // ReplyErr is Reply for an error: it picks the errno from err (see ErrnoOf)
 // and passes err's message to the guest.
-func (in *Instance) ReplyErr(m api.Module, outPtr, outCap, outLenPtr uint32, err error) abi.Errno {
-	return in.Reply(m, outPtr, outCap, outLenPtr, []byte(err.Error()), ErrnoOf(err))
+func (c *Caller) ReplyErr(m api.Module, outPtr, outCap, outLenPtr uint32, err error) abi.Errno {
+	return c.Reply(m, outPtr, outCap, outLenPtr, []byte(err.Error()), ErrnoOf(err))
 }
 
 // SetPending makes data the pending result, as for an event payload.
-func (in *Instance) SetPending(data []byte) {
-	in.pending, in.hasPending = data, true
+func (c *Caller) SetPending(data []byte) {
+	c.pending, c.hasPending = data, true
 }
 
 // TakePending copies the pending result into guest memory at out and drops
 // it. It implements result_read.
-func (in *Instance) TakePending(m api.Module, outPtr, outCap, outLenPtr uint32) abi.Errno {
-	if !in.hasPending {
+func (c *Caller) TakePending(m api.Module, outPtr, outCap, outLenPtr uint32) abi.Errno {
+	if !c.hasPending {
 		if !m.Memory().WriteUint32Le(outLenPtr, 0) {
 			return abi.Fault
 		}
 		return abi.NoResult
 	}
-	n := uint32(len(in.pending))
+	n := uint32(len(c.pending))
 	if !m.Memory().WriteUint32Le(outLenPtr, n) {
 		return abi.Fault
 	}
 	if n > outCap {
 		return abi.TooLarge // keep it; the guest may retry with a larger buffer
 	}
-	if !m.Memory().Write(outPtr, in.pending) {
+	if !m.Memory().Write(outPtr, c.pending) {
 		return abi.Fault
 	}
-	in.pending, in.hasPending = nil, false
+	c.pending, c.hasPending = nil, false
 	return abi.OK
 }
 
-// Reset forgets per-instance state, for a fresh instantiation.
-func (in *Instance) Reset() { in.pending, in.hasPending = nil, false }
+// Reset forgets the pending result, for a fresh instantiation.
+func (c *Caller) Reset() { c.pending, c.hasPending = nil, false }
 
 // ErrnoOf maps an error to the ABI's error space: an error that carries its
 // own Errno (a *gate.Denial, a capability's typed error) keeps it; deadline
