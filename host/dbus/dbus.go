@@ -19,7 +19,6 @@ import (
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
-	"github.com/tetratelabs/wazero/api"
 
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
@@ -99,7 +98,7 @@ var (
 	_ capability.Closer      = (*DBus)(nil)
 )
 
-func (*DBus) Name() string    { return "dbus" }
+func (*DBus) Name() string    { return grant.Name() }
 func (*DBus) Module() string  { return abi.ModuleDBus }
 func (*DBus) Trigger() string { return "dbus" }
 
@@ -691,13 +690,7 @@ func (d *DBus) invoke(ctx context.Context, plugin, dest, path, iface, member str
 	if timeout > 0 && timeout < limit {
 		limit = timeout
 	}
-	deadline := time.Now().Add(limit)
-	// The handler's ctx has a Deadline but a nil Done, so a child context
-	// would never fire at it: take the earlier deadline ourselves.
-	if hd, ok := ctx.Deadline(); ok && hd.Before(deadline) {
-		deadline = hd
-	}
-	cctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	cctx, cancel := capability.CallContext(ctx, limit)
 	defer cancel()
 	msg := &godbus.Message{Type: godbus.TypeMethodCall, Headers: map[godbus.HeaderField]godbus.Variant{
 		godbus.FieldDestination: godbus.MakeVariant(dest),
@@ -763,40 +756,16 @@ func (w *wireSize) Write(p []byte) (int, error) { *w += wireSize(len(p)); return
 // Functions lists airlock_dbus_v1 (ABI §3.3). Each takes a request record
 // (req_ptr, req_len) and follows the result convention.
 func (d *DBus) Functions() []capability.Func {
-	i32 := api.ValueTypeI32
-	params := []api.ValueType{i32, i32, i32, i32, i32}
-	results := []api.ValueType{i32}
-	fn := func(name string, h func(ctx context.Context, in *capability.Caller, req abi.Record) (abi.Record, error)) capability.Func {
-		return capability.Func{Name: name, Params: params, Results: results,
-			Call: func(ctx context.Context, in *capability.Caller, m api.Module, stack []uint64) {
-				out, oc, ol := uint32(stack[2]), uint32(stack[3]), uint32(stack[4])
-				b, ok := capability.Read(m, uint32(stack[0]), uint32(stack[1]))
-				if !ok || !capability.OutOK(m, out, oc, ol) {
-					stack[0] = uint64(abi.Fault)
-					return
-				}
-				if len(b) > maxRequest {
-					stack[0] = uint64(in.ReplyErr(m, out, oc, ol, &callError{abi.TooLarge, fmt.Sprintf("request of %d bytes exceeds %d", len(b), maxRequest)}))
-					return
-				}
-				req, err := abi.DecodeRecord(b)
-				if err != nil {
-					stack[0] = uint64(in.ReplyErr(m, out, oc, ol, &callError{abi.Invalid, "request is not a valid record: " + err.Error()}))
-					return
-				}
-				rep, err := h(ctx, in, req)
-				if err != nil {
-					stack[0] = uint64(in.ReplyErr(m, out, oc, ol, err))
-					return
-				}
-				stack[0] = uint64(in.Reply(m, out, oc, ol, abi.AppendRecord(nil, rep), abi.OK))
-			}}
-	}
+	req := capability.Input{Name: "req", Max: maxRequest, Record: true,
+		TooLong: func(n uint32) error {
+			return &callError{abi.TooLarge, fmt.Sprintf("request of %d bytes exceeds %d", n, maxRequest)}
+		},
+		Malformed: func(err error) error { return &callError{abi.Invalid, "request is not a valid record: " + err.Error()} }}
 	return []capability.Func{
-		fn(FuncCall, d.call),
-		fn(FuncGetProperty, d.getProperty),
-		fn(FuncGetAllProperties, d.getAllProperties),
-		fn(FuncSetProperty, d.setProperty),
+		capability.HostFunc(FuncCall, d.call, req),
+		capability.HostFunc(FuncGetProperty, d.getProperty, req),
+		capability.HostFunc(FuncGetAllProperties, d.getAllProperties, req),
+		capability.HostFunc(FuncSetProperty, d.setProperty, req),
 	}
 }
 
@@ -845,10 +814,8 @@ func parseTarget(req abi.Record, memberKey string) (target, error) {
 	return t, nil
 }
 
-func grantOf(in *capability.Caller) *Grant {
-	g, _ := in.Grants["dbus"].(*Grant)
-	return g
-}
+// grant is the plugin's [dbus] grant.
+var grant = capability.GrantKey[*Grant]("dbus")
 
 // op is the audit's name for an operation, bounded so that a hostile
 // argument cannot flood the audit log.
@@ -859,7 +826,8 @@ func op(kind, s string) string {
 	return kind + " " + s
 }
 
-func (d *DBus) call(ctx context.Context, in *capability.Caller, req abi.Record) (abi.Record, error) {
+func (d *DBus) call(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+	req := a.Record(0)
 	t, err := parseTarget(req, "member")
 	if err != nil {
 		return nil, err
@@ -884,7 +852,7 @@ func (d *DBus) call(ctx context.Context, in *capability.Caller, req abi.Record) 
 		// property rules, as get_property and set_property are.
 		return d.propertyCall(ctx, in, c, sig)
 	}
-	g := grantOf(in)
+	g := grant.Of(in)
 	ok, why := g.allowCall(c)
 	if err := in.Check(ctx, "dbus", op("call", c.String()), decision(ok, why)); err != nil {
 		return nil, err
@@ -969,7 +937,8 @@ func (d *DBus) replyRecord(sig string, vals []any) (abi.Record, error) {
 	return abi.Record{{Key: "signature", Value: []byte(sig)}, {Key: "body", Value: body}}, nil
 }
 
-func (d *DBus) getProperty(ctx context.Context, in *capability.Caller, req abi.Record) (abi.Record, error) {
+func (d *DBus) getProperty(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+	req := a.Record(0)
 	t, err := parseTarget(req, "name")
 	if err != nil {
 		return nil, err
@@ -978,7 +947,7 @@ func (d *DBus) getProperty(ctx context.Context, in *capability.Caller, req abi.R
 }
 
 func (d *DBus) propGet(ctx context.Context, in *capability.Caller, t target) (abi.Record, error) {
-	ok, why := grantOf(in).allowProperty("get", t.dest, t.path, t.iface, t.member)
+	ok, why := grant.Of(in).allowProperty("get", t.dest, t.path, t.iface, t.member)
 	if err := in.Check(ctx, "dbus", op("get", fmt.Sprintf("%s %s %s.%s", t.dest, t.path, t.iface, t.member)), decision(ok, why)); err != nil {
 		return nil, err
 	}
@@ -989,7 +958,8 @@ func (d *DBus) propGet(ctx context.Context, in *capability.Caller, t target) (ab
 	return d.replyRecord(sig, vals)
 }
 
-func (d *DBus) getAllProperties(ctx context.Context, in *capability.Caller, req abi.Record) (abi.Record, error) {
+func (d *DBus) getAllProperties(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+	req := a.Record(0)
 	req = append(req[:len(req):len(req)], abi.Field{Key: "name", Value: []byte("GetAll")})
 	t, err := parseTarget(req, "name")
 	if err != nil {
@@ -999,7 +969,7 @@ func (d *DBus) getAllProperties(ctx context.Context, in *capability.Caller, req 
 }
 
 func (d *DBus) propGetAll(ctx context.Context, in *capability.Caller, t target) (abi.Record, error) {
-	g := grantOf(in)
+	g := grant.Of(in)
 	ok, why := g.allowProperty("get", t.dest, t.path, t.iface, "*")
 	if err := in.Check(ctx, "dbus", op("get", fmt.Sprintf("%s %s %s.*", t.dest, t.path, t.iface)), decision(ok, why)); err != nil {
 		return nil, err
@@ -1030,7 +1000,8 @@ func firstMap(vals []any) (map[string]godbus.Variant, bool) {
 	return m, ok
 }
 
-func (d *DBus) setProperty(ctx context.Context, in *capability.Caller, req abi.Record) (abi.Record, error) {
+func (d *DBus) setProperty(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+	req := a.Record(0)
 	t, err := parseTarget(req, "name")
 	if err != nil {
 		return nil, err
@@ -1049,7 +1020,7 @@ func (d *DBus) setProperty(ctx context.Context, in *capability.Caller, req abi.R
 }
 
 func (d *DBus) propSet(ctx context.Context, in *capability.Caller, t target, v godbus.Variant) (abi.Record, error) {
-	ok, why := grantOf(in).allowProperty("set", t.dest, t.path, t.iface, t.member)
+	ok, why := grant.Of(in).allowProperty("set", t.dest, t.path, t.iface, t.member)
 	if err := in.Check(ctx, "dbus", op("set", fmt.Sprintf("%s %s %s.%s", t.dest, t.path, t.iface, t.member)), decision(ok, why)); err != nil {
 		return nil, err
 	}
