@@ -18,6 +18,9 @@ import (
 // audit name of the capability.
 const CapabilityName = "supervisor"
 
+// grant is the plugin's [supervisor] grant.
+var grant = capability.GrantKey[Grant](CapabilityName)
+
 // DefaultSimServices are the services of the simulated device's application.
 var DefaultSimServices = []string{"main", "bluetooth-helper"}
 

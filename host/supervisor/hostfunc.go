@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tetratelabs/wazero/api"
-
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
@@ -62,51 +60,34 @@ var (
 
 // Functions returns airlock_supervisor_v1's one function.
 func (c *Capability) Functions() []capability.Func {
-	i32 := api.ValueTypeI32
-	return []capability.Func{{
-		Name:    FuncCall,
-		Params:  []api.ValueType{i32, i32, i32, i32, i32, i32, i32},
-		Results: []api.ValueType{i32},
-		Call:    c.hostCall,
-	}}
+	return []capability.Func{capability.HostFunc(FuncCall, c.hostCall,
+		capability.Input{Name: "op", Max: maxOpLen, TooLong: func(uint32) error {
+			return c.scrub(invalid("?", "the operation name is longer than %d bytes", maxOpLen))
+		}},
+		capability.Input{Name: "req", Max: maxRequestLen, TooLong: func(uint32) error {
+			return c.scrub(&Error{Op: "?", Code: abi.TooLarge, Message: fmt.Sprintf("the request is larger than %d bytes", maxRequestLen)})
+		}})}
 }
 
-// hostCall implements call: read and check the arguments, ask the gate,
-// then the supervisor, and reply by the result convention. Nothing here
-// traps: every failure is an errno with a message.
-func (c *Capability) hostCall(ctx context.Context, in *capability.Caller, m api.Module, stack []uint64) {
-	opPtr, opLen, reqPtr, reqLen := uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3])
-	out, outCap, outLen := uint32(stack[4]), uint32(stack[5]), uint32(stack[6])
-	reply := func(r abi.Record, e abi.Errno) {
-		stack[0] = uint64(in.Reply(m, out, outCap, outLen, abi.AppendRecord(nil, c.scrubRecord(r)), e))
+// hostCall implements call, once the glue has read the op and the request
+// and checked every range: check the arguments, ask the gate, then the
+// supervisor. Nothing here traps: every failure is an errno with a message,
+// scrubbed of the key, as is the reply.
+func (c *Capability) hostCall(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+	r, err := c.serve(ctx, in, string(a.Bytes(0)), a.Bytes(1))
+	if err != nil {
+		return nil, c.scrub(err)
 	}
-	fail := func(err error) {
-		msg := c.scrubText(err.Error())
-		stack[0] = uint64(in.Reply(m, out, outCap, outLen, []byte(msg), errnoOf(err)))
-	}
-	opBytes, ok1 := capability.Read(m, opPtr, opLen)
-	reqBytes, ok2 := capability.Read(m, reqPtr, reqLen)
-	if !ok1 || !ok2 || !capability.OutOK(m, out, outCap, outLen) {
-		stack[0] = uint64(abi.Fault)
-		return
-	}
-	switch {
-	case opLen > maxOpLen:
-		fail(invalid("?", "the operation name is longer than %d bytes", maxOpLen))
-		return
-	case reqLen > maxRequestLen:
-		fail(&Error{Op: "?", Code: abi.TooLarge, Message: fmt.Sprintf("the request is larger than %d bytes", maxRequestLen)})
-		return
-	}
-	op := string(opBytes)
+	return c.scrubRecord(r), nil
+}
+
+func (c *Capability) serve(ctx context.Context, in *capability.Caller, op string, reqBytes []byte) (abi.Record, error) {
 	if !printable(op) {
-		fail(invalid("?", "the operation name %q is not printable ASCII", op))
-		return
+		return nil, invalid("?", "the operation name %q is not printable ASCII", op)
 	}
 	req, err := parseRequest(op, reqBytes)
 	if err != nil {
-		fail(err)
-		return
+		return nil, err
 	}
 	// The gate sees the operation as the manifest would spell its grant:
 	// "service.restart:main", so that the audit names the service.
@@ -115,22 +96,16 @@ func (c *Capability) hostCall(ctx context.Context, in *capability.Caller, m api.
 	if known && info.PerService {
 		auditOp = op + ":" + req[fieldService]
 	}
-	grant, _ := in.Grants[CapabilityName].(Grant)
-	if err := in.Check(ctx, CapabilityName, auditOp, decide(grant, op, req[fieldService])); err != nil {
-		fail(err)
-		return
+	if err := in.Check(ctx, CapabilityName, auditOp, decide(grant.Of(in), op, req[fieldService])); err != nil {
+		return nil, err
 	}
 	if err := req.check(op); err != nil {
-		fail(err)
-		return
+		return nil, err
 	}
 	if c.client == nil {
-		fail(&Error{Op: op, Code: abi.Unavailable, Message: c.notReady})
-		return
+		return nil, &Error{Op: op, Code: abi.Unavailable, Message: c.notReady}
 	}
-	// The handler's context has no Done channel by design; a context with
-	// the handler's deadline bounds every wait of the HTTP call.
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), capability.Remaining(ctx))
+	callCtx, cancel := capability.CallContext(ctx, 0)
 	defer cancel()
 	r, err := c.do(callCtx, op, req)
 	if err != nil {
@@ -139,10 +114,9 @@ func (c *Capability) hostCall(ctx context.Context, in *capability.Caller, m api.
 			level = "info"
 		}
 		c.logFailure(ctx, in, level, op, err)
-		fail(err)
-		return
+		return nil, err
 	}
-	reply(r, abi.OK)
+	return r, nil
 }
 
 func (c *Capability) logFailure(ctx context.Context, in *capability.Caller, level, op string, err error) {
@@ -389,6 +363,14 @@ func (c *Capability) read(ctx context.Context, what string) (abi.Record, error) 
 // client never puts it in a reply or a message, but a hostile or broken peer
 // could echo it, and nothing that reaches a guest or a log may carry it.
 func (c *Capability) scrubText(s string) string { return redact(s, c.key) }
+
+// scrub is err as the guest sees it: its message scrubbed, its errno kept.
+func (c *Capability) scrub(err error) error {
+	if c.key == "" {
+		return err
+	}
+	return capability.Errorf(errnoOf(err), "%s", c.scrubText(err.Error()))
+}
 
 func (c *Capability) scrubRecord(r abi.Record) abi.Record {
 	if c.key == "" {
