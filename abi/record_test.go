@@ -2,57 +2,54 @@ package abi
 
 import (
 	"bytes"
-	"encoding/hex"
+	"os"
 	"strings"
 	"testing"
 )
 
-// golden wire bytes, reused as fuzz seeds.
-var recordCases = []struct {
-	name string
-	rec  Record
-	wire string
-}{
-	{"empty", Record{}, "00000000"},
-	{"one", Record{{Key: "name", Value: []byte("tick")}}, "01000000" + "04000000" + hex.EncodeToString([]byte("name")) + "04000000" + hex.EncodeToString([]byte("tick"))},
-	{"empty value", Record{{Key: "k", Value: []byte{}}}, "01000000" + "01000000" + "6b" + "00000000"},
-	{"repeated key", Record{{Key: "a", Value: []byte("1")}, {Key: "a", Value: []byte("2")}}, "02000000" + "01000000" + "61" + "01000000" + "31" + "01000000" + "61" + "01000000" + "32"},
-}
-
-func TestRecordGolden(t *testing.T) {
-	for _, c := range recordCases {
-		got := hex.EncodeToString(AppendRecord(nil, c.rec))
-		if got != c.wire {
-			t.Errorf("%s: encoded %s, want %s", c.name, got, c.wire)
-		}
-		b, _ := hex.DecodeString(c.wire)
-		r, err := DecodeRecord(b)
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		if len(r) != len(c.rec) {
-			t.Fatalf("%s: decoded %d fields, want %d", c.name, len(r), len(c.rec))
-		}
-		for i := range r {
-			if r[i].Key != c.rec[i].Key || !bytes.Equal(r[i].Value, c.rec[i].Value) {
-				t.Errorf("%s: field %d = %q=%q", c.name, i, r[i].Key, r[i].Value)
-			}
+// wireRows reads the ABI's wire table (testdata/wire.txt), which every
+// SDK's tests read too.
+func wireRows(t testing.TB, kind string) []WireRow {
+	t.Helper()
+	b, err := os.ReadFile("testdata/wire.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := ParseWireTable(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []WireRow
+	for _, r := range all {
+		if r.Kind == kind {
+			rows = append(rows, r)
 		}
 	}
+	if len(rows) == 0 {
+		t.Fatalf("wire.txt has no %s rows", kind)
+	}
+	return rows
 }
 
-func TestRecordMalformed(t *testing.T) {
-	for name, wire := range map[string]string{
-		"short count":     "0100",
-		"count overruns":  "05000000",
-		"key overruns":    "01000000" + "ff000000" + "61",
-		"value overruns":  "01000000" + "01000000" + "61" + "02000000" + "31",
-		"trailing bytes":  "00000000" + "00",
-		"too many fields": "ffffff7f",
-	} {
-		b, _ := hex.DecodeString(wire)
-		if _, err := DecodeRecord(b); err != ErrMalformed {
-			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+// TestRecordWireTable: every record row of the wire table decodes to its
+// text and encodes back to its bytes; every bad-record row is refused.
+func TestRecordWireTable(t *testing.T) {
+	for _, r := range wireRows(t, "record") {
+		rec, err := DecodeRecord(r.Wire)
+		if err != nil {
+			t.Errorf("%s: %v", r, err)
+			continue
+		}
+		if got := RecordText(rec); got != r.Text {
+			t.Errorf("%s: decoded %q, want %q", r, got, r.Text)
+		}
+		if got := AppendRecord(nil, rec); !bytes.Equal(got, r.Wire) {
+			t.Errorf("%s: encoded %x", r, got)
+		}
+	}
+	for _, r := range wireRows(t, "bad-record") {
+		if _, err := DecodeRecord(r.Wire); err != ErrMalformed {
+			t.Errorf("%s (%s): err = %v, want ErrMalformed", r, r.Text, err)
 		}
 	}
 }
@@ -72,9 +69,8 @@ func TestErrnoNames(t *testing.T) {
 }
 
 func FuzzDecodeRecord(f *testing.F) {
-	for _, c := range recordCases {
-		b, _ := hex.DecodeString(c.wire)
-		f.Add(b)
+	for _, r := range wireRows(f, "record") {
+		f.Add(r.Wire)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeRecord(b)

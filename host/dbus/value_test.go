@@ -2,59 +2,112 @@ package dbus
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
+	"os"
+	"reflect"
 	"testing"
 
 	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/airlockhq/airlock/abi"
+	airlock "github.com/airlockhq/airlock/sdk/go"
 )
 
-// golden is one value in the ABI encoding: the table doubles as the fuzz
-// seeds, as godbus's proto tests do.
-var golden = []struct {
-	sig, hex string
-}{
-	{"y", "2a"},
-	{"b", "01"},
-	{"n", "feff"},
-	{"q", "0100"},
-	{"i", "ffffffff"},
-	{"u", "07000000"},
-	{"x", "0100000000000080"},
-	{"t", "0000000000010000"},
-	{"d", "000000000000f03f"},
-	{"s", "0500000068656c6c6f"},
-	{"o", "020000002f78"},
-	{"g", "020000006169"},
-	{"ss", "11000000626c7565746f6f74682e7365727669636507000000" + "7265706c616365"},
-	{"as", "02000000010000006101000000" + "62"},
-	{"a{sv}", "01000000030000004e54500100000062" + "01"},
-	{"(iao)", "0700000001000000020000002f78"},
-	{"a(ss)", "00000000"},
-	{"v", "02000000617902000000" + "0102"},
-	{"a{s(iao)}", "0100000001000000610700000000000000"},
-	{"aay", "0200000001000000ff00000000"},
+// wireTable is the ABI's wire table (abi/testdata/wire.txt), which every
+// SDK's tests read too; its dbus rows double as the fuzz seeds.
+func wireTable(t testing.TB) []abi.WireRow {
+	t.Helper()
+	b, err := os.ReadFile("../../abi/testdata/wire.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := abi.ParseWireTable(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }
 
-func TestGoldenRoundTrip(t *testing.T) {
-	for _, g := range golden {
-		b, err := hex.DecodeString(g.hex)
-		if err != nil {
-			t.Fatalf("%s: %v", g.sig, err)
-		}
-		vals, err := decodeBody(g.sig, b)
-		if err != nil {
-			t.Errorf("decode %s %s: %v", g.sig, g.hex, err)
-			continue
-		}
-		if got := godbus.SignatureOf(vals...).String(); got != g.sig {
-			t.Errorf("decoded %s to Go values of signature %s", g.sig, got)
-		}
-		back, err := encodeBody(g.sig, vals, 1<<20)
-		if err != nil || !bytes.Equal(back, b) {
-			t.Errorf("re-encode %s = %x, %v; want %s", g.sig, back, err, g.hex)
+// TestWireTable: every dbus row decodes to Go values of exactly its
+// signature, whose text is the row's, and encodes back to its bytes; every
+// bad-dbus row is refused as invalid.
+func TestWireTable(t *testing.T) {
+	n := 0
+	for _, r := range wireTable(t) {
+		switch r.Kind {
+		case "dbus":
+			n++
+			vals, err := decodeBody(r.Sig, r.Wire)
+			if err != nil {
+				t.Errorf("%s: %v", r, err)
+				continue
+			}
+			if got := godbus.SignatureOf(vals...).String(); got != r.Sig {
+				t.Errorf("%s: decoded to Go values of signature %s", r, got)
+			}
+			if got := wireText(vals); got != r.Text {
+				t.Errorf("%s: decoded %s, want %s", r, got, r.Text)
+			}
+			back, err := encodeBody(r.Sig, vals, 1<<20)
+			if err != nil || !bytes.Equal(back, r.Wire) {
+				t.Errorf("%s: re-encoded %x, %v", r, back, err)
+			}
+		case "bad-dbus", "bad-dbus-host":
+			n++
+			var ve *valueError
+			if _, err := decodeBody(r.Sig, r.Wire); !errors.As(err, &ve) {
+				t.Errorf("%s (%s): err = %v, want invalid", r, r.Text, err)
+			}
 		}
 	}
+	if n == 0 {
+		t.Fatal("wire.txt has no dbus rows")
+	}
+}
+
+// wireText writes decoded values in the wire table's text form, with the
+// Go SDK's formatter (its owner) after a change of types.
+func wireText(vals []any) string {
+	conv := make([]any, len(vals))
+	for i, v := range vals {
+		conv[i] = sdkValue(reflect.ValueOf(v))
+	}
+	return airlock.FormatDBus(conv...)
+}
+
+// sdkValue is v with godbus's types changed for the Go SDK's.
+func sdkValue(v reflect.Value) any {
+	switch x := v.Interface().(type) {
+	case godbus.ObjectPath:
+		return airlock.ObjectPath(x)
+	case godbus.Signature:
+		return airlock.Signature(x.String())
+	case godbus.Variant:
+		return airlock.Variant{Sig: airlock.Signature(x.Signature().String()), Value: sdkValue(reflect.ValueOf(x.Value()))}
+	}
+	switch v.Kind() {
+	case reflect.Slice, reflect.Struct:
+		n, item := v.Len, v.Index
+		if v.Kind() == reflect.Struct {
+			n, item = v.NumField, v.Field
+		}
+		out := make([]any, n())
+		for i := range out {
+			out[i] = sdkValue(item(i))
+		}
+		if v.Kind() == reflect.Struct {
+			return airlock.Struct(out)
+		}
+		return out
+	case reflect.Map:
+		kt := reflect.TypeOf(sdkValue(reflect.Zero(v.Type().Key())))
+		m := reflect.MakeMap(reflect.MapOf(kt, reflect.TypeOf((*any)(nil)).Elem()))
+		for it := v.MapRange(); it.Next(); {
+			m.SetMapIndex(reflect.ValueOf(sdkValue(it.Key())), reflect.ValueOf(sdkValue(it.Value())))
+		}
+		return m.Interface()
+	}
+	return v.Interface()
 }
 
 func TestEncodeBound(t *testing.T) {
@@ -69,9 +122,10 @@ func TestEncodeBound(t *testing.T) {
 // signature, or to an invalid error; never a panic. What decodes encodes
 // back to a fixed point.
 func FuzzDecodeBody(f *testing.F) {
-	for _, g := range golden {
-		b, _ := hex.DecodeString(g.hex)
-		f.Add(g.sig, b)
+	for _, r := range wireTable(f) {
+		if r.Kind == "dbus" {
+			f.Add(r.Sig, r.Wire)
+		}
 	}
 	f.Fuzz(func(t *testing.T, sig string, body []byte) {
 		vals, err := decodeBody(sig, body)

@@ -264,6 +264,110 @@ func encodeValue(b []byte, v reflect.Value) ([]byte, error) {
 	return nil, fmt.Errorf("dbus: Go type %s has no D-Bus type", v.Type())
 }
 
+// EncodeDBusAs encodes vals as the signature sig says, which EncodeDBus
+// infers instead: what DecodeDBus gives for an array of containers ([]any)
+// or an empty one encodes as its signature, not as av. Each value must
+// hold what its complete type in sig takes: Struct or a Go struct for a
+// struct, a slice for an array, a map for a dict.
+func EncodeDBusAs(sig Signature, vals ...any) ([]byte, error) {
+	var out []byte
+	rest := string(sig)
+	for i, v := range vals {
+		n, err := typeLen(rest, 0)
+		if err != nil {
+			return nil, fmt.Errorf("dbus: signature %q for value %d: %w", sig, i, err)
+		}
+		if out, err = encodeAs(out, rest[:n], reflect.ValueOf(v), 0); err != nil {
+			return nil, err
+		}
+		rest = rest[n:]
+	}
+	if rest != "" {
+		return nil, fmt.Errorf("dbus: signature %q has types left after %d values", sig, len(vals))
+	}
+	return out, nil
+}
+
+func encodeAs(b []byte, t string, v reflect.Value, depth int) ([]byte, error) {
+	for v.Kind() == reflect.Interface && !v.IsNil() {
+		v = v.Elem()
+	}
+	if depth > 64 || !v.IsValid() {
+		return nil, fmt.Errorf("dbus: no value for %s, or nested too deep", t)
+	}
+	elems := func(n int, elem func(int) ([]byte, error)) ([]byte, error) {
+		var err error
+		for i := 0; i < n && err == nil; i++ {
+			b, err = elem(i)
+		}
+		return b, err
+	}
+	switch {
+	case t == "v":
+		x, ok := v.Interface().(Variant)
+		if !ok {
+			x = MakeVariant(v.Interface())
+		}
+		b = appendStr(b, string(x.Sig))
+		return encodeAs(b, string(x.Sig), reflect.ValueOf(x.Value), depth+1)
+	case strings.HasPrefix(t, "a{") && v.Kind() == reflect.Map:
+		kt, _ := typeLen(t[2:], depth+1)
+		keys := v.MapKeys()
+		sort.Slice(keys, func(i, j int) bool { return lessKey(keys[i], keys[j]) })
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(keys)))
+		return elems(len(keys), func(i int) ([]byte, error) {
+			b, err := encodeAs(b, t[2:2+kt], keys[i], depth+1)
+			if err != nil {
+				return nil, err
+			}
+			return encodeAs(b, t[2+kt:len(t)-1], v.MapIndex(keys[i]), depth+1)
+		})
+	case t[0] == 'a' && t[1] != '{' && (v.Kind() == reflect.Slice || v.Kind() == reflect.Array):
+		b = binary.LittleEndian.AppendUint32(b, uint32(v.Len()))
+		return elems(v.Len(), func(i int) ([]byte, error) { return encodeAs(b, t[1:], v.Index(i), depth+1) })
+	case t[0] == '(' && (v.Type() == structT || v.Kind() == reflect.Struct):
+		n := v.Len
+		field := v.Index
+		if v.Kind() == reflect.Struct {
+			n, field = v.NumField, v.Field
+		}
+		rest := t[1 : len(t)-1]
+		b, err := elems(n(), func(i int) ([]byte, error) {
+			l, err := typeLen(rest, depth+1)
+			if err != nil {
+				return nil, fmt.Errorf("dbus: struct %s has fewer fields than %d", t, n())
+			}
+			f := rest[:l]
+			rest = rest[l:]
+			return encodeAs(b, f, field(i), depth+1)
+		})
+		if err == nil && rest != "" {
+			err = fmt.Errorf("dbus: struct %s has more fields than %d", t, n())
+		}
+		return b, err
+	case len(t) == 1 && t != "v":
+		if s, err := SignatureOf(v.Interface()); err != nil || string(s) != t {
+			return nil, fmt.Errorf("dbus: a %s is not a %s", v.Type(), t)
+		}
+		return encodeValue(b, v)
+	}
+	return nil, fmt.Errorf("dbus: a %s cannot be encoded as %s", v.Type(), t)
+}
+
+// lessKey orders dict keys as the host writes them: numbers by value,
+// strings by their bytes.
+func lessKey(a, b reflect.Value) bool {
+	switch a.Kind() {
+	case reflect.Int16, reflect.Int32, reflect.Int64, reflect.Int:
+		return a.Int() < b.Int()
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uint:
+		return a.Uint() < b.Uint()
+	case reflect.Float64:
+		return a.Float() < b.Float()
+	}
+	return a.String() < b.String()
+}
+
 func appendStr(b []byte, s string) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
 	return append(b, s...)
@@ -275,6 +379,9 @@ func appendStr(b []byte, s string) []byte {
 // to map[string]Variant, other dicts to typed maps where the value type is
 // basic or Variant and map[K]any otherwise, and structs to Struct.
 func DecodeDBus(sig Signature, body []byte) ([]any, error) {
+	if len(sig) > 255 {
+		return nil, fmt.Errorf("dbus: signature of %d bytes, over 255", len(sig))
+	}
 	d := &vdec{b: body}
 	var out []any
 	for rest := string(sig); rest != ""; {
@@ -302,10 +409,10 @@ func typeLen(s string, depth int) (int, error) {
 	switch s[0] {
 	case 'a':
 		if len(s) > 1 && s[1] == '{' {
-			k, err := typeLen(s[2:], depth+1)
-			if err != nil {
-				return 0, err
+			if len(s) < 3 || strings.IndexByte("ybnqiuxtdsog", s[2]) < 0 {
+				return 0, errors.New("dict key must be a basic type")
 			}
+			k := 1
 			v, err := typeLen(s[2+k:], depth+1)
 			if err != nil || len(s) <= 2+k+v || s[2+k+v] != '}' {
 				return 0, errors.New("bad dict entry")
@@ -323,8 +430,8 @@ func typeLen(s string, depth int) (int, error) {
 			}
 			i += n
 		}
-		if i >= len(s) {
-			return 0, errors.New("unclosed struct")
+		if i >= len(s) || i == 1 {
+			return 0, errors.New("unclosed or empty struct")
 		}
 		return i + 1, nil
 	}
@@ -399,7 +506,10 @@ func (d *vdec) value(t string, depth int) (any, error) {
 			return nil, err
 		}
 		if t[0] == 'b' {
-			return b[0] != 0, nil
+			if b[0] > 1 {
+				return nil, fmt.Errorf("dbus: boolean byte %d is neither 0 nor 1", b[0])
+			}
+			return b[0] == 1, nil
 		}
 		return b[0], nil
 	case 'n', 'q':

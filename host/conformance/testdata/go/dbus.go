@@ -1,104 +1,13 @@
 package main
 
 import (
-	"fmt"
-	"reflect"
-	"sort"
-	"strconv"
 	"strings"
 
 	airlock "github.com/airlockhq/airlock/sdk/go"
 )
 
-// dbusText prints decoded D-Bus values in the text form that every SDK's
-// formatter writes: numbers in decimal (doubles shortest), booleans
-// true/false, strings "quoted", object paths o"/p", signatures g"sv",
-// arrays [a, b], dicts {k: v} in key order, structs (a, b), variants
-// <sig value>; a body's values are separated by ", ".
-func dbusText(vals []any) string {
-	var b strings.Builder
-	for i, v := range vals {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		writeValue(&b, reflect.ValueOf(v))
-	}
-	return b.String()
-}
-
-func writeValue(b *strings.Builder, v reflect.Value) {
-	if v.Kind() == reflect.Interface {
-		v = v.Elem()
-	}
-	switch x := v.Interface().(type) {
-	case airlock.ObjectPath:
-		b.WriteString(`o"` + string(x) + `"`)
-		return
-	case airlock.Signature:
-		b.WriteString(`g"` + string(x) + `"`)
-		return
-	case airlock.Variant:
-		b.WriteString("<" + string(x.Sig) + " ")
-		writeValue(b, reflect.ValueOf(x.Value))
-		b.WriteString(">")
-		return
-	case airlock.Struct:
-		b.WriteString("(")
-		for i, f := range x {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeValue(b, reflect.ValueOf(f))
-		}
-		b.WriteString(")")
-		return
-	}
-	switch v.Kind() {
-	case reflect.Bool:
-		b.WriteString(strconv.FormatBool(v.Bool()))
-	case reflect.Int16, reflect.Int32, reflect.Int64:
-		b.WriteString(strconv.FormatInt(v.Int(), 10))
-	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		b.WriteString(strconv.FormatUint(v.Uint(), 10))
-	case reflect.Float64:
-		b.WriteString(strconv.FormatFloat(v.Float(), 'g', -1, 64))
-	case reflect.String:
-		b.WriteString(`"` + v.String() + `"`)
-	case reflect.Slice:
-		b.WriteString("[")
-		for i := 0; i < v.Len(); i++ {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeValue(b, v.Index(i))
-		}
-		b.WriteString("]")
-	case reflect.Map:
-		keys := v.MapKeys()
-		sort.Slice(keys, func(i, j int) bool {
-			a, c := keys[i], keys[j]
-			switch a.Kind() {
-			case reflect.Int16, reflect.Int32, reflect.Int64:
-				return a.Int() < c.Int()
-			case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-				return a.Uint() < c.Uint()
-			}
-			return fmt.Sprint(a.Interface()) < fmt.Sprint(c.Interface())
-		})
-		b.WriteString("{")
-		for i, k := range keys {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeValue(b, k)
-			b.WriteString(": ")
-			writeValue(b, v.MapIndex(k))
-		}
-		b.WriteString("}")
-	default:
-		fmt.Fprintf(b, "?%T", v.Interface())
-	}
-}
+// dbusText prints decoded D-Bus values in the text form every SDK writes.
+func dbusText(vals []any) string { return airlock.FormatDBus(vals...) }
 
 // dbusStep calls the simulated device's system bus. The manifest grants
 // systemd's StopUnit for bluetooth.service and GetUnit, reading unit
