@@ -1679,8 +1679,8 @@ static size_t airlock_dbus_type_len(const char *s, int depth) {
 		return 0;
 	if (*s == 'a') {
 		if (s[1] == '{') {
-			size_t k = airlock_dbus_type_len(s + 2, depth + 1);
-			if (k == 0)
+			size_t k = 1;
+			if (s[2] == 0 || strchr("ybnqiuxtdsog", s[2]) == NULL)
 				return 0;
 			size_t v = airlock_dbus_type_len(s + 2 + k, depth + 1);
 			if (v == 0 || s[2 + k + v] != '}')
@@ -1757,8 +1757,10 @@ static int airlock_dr_value(struct airlock_dbus_reader *r, const char *t, size_t
 			return 0;
 		if (t[0] == 'y')
 			v->y = p[0];
+		else if (p[0] > 1)
+			return 0; /* a boolean is 0 or 1 */
 		else
-			v->b = p[0] != 0;
+			v->b = p[0] == 1;
 		return 1;
 	case 'n':
 	case 'q':
@@ -1834,6 +1836,8 @@ int32_t airlock_dbus_decode(const char *sig, const void *body, uint32_t len, air
 	memset(out, 0, sizeof *out);
 	out->signature = "";
 	size_t sl = strlen(sig), n = 0;
+	if (sl > 255)
+		return AIRLOCK_INVALID;
 	for (size_t i = 0, l; i < sl; i += l, n++)
 		if ((l = airlock_dbus_type_len(sig + i, 0)) == 0)
 			return AIRLOCK_INVALID;

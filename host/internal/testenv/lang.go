@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -188,11 +189,39 @@ func cargoName(t testing.TB, file string) string {
 	return ""
 }
 
-var npmInstalled bool
+var (
+	npmMu        sync.Mutex
+	npmInstalled bool
+)
+
+// ASPackage returns sdk/assemblyscript with its node_modules installed
+// (npm ci, once per test binary, when asc is absent), and node.
+func ASPackage(t testing.TB) (dir, node string) {
+	t.Helper()
+	npmMu.Lock()
+	defer npmMu.Unlock()
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		Missing(t, "npm, to build AssemblyScript plugins (apt-get install nodejs npm)")
+	}
+	dir = filepath.Join(RepoRoot(t), "sdk", "assemblyscript")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".bin", "asc")); err != nil && !npmInstalled {
+		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		if b, err := cmd.CombinedOutput(); err != nil {
+			Missing(t, fmt.Sprintf("the assemblyscript compiler (npm ci in sdk/assemblyscript failed: %v: %s)", err, lastLines(string(b), 5)))
+		}
+		npmInstalled = true
+	}
+	if node, err = exec.LookPath("node"); err != nil {
+		Missing(t, "node, to run the AssemblyScript compiler (apt-get install nodejs)")
+	}
+	return dir, node
+}
 
 // BuildAS compiles dir/assembly/index.ts with the AssemblyScript compiler
-// pinned in sdk/assemblyscript/package.json (installed there with npm ci on
-// first use) and that package's asconfig.json.
+// pinned in sdk/assemblyscript/package.json and that package's
+// asconfig.json.
 func BuildAS(t testing.TB, dir string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -201,26 +230,9 @@ func BuildAS(t testing.TB, dir string) string {
 	if ok {
 		return out
 	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		Missing(t, "npm, to build AssemblyScript plugins (apt-get install nodejs npm)")
-	}
-	root := RepoRoot(t)
-	sdk := filepath.Join(root, "sdk", "assemblyscript")
+	sdk, node := ASPackage(t)
+	entry := filepath.Join(RepoRoot(t), dir, "assembly", "index.ts")
 	asc := filepath.Join(sdk, "node_modules", ".bin", "asc")
-	if _, err := os.Stat(asc); err != nil && !npmInstalled {
-		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
-		cmd.Dir = sdk
-		if b, err := cmd.CombinedOutput(); err != nil {
-			Missing(t, fmt.Sprintf("the assemblyscript compiler (npm ci in sdk/assemblyscript failed: %v: %s)", err, lastLines(string(b), 5)))
-		}
-		npmInstalled = true
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		Missing(t, "node, to run the AssemblyScript compiler (apt-get install nodejs)")
-	}
-	entry := filepath.Join(root, dir, "assembly", "index.ts")
 	cmd := exec.Command(node, asc, entry, "--config", filepath.Join(sdk, "asconfig.json"), "--target", "release", "--outFile", out)
 	cmd.Dir = sdk
 	run(t, "build "+dir, cmd)

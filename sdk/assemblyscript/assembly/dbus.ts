@@ -177,8 +177,8 @@ function typeLen(sig: string, i: i32, depth: i32): i32 {
   const c = sig.charAt(i);
   if (c == "a") {
     if (sig.charAt(i + 1) == "{") {
-      const k = typeLen(sig, i + 2, depth + 1);
-      if (k < 0) return -1;
+      if (i + 2 >= sig.length || BASIC.indexOf(sig.charAt(i + 2)) < 0) return -1;
+      const k = 1;
       const v = typeLen(sig, i + 2 + k, depth + 1);
       if (v < 0 || sig.charAt(i + 2 + k + v) != "}") return -1;
       return 3 + k + v;
@@ -223,7 +223,11 @@ class Reader {
     if (depth > 64) { this.err = "dbus: nested too deep"; return v; }
     if (this.err.length > 0) return v;
     const c = t.charAt(0);
-    if (c == "y" || c == "b") { const at = this.take(1); if (at >= 0) v.num = <i64>this.b[at]; }
+    if (c == "y" || c == "b") {
+      const at = this.take(1);
+      if (at >= 0) v.num = <i64>this.b[at];
+      if (c == "b" && v.num > 1) this.err = "dbus: boolean byte " + v.num.toString() + " is neither 0 nor 1";
+    }
     else if (c == "n") { const at = this.take(2); if (at >= 0) v.num = <i64>load<i16>(this.b.dataStart + at); }
     else if (c == "q") { const at = this.take(2); if (at >= 0) v.num = <i64>load<u16>(this.b.dataStart + at); }
     else if (c == "i") { const at = this.take(4); if (at >= 0) v.num = <i64>load<i32>(this.b.dataStart + at); }
@@ -254,6 +258,7 @@ class Reader {
 
 /** decode decodes a body of the given signature. */
 export function decode(sig: string, body: Uint8Array): Result<Value[]> {
+  if (sig.length > 255) return new Result<Value[]>([], Errno.INVALID, "dbus: signature of " + sig.length.toString() + " bytes, over 255");
   const r = new Reader(body);
   const out: Value[] = [];
   let i = 0;

@@ -302,7 +302,10 @@ fn type_len(sig: &[u8], depth: usize) -> Option<usize> {
     match *sig.first()? {
         b'a' => {
             if sig.get(1) == Some(&b'{') {
-                let k = type_len(&sig[2..], depth + 1)?;
+                if !b"ybnqiuxtdsog".contains(sig.get(2)?) {
+                    return None;
+                }
+                let k = 1;
                 let v = type_len(&sig[2 + k..], depth + 1)?;
                 if sig.get(2 + k + v) != Some(&b'}') {
                     return None;
@@ -329,6 +332,9 @@ fn type_len(sig: &[u8], depth: usize) -> Option<usize> {
 
 /// Splits a signature into its complete types.
 pub fn split_signature(sig: &str) -> Result<Vec<&str>> {
+    if sig.len() > 255 {
+        return Err(invalid(format!("dbus: signature of {} bytes, over 255", sig.len())));
+    }
     let mut out = Vec::new();
     let mut rest = sig;
     while !rest.is_empty() {
@@ -388,7 +394,11 @@ impl<'a> Decoder<'a> {
         }
         Ok(match b[0] {
             b'y' => Value::Byte(self.take(1)?[0]),
-            b'b' => Value::Bool(self.take(1)?[0] != 0),
+            b'b' => match self.take(1)?[0] {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                x => return Err(invalid(format!("dbus: boolean byte {} is neither 0 nor 1", x))),
+            },
             b'n' => Value::Int16(le!(i16, 2)),
             b'q' => Value::UInt16(le!(u16, 2)),
             b'i' => Value::Int32(le!(i32, 4)),
