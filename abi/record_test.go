@@ -83,3 +83,22 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestErrorRecord: an error record gives its message and name; a message
+// (from an older host, or an error found before the request was decoded)
+// is itself, with no name, even one that happens to decode as a record.
+func TestErrorRecord(t *testing.T) {
+	for _, c := range []struct {
+		b         []byte
+		msg, name string
+	}{
+		{AppendErrorRecord(nil, "org.x.E: no", "org.x.E"), "org.x.E: no", "org.x.E"},
+		{AppendErrorRecord(nil, "denied", ""), "denied", ""},
+		{[]byte("org.x.E: no"), "org.x.E: no", ""},
+		{AppendRecord(nil, Record{{Key: "error_name", Value: []byte("org.x.E")}}), string(AppendRecord(nil, Record{{Key: "error_name", Value: []byte("org.x.E")}})), ""},
+	} {
+		if msg, name := DecodeErrorRecord(c.b); msg != c.msg || name != c.name {
+			t.Errorf("DecodeErrorRecord(%q) = %q, %q; want %q, %q", c.b, msg, name, c.msg, c.name)
+		}
+	}
+}

@@ -81,9 +81,15 @@ func OutOK(m api.Module, outPtr, outCap, outLenPtr uint32) bool {
 }
 
 // ReplyErr is Reply for an error: it picks the errno from err (see ErrnoOf)
-// and passes err's message to the guest.
+// and passes err's message to the guest, or the result an error gives with
+// an ErrorResult method (D-Bus's error records, ABI §3.3.3).
 func (c *Caller) ReplyErr(m api.Module, outPtr, outCap, outLenPtr uint32, err error) abi.Errno {
-	return c.Reply(m, outPtr, outCap, outLenPtr, []byte(err.Error()), ErrnoOf(err))
+	data := []byte(err.Error())
+	var r interface{ ErrorResult() []byte }
+	if errors.As(err, &r) {
+		data = r.ErrorResult()
+	}
+	return c.Reply(m, outPtr, outCap, outLenPtr, data, ErrnoOf(err))
 }
 
 // SetPending makes data the pending result, as for an event payload.

@@ -653,6 +653,41 @@ type callError struct {
 	msg   string
 }
 
+// peerError is an error reply from the D-Bus peer: its message is
+// "<name>: <text>", and a guest that asks gets the name as a field too.
+type peerError struct {
+	callError
+	name string
+}
+
+// recordError is an error for a request that asked for an error record
+// (ABI §3.3.3): the guest gets the message and the peer's error name as
+// fields instead of the message alone.
+type recordError struct{ error }
+
+func (e *recordError) Unwrap() error { return e.error }
+
+func (e *recordError) ErrorResult() []byte {
+	var pe *peerError
+	name := ""
+	if errors.As(e.error, &pe) {
+		name = pe.name
+	}
+	return abi.AppendErrorRecord(nil, e.Error(), name)
+}
+
+// errorRecords makes the errors of h records for a request that asks for
+// them (abi.ErrorsField).
+func errorRecords(h capability.Handler) capability.Handler {
+	return func(ctx context.Context, c *capability.Caller, a capability.Args) (abi.Record, error) {
+		rep, err := h(ctx, c, a)
+		if v, _ := a.Record(0).Get(abi.ErrorsField); err != nil && v == abi.ErrorsRecord {
+			err = &recordError{err}
+		}
+		return rep, err
+	}
+}
+
 func (e *callError) Error() string        { return e.msg }
 func (e *callError) Errno() abi.Errno     { return e.errno }
 func (e *valueError) Errno() abi.Errno    { return abi.Invalid }
@@ -733,7 +768,7 @@ func (d *DBus) invoke(ctx context.Context, plugin, dest, path, iface, member str
 					text += ": " + s
 				}
 			}
-			return nil, "", &callError{e, text}
+			return nil, "", &peerError{callError{e, text}, de.Name}
 		case errors.Is(err, context.DeadlineExceeded):
 			return nil, "", &callError{abi.Timeout, fmt.Sprintf("no reply from %s to %s.%s within %s (the handler deadline or dbus.call_timeout)", dest, iface, member, limit.Round(time.Millisecond))}
 		case !conn.Connected() || errors.Is(err, godbus.ErrClosed):
@@ -762,10 +797,10 @@ func (d *DBus) Functions() []capability.Func {
 		},
 		Malformed: func(err error) error { return &callError{abi.Invalid, "request is not a valid record: " + err.Error()} }}
 	return []capability.Func{
-		capability.HostFunc(FuncCall, d.call, req),
-		capability.HostFunc(FuncGetProperty, d.getProperty, req),
-		capability.HostFunc(FuncGetAllProperties, d.getAllProperties, req),
-		capability.HostFunc(FuncSetProperty, d.setProperty, req),
+		capability.HostFunc(FuncCall, errorRecords(d.call), req),
+		capability.HostFunc(FuncGetProperty, errorRecords(d.getProperty), req),
+		capability.HostFunc(FuncGetAllProperties, errorRecords(d.getAllProperties), req),
+		capability.HostFunc(FuncSetProperty, errorRecords(d.setProperty), req),
 	}
 }
 

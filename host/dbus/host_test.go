@@ -291,6 +291,30 @@ func TestHostWithRealPeers(t *testing.T) {
 			t.Errorf("get Mode after a Set call = %q", got)
 		}
 	})
+	t.Run("error name as a field, for a request that asks", func(t *testing.T) {
+		stop := func(mode string, extra ...abi.Field) string {
+			b, _ := dbus.EncodeBody("ss", []any{"bluetooth.service", mode}, 1<<20)
+			req := append(abi.Record{{Key: "destination", Value: []byte("org.freedesktop.systemd1")},
+				{Key: "path", Value: []byte("/org/freedesktop/systemd1")}, {Key: "interface", Value: []byte("org.freedesktop.systemd1.Manager")},
+				{Key: "member", Value: []byte("StopUnit")}, {Key: "signature", Value: []byte("ss")}, {Key: "body", Value: b}}, extra...)
+			return r.do("guard", "rawerr|x|x|"+hex.EncodeToString(abi.AppendRecord(nil, req)))
+		}
+		asks := abi.Field{Key: abi.ErrorsField, Value: []byte(abi.ErrorsRecord)}
+		const peer = "message=org.freedesktop.DBus.Error.InvalidArgs: Job mode sideways invalid., error_name=org.freedesktop.DBus.Error.InvalidArgs"
+		if got := stop("sideways", asks); got != "failed: invalid record "+peer {
+			t.Errorf("peer error, record asked = %q", got)
+		}
+		// A guest that does not ask (every guest before error records)
+		// gets the message as before.
+		if got := stop("sideways"); got != "failed: invalid text org.freedesktop.DBus.Error.InvalidArgs: Job mode sideways invalid." {
+			t.Errorf("peer error, no record asked = %q", got)
+		}
+		// An error of the host's own has a message and no name.
+		got := stop("replace", asks, abi.Field{Key: "timeout_ms", Value: []byte("0")})
+		if got != `failed: invalid record message=timeout_ms "0" is not a positive number` {
+			t.Errorf("host's error, record asked = %q", got)
+		}
+	})
 	t.Run("GetAll is filtered to granted properties", func(t *testing.T) {
 		got := r.do("guard", "getall|org.freedesktop.hostname1|/org/freedesktop/hostname1|org.freedesktop.hostname1")
 		if got != "ok map[StaticHostname:s airlock-test]" {

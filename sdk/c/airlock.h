@@ -100,6 +100,11 @@ typedef struct airlock_result {
 	int32_t err;
 	char *data;
 	uint32_t len;
+	/* The D-Bus error name of an error from a D-Bus peer
+	 * ("org.freedesktop.systemd1.NoSuchUnit"), which the host sends as a
+	 * field of its own (ABI.md §3.3.3), or NULL. It lives in data's
+	 * allocation. */
+	const char *name;
 } airlock_result;
 
 void airlock_result_free(airlock_result *r);
@@ -453,8 +458,8 @@ void airlock_on_mount(int (*h)(const airlock_mount_event *e));
  * A call the manifest does not allow is AIRLOCK_DENIED with a message that
  * names what is missing; the bus being down AIRLOCK_UNAVAILABLE; past the
  * deadline AIRLOCK_TIMEOUT. An error from the peer is NOT_FOUND, INVALID or
- * FAILED with a message that starts with the D-Bus error name
- * (airlock_dbus_error_name). */
+ * FAILED with a message that starts with the D-Bus error name, which the
+ * result's name holds (airlock_dbus_error_name copies it). */
 
 #define AIRLOCK_DBUS_MAX_DEPTH 64
 
@@ -565,9 +570,9 @@ airlock_result airlock_dbus_get_all_properties(const airlock_dbus_object *o, con
 /* airlock_dbus_set_property writes property; value holds one complete
  * value, which the host wraps in a variant. */
 airlock_result airlock_dbus_set_property(const airlock_dbus_object *o, const char *property, const airlock_dbus_writer *value);
-/* airlock_dbus_error_name copies the D-Bus error name that a failed call's
- * message starts with ("org.freedesktop.systemd1.NoSuchUnit") into buf, or
- * "" if the error did not come from the peer. */
+/* airlock_dbus_error_name copies the D-Bus error name of a failed call
+ * (r->name: "org.freedesktop.systemd1.NoSuchUnit") into buf, or "" if the
+ * error did not come from the peer or the name does not fit. */
 const char *airlock_dbus_error_name(const airlock_result *r, char *buf, size_t cap);
 
 /* A D-Bus signal that a [[trigger.dbus]] rule matched. */
@@ -690,6 +695,7 @@ void airlock_result_free(airlock_result *r) {
 	free(r->data);
 	r->data = NULL;
 	r->len = 0;
+	r->name = NULL;
 }
 
 /* Small results land here without a malloc. Wasm is single-threaded and a
@@ -2039,12 +2045,32 @@ static airlock_result airlock_dbus_send(airlock_dbus_raw fn, airlock_record_buil
 		airlock_record_builder_free(b);
 		return airlock_result_msg(AIRLOCK_TOO_LARGE, "dbus: out of memory building the request");
 	}
+	airlock_record_adds(b, "errors", "record"); /* the error name as a field */
 	struct airlock_dbus_args a = {fn, b};
 	airlock_result r = airlock_call(airlock_dbus_rawcall, &a);
 	airlock_record_builder_free(b);
+	airlock_record rec;
+	if (r.err != AIRLOCK_OK && r.data != NULL && airlock_record_decode(r.data, r.len, &rec) == AIRLOCK_OK) {
+		/* An error record: message, then error_name from the peer. A
+		 * host before error records sends the message alone. */
+		if (rec.count > 0 && strcmp(rec.fields[0].key, "message") == 0) {
+			const char *name = airlock_record_get(&rec, "error_name");
+			size_t ml = rec.fields[0].value_len, nl = name ? strlen(name) : 0;
+			char *d = (char *)malloc(ml + nl + 2);
+			if (d != NULL) {
+				memcpy(d, rec.fields[0].value, ml);
+				d[ml] = 0;
+				memcpy(d + ml + 1, name ? name : "", nl + 1);
+				free(r.data);
+				r.data = d;
+				r.len = (uint32_t)ml;
+				r.name = name ? d + ml + 1 : NULL;
+			}
+		}
+		airlock_record_free(&rec);
+	}
 	if (r.err != AIRLOCK_OK || r.data == NULL)
 		return r;
-	airlock_record rec;
 	if (airlock_record_decode(r.data, r.len, &rec) != AIRLOCK_OK) {
 		airlock_result_free(&r);
 		return airlock_result_msg(AIRLOCK_FAILED, "dbus: bad reply record: abi: malformed record");
@@ -2128,20 +2154,8 @@ const char *airlock_dbus_error_name(const airlock_result *r, char *buf, size_t c
 	if (cap == 0)
 		return buf;
 	buf[0] = 0;
-	if (r->err == AIRLOCK_OK || r->data == NULL)
-		return buf;
-	const char *end = strstr(r->data, ": ");
-	size_t n = end ? (size_t)(end - r->data) : strlen(r->data);
-	int dots = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (r->data[i] == ' ' || r->data[i] == '"')
-			return buf;
-		dots += r->data[i] == '.';
-	}
-	if (dots >= 2 && n < cap) {
-		memcpy(buf, r->data, n);
-		buf[n] = 0;
-	}
+	if (r->err != AIRLOCK_OK && r->name != NULL && strlen(r->name) < cap)
+		strcpy(buf, r->name);
 	return buf;
 }
 

@@ -26,6 +26,10 @@ import (
 type HostError struct {
 	Code abi.Errno
 	Msg  string
+	// ErrorName is the D-Bus error name of an error from a D-Bus peer
+	// ("org.freedesktop.systemd1.NoSuchUnit"), which the host sends as a
+	// field of its own (ABI §3.3.3); "" for any other error.
+	ErrorName string
 }
 
 func (e *HostError) Error() string {

@@ -1,6 +1,7 @@
 package airlock
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -20,7 +21,8 @@ import (
 // and a message naming what is missing; the bus being down gives
 // abi.Unavailable; a call past the handler deadline gives abi.Timeout. An
 // error from the peer gives abi.NotFound, abi.Invalid or abi.Failed, with a
-// message that starts with the D-Bus error name (see DBusErrorName).
+// message that starts with the D-Bus error name, which DBusErrorName
+// returns.
 var DBus Bus
 
 // Bus is the type of DBus.
@@ -157,8 +159,11 @@ func (o *Object) SetProperty(property string, value any) error {
 }
 
 func dbusRequest(fn func(req []byte, out *byte, cap uint32, n *uint32) uint32, req abi.Record) (*Reply, error) {
-	b := abi.AppendRecord(nil, req)
+	b := abi.AppendRecord(nil, append(req, abi.Field{Key: abi.ErrorsField, Value: []byte(abi.ErrorsRecord)}))
 	data, err := call(func(out *byte, cap uint32, n *uint32) uint32 { return fn(b, out, cap, n) })
+	if he, ok := err.(*HostError); ok {
+		he.Msg, he.ErrorName = abi.DecodeErrorRecord([]byte(he.Msg))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -177,20 +182,13 @@ func dbusRequest(fn func(req []byte, out *byte, cap uint32, n *uint32) uint32, r
 
 // DBusErrorName returns the D-Bus error name that a failed call carries
 // ("org.freedesktop.systemd1.NoSuchUnit"), or "" if the error did not come
-// from the peer.
+// from the peer: the HostError's ErrorName.
 func DBusErrorName(err error) string {
-	he, ok := err.(*HostError)
-	if !ok {
-		return ""
+	var he *HostError
+	if errors.As(err, &he) {
+		return he.ErrorName
 	}
-	name, _, ok := strings.Cut(he.Msg, ": ")
-	if !ok {
-		name = he.Msg
-	}
-	if strings.Count(name, ".") < 2 || strings.ContainsAny(name, " \"") {
-		return ""
-	}
-	return name
+	return ""
 }
 
 // Signal is a D-Bus signal that a [[trigger.dbus]] rule matched.

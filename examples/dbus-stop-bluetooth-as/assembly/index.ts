@@ -11,7 +11,7 @@ airlock.onStart((): string | null => {
   const systemd = new dbus.DBusObject("org.freedesktop.systemd1", "/org/freedesktop/systemd1");
   const r = systemd.call(STOP, [dbus.Value.str("bluetooth.service"), dbus.Value.str("replace")]);
   if (!r.ok) {
-    airlock.error("stopping bluetooth.service failed", new airlock.Record().push("error", r.toString()).push("dbus_error", dbus.errorName(r.message)));
+    airlock.error("stopping bluetooth.service failed", new airlock.Record().push("error", r.toString()).push("dbus_error", dbus.errorName(r)));
     return r.toString();
   }
   airlock.info("bluetooth.service stop queued", new airlock.Record().push("job", r.value.body.length == 1 ? r.value.body[0].text : ""));

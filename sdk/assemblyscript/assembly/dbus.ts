@@ -10,7 +10,7 @@
 // A call the manifest does not allow is Errno.DENIED with a message naming
 // what is missing; the bus being down UNAVAILABLE; past the deadline
 // TIMEOUT. An error from the peer is NOT_FOUND, INVALID or FAILED with a
-// message that starts with the D-Bus error name (see errorName). Values
+// message that starts with the D-Bus error name, which errorName returns. Values
 // cross the ABI in the encoding of §3.3.2 (encode, decode); Value's
 // toString writes the text form that the conformance suite compares.
 
@@ -283,7 +283,7 @@ export class Reply {
 }
 
 function request(fn: u32, req: Record): Result<Reply> {
-  const b = req.encode();
+  const b = req.push("errors", "record").encode(); // the error name as a field
   let e: u32;
   if (fn == 0) e = rawCall(b.dataStart, b.length, scratchPtr(), SCRATCH_CAP, outLenPtr());
   else if (fn == 1) e = rawGetProperty(b.dataStart, b.length, scratchPtr(), SCRATCH_CAP, outLenPtr());
@@ -291,7 +291,15 @@ function request(fn: u32, req: Record): Result<Reply> {
   else e = rawSetProperty(b.dataStart, b.length, scratchPtr(), SCRATCH_CAP, outLenPtr());
   const r = finish(e);
   const empty = new Reply("", []);
-  if (!r.ok) return new Result<Reply>(empty, r.err, r.text);
+  if (!r.ok) {
+    // An error record: message, then error_name from the peer. A host
+    // before error records sends the message alone.
+    const er = decodeRecord(r.data);
+    if (er == null || er.fields.length == 0 || er.fields[0].key != "message") return new Result<Reply>(empty, r.err, r.text);
+    const res = new Result<Reply>(empty, r.err, er.str("message"));
+    res.errorName = er.str("error_name");
+    return res;
+  }
   const rec = decodeRecord(r.data);
   if (rec == null) return new Result<Reply>(empty, Errno.FAILED, "dbus: bad reply record: abi: malformed record");
   const sig = rec.str("signature");
@@ -329,7 +337,7 @@ export class DBusObject {
     const i = property.lastIndexOf(".");
     if (i <= 0 || i == property.length - 1) return new Result<Value>(new Value("v"), Errno.INVALID, "\"" + property + "\" is not interface.member");
     const r = request(1, this.base(property.substring(0, i)).push("name", property.substring(i + 1)));
-    if (!r.ok) return new Result<Value>(new Value("v"), r.err, r.message);
+    if (!r.ok) return failed<Value, Reply>(new Value("v"), r);
     if (r.value.signature != "v") return new Result<Value>(new Value("v"), Errno.FAILED, "dbus: get_property replied \"" + r.value.signature + "\"");
     return new Result<Value>(r.value.body[0], Errno.OK, "");
   }
@@ -338,7 +346,7 @@ export class DBusObject {
    * the plugin read (the host leaves out the others): an a{sv} dict. */
   getAllProperties(iface: string): Result<Value> {
     const r = request(2, this.base(iface));
-    if (!r.ok) return new Result<Value>(Value.dict("s", "v", []), r.err, r.message);
+    if (!r.ok) return failed<Value, Reply>(Value.dict("s", "v", []), r);
     if (r.value.signature != "a{sv}") return new Result<Value>(Value.dict("s", "v", []), Errno.FAILED, "dbus: get_all_properties replied \"" + r.value.signature + "\"");
     return new Result<Value>(r.value.body[0], Errno.OK, "");
   }
@@ -353,23 +361,22 @@ export class DBusObject {
     const req = this.base(property.substring(0, i)).push("name", property.substring(i + 1)).push("signature", enc.signature);
     req.pushBytes("body", enc.body);
     const r = request(3, req);
-    return new Result<bool>(r.ok, r.err, r.message);
+    return r.ok ? new Result<bool>(true, Errno.OK, "") : failed<bool, Reply>(false, r);
   }
 }
 
-/** errorName returns the D-Bus error name that a failed call's message
- * starts with ("org.freedesktop.systemd1.NoSuchUnit"), or "" if the error
- * did not come from the peer. */
-export function errorName(message: string): string {
-  const i = message.indexOf(": ");
-  const name = i >= 0 ? message.substring(0, i) : message;
-  let dots = 0;
-  for (let j = 0; j < name.length; j++) {
-    const c = name.charAt(j);
-    if (c == ".") dots++;
-    if (c == " " || c == "\"") return "";
-  }
-  return dots >= 2 ? name : "";
+/** failed is r's error, with its error name, as a Result<T>. */
+function failed<T, U>(value: T, r: Result<U>): Result<T> {
+  const res = new Result<T>(value, r.err, r.message);
+  res.errorName = r.errorName;
+  return res;
+}
+
+/** errorName returns the D-Bus error name of a failed call
+ * ("org.freedesktop.systemd1.NoSuchUnit"), or "" if the error did not come
+ * from the peer: r.errorName. */
+export function errorName<T>(r: Result<T>): string {
+  return r.errorName;
 }
 
 // ---- signals (event kind 5) --------------------------------------------------

@@ -140,6 +140,10 @@ export function finish(err: u32): Reply {
 /** What a typed host call returned: its value when ok (err == 0), else the
  * ABI's code and the host's message (value is then a default). */
 export class Result<T> {
+  /** The D-Bus error name of an error from a D-Bus peer
+   * ("org.freedesktop.systemd1.NoSuchUnit"), which the host sends as a
+   * field of its own (ABI.md §3.3.3); "" otherwise. */
+  errorName: string = "";
   constructor(public value: T, public err: u32, public message: string) {}
   get ok(): bool { return this.err == Errno.OK; }
   /** "ok", or "name: message" as Reply prints it. */

@@ -75,6 +75,40 @@ func DecodeRecord(b []byte) (Record, error) {
 	return r, nil
 }
 
+// A request of airlock_dbus_v1 that holds the field ErrorsField with the
+// value ErrorsRecord gets the result of an error as a record (ABI.md
+// §3.3.3): ErrorMessage, the message, and for an error from the D-Bus peer
+// ErrorName, its D-Bus error name.
+const (
+	ErrorsField  = "errors"
+	ErrorsRecord = "record"
+	ErrorMessage = "message"
+	ErrorName    = "error_name"
+)
+
+// AppendErrorRecord appends the error record of message and name (left out
+// when empty) to dst.
+func AppendErrorRecord(dst []byte, message, name string) []byte {
+	r := Record{{Key: ErrorMessage, Value: []byte(message)}}
+	if name != "" {
+		r = append(r, Field{Key: ErrorName, Value: []byte(name)})
+	}
+	return AppendRecord(dst, r)
+}
+
+// DecodeErrorRecord reads an error's result: an error record, or (from a
+// host before error records, or for an error found before the request was
+// decoded) the message itself, with no name. A message is text, so it never
+// decodes as a record that starts with ErrorMessage.
+func DecodeErrorRecord(b []byte) (message, name string) {
+	r, err := DecodeRecord(b)
+	if err != nil || len(r) == 0 || r[0].Key != ErrorMessage {
+		return string(b), ""
+	}
+	name, _ = r.Get(ErrorName)
+	return string(r[0].Value), name
+}
+
 func u32(b []byte) (uint32, []byte, bool) {
 	if len(b) < 4 {
 		return 0, b, false

@@ -485,8 +485,12 @@ fn split_method(m: &str) -> Result<(&str, &str)> {
 type RawFn = unsafe extern "C" fn(*const u8, u32, *mut u8, u32, *mut u32) -> u32;
 
 fn request(f: RawFn, req: &Record) -> Result<Reply> {
-    let b = req.encode();
-    let out = crate::call(|p, cap, n| unsafe { f(b.as_ptr(), b.len() as u32, p, cap, n) })?;
+    let mut req = req.clone();
+    let b = req.push("errors", "record").encode();
+    let out = match crate::call_bytes(|p, cap, n| unsafe { f(b.as_ptr(), b.len() as u32, p, cap, n) })? {
+        (None, out) => out,
+        (Some(code), out) => return Err(error_record(code, &out)),
+    };
     let rec = Record::decode(&out).map_err(|e| Error::host(Errno::Failed, format!("dbus: bad reply record: {}", e)))?;
     let sig = rec.get_str("signature").unwrap_or_default();
     let body = decode(&sig, rec.get("body").unwrap_or(&[])).map_err(|e| Error::host(Errno::Failed, e.msg))?;
@@ -553,14 +557,22 @@ impl Object {
 
 /// Returns the D-Bus error name that a failed call carries
 /// ("org.freedesktop.systemd1.NoSuchUnit"), or None if the error did not
-/// come from the peer.
+/// come from the peer: the error's `name`.
 pub fn error_name(e: &Error) -> Option<String> {
-    e.code?;
-    let name = e.msg.split(": ").next().unwrap_or("");
-    if name.matches('.').count() < 2 || name.contains(' ') || name.contains('"') {
-        return None;
+    e.name.clone()
+}
+
+/// The error for an error's result: a record (`message`, `error_name`),
+/// or, from a host before error records, the message itself.
+fn error_record(code: Errno, out: &[u8]) -> Error {
+    match Record::decode(out) {
+        Ok(r) if r.fields.first().map(|f| f.0.as_str()) == Some("message") => Error {
+            code: Some(code),
+            msg: r.get_str("message").unwrap_or_default(),
+            name: r.get_str("error_name"),
+        },
+        _ => Error::host(code, String::from_utf8_lossy(out).into_owned()),
     }
-    Some(name.to_string())
 }
 
 /// A D-Bus signal that a `[[trigger.dbus]]` rule matched.

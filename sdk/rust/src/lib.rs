@@ -138,11 +138,15 @@ pub struct Error {
     /// The host's code; `None` for an error the plugin made itself.
     pub code: Option<Errno>,
     pub msg: String,
+    /// The D-Bus error name of an error from a D-Bus peer
+    /// ("org.freedesktop.systemd1.NoSuchUnit"), which the host sends as a
+    /// field of its own (ABI.md §3.3.3); see [`dbus::error_name`].
+    pub name: Option<String>,
 }
 
 impl Error {
     pub fn host(code: Errno, msg: impl Into<String>) -> Error {
-        Error { code: Some(code), msg: msg.into() }
+        Error { code: Some(code), msg: msg.into(), name: None }
     }
     /// Reports whether the host returned code.
     pub fn is(&self, code: Errno) -> bool {
@@ -164,17 +168,17 @@ impl std::error::Error for Error {}
 
 impl From<&str> for Error {
     fn from(s: &str) -> Error {
-        Error { code: None, msg: s.to_string() }
+        Error { code: None, msg: s.to_string(), name: None }
     }
 }
 impl From<String> for Error {
     fn from(s: String) -> Error {
-        Error { code: None, msg: s }
+        Error { code: None, msg: s, name: None }
     }
 }
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Error {
-        Error { code: None, msg: e.to_string() }
+        Error { code: None, msg: e.to_string(), name: None }
     }
 }
 
@@ -254,6 +258,14 @@ thread_local! {
 /// large one with `result_read`; or the host's code and message. Capability
 /// wrappers are built on it.
 pub fn call<F: FnOnce(*mut u8, u32, *mut u32) -> u32>(f: F) -> Result<Vec<u8>> {
+    match call_bytes(f)? {
+        (None, data) => Ok(data),
+        (Some(e), data) => Err(Error::host(e, String::from_utf8_lossy(&data).into_owned())),
+    }
+}
+
+/// `call`, but an error's result is returned as bytes with its code.
+pub(crate) fn call_bytes<F: FnOnce(*mut u8, u32, *mut u32) -> u32>(f: F) -> Result<(Option<Errno>, Vec<u8>)> {
     let mut n: u32 = 0;
     let (code, mut data) = SCRATCH_BUF.with(|s| {
         let mut s = s.borrow_mut();
@@ -268,10 +280,7 @@ pub fn call<F: FnOnce(*mut u8, u32, *mut u32) -> u32>(f: F) -> Result<Vec<u8>> {
         data = vec![0; n as usize];
         read_result(&mut data)?;
     }
-    match Errno::from_code(code) {
-        None => Ok(data),
-        Some(e) => Err(Error::host(e, String::from_utf8_lossy(&data).into_owned())),
-    }
+    Ok((Errno::from_code(code), data))
 }
 
 fn read_result(buf: &mut [u8]) -> Result {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"strings"
-
 	airlock "github.com/airlockhq/airlock/sdk/go"
 )
 

@@ -102,6 +102,22 @@ func init() {
 				counts[kind]++
 			}
 			airlock.Info(fmt.Sprintf("dbus %s ok %v last=%s", t.Name, counts, last))
+		case "rawerr":
+			// rawerr|x|x|hex: a whole request record; logs an error's
+			// result as a record's text, or as text if it is none.
+			req, _ := hex.DecodeString(f[3])
+			_, err := airlock.Call(func(out *byte, cap uint32, n *uint32) uint32 {
+				return rawCall(unsafe.Pointer(&req[0]), uint32(len(req)), out, cap, n)
+			})
+			if he, ok := err.(*airlock.HostError); ok {
+				if rec, derr := abi.DecodeRecord([]byte(he.Msg)); derr == nil && len(rec) > 0 {
+					airlock.Info(fmt.Sprintf("dbus %s failed: %v record %s", t.Name, he.Code, abi.RecordText(rec)))
+				} else {
+					airlock.Info(fmt.Sprintf("dbus %s failed: %v text %s", t.Name, he.Code, he.Msg))
+				}
+			} else {
+				report(t.Name, nil, err)
+			}
 		case "rawrec":
 			// rawrec|x|x|hex: a whole request record, hostile or not
 			req, _ := hex.DecodeString(f[3])

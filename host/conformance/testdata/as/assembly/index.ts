@@ -114,7 +114,7 @@ function mountStep(step: string): void {
 
 function reply(what: string, r: airlock.Result<dbus.Reply>): void {
   if (r.ok) airlock.info(what + "ok sig=" + r.value.signature + " body=" + dbus.text(r.value.body));
-  else airlock.info(what + r.toString() + " (error name " + dbus.errorName(r.message) + ")");
+  else airlock.info(what + r.toString() + " (error name " + dbus.errorName(r) + ")");
 }
 
 const MANAGER = "org.freedesktop.systemd1.Manager";
