@@ -633,35 +633,3 @@ pub fn on_signal<F: Fn(&Signal) -> Result + 'static>(h: F) {
         })
     })
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn abi_example() {
-        // ABI.md §3.3.2: StopUnit("bluetooth.service", "replace").
-        let (sig, body) = encode(&["bluetooth.service".into(), "replace".into()]).unwrap();
-        assert_eq!(sig, "ss");
-        let mut want = vec![17, 0, 0, 0];
-        want.extend_from_slice(b"bluetooth.service");
-        want.extend_from_slice(&[7, 0, 0, 0]);
-        want.extend_from_slice(b"replace");
-        assert_eq!(body, want);
-    }
-
-    #[test]
-    fn round_trip() {
-        let vals = vec![
-            Value::Struct(vec![Value::Byte(7), Value::Bool(true), Value::Int16(-2), Value::Double(1.5), Value::path("/a")]),
-            Value::Dict("s".into(), "v".into(), vec![("k".into(), Value::variant(Value::array("s", vec!["p".into()])))]),
-            Value::array("ai", vec![Value::array("i", vec![]), Value::array("i", vec![3i32.into()])]),
-        ];
-        let (sig, body) = encode(&vals).unwrap();
-        assert_eq!(sig, "(ybndo)a{sv}aai");
-        assert_eq!(decode(&sig, &body).unwrap(), vals);
-        assert_eq!(text(&vals), r#"(7, true, -2, 1.5, o"/a"), {"k": <as ["p"]>}, [[], [3]]"#);
-        assert!(decode("s", &[9, 0, 0, 0, b'x']).is_err());
-        assert!(decode("a{sv", &[]).is_err());
-    }
-}
