@@ -7,6 +7,7 @@ import (
 	"github.com/airlockhq/airlock/host/scenario"
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/udev"
+	"github.com/airlockhq/airlock/internal/shared"
 )
 
 // Builtin returns the capabilities that the airlock binary offers. A new
@@ -23,6 +24,7 @@ func BuiltinWith(mo mount.Options) []capability.Capability {
 		dbus.New(),
 		supervisor.NewCapability(supervisor.CapabilityOptions{}),
 		m,
+		shared.New(),
 	}
 	// The simulated device's demo acts through the others' simulated
 	// backends; it is a module of the host, not a power plugins can hold.

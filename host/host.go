@@ -277,7 +277,7 @@ func (h *Host) Run(ctx context.Context) error {
 	// Before the sink closes: the folded counts still pending.
 	defer h.gate.Close()
 	caps := h.opts.Capabilities
-	env := capability.Env{Runtime: h.Runtime, Sim: h.Runtime.Device == "sim", Logger: h.log}
+	env := capability.Env{Runtime: h.Runtime, Sim: h.Runtime.Device == "sim", Logger: h.log, Gate: h.gate}
 	for _, c := range caps {
 		if p, ok := c.(capability.Provisioner); ok {
 			e := env

@@ -41,11 +41,17 @@ window = "1m"
 
 func start(t *testing.T, environ []string, caps []capability.Capability, plugs ...plug) *rig {
 	t.Helper()
+	return startWith(t, runtimeTOML, environ, caps, plugs...)
+}
+
+// startWith is start with another runtime.toml.
+func startWith(t *testing.T, runtime string, environ []string, caps []capability.Capability, plugs ...plug) *rig {
+	t.Helper()
 	dir := t.TempDir()
 	for _, p := range plugs {
 		testenv.PluginDir(t, filepath.Join(dir, "plugins"), p.name, p.manifest, p.src)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "runtime.toml"), []byte(runtimeTOML), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "runtime.toml"), []byte(runtime), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	log, logger := testenv.NewLog(t)

@@ -14,13 +14,14 @@ import (
 
 // dataFS makes the sandboxed file systems of m's directories: its /data
 // with its quota and the runtime's file bound, the others (capabilities'
-// directories, such as mount's media root) with the open-file bound only.
+// directories, such as mount's media root) with the open-file bound only,
+// read-only when the capability says so (a read-only shared directory).
 // A refusal is audited as a denial of capability "storage", so that the
 // operator reads which bound the plugin ran into (the guest reads EIO).
-func (h *Host) dataFS(m *manifest.Manifest) func(dir string) experimentalsys.FS {
+func (h *Host) dataFS(m *manifest.Manifest) func(dir string, readOnly bool) experimentalsys.FS {
 	data := plugin.DataDir(h.Runtime, m)
-	return func(dir string) experimentalsys.FS {
-		o := sandboxfs.Options{OnLimit: func(what string) { h.storageDenied(m, dir, what) }}
+	return func(dir string, readOnly bool) experimentalsys.FS {
+		o := sandboxfs.Options{ReadOnly: readOnly, OnLimit: func(what string) { h.storageDenied(m, dir, what) }}
 		if dir == data {
 			o.Quota, o.MaxFiles = int64(m.Quota), int64(h.Runtime.Storage.Files)
 		}

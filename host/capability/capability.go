@@ -11,6 +11,7 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 
+	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/manifest"
 )
 
@@ -95,6 +96,9 @@ type Env struct {
 	// Sim is true on the embedded simulated device.
 	Sim    bool
 	Logger *slog.Logger
+	// Gate audits what a capability decides outside a host call (shared:
+	// its directories, when a plugin loads).
+	Gate *gate.Gate
 }
 
 // Func is one host function. Call runs on the calling plugin's goroutine
@@ -128,7 +132,8 @@ type Event struct {
 
 // Preopener is a Capability that gives each plugin importing its Module a
 // host directory of its own, seen through a WASI preopen (mount: the media
-// root at /media). Preopens is called once when the plugin loads; the
+// root at /media); one with no Module gives them to each plugin it is
+// granted to (shared). Preopens is called once when the plugin loads; the
 // directories go through the same symlink-proof sandbox as /data.
 type Preopener interface {
 	Preopens(m *manifest.Manifest) ([]Preopen, error)
@@ -138,6 +143,7 @@ type Preopener interface {
 type Preopen struct {
 	GuestPath string // absolute, such as "/media"
 	Dir       string // the host directory; it must exist
+	ReadOnly  bool   // the sandbox refuses every change (EROFS)
 }
 
 // InstanceEnder is a Capability that holds resources for a plugin between

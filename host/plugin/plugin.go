@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,9 +53,10 @@ type Options struct {
 	// Environ is the host environment that env.allow selects from;
 	// nil means os.Environ(). Host secrets never pass (see chooseEnv).
 	Environ []string
-	// DataFS makes the sandboxed file system for a plugin's /data. nil
-	// means wazero's DirFS.
-	DataFS func(dir string) experimentalsys.FS
+	// DataFS makes the sandboxed file system for a plugin's /data and its
+	// capabilities' directories, read-only if readOnly. nil means
+	// wazero's DirFS, or a read-only sandboxfs if readOnly.
+	DataFS func(dir string, readOnly bool) experimentalsys.FS
 	// Observe, if set, is told of every handler call (metrics): the
 	// event's kind, how long the handler ran, and the error that ended
 	// the instance, if any. It runs on the plugin's goroutine.
@@ -244,22 +246,35 @@ func (p *Plugin) moduleConfig(ctx context.Context) (wazero.ModuleConfig, error) 
 	for _, c := range p.environ(ctx) {
 		cfg = cfg.WithEnv(c.name, c.value)
 	}
-	sandbox := func(dir string) experimentalsys.FS {
-		if p.opts.DataFS != nil {
-			return p.opts.DataFS(dir)
+	sandbox := func(dir string, readOnly bool) experimentalsys.FS {
+		switch {
+		case p.opts.DataFS != nil:
+			return p.opts.DataFS(dir, readOnly)
+		case readOnly:
+			return sandboxfs.New(dir, sandboxfs.Options{ReadOnly: true})
 		}
 		return sysfs.DirFS(dir)
 	}
 	fsc := wazero.NewFSConfig()
+	var guest []string // the guest paths mounted so far
 	if p.M.Data {
 		dir := DataDir(p.opts.Runtime, p.M)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("plugin %q: data directory: %w", p.M.Name, err)
 		}
-		fsc = fsc.(sysfs.FSConfig).WithSysFSMount(sandbox(dir), "/data")
+		fsc = fsc.(sysfs.FSConfig).WithSysFSMount(sandbox(dir, false), "/data")
+		guest = append(guest, "/data")
 	}
-	// Capabilities may add directories of their own (mount's media root).
-	for _, c := range p.caps {
+	// Capabilities may add directories of their own: those the plugin
+	// imports (mount's media root), and those granted to it that have no
+	// module, since a directory is all they give (shared).
+	caps := slices.Clip(p.caps)
+	for _, c := range p.opts.Capabilities {
+		if _, granted := p.M.Grants[c.Name()]; granted && c.Module() == "" {
+			caps = append(caps, c)
+		}
+	}
+	for _, c := range caps {
 		po, ok := c.(capability.Preopener)
 		if !ok {
 			continue
@@ -269,13 +284,25 @@ func (p *Plugin) moduleConfig(ctx context.Context) (wazero.ModuleConfig, error) 
 			return nil, fmt.Errorf("plugin %q: %s: %w", p.M.Name, c.Name(), err)
 		}
 		for _, d := range dirs {
-			fsc = fsc.(sysfs.FSConfig).WithSysFSMount(sandbox(d.Dir), d.GuestPath)
+			// wazero resolves a path by its longest preopen, so one
+			// inside another would hide part of it.
+			if i := slices.IndexFunc(guest, func(g string) bool { return nested(g, d.GuestPath) }); i >= 0 {
+				return nil, fmt.Errorf("plugin %q: %s: its directory %s would overlap %s, which the plugin sees already (give one of them another guest path, such as [[mount]] target)", p.M.Name, c.Name(), d.GuestPath, guest[i])
+			}
+			guest = append(guest, d.GuestPath)
+			fsc = fsc.(sysfs.FSConfig).WithSysFSMount(sandbox(d.Dir, d.ReadOnly), d.GuestPath)
 		}
 	}
 	// "/" last, so that the real mounts keep their fds (/data is 3), and always: a path
 	// under no mount gets ENOENT from an empty root instead of EBADF (ABI.md §7).
 	fsc = fsc.(sysfs.FSConfig).WithSysFSMount(sandboxfs.Nowhere(), "/")
 	return cfg.WithFSConfig(fsc), nil
+}
+
+// nested reports whether guest paths a and b are the same or one holds
+// the other.
+func nested(a, b string) bool {
+	return a == b || strings.HasPrefix(b, a+"/") || strings.HasPrefix(a, b+"/")
 }
 
 // DataDir is where the plugin of manifest m keeps its /data.
