@@ -136,21 +136,25 @@ func TestSharedEscapes(t *testing.T) {
 
 // A plugin that asks for a shared directory runtime.toml does not declare
 // is refused at load, with the fix in the message and a deny in the
-// audit; so is one that asks to write a directory declared read-only.
-// The others run on.
+// audit; so is one that asks to write a directory declared read-only, and
+// one whose shared directory would lie inside its media root (a [[mount]]
+// target of /shared). The others run on.
 func TestSharedUndeclaredNameIsRefused(t *testing.T) {
 	logs, inbox := appVolume(t)
 	rt := sharedRuntime(logs, inbox)
-	log, audit := runWith(t, []capability.Capability{shared.New()}, rt,
+	m := mount.New(mount.Options{})
+	log, audit := runWith(t, []capability.Capability{m, shared.New()}, rt,
 		plug{"greedy", toml("greedy", "# BROKEN\n[shared]\nro = [\"app-secrets\"]\n"), probeGuest},
 		plug{"pushy", toml("pushy", "# BROKEN\n[shared]\nrw = [\"app-logs\"]\n"), probeGuest},
-		plug{"modest", toml("modest", "[shared]\nro = [\"app-logs\"]\n"), probeGuest})
+		plug{"modest", toml("modest", "[shared]\nro = [\"app-logs\"]\n"), probeGuest},
+		plug{"overlap", toml("overlap", "# BROKEN\n[shared]\nro = [\"app-logs\"]\n[[mount]]\nsource = [\"label:NONE\"]\nfstype = [\"ext4\"]\ntarget = \"/shared\"\n"), backupGuest})
 	log.Wait(1, "plugin not loaded", `shared open /shared/app-secrets ro denied:`, `asks for shared directory "app-secrets", which`, "does not declare (declared: app-inbox (rw), app-logs (ro))", `declares it with [[shared]] name = "app-secrets"`)
 	log.Wait(1, "plugin not loaded", `shared open /shared/app-logs rw denied:`, `asks to write shared directory "app-logs", which`, "declares read-only", `move it to ro = [...]`)
 	audit.Wait(1, "plugin=greedy", "capability=shared", "op=open /shared/app-secrets ro", "decision=deny")
 	audit.Wait(1, "plugin=pushy", "capability=shared", "op=open /shared/app-logs rw", "decision=deny")
 	audit.Wait(1, "plugin=modest", "capability=shared", "op=open /shared/app-logs ro", "decision=allow")
-	if c := log.Count("plugin loaded", "plugin=greedy") + log.Count("plugin loaded", "plugin=pushy"); c != 0 {
+	log.Wait(1, "plugin not loaded", `plugin "overlap": shared: its directory /shared/app-logs would overlap /shared, which the plugin sees already`)
+	if c := log.Count("plugin loaded", "plugin=greedy") + log.Count("plugin loaded", "plugin=pushy") + log.Count("plugin loaded", "plugin=overlap"); c != 0 {
 		t.Errorf("a refused plugin loaded (%d)", c)
 	}
 }
