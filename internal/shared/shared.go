@@ -280,7 +280,7 @@ func checkPath(p string) error {
 	fi, err := os.Lstat(p)
 	switch {
 	case os.IsNotExist(err):
-		return fmt.Errorf("it does not exist; create it (the application may not have started yet) or fix its path, then reload the plugin")
+		return fmt.Errorf("it does not exist; create it (the application may not have made it yet) or fix the path, then load the plugin again")
 	case err != nil:
 		return err
 	case fi.Mode()&os.ModeSymlink != 0:

@@ -1,8 +1,8 @@
-// Command backup is the shared-directory tests' backup plugin: on a udev
-// add of a partition labelled [config] label, it mounts the stick, copies
-// every regular file of [config] from (a shared directory) into
-// <stick>/<from's name>, notes the backup in [config] note (a file in a
-// read-write share), and unmounts the stick.
+// Command backup-logs copies the application's logs to a USB stick
+// labelled BACKUP when it is plugged in: it mounts the stick, copies every
+// regular file of [config] from (a directory the operator shares with it,
+// read-only) into <stick>/<from's name>, notes the backup in [config]
+// note if set (a file in a read-write share), and unmounts the stick.
 package main
 
 import (
@@ -19,8 +19,8 @@ import (
 
 func init() {
 	airlock.OnUdev(func(e airlock.UEvent) error {
-		// No label: the host's probe of the new partition failed (timed
-		// out on a busy machine); the mount call probes again.
+		// No label: the host's probe of the new partition failed (it
+		// timed out on a busy device); the mount call probes again.
 		if label, _ := airlock.Config("label"); e.Action == "add" && (e.Label() == label || e.Label() == "") {
 			return backup(label)
 		}
@@ -28,8 +28,8 @@ func init() {
 	})
 }
 
-// mount mounts the stick, trying again for a while if the host does not
-// know it yet.
+// mount mounts the stick, trying again for up to 10 s if the host does
+// not know it yet.
 func mount(label string) (m airlock.MountInfo, err error) {
 	for range 20 {
 		if m, err = airlock.Mount.ByLabel(label, nil); !errors.Is(err, abi.NotFound) {
