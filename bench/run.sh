@@ -9,7 +9,7 @@ out=$(mktemp)
 go test -run '^$' -bench "${BENCH:-.}" -benchmem -count 1 -timeout 30m . | tee "$out"
 if [ -z "${BENCH:-}" ]; then
 	# The watchdog's checks against wazero's, in the host's own package.
-	(cd .. && go test -run '^$' -bench '^BenchmarkLoop$' -count 1 ./host/plugin) | tee -a "$out"
+	(cd .. && go test -run '^$' -bench '^BenchmarkLoop$' -count 1 ./internal/wasmbin) | tee -a "$out"
 	# Start-up and memory per plugin, by the real host, in every SDK
 	# language (they build the hello examples, so they need the toolchains
 	# the tests do).

@@ -89,7 +89,7 @@ func main() {
 			fmt.Fprintf(w, "| %s | %.2f |\n", map[string]string{"instrumented": "airlock (its own checks)", "raw": "raw wazero, not stoppable (anchor)", "close-on-context-done": "raw wazero with WithCloseOnContextDone (anchor)"}[k], r.metrics["ns/iteration"])
 		}
 	}
-	fmt.Fprintf(w, "\nA guest loop summing 1 to 10⁶ (`BenchmarkLoop` in host/plugin). airlock puts a countdown at each function entry and loop head that goes through Go every 8192 checks, where the watchdog's flag stops it; wazero's own mechanism goes through Go at every iteration. host/RATIONALE.md, \"How does the watchdog stop a runaway plugin?\".\n\n")
+	fmt.Fprintf(w, "\nA guest loop summing 1 to 10⁶ (`BenchmarkLoop` in internal/wasmbin). airlock puts a countdown at each function entry and loop head that goes through Go every 8192 checks, where the watchdog's flag stops it; wazero's own mechanism goes through Go at every iteration. host/RATIONALE.md, \"How does the watchdog stop a runaway plugin?\".\n\n")
 
 	writeUEvent(w, res)
 	writeAutomount(w, res, notes)

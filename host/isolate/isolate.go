@@ -145,7 +145,7 @@ func Main(args []string, stdin io.Reader) error {
 }
 
 // Compile compiles wasm with r, and makes a panic in wazero an error.
-// wazero 1.12 panics on some modules it should refuse (plugin.CheckCounts
+// wazero 1.12 panics on some modules it should refuse (wasmbin.CheckCounts
 // refuses the one known); a panic in the host would stop it and every
 // plugin, where a refusal stops only the plugin. host/RATIONALE.md, "Why
 // recover from a panic in wazero's compile?".

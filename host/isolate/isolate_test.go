@@ -12,7 +12,7 @@ import (
 
 	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/isolate"
-	"github.com/airlockhq/airlock/host/plugin"
+	"github.com/airlockhq/airlock/internal/wasmbin"
 )
 
 func TestMain(m *testing.M) {
@@ -130,7 +130,7 @@ func TestCompileRecoversWazeroPanics(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "index out of range") || !strings.Contains(err.Error(), "a bug in wazero") {
 		t.Fatalf("Compile: %v, want the panic as an error", err)
 	}
-	if err := plugin.CheckCounts(testenv.WazeroPanic()); err == nil {
+	if err := wasmbin.CheckCounts(testenv.WazeroPanic()); err == nil {
 		t.Error("CheckCounts accepts the module, so Load would let wazero see it")
 	}
 }

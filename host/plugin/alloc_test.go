@@ -10,6 +10,7 @@ import (
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/logtest"
 	"github.com/airlockhq/airlock/host/plugin"
+	"github.com/airlockhq/airlock/internal/wasmbin"
 )
 
 // abiModule is the least module that speaks ABI v1, with body as its
@@ -76,7 +77,7 @@ func TestHandleDoesNotAllocate(t *testing.T) {
 func TestUninstrumentedModuleIsStillStopped(t *testing.T) {
 	log, logger := logtest.New(t)
 	spin := []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x00, 0x0b} // loop br 0 end unreachable
-	p := load(t, abiModule(spin, plugin.InterruptExport), "[limits]\nhandler_timeout = \"100ms\"\n", logger)
+	p := load(t, abiModule(spin, wasmbin.InterruptExport), "[limits]\nhandler_timeout = \"100ms\"\n", logger)
 	if log.Count("module not instrumented for the watchdog", "reserves") != 1 {
 		t.Fatalf("want one warning that the module is not instrumented; log:\n%s", strings.Join(log.Lines(), "\n"))
 	}

@@ -1,10 +1,5 @@
 package plugin
 
-// Instrument is instrument, for the tests of package plugin_test, which
-// build real modules with testenv (a package that plugin's own tests
-// cannot import without a cycle through the SDK builds).
-var Instrument = instrument
-
 // InstrumentCacheEntry is the file that Options.InstrumentCache = dir keeps
 // the module wasm's instrumented copy in: that copy, then its CRC-32C.
 func InstrumentCacheEntry(dir string, wasm []byte) string {

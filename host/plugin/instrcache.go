@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/airlockhq/airlock/host/atomicfile"
+	"github.com/airlockhq/airlock/internal/wasmbin"
 )
 
 // instrumentCache is a directory (Options.InstrumentCache) of instrument's
@@ -48,14 +49,14 @@ func (c instrumentCache) module(wasm []byte) (out []byte, interruptible, hit boo
 	}
 	// wazero allocates by the counts a module declares before it reads
 	// what they count; a few hostile bytes must not cost the host its memory.
-	if err := CheckCounts(wasm); err != nil {
+	if err := wasmbin.CheckCounts(wasm); err != nil {
 		return nil, false, false, keep, err
 	}
 	// The watchdog stops a runaway handler through the checks instrument
 	// adds. A module it cannot instrument gets wazero's own checks instead,
 	// which cost more per call and per loop; see host/RATIONALE.md. It is
 	// not cached: instrument refuses it quickly.
-	patched, err := instrument(wasm)
+	patched, err := wasmbin.Instrument(wasm)
 	if err != nil {
 		c.log.Warn("module not instrumented for the watchdog; using wazero's slower termination checks", "reason", err.Error())
 		return wasm, false, false, keep, nil
@@ -68,7 +69,7 @@ func (c instrumentCache) module(wasm []byte) (out []byte, interruptible, hit boo
 
 // path is the entry for the module wasm.
 func (c instrumentCache) path(wasm []byte) string {
-	return filepath.Join(c.dir, fmt.Sprintf("%x.v%d", sha256.Sum256(wasm), instrumentVersion))
+	return filepath.Join(c.dir, fmt.Sprintf("%x.v%d", sha256.Sum256(wasm), wasmbin.InstrumentVersion))
 }
 
 // get returns the instrumented module in the entry at path, or nil if there

@@ -16,6 +16,7 @@ import (
 	"github.com/airlockhq/airlock/host/logtest"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/plugin"
+	"github.com/airlockhq/airlock/internal/wasmbin"
 )
 
 // spinHandler is a handler that never returns: loop br 0 end unreachable.
@@ -79,7 +80,7 @@ func mustLoad(t *testing.T, wasm []byte, cache string, logger *slog.Logger) *plu
 // instrument makes it, followed by 4 bytes of checksum.
 func checkEntry(t *testing.T, cache string, wasm []byte) os.FileInfo {
 	t.Helper()
-	want, err := plugin.Instrument(wasm)
+	want, err := wasmbin.Instrument(wasm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func TestInstrumentCacheKeepsOnlyInstrumentedModules(t *testing.T) {
 	cache := t.TempDir()
 	// 14 bytes: a data section of 100 million segments.
 	impossible := []byte("\x00asm\x01\x00\x00\x00\x0b\x04\x80\xc2\xd7\x2f")
-	refusal := plugin.CheckCounts(impossible)
+	refusal := wasmbin.CheckCounts(impossible)
 	if refusal == nil {
 		t.Fatal("CheckCounts accepts 100 million data segments in 4 bytes")
 	}
@@ -215,7 +216,7 @@ func TestInstrumentCacheKeepsOnlyInstrumentedModules(t *testing.T) {
 		}
 
 		log, logger := logtest.New(t)
-		p, err := newCachedLoad(t, abiModule(spinHandler, plugin.InterruptExport), cache, logger).load(t)
+		p, err := newCachedLoad(t, abiModule(spinHandler, wasmbin.InterruptExport), cache, logger).load(t)
 		if err != nil {
 			t.Fatal(err)
 		}

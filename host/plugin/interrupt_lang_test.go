@@ -9,7 +9,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/airlockhq/airlock/host/internal/testenv"
-	"github.com/airlockhq/airlock/host/plugin"
+	"github.com/airlockhq/airlock/internal/wasmbin"
 )
 
 // What each SDK's toolchain emits must be instrumentable: a module that is
@@ -33,14 +33,14 @@ func TestInstrumentWhatTheToolchainsEmit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := plugin.CheckCounts(orig); err != nil {
+			if err := wasmbin.CheckCounts(orig); err != nil {
 				t.Fatalf("%s: Load would refuse it: %v", tc.dir, err)
 			}
-			patched, err := plugin.Instrument(orig)
+			patched, err := wasmbin.Instrument(orig)
 			if err != nil {
 				t.Fatalf("%s: %v", tc.dir, err)
 			}
-			if err := plugin.CheckCounts(patched); err != nil {
+			if err := wasmbin.CheckCounts(patched); err != nil {
 				t.Fatalf("%s: instrumented: %v", tc.dir, err)
 			}
 			ctx := context.Background()
@@ -76,7 +76,7 @@ func BenchmarkInstrumentGo(b *testing.B) {
 	}
 	b.SetBytes(int64(len(orig)))
 	for b.Loop() {
-		if _, err := plugin.Instrument(orig); err != nil {
+		if _, err := wasmbin.Instrument(orig); err != nil {
 			b.Fatal(err)
 		}
 	}

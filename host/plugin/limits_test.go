@@ -11,6 +11,7 @@ import (
 
 	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/plugin"
+	"github.com/airlockhq/airlock/internal/wasmbin"
 )
 
 // The hostile modules below are assembled by hand (testenv.Module): no
@@ -173,7 +174,7 @@ func TestLoadRefusesAFootprintPastMemoryLimit(t *testing.T) {
 func TestLoadRefusesUninstrumentedGrowableTables(t *testing.T) {
 	for _, limits := range [][]byte{testenv.NoMax(1), {0x01, 0x01, 0x80, 0x80, 0x80, 0x01}} {
 		m := testenv.Module{Tables: [][]byte{testenv.Table(testenv.Funcref, limits)}, Handler: testenv.Return0,
-			Funcs: []testenv.Func{{Type: 0, Code: []byte{0x0b}, Export: plugin.InterruptExport}}}
+			Funcs: []testenv.Func{{Type: 0, Code: []byte{0x0b}, Export: wasmbin.InterruptExport}}}
 		_, err := onDisk(t, m.Wasm(), limit16, "", slog.New(slog.DiscardHandler)).load(t)
 		if err == nil || !strings.Contains(err.Error(), "cannot bound table.grow") {
 			t.Errorf("limits % x: got %v, want a refusal", limits, err)
@@ -181,7 +182,7 @@ func TestLoadRefusesUninstrumentedGrowableTables(t *testing.T) {
 	}
 	// With a maximum that fits, it loads.
 	m := testenv.Module{Tables: [][]byte{testenv.Table(testenv.Funcref, []byte{0x01, 0x01, 0x10})}, Handler: testenv.Return0,
-		Funcs: []testenv.Func{{Type: 0, Code: []byte{0x0b}, Export: plugin.InterruptExport}}}
+		Funcs: []testenv.Func{{Type: 0, Code: []byte{0x0b}, Export: wasmbin.InterruptExport}}}
 	if _, err := onDisk(t, m.Wasm(), limit16, "", slog.New(slog.DiscardHandler)).load(t); err != nil {
 		t.Errorf("a table of at most 16 entries: %v", err)
 	}
@@ -194,7 +195,7 @@ func TestLoadRefusesUninstrumentedGrowableTables(t *testing.T) {
 func TestStartFunctionsRunUnderTheWatchdog(t *testing.T) {
 	const timeout = "[limits]\nmemory = \"16MiB\"\nhandler_timeout = \"100ms\"\n"
 	const startFn = "the module's start function (its wasm start section) "
-	reserved := testenv.Func{Type: 0, Code: []byte{0x0b}, Export: plugin.InterruptExport}
+	reserved := testenv.Func{Type: 0, Code: []byte{0x0b}, Export: wasmbin.InterruptExport}
 	for _, tc := range []struct {
 		name, want string
 		m          testenv.Module

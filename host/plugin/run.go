@@ -13,6 +13,7 @@ import (
 
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/internal/wasmbin"
 )
 
 // handlerCtx is the context of one handler call. Its Done is nil: the
@@ -180,14 +181,14 @@ func (p *Plugin) Instantiate(ctx context.Context) (*Instance, error) {
 	in.hctx.values = ctx
 	stop := func() { mod.CloseWithExitCode(context.Background(), exitTimeout) }
 	if p.interruptible {
-		flag, ok := mod.ExportedGlobal(InterruptExport).(api.MutableGlobal)
-		budget, ok2 := mod.ExportedGlobal(BudgetExport).(api.MutableGlobal)
-		in.over, _ = mod.ExportedGlobal(OverExport).(api.MutableGlobal)
-		in.stackUsed, _ = mod.ExportedGlobal(StackExport).(api.MutableGlobal)
-		stackLimit, ok3 := mod.ExportedGlobal(StackLimitExport).(api.MutableGlobal)
+		flag, ok := mod.ExportedGlobal(wasmbin.InterruptExport).(api.MutableGlobal)
+		budget, ok2 := mod.ExportedGlobal(wasmbin.BudgetExport).(api.MutableGlobal)
+		in.over, _ = mod.ExportedGlobal(wasmbin.OverExport).(api.MutableGlobal)
+		in.stackUsed, _ = mod.ExportedGlobal(wasmbin.StackExport).(api.MutableGlobal)
+		stackLimit, ok3 := mod.ExportedGlobal(wasmbin.StackLimitExport).(api.MutableGlobal)
 		if !ok || !ok2 || !ok3 || in.over == nil || in.stackUsed == nil {
 			mod.Close(ctx)
-			return nil, fmt.Errorf("instantiate: the instrumented module lacks one of the globals instrument adds (%s)", strings.Join(reservedExports[:5], ", "))
+			return nil, fmt.Errorf("instantiate: the instrumented module lacks one of the globals instrument adds (%s)", strings.Join(wasmbin.ReservedExports[:5], ", "))
 		}
 		// Linear memory and tables together stay within limits.memory,
 		// and the call stack within a quarter of it.
@@ -203,7 +204,7 @@ func (p *Plugin) Instantiate(ctx context.Context) (*Instance, error) {
 		stop()
 	})
 	in.watchdog.Stop()
-	if start := mod.ExportedFunction(StartExport); start != nil && p.interruptible {
+	if start := mod.ExportedFunction(wasmbin.StartExport); start != nil && p.interruptible {
 		if err := in.call(startFunction, func() error { _, err := start.Call(&in.hctx); return err }); err != nil {
 			in.Close()
 			return nil, err
@@ -345,7 +346,7 @@ func (in *Instance) call(what string, fn func() error) error {
 		entries := in.over.Get()
 		in.over.Set(0)
 		return fmt.Errorf("%s trapped: table.grow would take the tables to %d entries (%s at %d bytes each), which with %s of linear memory is past limits.memory = %s (grow them less, or raise the limit in plugin.toml)",
-			subject, entries, mib(entries*tableEntryBytes), tableEntryBytes, mib(uint64(in.mod.Memory().Size())), p.M.Limits.Memory)
+			subject, entries, mib(entries*wasmbin.TableEntryBytes), wasmbin.TableEntryBytes, mib(uint64(in.mod.Memory().Size())), p.M.Limits.Memory)
 	case in.stackUsed != nil && uint32(in.stackUsed.Get()) > p.stackLimit():
 		return fmt.Errorf("%s trapped: its call stack would take %d bytes as the host counts frames, past its limit of %d, a quarter of limits.memory = %s (recurse less deeply, or raise limits.memory in plugin.toml)",
 			subject, uint32(in.stackUsed.Get()), p.stackLimit(), p.M.Limits.Memory)
@@ -359,10 +360,6 @@ func (in *Instance) call(what string, fn func() error) error {
 		return fmt.Errorf("%s trapped (%s)%s", subject, msg, said)
 	}
 }
-
-// tableEntryBytes is what wazero 1.12 keeps for one table entry: a
-// uintptr.
-const tableEntryBytes = 8
 
 // mib formats n bytes in MiB, to one decimal.
 func mib(n uint64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

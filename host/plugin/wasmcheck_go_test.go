@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/airlockhq/airlock/host/internal/testenv"
-	"github.com/airlockhq/airlock/host/plugin"
+	"github.com/airlockhq/airlock/internal/wasmbin"
 )
 
 // BenchmarkCheckCountsGo measures CheckCounts on a standard Go module
@@ -19,7 +19,7 @@ func BenchmarkCheckCountsGo(b *testing.B) {
 	b.SetBytes(int64(len(wasm)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := plugin.CheckCounts(wasm); err != nil {
+		if err := wasmbin.CheckCounts(wasm); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,6 @@
 package testenv
 
-import "github.com/airlockhq/airlock/host/internal/leb"
+import "github.com/airlockhq/airlock/internal/wasmbin"
 
 // JoinBomb is a module whose one function has 1000 locals and reads each
 // of them after ifs empty ifs: nothing that CheckCounts counts, but
@@ -21,7 +21,7 @@ func JoinBomb(ifs int) []byte {
 	return append(append(mod, uleb(uint32(len(code)))...), code...)
 }
 
-func uleb(v uint32) []byte { return leb.AppendU32(nil, v) }
+func uleb(v uint32) []byte { return wasmbin.AppendU32(nil, v) }
 
 // WazeroPanic is a module on which wazero 1.12's validation panics instead
 // of refusing it, found by FuzzInstrument: function 0 calls function 1,

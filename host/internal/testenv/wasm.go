@@ -1,6 +1,6 @@
 package testenv
 
-import "github.com/airlockhq/airlock/host/internal/leb"
+import "github.com/airlockhq/airlock/internal/wasmbin"
 
 // Module is a hand-assembled module that speaks airlock's ABI v1, for
 // hostile tests that need a shape no compiler emits (a table with no
@@ -116,10 +116,10 @@ func (m Module) Wasm() []byte {
 }
 
 // ULEB is v as an unsigned LEB128, for immediates in hand-written code.
-func ULEB(v uint32) []byte { return leb.AppendU32(nil, v) }
+func ULEB(v uint32) []byte { return wasmbin.AppendU32(nil, v) }
 
 // SLEB is v as a signed LEB128, for i32.const.
-func SLEB(v int32) []byte { return leb.AppendS32(nil, v) }
+func SLEB(v int32) []byte { return wasmbin.AppendS32(nil, v) }
 
 // Reference types, for Table and the grow helpers.
 const (

@@ -1,34 +1,32 @@
-package plugin
+package wasmbin
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"github.com/airlockhq/airlock/host/internal/leb"
 )
 
-// InterruptExport is the name under which instrument exports the interrupt
+// InterruptExport is the name under which Instrument exports the interrupt
 // flag. The colon keeps it out of every source language's identifiers, so a
 // guest's own export cannot collide with it by accident; a module that
-// exports it anyway is not instrumented, and Load falls back to wazero's
-// checks for it.
+// exports it anyway is not instrumented, and plugin.Prepare falls back to
+// wazero's checks for it.
 const InterruptExport = "airlock:interrupt"
 
-// BudgetExport is the mutable i64 global, added by instrument, that holds
+// BudgetExport is the mutable i64 global, added by Instrument, that holds
 // the bytes the guest's linear memory and tables may take together: the
 // host sets it to limits.memory before any guest code runs. It starts at
 // 0, which lets nothing grow.
 const BudgetExport = "airlock:budget"
 
-// OverExport is the mutable i64 global, added by instrument, in which a
+// OverExport is the mutable i64 global, added by Instrument, in which a
 // table.grow past the budget leaves the entries the tables would have had,
 // before it traps.
 const OverExport = "airlock:over"
 
 // StackExport and StackLimitExport are the mutable i32 globals, added by
-// instrument, that count the bytes of the guest's call stack (frameBase and
+// Instrument, that count the bytes of the guest's call stack (frameBase and
 // frameSlot a frame) and hold their limit, which the host sets before any
 // guest code runs (0 lets no call through). A call past the limit traps
 // with the count above it.
@@ -37,7 +35,7 @@ const (
 	StackLimitExport = "airlock:stack_limit"
 )
 
-// StartExport is the name under which instrument exports the module's start
+// StartExport is the name under which Instrument exports the module's start
 // function, whose start section it removes: wazero would run it inside
 // instantiation, before the host has the instance to stop, so the host
 // calls it itself, under the watchdog, right after.
@@ -53,16 +51,16 @@ const StartExport = "airlock:start"
 // about 1% of its time (BenchmarkLoop).
 const yieldEvery = 8192
 
-// instrumentVersion names instrument's output in Options.InstrumentCache,
-// whose entries Load uses without running CheckCounts or instrument again.
-// Bump it whenever instrument's output changes, or instrument or
-// CheckCounts comes to refuse a module it accepted: entries made by the old
-// code are then no longer found. A refusal of modules that wazero never
-// compiles (typeIndex's) needs no bump: the cache holds only modules that
-// wazero compiled.
-const instrumentVersion = 3
+// InstrumentVersion names Instrument's output in
+// plugin.Options.InstrumentCache, whose entries plugin.Prepare uses without
+// running CheckCounts or Instrument again. Bump it whenever Instrument's
+// output changes, or Instrument or CheckCounts comes to refuse a module it
+// accepted: entries made by the old code are then no longer found. A
+// refusal of modules that wazero never compiles (typeIndex's) needs no
+// bump: the cache holds only modules that wazero compiled.
+const InstrumentVersion = 3
 
-// instrument returns a copy of the module wasm that the watchdog can stop
+// Instrument returns a copy of the module wasm that the watchdog can stop
 // without wazero's WithCloseOnContextDone. It appends two mutable i32
 // globals, a countdown and the interrupt flag (exported as
 // InterruptExport), and puts a check at the entry of every function and the
@@ -86,10 +84,10 @@ const instrumentVersion = 3
 // walk every instruction, so it refuses what it does not know (an opcode
 // outside the features wazero 1.12 supports, a malformed body) with an
 // error, and the caller falls back to wazero's mechanism. Validation stays
-// with wazero, which compiles the result; instrument checks only what it
+// with wazero, which compiles the result; Instrument checks only what it
 // relies on: every body ends where its size says, with its blocks balanced,
 // and no guest instruction names a global it adds.
-func instrument(wasm []byte) ([]byte, error) {
+func Instrument(wasm []byte) ([]byte, error) {
 	if len(wasm) < 8 || !bytes.Equal(wasm[:4], []byte("\x00asm")) || binary.LittleEndian.Uint32(wasm[4:8]) != 1 {
 		return nil, errors.New("not a WebAssembly 1.0 binary module")
 	}
@@ -188,11 +186,11 @@ func instrument(wasm []byte) ([]byte, error) {
 	out := append([]byte(nil), wasm[:8]...)
 	emit := func(id byte, body []byte) {
 		out = append(out, id)
-		out = appendU32(out, uint32(len(body)))
+		out = AppendU32(out, uint32(len(body)))
 		out = append(out, body...)
 	}
 	exports := appendAddedExports(added, hasStart, start)
-	// Sections come in a fixed order; one that instrument needs and the
+	// Sections come in a fixed order; one that Instrument needs and the
 	// module lacks goes where the order puts it.
 	placed := map[byte]bool{secMemory: hasMemory}
 	place := func(before byte) {
@@ -207,7 +205,7 @@ func instrument(wasm []byte) ([]byte, error) {
 			case secGlobal:
 				emit(secGlobal, appendGlobals(nil, 0, nil))
 			case secExport:
-				emit(secExport, append(appendU32(nil, exports.n), exports.b...))
+				emit(secExport, append(AppendU32(nil, exports.n), exports.b...))
 			}
 		}
 	}
@@ -222,7 +220,7 @@ func instrument(wasm []byte) ([]byte, error) {
 			if err != nil {
 				return nil, fmt.Errorf("type section: %w", err)
 			}
-			body := appendU32(nil, n+uint32(len(grow.types)))
+			body := AppendU32(nil, n+uint32(len(grow.types)))
 			body = append(body, r.b[r.pos:]...)
 			for _, t := range grow.types {
 				body = append(body, t...)
@@ -234,10 +232,10 @@ func instrument(wasm []byte) ([]byte, error) {
 			if err != nil {
 				return nil, fmt.Errorf("function section: %w", err)
 			}
-			body := appendU32(nil, n+uint32(len(helpers)))
+			body := AppendU32(nil, n+uint32(len(helpers)))
 			body = append(body, r.b[r.pos:]...)
 			for _, h := range helpers {
-				body = appendU32(body, types+h.typ)
+				body = AppendU32(body, types+h.typ)
 			}
 			emit(secFunction, body)
 		case secMemory:
@@ -263,20 +261,20 @@ func instrument(wasm []byte) ([]byte, error) {
 				return nil, fmt.Errorf("export section: %w", err)
 			}
 			entries := r.b[r.pos:]
-			if err := noExport(r, n, reservedExports...); err != nil {
+			if err := noExport(r, n, ReservedExports...); err != nil {
 				return nil, err
 			}
-			emit(secExport, append(append(appendU32(nil, n+exports.n), entries...), exports.b...))
+			emit(secExport, append(append(AppendU32(nil, n+exports.n), entries...), exports.b...))
 		case secStart:
 			// Dropped: the host calls the start function itself, under
 			// the watchdog, once the instance exists (StartExport).
 		case secCode:
 			r := &reader{b: code}
 			n, _ := r.count()
-			body := appendU32(nil, n+uint32(len(helpers)))
+			body := AppendU32(nil, n+uint32(len(helpers)))
 			body = append(body, r.b[r.pos:]...)
 			for _, h := range helpers {
-				body = appendU32(body, uint32(len(h.code)))
+				body = AppendU32(body, uint32(len(h.code)))
 				body = append(body, h.code...)
 			}
 			emit(secCode, body)
@@ -288,18 +286,18 @@ func instrument(wasm []byte) ([]byte, error) {
 	return out, nil
 }
 
-// checkCode is the check instrument inserts, as wasm code.
+// checkCode is the check Instrument inserts, as wasm code.
 func checkCode(countdown, flag uint32) []byte {
-	c := appendU32(nil, countdown)
+	c := AppendU32(nil, countdown)
 	var b []byte
 	b = append(append(append(b, opGlobalGet), c...), 0x41, 0x01, 0x6b) // countdown - 1
 	b = append(append(b, opGlobalSet), c...)
 	b = append(append(b, opGlobalGet), c...)
 	b = append(b, 0x41, 0x00, 0x4c, opIf, blockEmpty) // <= 0: if
-	b = appendS32(append(b, 0x41), yieldEvery)
+	b = AppendS32(append(b, 0x41), yieldEvery)
 	b = append(append(b, opGlobalSet), c...)
 	b = append(b, 0x41, 0x00, 0x40, 0x00, 0x1a) // drop(memory.grow(0))
-	b = append(appendU32(append(b, opGlobalGet), flag), opIf, blockEmpty, opUnreachable, opEnd)
+	b = append(AppendU32(append(b, opGlobalGet), flag), opIf, blockEmpty, opUnreachable, opEnd)
 	return append(b, opEnd)
 }
 
@@ -336,20 +334,20 @@ func order(id byte) int {
 var sectionOrder = []byte{1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11}
 
 // appendGlobals appends a global section of n existing entries (rest) plus
-// those instrument adds (addedGlobals): the countdown (starting at
+// those Instrument adds (addedGlobals): the countdown (starting at
 // yieldEvery) and the interrupt flag (0), mutable i32s, then the budget (0
 // until the host sets it) and the over mark (0), mutable i64s, then the
 // stack count and its limit (0 until the host sets it), mutable i32s.
 func appendGlobals(b []byte, n uint32, rest []byte) []byte {
-	b = appendU32(b, n+6)
+	b = AppendU32(b, n+6)
 	b = append(b, rest...)
-	b = appendS32(append(b, 0x7f, 0x01, 0x41), yieldEvery)
+	b = AppendS32(append(b, 0x7f, 0x01, 0x41), yieldEvery)
 	b = append(b, opEnd, 0x7f, 0x01, 0x41, 0x00, opEnd)
 	b = append(b, 0x7e, 0x01, 0x42, 0x00, opEnd, 0x7e, 0x01, 0x42, 0x00, opEnd)
 	return append(b, 0x7f, 0x01, 0x41, 0x00, opEnd, 0x7f, 0x01, 0x41, 0x00, opEnd)
 }
 
-// addedGlobals are the indices of the globals instrument adds.
+// addedGlobals are the indices of the globals Instrument adds.
 type addedGlobals struct{ countdown, flag, budget, over, stack, stackLimit uint32 }
 
 // exportList is the entries of an export section, counted.
@@ -360,12 +358,12 @@ type exportList struct {
 
 func (e *exportList) add(name string, kind byte, idx uint32) {
 	e.n++
-	e.b = appendU32(e.b, uint32(len(name)))
+	e.b = AppendU32(e.b, uint32(len(name)))
 	e.b = append(e.b, name...)
-	e.b = appendU32(append(e.b, kind), idx)
+	e.b = AppendU32(append(e.b, kind), idx)
 }
 
-// appendAddedExports lists the exports instrument adds: the interrupt flag,
+// appendAddedExports lists the exports Instrument adds: the interrupt flag,
 // the budget and the over mark, and the start function if the module has
 // one.
 func appendAddedExports(g addedGlobals, hasStart bool, start uint32) exportList {
@@ -381,11 +379,12 @@ func appendAddedExports(g addedGlobals, hasStart bool, start uint32) exportList 
 	return out
 }
 
-// reservedExports are the names instrument exports.
-var reservedExports = []string{InterruptExport, BudgetExport, OverExport, StackExport, StackLimitExport, StartExport}
+// ReservedExports are the names Instrument exports: its globals, then
+// StartExport.
+var ReservedExports = []string{InterruptExport, BudgetExport, OverExport, StackExport, StackLimitExport, StartExport}
 
 // noExport refuses an export section that already has one of names, or
-// that has bytes after its n entries: the entries instrument appends would
+// that has bytes after its n entries: the entries Instrument appends would
 // be read from them.
 func noExport(r *reader, n uint32, names ...string) error {
 	for range n {
@@ -408,7 +407,7 @@ func noExport(r *reader, n uint32, names ...string) error {
 }
 
 // skipGlobals reads a global section's n entries and refuses bytes after
-// them, where the globals instrument appends would be read from.
+// them, where the globals Instrument appends would be read from.
 func skipGlobals(r *reader, n uint32) error {
 	for range n {
 		r.valtypeGC()
@@ -424,7 +423,7 @@ func skipGlobals(r *reader, n uint32) error {
 	return nil
 }
 
-// imports is what instrument needs to know of an import section.
+// imports is what Instrument needs to know of an import section.
 type imports struct {
 	globals, memories, funcs uint32
 	tables                   []byte // each table's reference type
@@ -496,7 +495,7 @@ func tableTypes(b []byte) ([]byte, error) {
 	return out, nil
 }
 
-// growHelpers are the functions instrument adds for the guest's
+// growHelpers are the functions Instrument adds for the guest's
 // memory.grow and table.grow, which it rewrites into calls of them, so
 // that linear memory and tables together stay within the plugin's budget
 // (limits.memory, in BudgetExport). Their indices follow the module's
@@ -556,9 +555,9 @@ func (g *growHelpers) bodies(a addedGlobals) []helper {
 	if len(g.order) == 0 {
 		return nil
 	}
-	entries := appendU32([]byte{0x10}, g.first+uint32(len(g.order))) // call $entries
+	entries := AppendU32([]byte{0x10}, g.first+uint32(len(g.order))) // call $entries
 	memBytes := []byte{0x3f, 0x00, 0xad, 0x42, 0x10, 0x86}           // memory.size, as an i64, << 16
-	budget := appendU32([]byte{opGlobalGet}, a.budget)
+	budget := AppendU32([]byte{opGlobalGet}, a.budget)
 	var out []helper
 	for _, t := range g.order {
 		var c []byte
@@ -576,21 +575,21 @@ func (g *growHelpers) bodies(a addedGlobals) []helper {
 		// unreachable; over = 0; table.grow(ref, delta)
 		c = append(c, 0x00, 0x20, 0x01, 0xad)
 		c = append(append(c, entries...), 0x7c)
-		c = appendU32(append(c, opGlobalSet), a.over)
-		c = appendU32(append(c, opGlobalGet), a.over)
+		c = AppendU32(append(c, opGlobalSet), a.over)
+		c = AppendU32(append(c, opGlobalGet), a.over)
 		c = append(c, 0x42, 0x03, 0x86)
 		c = append(append(c, memBytes...), 0x7c)
 		c = append(append(c, budget...), 0x56)
 		c = append(c, opIf, blockEmpty, opUnreachable, opEnd)
-		c = appendU32(append(c, 0x42, 0x00, opGlobalSet), a.over)
-		c = appendU32(append(c, 0x20, 0x00, 0x20, 0x01, 0xfc, 0x0f), uint32(t))
+		c = AppendU32(append(c, 0x42, 0x00, opGlobalSet), a.over)
+		c = AppendU32(append(c, 0x20, 0x00, 0x20, 0x01, 0xfc, 0x0f), uint32(t))
 		c = append(c, opEnd)
 		out = append(out, helper{g.typ(0x60, 0x02, g.tables[t], 0x7f, 0x01, 0x7f), c})
 	}
 	// $entries: the sum of every table's size, as an i64.
 	c := []byte{0x00, 0x42, 0x00}
 	for t := range g.tables {
-		c = append(appendU32(append(c, 0xfc, 0x10), uint32(t)), 0xad, 0x7c)
+		c = append(AppendU32(append(c, 0xfc, 0x10), uint32(t)), 0xad, 0x7c)
 	}
 	return append(out, helper{g.typ(0x60, 0x00, 0x01, 0x7e), append(c, opEnd)})
 }
@@ -604,7 +603,7 @@ func instrumentCode(sec []byte, check []byte, firstAdded uint32, grow *growHelpe
 	if err != nil {
 		return nil, fmt.Errorf("code section: %w", err)
 	}
-	out := appendU32(make([]byte, 0, len(sec)+int(n)*2*len(check)), n)
+	out := AppendU32(make([]byte, 0, len(sec)+int(n)*2*len(check)), n)
 	var body []byte
 	for i := range n {
 		size := r.u32()
@@ -621,7 +620,7 @@ func instrumentCode(sec []byte, check []byte, firstAdded uint32, grow *growHelpe
 		if err != nil {
 			return nil, fmt.Errorf("code section: body %d: %w", i, err)
 		}
-		out = appendU32(out, uint32(len(body)))
+		out = AppendU32(out, uint32(len(body)))
 		out = append(out, body...)
 	}
 	if r.pos != len(r.b) {
@@ -699,7 +698,7 @@ func instrumentBody(out []byte, r *reader, check []byte, firstAdded uint32, grow
 			}
 		case opReturn:
 			out = append(out, r.b[from:start]...)
-			out = appendU32(append(out, 0x0c), uint32(depth)) // br to the block
+			out = AppendU32(append(out, 0x0c), uint32(depth)) // br to the block
 			from = r.pos
 		case opGlobalGet, opGlobalSet:
 			if idx := r.u32(); r.err == nil && idx >= firstAdded {
@@ -724,7 +723,7 @@ func instrumentBody(out []byte, r *reader, check []byte, firstAdded uint32, grow
 				return nil, fmt.Errorf("offset %d: %w", start, err)
 			}
 			out = append(out, r.b[from:start]...)
-			out = appendU32(append(out, 0x10), f) // call
+			out = AppendU32(append(out, 0x10), f) // call
 			from = r.pos
 		default:
 			r.immediates(op)
@@ -736,7 +735,7 @@ func instrumentBody(out []byte, r *reader, check []byte, firstAdded uint32, grow
 	return nil, errors.New("the body has no final end")
 }
 
-// frameBase and frameSlot are what instrument counts for a frame of the
+// frameBase and frameSlot are what Instrument counts for a frame of the
 // guest's call stack: a base, and a slot for each parameter and local (two
 // for a v128). wazero 1.12's frames measured about 41 bytes with none and
 // 9.4 bytes a slot with 1000 i64 locals; the count is above both.
@@ -782,8 +781,8 @@ func (fi *frameInfo) of(i uint32) (frame, error) {
 	case 1:
 		f.block = t.results
 	default:
-		idx := fi.grow.typ(append(append([]byte{0x60, 0x00}, appendU32(nil, uint32(len(t.results)))...), t.results...)...)
-		f.block = appendS32(nil, int32(fi.baseTypes+idx))
+		idx := fi.grow.typ(append(append([]byte{0x60, 0x00}, AppendU32(nil, uint32(len(t.results)))...), t.results...)...)
+		f.block = AppendS32(nil, int32(fi.baseTypes+idx))
 	}
 	return f, nil
 }
@@ -839,22 +838,22 @@ func parseFuncs(b []byte) ([]uint32, error) {
 // traps past its limit, leaving the count above the limit for the host to
 // see.
 func pushFrame(out []byte, g addedGlobals, cost uint32) []byte {
-	out = appendU32(append(out, opGlobalGet), g.stack)
-	out = appendS32(append(out, 0x41), int32(cost))
-	out = appendU32(append(out, 0x6a, opGlobalSet), g.stack) // i32.add
-	out = appendU32(append(out, opGlobalGet), g.stack)
-	out = appendU32(append(out, opGlobalGet), g.stackLimit)
+	out = AppendU32(append(out, opGlobalGet), g.stack)
+	out = AppendS32(append(out, 0x41), int32(cost))
+	out = AppendU32(append(out, 0x6a, opGlobalSet), g.stack) // i32.add
+	out = AppendU32(append(out, opGlobalGet), g.stack)
+	out = AppendU32(append(out, opGlobalGet), g.stackLimit)
 	return append(out, 0x4b, opIf, blockEmpty, opUnreachable, opEnd) // i32.gt_u
 }
 
 // popFrame appends the code that takes a frame of cost off the stack.
 func popFrame(out []byte, g addedGlobals, cost uint32) []byte {
-	out = appendU32(append(out, opGlobalGet), g.stack)
-	out = appendS32(append(out, 0x41), int32(cost))
-	return appendU32(append(out, 0x6b, opGlobalSet), g.stack) // i32.sub
+	out = AppendU32(append(out, opGlobalGet), g.stack)
+	out = AppendS32(append(out, 0x41), int32(cost))
+	return AppendU32(append(out, 0x6b, opGlobalSet), g.stack) // i32.sub
 }
 
-// reader decodes the parts of a module instrument needs. The first error
+// reader decodes the parts of a module Instrument needs. The first error
 // sticks: later reads return zero values, and callers check err once.
 type reader struct {
 	b   []byte
@@ -1108,8 +1107,3 @@ func (r *reader) atomic(sub byte) {
 		r.fail("unknown 0xfe opcode")
 	}
 }
-
-var (
-	appendU32 = leb.AppendU32
-	appendS32 = leb.AppendS32
-)

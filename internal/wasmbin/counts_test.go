@@ -1,4 +1,4 @@
-package plugin
+package wasmbin
 
 import (
 	"bytes"
@@ -30,7 +30,7 @@ func cat(parts ...[]byte) []byte {
 	return b
 }
 
-func u32(v uint32) []byte { return appendU32(nil, v) }
+func u32(v uint32) []byte { return AppendU32(nil, v) }
 
 // nameSection is a "name" custom section of the given subsections.
 func nameSection(subsections ...[]byte) []byte {
@@ -126,7 +126,7 @@ func compileWithAllFeatures(t *testing.T, wasm []byte) {
 
 func TestCheckCountsAccepts(t *testing.T) {
 	compileWithAllFeatures(t, everyLayout())
-	instrumented, err := instrument(spinModule())
+	instrumented, err := Instrument(spinModule())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,23 +274,10 @@ func TestCheckCountsRefuses(t *testing.T) {
 	}
 }
 
-// Load refuses a module with an impossible count like any module wazero
-// cannot compile, and without allocating by the count.
-func TestLoadRefusesImpossibleCounts(t *testing.T) {
-	path, allocated, err := loadModule(t, "bad", countRefusals[0].wasm)
-	want := `plugin "bad": ` + path + " is not a valid WebAssembly module: " + countRefusals[0].want
-	if err == nil || err.Error() != want {
-		t.Errorf("got %v\nwant %s", err, want)
-	}
-	if allocated > 1<<20 {
-		t.Errorf("Load allocated %d bytes", allocated)
-	}
-}
-
 // FuzzCheckCounts feeds CheckCounts guest bytes. It must never panic, and
 // for a module it accepts wazero's compilation, of the module and of its
-// instrumented copy (which is what Load compiles), must stay within a heap
-// bound: 64 MiB and 64 bytes per byte of module.
+// instrumented copy (which is what plugin.Prepare compiles), must stay
+// within a heap bound: 64 MiB and 64 bytes per byte of module.
 func FuzzCheckCounts(f *testing.F) {
 	f.Add(everyLayout())
 	f.Add(spinModule())
@@ -308,7 +295,7 @@ func FuzzCheckCounts(f *testing.F) {
 			limit := 64<<20 + 64*uint64(len(wasm))
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			compiled, err := isolate.Compile(ctx, r, wasm) // as Load compiles
+			compiled, err := isolate.Compile(ctx, r, wasm) // as plugin.Prepare compiles
 			runtime.ReadMemStats(&after)
 			if err == nil {
 				compiled.Close(ctx)
@@ -318,7 +305,7 @@ func FuzzCheckCounts(f *testing.F) {
 			}
 		}
 		compile("original", wasm)
-		if patched, err := instrument(wasm); err == nil {
+		if patched, err := Instrument(wasm); err == nil {
 			compile("instrumented copy", patched)
 		}
 	})

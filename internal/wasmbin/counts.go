@@ -1,4 +1,4 @@
-package plugin
+package wasmbin
 
 import "fmt"
 
@@ -75,7 +75,7 @@ const bytesPerValue = 8
 // refuses a function's or tag's type index past the types declared, which
 // wazero would refuse too, but after it had panicked on some (typeIndex).
 //
-// It also walks every instruction of every body, with instrument's opcode
+// It also walks every instruction of every body, with Instrument's opcode
 // table, to count the values blocks, branches and calls pass (maxValues),
 // which no count declares. A body it cannot walk (an opcode the table does
 // not know, a truncated immediate) is counted up to there: the table knows
@@ -89,10 +89,10 @@ const bytesPerValue = 8
 // wazero, and a module it refuses is one wazero would refuse too, or one
 // beyond those limits. It allocates nothing by a count.
 //
-// Load calls it, unless the module's instrumented copy is in the cache,
-// which holds only modules that passed it (so a change that makes it refuse
-// more must bump instrumentVersion); so do tools that compile a module
-// themselves (airlock check).
+// plugin.Prepare, which airlock run and airlock check share, calls it,
+// unless the module's instrumented copy is in the cache, which holds only
+// modules that passed it (so a change that makes it refuse more must bump
+// InstrumentVersion).
 func CheckCounts(wasm []byte) error {
 	if len(wasm) < 8 || string(wasm[:8]) != "\x00asm\x01\x00\x00\x00" {
 		return nil // wazero refuses it before reading any count

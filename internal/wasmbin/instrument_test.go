@@ -1,4 +1,4 @@
-package plugin
+package wasmbin
 
 import (
 	"bytes"
@@ -17,22 +17,22 @@ import (
 // A tiny assembler, enough for the modules below.
 
 func section(id byte, body []byte) []byte {
-	return append(appendU32([]byte{id}, uint32(len(body))), body...)
+	return append(AppendU32([]byte{id}, uint32(len(body))), body...)
 }
 
 func vec(items ...[]byte) []byte {
-	b := appendU32(nil, uint32(len(items)))
+	b := AppendU32(nil, uint32(len(items)))
 	for _, it := range items {
 		b = append(b, it...)
 	}
 	return b
 }
 
-func wasmName(s string) []byte { return append(appendU32(nil, uint32(len(s))), s...) }
+func wasmName(s string) []byte { return append(AppendU32(nil, uint32(len(s))), s...) }
 
 func body(code ...byte) []byte {
 	b := append([]byte{0x00}, code...) // no locals
-	return append(appendU32(nil, uint32(len(b))), b...)
+	return append(AppendU32(nil, uint32(len(b))), b...)
 }
 
 // spinModule is
@@ -67,7 +67,7 @@ func spinModule() []byte {
 	m = append(m, section(10, vec(
 		body(0x41, 0x01, 0x24, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b),
 		body(0x41, 0x07, 0x0b),
-		append(appendU32(nil, uint32(len(count))), count...),
+		append(AppendU32(nil, uint32(len(count))), count...),
 	))...)
 	return m
 }
@@ -109,7 +109,7 @@ func flagOf(t *testing.T, mod api.Module) api.MutableGlobal {
 // to come on done.
 func spin(t *testing.T) (mod api.Module, done <-chan error) {
 	t.Helper()
-	wasm, err := instrument(spinModule())
+	wasm, err := Instrument(spinModule())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestInstrumentStopsALoop(t *testing.T) {
 }
 
 func TestInstrumentChecksAtEntry(t *testing.T) {
-	wasm, err := instrument(spinModule())
+	wasm, err := Instrument(spinModule())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestInstrumentAddsSectionsAModuleLacks(t *testing.T) {
 	m = append(m, section(3, vec([]byte{0}))...)
 	m = append(m, section(0, append(wasmName("note"), "custom sections pass through"...))...)
 	m = append(m, section(10, vec(body(0x0b)))...)
-	wasm, err := instrument(m)
+	wasm, err := Instrument(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,18 +225,18 @@ func TestInstrumentRefuses(t *testing.T) {
 		{"bytes after the exports", "export section: bytes after the last entry", withSection(section(7, append(vec(), 0x80, 0x80, 0x80, 0x30)))},
 		{"bytes after the globals", "global section: bytes after the last entry", withSection(section(6, append(vec([]byte{0x7f, 0x00, 0x41, 0x00, 0x0b}), 0x01)))},
 	} {
-		_, err := instrument(tc.wasm)
+		_, err := Instrument(tc.wasm)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
 		}
 	}
-	for _, name := range reservedExports {
+	for _, name := range ReservedExports {
 		m := []byte("\x00asm\x01\x00\x00\x00")
 		m = append(m, section(1, vec([]byte{0x60, 0x00, 0x00}))...)
 		m = append(m, section(3, vec([]byte{0}))...)
 		m = append(m, section(7, vec(append(wasmName(name), 0x00, 0x00)))...)
 		m = append(m, section(10, vec(body(0x0b)))...)
-		if _, err := instrument(m); err == nil || !strings.Contains(err.Error(), "reserves") {
+		if _, err := Instrument(m); err == nil || !strings.Contains(err.Error(), "reserves") {
 			t.Errorf("an export named %s: got %v, want it refused", name, err)
 		}
 	}
@@ -264,13 +264,13 @@ func withCode(bodies ...[]byte) []byte {
 	return append(out, section(10, vec(bodies...))...)
 }
 
-// BenchmarkLoop sums 1..1e6 in a wasm loop: as compiled, with instrument's
+// BenchmarkLoop sums 1..1e6 in a wasm loop: as compiled, with Instrument's
 // checks, and with wazero's WithCloseOnContextDone, the mechanism they
 // replace. The figure is per loop iteration.
 func BenchmarkLoop(b *testing.B) {
 	const n = 1_000_000
 	const sum uint64 = n * (n + 1) / 2 // wraps in the guest's i32
-	patched, err := instrument(spinModule())
+	patched, err := Instrument(spinModule())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -334,10 +334,10 @@ func fibModule() []byte {
 }
 
 // BenchmarkCalls runs fib(25), 242785 calls, as compiled and with
-// instrument's checks (the entry check and the frame count). The figure
+// Instrument's checks (the entry check and the frame count). The figure
 // is per call.
 func BenchmarkCalls(b *testing.B) {
-	patched, err := instrument(fibModule())
+	patched, err := Instrument(fibModule())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -368,7 +368,7 @@ func BenchmarkCalls(b *testing.B) {
 	}
 }
 
-// FuzzInstrument feeds instrument guest bytes. It must never panic, and a
+// FuzzInstrument feeds Instrument guest bytes. It must never panic, and a
 // module wazero accepts must still be accepted once instrumented, with the
 // same functions: the host compiles only the instrumented bytes, so a
 // mistake here would refuse good plugins or, worse, change what they do.
@@ -384,13 +384,13 @@ func FuzzInstrument(f *testing.F) {
 	f.Cleanup(func() { r.Close(ctx) })
 	f.Fuzz(func(t *testing.T, wasm []byte) {
 		if CheckCounts(wasm) != nil {
-			return // Load refuses it before instrument or wazero sees it
+			return // Prepare refuses it before Instrument or wazero sees it
 		}
-		patched, err := instrument(wasm)
+		patched, err := Instrument(wasm)
 		if err != nil {
 			return
 		}
-		// Through isolate.Compile, as Load compiles: a module wazero
+		// Through isolate.Compile, as plugin.Prepare compiles: a module wazero
 		// panics on is refused, not a crash of the host.
 		orig, err := isolate.Compile(ctx, r, wasm)
 		if err != nil {
