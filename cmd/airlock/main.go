@@ -24,7 +24,6 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/build"
-	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/isolate"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/plugin"
@@ -354,47 +353,39 @@ func check(config string, explicit bool, path string, stderr io.Writer) (checkRe
 		return rep, fmt.Errorf("manifest ok, but the module cannot be read: %w (build it with: %s)", err, buildAdvice(m.Dir))
 	}
 	size := len(wasm)
-	// The module airlock run compiles: checked and instrumented for the
-	// watchdog (or not, with a warning, as run says it).
-	orig := wasm
-	wasm, interruptible, err := plugin.Instrumented(wasm, newLogger(stderr, manifest.Log{Level: "warn"}, nil))
-	if err != nil {
-		return rep, fmt.Errorf("%s is not a valid WebAssembly module: %w", m.Wasm, err)
-	}
-	if err := plugin.CheckFootprint(m, orig); err != nil {
-		return rep, err
-	}
-	if size >= bigModule {
-		fmt.Fprintf(stderr, "compiling %s (%d KiB) as airlock run would; a module this size takes a while...\n", m.Wasm, size/1024)
-	}
-	// Compiled as airlock run compiles a new module: by a child under
-	// limits, into a cache this process then reads, so that a module that
-	// would exhaust the compiler fails here with the same error as there.
+	// Prepared as airlock run prepares a module it has not compiled before
+	// (plugin.Prepare): checked, instrumented for the watchdog (or not,
+	// with a warning, as run says it), compiled by a child under limits
+	// into a cache this process then reads, so that a module that would
+	// exhaust the compiler fails here with the same error as there, and its
+	// imports checked against the grants.
 	cacheDir, err := os.MkdirTemp("", "airlock-check-")
 	if err != nil {
 		return rep, err
 	}
 	defer os.RemoveAll(cacheDir)
-	if exe, err := os.Executable(); err == nil {
-		if err := isolate.Compiler(exe, []string{compileCommand}, isolate.Limits{})(ctx, cacheDir, wasm, !interruptible); err != nil {
-			return rep, fmt.Errorf("%s was not compiled: %w", m.Wasm, err)
-		}
-	}
 	cache, err := wazero.NewCompilationCacheWithDir(cacheDir)
 	if err != nil {
 		return rep, err
 	}
 	defer cache.Close(ctx)
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache).WithCloseOnContextDone(!interruptible))
-	defer r.Close(ctx)
-	compiled, err := isolate.Compile(ctx, r, wasm)
+	exe, exeErr := os.Executable()
+	opts := plugin.Options{Runtime: rt, Cache: cache, Capabilities: caps, Logger: newLogger(stderr, manifest.Log{Level: "warn"}, nil),
+		Precompile: func(ctx context.Context, wasm []byte, closeOnContextDone bool) error {
+			if size >= bigModule {
+				fmt.Fprintf(stderr, "compiling %s (%d KiB) as airlock run would; a module this size takes a while...\n", m.Wasm, size/1024)
+			}
+			if exeErr != nil {
+				return nil // compiled in this process, as run would
+			}
+			return isolate.Compiler(exe, []string{compileCommand}, isolate.Limits{})(ctx, cacheDir, wasm, closeOnContextDone)
+		}}
+	// No gate: refusals are not audited here, nothing runs.
+	pre, err := plugin.Prepare(ctx, m, wasm, opts)
 	if err != nil {
-		return rep, fmt.Errorf("%s is not a valid WebAssembly module: %w", m.Wasm, err)
-	}
-	// Refusals are not audited here: nothing runs.
-	if _, err := plugin.CheckModule(ctx, compiled, m, caps, gate.New(nil)); err != nil {
 		return rep, err
 	}
+	pre.Runtime.Close(ctx)
 	rep = checkReport{OK: true, Name: m.Name, Version: m.Version, Module: m.Wasm, Size: size, Limits: &limits{
 		m.Limits.Memory.String(), m.Limits.HandlerTimeout.String(), m.Limits.Queue, m.Limits.Overflow}}
 	for k := range m.Grants {

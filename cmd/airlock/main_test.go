@@ -2,11 +2,24 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/gate"
+	"github.com/airlockhq/airlock/host/isolate"
+	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/host/plugin"
 )
 
 func repoRoot(t *testing.T) string {
@@ -63,8 +76,13 @@ func TestCheckAndBuild(t *testing.T) {
 		t.Fatalf("build: exit %d: %s", code, errb.String())
 	}
 	out.Reset()
+	errb.Reset()
 	if code := run([]string{"check", "--config", filepath.Join(root, "runtime.toml"), dir}, &out, &errb); code != 0 {
 		t.Fatalf("check: exit %d: %s", code, errb.String())
+	}
+	// A Go module is past bigModule: check says that it is compiling.
+	if want := "as airlock run would; a module this size takes a while...\n"; !strings.HasPrefix(errb.String(), "compiling ") || !strings.HasSuffix(errb.String(), want) {
+		t.Errorf("check's progress: %q, want one line ending %q", errb.String(), want)
 	}
 	for _, want := range []string{"ticker 1.0.0: ok", "grants:   storage.data (/data)", `timer minute (cron "* * * * *")`} {
 		if !strings.Contains(out.String(), want) {
@@ -77,9 +95,89 @@ func TestCheckAndBuild(t *testing.T) {
 // and airlock check start (os.Executable is the test binary here).
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == compileCommand {
+		if log := os.Getenv(compiledLog); log != "" {
+			recordCompiled(log)
+		}
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
+}
+
+// compiledLog names, in the compiling child's environment, a file to which
+// it appends the sha256 of each module it is given to compile.
+const compiledLog = "AIRLOCK_TEST_COMPILED"
+
+// recordCompiled appends the sha256 of the module on stdin to the file
+// log, and leaves the module on a new stdin for the compile.
+func recordCompiled(log string) {
+	wasm, err := io.ReadAll(os.Stdin)
+	if err == nil {
+		var f *os.File
+		if f, err = os.OpenFile(log, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+			_, err = fmt.Fprintf(f, "%x\n", sha256.Sum256(wasm))
+			f.Close()
+		}
+	}
+	r, w, perr := os.Pipe()
+	if err != nil || perr != nil {
+		fmt.Fprintln(os.Stderr, "record the compiled module:", err, perr)
+		os.Exit(1)
+	}
+	go func() { w.Write(wasm); w.Close() }()
+	os.Stdin = r
+}
+
+// TestCheckCompilesWhatRunCompiles: airlock check and airlock run (Load,
+// with the options the host gives it) give the compiling child the same
+// bytes: the module instrumented for the watchdog, not the module as built.
+func TestCheckCompilesWhatRunCompiles(t *testing.T) {
+	dir := t.TempDir()
+	wasm := abiModule(false)
+	os.WriteFile(filepath.Join(dir, "plugin.toml"), []byte("name = \"same\"\nversion = \"0.1.0\"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "same.wasm"), wasm, 0o644)
+	compiled := filepath.Join(t.TempDir(), "compiled")
+	t.Setenv(compiledLog, compiled)
+	if r := airlock("check", dir); r.code != 0 {
+		t.Fatal(r)
+	}
+
+	ctx := context.Background()
+	rt := manifest.DefaultRuntime()
+	rt.StateDir = t.TempDir()
+	caps := host.Builtin()
+	m, err := manifest.LoadManifest(filepath.Join(dir, "plugin.toml"), &rt, host.Schema(caps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacheDir := t.TempDir()
+	cache, err := wazero.NewCompilationCacheWithDir(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close(ctx)
+	compile := isolate.Compiler(exe, []string{compileCommand}, isolate.Limits{})
+	p, err := plugin.Load(ctx, m, plugin.Options{Runtime: &rt, Cache: cache, InstrumentCache: filepath.Join(cacheDir, "instrumented"),
+		Capabilities: caps, Gate: gate.New(nil), Logger: slog.New(slog.DiscardHandler),
+		Precompile: func(ctx context.Context, wasm []byte, closeOnContextDone bool) error {
+			return compile(ctx, cacheDir, wasm, closeOnContextDone)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close(ctx)
+
+	b, err := os.ReadFile(compiled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, orig := strings.Fields(string(b)), fmt.Sprintf("%x", sha256.Sum256(wasm))
+	if len(got) != 2 || got[0] != got[1] || got[0] == orig {
+		t.Fatalf("the compiling child got modules %q (check's, then run's); want twice the same, and not the module as built (%s)", got, orig)
+	}
 }
 
 // TestCheckCompilesInAChild: check compiles as airlock run does, in a
@@ -121,24 +219,27 @@ func TestCheckRefusesAFootprintPastMemoryLimit(t *testing.T) {
 	}
 }
 
-// dbusModule is a minimal ABI v1 module that imports airlock_dbus_v1.
-func dbusModule() []byte {
+// abiModule is a minimal ABI v1 module; withDBus adds an import of
+// airlock_dbus_v1.
+func abiModule(withDBus bool) []byte {
 	str := func(s string) []byte { return append([]byte{byte(len(s))}, s...) }
 	section := func(id byte, body ...[]byte) []byte {
 		b := bytes.Join(body, nil)
 		return append([]byte{id, byte(len(b))}, b...)
 	}
-	return bytes.Join([][]byte{
-		{0, 'a', 's', 'm', 1, 0, 0, 0},
-		// types: 0 (i32, i32) -> i32, 1 () -> ()
-		section(1, []byte{2, 0x60, 2, 0x7f, 0x7f, 1, 0x7f, 0x60, 0, 0}),
+	// types: 0 (i32, i32) -> i32, 1 () -> ()
+	parts := [][]byte{{0, 'a', 's', 'm', 1, 0, 0, 0}, section(1, []byte{2, 0x60, 2, 0x7f, 0x7f, 1, 0x7f, 0x60, 0, 0})}
+	first := byte(0) // the first function defined
+	if withDBus {
 		// import airlock_dbus_v1.call of type 0
-		section(2, []byte{1}, str("airlock_dbus_v1"), str("call"), []byte{0, 0}),
-		// functions 1 (type 1) and 2 (type 0)
+		parts, first = append(parts, section(2, []byte{1}, str("airlock_dbus_v1"), str("call"), []byte{0, 0})), 1
+	}
+	return bytes.Join(append(parts,
+		// functions airlock_abi_v1 (type 1) and airlock_on_event (type 0)
 		section(3, []byte{2, 1, 0}),
-		section(7, []byte{2}, str("airlock_abi_v1"), []byte{0, 1}, str("airlock_on_event"), []byte{0, 2}),
+		section(7, []byte{2}, str("airlock_abi_v1"), []byte{0, first}, str("airlock_on_event"), []byte{0, first + 1}),
 		section(10, []byte{2, 2, 0, 0x0b, 4, 0, 0x41, 0, 0x0b}),
-	}, nil)
+	), nil)
 }
 
 // TestCheckRefusesUngrantedImport: check refuses a module that imports a
@@ -147,7 +248,7 @@ func dbusModule() []byte {
 func TestCheckRefusesUngrantedImport(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "plugin.toml"), []byte("name = \"nodbus\"\nversion = \"0.1.0\"\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "nodbus.wasm"), dbusModule(), 0o644)
+	os.WriteFile(filepath.Join(dir, "nodbus.wasm"), abiModule(true), 0o644)
 	conf := filepath.Join(t.TempDir(), "runtime.toml")
 	os.WriteFile(conf, []byte("plugins = [\"plugins\"]\n"), 0o644)
 	r := airlock("check", dir, "--config", conf)

@@ -46,13 +46,3 @@ func checkFootprint(m *manifest.Manifest, wasm []byte, interruptible bool) error
 	}
 	return nil
 }
-
-// CheckFootprint is Load's check of the module wasm against m's
-// limits.memory (checkFootprint), for tools that do not load it (airlock
-// check). wasm must have passed CheckCounts.
-func CheckFootprint(m *manifest.Manifest, wasm []byte) error {
-	if patched, err := wasmbin.Instrument(wasm); err == nil {
-		return checkFootprint(m, patched, true)
-	}
-	return checkFootprint(m, wasm, false)
-}

@@ -30,7 +30,7 @@ type instrumentCache struct {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// module returns what Load compiles for the module wasm: instrument's copy
+// module returns what Prepare compiles for the module wasm: instrument's copy
 // when it has one, from the cache or made now, and otherwise wasm itself
 // (interruptible false), with a warning. An error is CheckCounts' refusal.
 // hit says the copy came from the cache, which holds only modules wazero
@@ -105,13 +105,4 @@ func (c instrumentCache) put(path string, wasm []byte) {
 	if err != nil {
 		c.log.Warn("cannot cache the instrumented module; the next load will instrument it again", "dir", c.dir, "error", err.Error())
 	}
-}
-
-// Instrumented returns the module that Load compiles for wasm: checked by
-// CheckCounts and instrumented for the watchdog, or wasm itself when it
-// cannot be instrumented (interruptible is then false and log says why),
-// so that airlock check compiles what airlock run would.
-func Instrumented(wasm []byte, log *slog.Logger) (out []byte, interruptible bool, err error) {
-	out, interruptible, _, _, err = instrumentCache{log: log}.module(wasm)
-	return out, interruptible, err
 }

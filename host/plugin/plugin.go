@@ -30,7 +30,6 @@ import (
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
-	"github.com/airlockhq/airlock/host/isolate"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/sandboxfs"
 )
@@ -101,8 +100,7 @@ type Plugin struct {
 
 	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
-	// interruptible is true when compiled carries instrument's checks, so
-	// that the watchdog stops a call by setting InterruptExport.
+	// interruptible is Prepared.Interruptible.
 	interruptible bool
 	caps          []capability.Capability // those the module imports, granted
 	modCfg        wazero.ModuleConfig
@@ -124,8 +122,9 @@ type Plugin struct {
 	lastError string
 }
 
-// Load compiles m's module and prepares its runtime. It refuses a module that
-// imports a capability m does not grant, or that does not speak ABI v1.
+// Load reads m's module, prepares it (Prepare: it refuses a module that
+// imports a capability m does not grant, or that does not speak ABI v1) and
+// defines the host modules it imports in its runtime.
 func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err error) {
 	log := o.Logger.With("plugin", m.Name)
 	wasm, err := os.ReadFile(m.Wasm)
@@ -136,49 +135,17 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 		}
 		return nil, fmt.Errorf("plugin %q: read module: %w", m.Name, err)
 	}
-	wasm, interruptible, hit, keep, err := instrumentCache{dir: o.InstrumentCache, log: log}.module(wasm)
+	pre, err := Prepare(ctx, m, wasm, o)
 	if err != nil {
-		return nil, fmt.Errorf("plugin %q: %s is not a valid WebAssembly module: %w", m.Name, m.Wasm, err)
-	}
-	if err := checkFootprint(m, wasm, interruptible); err != nil {
 		return nil, err
 	}
-	// A module not compiled before is compiled first where it cannot cost
-	// the host its memory or its time; the compile below then reads the
-	// result from the shared cache.
-	if !hit && o.Precompile != nil {
-		if err := o.Precompile(ctx, wasm, !interruptible); err != nil {
-			return nil, fmt.Errorf("plugin %q: %s was not compiled: %w", m.Name, m.Wasm, err)
-		}
-	}
-	pages := uint32((uint64(m.Limits.Memory) + 65535) / 65536)
-	cfg := wazero.NewRuntimeConfigCompiler().
-		WithCompilationCache(o.Cache).
-		WithMemoryLimitPages(pages).
-		WithCloseOnContextDone(!interruptible)
-	r := wazero.NewRuntimeWithConfig(ctx, cfg)
+	r := pre.Runtime
 	defer func() {
 		if err != nil {
 			r.Close(ctx)
 		}
 	}()
-	compiled, err := isolate.Compile(ctx, r, wasm)
-	if err != nil {
-		return nil, fmt.Errorf("plugin %q: %s is not a valid WebAssembly module: %w", m.Name, m.Wasm, err)
-	}
-	keep()
-	caps, err := CheckModule(ctx, compiled, m, o.Capabilities, o.Gate)
-	if err != nil {
-		return nil, err
-	}
-	if min := compiled.ExportedMemories(); len(min) > 0 {
-		for _, mem := range min {
-			if mem.Min() > pages {
-				return nil, fmt.Errorf("plugin %q: the module needs %d KiB of memory at start, above limits.memory = %s (raise it in plugin.toml)", m.Name, mem.Min()*64, m.Limits.Memory)
-			}
-		}
-	}
-	p = &Plugin{M: m, opts: o, log: log, runtime: r, compiled: compiled, caps: caps, interruptible: interruptible,
+	p = &Plugin{M: m, opts: o, log: log, runtime: r, compiled: pre.Compiled, caps: pre.Caps, interruptible: pre.Interruptible,
 		q:    newQueue(m.Limits.Queue, m.Limits.Overflow == manifest.DropOldest, m.Limits.EventsPerSecond),
 		stop: make(chan struct{}), done: make(chan struct{}), state: StateStarting}
 	p.caller = capability.Caller{Plugin: m.Name, Grants: m.Grants, Config: m.Config, Log: log, Gate: o.Gate}
@@ -193,7 +160,7 @@ func Load(ctx context.Context, m *manifest.Manifest, o Options) (p *Plugin, err 
 	if err := p.defineModule(ctx, abi.ModuleBase, p.baseFuncs()); err != nil {
 		return nil, err
 	}
-	for _, c := range caps {
+	for _, c := range p.caps {
 		if err := p.defineModule(ctx, c.Module(), c.Functions()); err != nil {
 			return nil, err
 		}

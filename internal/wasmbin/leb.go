@@ -4,7 +4,7 @@
 // ModuleFootprint counts what a module makes wazero allocate, and
 // AppendU32 and AppendS32 write LEB128 numbers (also for the tests that
 // assemble modules). It knows nothing of plugins or manifests: host/plugin
-// and airlock check use it.
+// and airlock check use it through plugin.Prepare.
 package wasmbin
 
 // AppendU32 appends v as an unsigned LEB128.
