@@ -7,6 +7,7 @@ import (
 	"github.com/airlockhq/airlock/host/scenario"
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/udev"
+	"github.com/airlockhq/airlock/internal/cloud"
 	"github.com/airlockhq/airlock/internal/shared"
 )
 
@@ -25,6 +26,7 @@ func BuiltinWith(mo mount.Options) []capability.Capability {
 		supervisor.NewCapability(supervisor.CapabilityOptions{}),
 		m,
 		shared.New(),
+		cloud.New(cloud.Options{}),
 	}
 	// The simulated device's demo acts through the others' simulated
 	// backends; it is a module of the host, not a power plugins can hold.

@@ -11,6 +11,7 @@ const (
 	ModuleSupervisor = "airlock_supervisor_v1" // device supervisor API
 	ModuleDBus       = "airlock_dbus_v1"       // system bus calls and properties
 	ModuleMount      = "airlock_mount_v1"      // external storage
+	ModuleCloud      = "airlock_cloud_v1"      // this device's record in the balena cloud
 )
 
 // Guest exports.
