@@ -367,6 +367,46 @@ typedef struct airlock_app_status {
 airlock_result airlock_supervisor_state(airlock_app_status *out);
 void airlock_app_status_free(airlock_app_status *s);
 
+/* ---- cloud (ABI.md §3.6, import module airlock_cloud_v1) --------------- */
+
+/* This device's record in the balena cloud (name, tags, variables, its
+ * fleet), through the host, which holds the API key. Each function is one
+ * operation that plugin.toml's [cloud] allow must grant; using any of them
+ * adds the airlock_cloud_v1 import. Results as for the supervisor: err is
+ * AIRLOCK_OK or the ABI's code, data the host's message on failure; free
+ * with airlock_result_free (and a reply record with airlock_record_free).
+ *
+ *     airlock_record tags;
+ *     airlock_result r = airlock_cloud_tags(&tags);
+ */
+#define AIRLOCK_CLOUD_DEVICE_READ "device.read"
+#define AIRLOCK_CLOUD_NAME_SET "name.set"
+#define AIRLOCK_CLOUD_TAGS_READ "tags.read"
+#define AIRLOCK_CLOUD_TAG_SET "tags.set"       /* granted per key: "tags.set:<key>" */
+#define AIRLOCK_CLOUD_TAG_DELETE "tags.delete" /* granted per key */
+#define AIRLOCK_CLOUD_ENV_READ "env.read"
+#define AIRLOCK_CLOUD_CONFIG_READ "config.read"
+#define AIRLOCK_CLOUD_FLEET_READ "fleet.read"
+
+/* airlock_cloud_call runs any operation (req may be NULL) and decodes the
+ * reply into *reply (may be NULL). */
+airlock_result airlock_cloud_call(const char *op, const airlock_record_builder *req, airlock_record *reply);
+/* The reply fields: uuid, name. Grant "device.read". */
+airlock_result airlock_cloud_device(airlock_record *reply);
+/* Grant "name.set". */
+airlock_result airlock_cloud_set_name(const char *name);
+/* One field per tag. Grant "tags.read". */
+airlock_result airlock_cloud_tags(airlock_record *tags);
+/* Grant "tags.set:<key>". */
+airlock_result airlock_cloud_set_tag(const char *key, const char *value);
+/* Reply field deleted: "true" or "false". Grant "tags.delete:<key>". */
+airlock_result airlock_cloud_delete_tag(const char *key);
+/* One field per variable, of the device or (fleet) its fleet. */
+airlock_result airlock_cloud_env(bool fleet, airlock_record *vars);    /* grant "env.read" */
+airlock_result airlock_cloud_config(bool fleet, airlock_record *vars); /* grant "config.read" */
+/* Reply fields: id, name, slug, device_type, is_public. Grant "fleet.read". */
+airlock_result airlock_cloud_fleet(airlock_record *reply);
+
 /* ---- mount (ABI.md §3.4, import module airlock_mount_v1) --------------- */
 
 /* External storage, as plugin.toml's [[mount]] grants allow it. Mounts
@@ -608,6 +648,11 @@ int32_t airlock_raw_result_read(void *out, uint32_t cap, uint32_t *out_len);
 AIRLOCK_IMPORT("airlock_supervisor_v1", "call")
 int32_t airlock_raw_supervisor_call(const void *op, uint32_t op_len, const void *req, uint32_t req_len, void *out,
                                     uint32_t cap, uint32_t *out_len);
+
+/* ABI.md §3.6 */
+AIRLOCK_IMPORT("airlock_cloud_v1", "call")
+int32_t airlock_raw_cloud_call(const void *op, uint32_t op_len, const void *req, uint32_t req_len, void *out, uint32_t cap,
+                               uint32_t *out_len);
 
 /* ABI.md §3.4 */
 AIRLOCK_IMPORT("airlock_mount_v1", "mount")
@@ -1320,6 +1365,79 @@ void airlock_app_status_free(airlock_app_status *s) {
 	s->services = NULL;
 	s->service_count = 0;
 	airlock_record_free(&s->reply);
+}
+
+/* ---- cloud ---- */
+
+static int32_t airlock_cloud_raw(void *ctx, void *out, uint32_t cap, uint32_t *n) {
+	struct airlock_sup_args *a = (struct airlock_sup_args *)ctx;
+	const void *req = a->req ? a->req->buf : NULL;
+	uint32_t req_len = a->req ? a->req->len : 0;
+	return airlock_raw_cloud_call(a->op, (uint32_t)strlen(a->op), req, req_len, out, cap, n);
+}
+
+airlock_result airlock_cloud_call(const char *op, const airlock_record_builder *req, airlock_record *reply) {
+	if (reply != NULL) {
+		reply->count = 0;
+		reply->fields = NULL;
+		reply->arena = NULL;
+	}
+	if (req != NULL && req->oom)
+		return airlock_result_msg(AIRLOCK_TOO_LARGE, "cloud %s: out of memory building the request", op);
+	struct airlock_sup_args a = {op, req};
+	airlock_result r = airlock_call(airlock_cloud_raw, &a);
+	if (r.err != AIRLOCK_OK || r.data == NULL)
+		return r;
+	if (reply != NULL && airlock_record_decode(r.data, r.len, reply) != AIRLOCK_OK) {
+		airlock_result_free(&r);
+		return airlock_result_msg(AIRLOCK_FAILED, "cloud %s: unreadable reply: abi: malformed record", op);
+	}
+	r.data[0] = 0;
+	r.len = 0;
+	return r;
+}
+
+/* airlock_cloud_run runs op with up to two fields (NULL keys are left out). */
+static airlock_result airlock_cloud_run(const char *op, const char *k1, const char *v1, const char *k2, const char *v2,
+                                        airlock_record *reply) {
+	airlock_record_builder b = {0};
+	if (k1 != NULL)
+		airlock_record_adds(&b, k1, v1);
+	if (k2 != NULL)
+		airlock_record_adds(&b, k2, v2);
+	airlock_result r = airlock_cloud_call(op, &b, reply);
+	airlock_record_builder_free(&b);
+	return r;
+}
+
+airlock_result airlock_cloud_device(airlock_record *reply) {
+	return airlock_cloud_run(AIRLOCK_CLOUD_DEVICE_READ, NULL, NULL, NULL, NULL, reply);
+}
+airlock_result airlock_cloud_set_name(const char *name) {
+	return airlock_cloud_run(AIRLOCK_CLOUD_NAME_SET, "name", name, NULL, NULL, NULL);
+}
+airlock_result airlock_cloud_tags(airlock_record *tags) {
+	return airlock_cloud_run(AIRLOCK_CLOUD_TAGS_READ, NULL, NULL, NULL, NULL, tags);
+}
+airlock_result airlock_cloud_set_tag(const char *key, const char *value) {
+	return airlock_cloud_run(AIRLOCK_CLOUD_TAG_SET, "key", key, "value", value, NULL);
+}
+airlock_result airlock_cloud_delete_tag(const char *key) {
+	airlock_record rep;
+	airlock_result r = airlock_cloud_run(AIRLOCK_CLOUD_TAG_DELETE, "key", key, NULL, NULL, &rep);
+	if (r.err == AIRLOCK_OK)
+		airlock_result_set(&r, airlock_str(airlock_record_get(&rep, "deleted")));
+	airlock_record_free(&rep);
+	return r;
+}
+airlock_result airlock_cloud_env(bool fleet, airlock_record *vars) {
+	return airlock_cloud_run(AIRLOCK_CLOUD_ENV_READ, "scope", fleet ? "fleet" : "device", NULL, NULL, vars);
+}
+airlock_result airlock_cloud_config(bool fleet, airlock_record *vars) {
+	return airlock_cloud_run(AIRLOCK_CLOUD_CONFIG_READ, "scope", fleet ? "fleet" : "device", NULL, NULL, vars);
+}
+airlock_result airlock_cloud_fleet(airlock_record *reply) {
+	return airlock_cloud_run(AIRLOCK_CLOUD_FLEET_READ, NULL, NULL, NULL, NULL, reply);
 }
 
 /* ---- mount ---- */

@@ -50,6 +50,7 @@ pub fn write_file_atomic(path: impl AsRef<std::path::Path>, data: &[u8]) -> std:
 }
 pub use record::{Record, RecordError, MAX_RECORD_FIELDS};
 
+pub mod cloud;
 pub mod dbus;
 pub mod mount;
 pub mod supervisor;
