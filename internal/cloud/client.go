@@ -65,7 +65,9 @@ func (e *apiError) Errno() abi.Errno {
 		return abi.NotFound
 	case http.StatusBadRequest:
 		return abi.Invalid
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+	case http.StatusConflict, http.StatusTooManyRequests:
+		return abi.Busy
+	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
 		return abi.Unavailable
 	}
 	return abi.Failed

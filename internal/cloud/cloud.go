@@ -34,7 +34,7 @@ import (
 // Name is the manifest section, the runtime.toml section and the audit name.
 const Name = "cloud"
 
-// FuncCall is airlock_cloud_v1's one function (ABI.md §3.6):
+// FuncCall is airlock_cloud_v1's one function (ABI.md §3.5):
 //
 //	call(op_ptr, op_len, req_ptr, req_len, out_ptr, out_cap, out_len_ptr) -> errno
 const FuncCall = "call"

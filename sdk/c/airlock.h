@@ -367,7 +367,7 @@ typedef struct airlock_app_status {
 airlock_result airlock_supervisor_state(airlock_app_status *out);
 void airlock_app_status_free(airlock_app_status *s);
 
-/* ---- cloud (ABI.md §3.6, import module airlock_cloud_v1) --------------- */
+/* ---- cloud (ABI.md §3.5, import module airlock_cloud_v1) --------------- */
 
 /* This device's record in the balena cloud (name, tags, variables, its
  * fleet), through the host, which holds the API key. Each function is one
@@ -649,7 +649,7 @@ AIRLOCK_IMPORT("airlock_supervisor_v1", "call")
 int32_t airlock_raw_supervisor_call(const void *op, uint32_t op_len, const void *req, uint32_t req_len, void *out,
                                     uint32_t cap, uint32_t *out_len);
 
-/* ABI.md §3.6 */
+/* ABI.md §3.5 */
 AIRLOCK_IMPORT("airlock_cloud_v1", "call")
 int32_t airlock_raw_cloud_call(const void *op, uint32_t op_len, const void *req, uint32_t req_len, void *out, uint32_t cap,
                                uint32_t *out_len);

@@ -1,4 +1,4 @@
-// This device's record in the balena cloud (ABI.md §3.6): its name, tags,
+// This device's record in the balena cloud (ABI.md §3.5): its name, tags,
 // variables and its fleet's facts, through the host, which holds the API
 // key. Each function is one operation that plugin.toml must grant:
 //

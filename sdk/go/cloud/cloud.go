@@ -20,7 +20,7 @@ import (
 	"github.com/airlockhq/airlock/sdk/go/abi"
 )
 
-// Operation names, as plugin.toml grants them and ABI.md §3.6 lists them.
+// Operation names, as plugin.toml grants them and ABI.md §3.5 lists them.
 const (
 	OpDeviceRead = "device.read"
 	OpNameSet    = "name.set"
