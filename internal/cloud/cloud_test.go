@@ -1,14 +1,20 @@
 package cloud_test
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/logtest"
+	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/internal/cloud"
 	"github.com/airlockhq/airlock/internal/cloud/sim"
 )
@@ -343,5 +349,43 @@ func TestGrantEntries(t *testing.T) {
 	}
 	if _, err := cloud.ParseGrant("tags.set:*", "tags.delete:x'y", "fleet.read"); err != nil {
 		t.Error(err)
+	}
+}
+
+// Hostile: a vendor's plugin asks for more than its ceiling. Without
+// Grant.Within, bundle.CheckCeiling allows a grant whole whenever the
+// ceiling names the capability.
+func TestCeiling(t *testing.T) {
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := []capability.Capability{cloud.New(cloud.Options{})}
+	rt, err := manifest.ParseRuntime(filepath.Join(t.TempDir(), "runtime.toml"), []byte("[trust]\nallow_unsigned = []\n[[trust.vendor]]\nname = \"acme\"\nkey = \""+
+		base64.StdEncoding.EncodeToString(pub)+"\"\n[trust.vendor.ceiling.cloud]\nallow = [\"tags.read\", \"tags.set:location\", \"tags.delete:*\"]\n"), host.RuntimeSections(caps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		allow, excess string
+	}{
+		{`"tags.read", "tags.set:location", "tags.delete:x"`, ""},
+		{`"tags.set:owner"`, `"tags.set:owner" is outside the ceiling`},
+		{`"tags.set:*"`, `"tags.set:*" is outside the ceiling`},
+		{`"name.set"`, `"name.set" is outside the ceiling`},
+	} {
+		m, err := manifest.ParseManifest(filepath.Join(t.TempDir(), "plugin.toml"),
+			[]byte("name = \"p\"\nversion = \"1.0.0\"\n[cloud]\nallow = ["+tc.allow+"]\n"), rt, host.Schema(caps))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = bundle.CheckCeiling(m, &rt.Trust.Vendors[0])
+		if (err == nil) != (tc.excess == "") || (err != nil && !strings.Contains(err.Error(), tc.excess)) {
+			t.Errorf("allow = [%s]: %v, want %q", tc.allow, err, tc.excess)
+		}
+	}
+	g, _ := cloud.ParseGrant("tags.set:*", "fleet.read")
+	if got := strings.Join(g.Describe(), "; "); got != "may read its fleet's id, name, slug, device type and visibility in the balena cloud; may set this device's tag (any key) in the balena cloud" {
+		t.Errorf("Describe: %s", got)
 	}
 }
