@@ -12,7 +12,9 @@
 
 use crate::{Errno, Error, Record, Result};
 
-/// The raw import of ABI.md §3.5.
+/// The raw import of ABI.md §3.5. `call` shares its name with the
+/// supervisor's; the import modules tell them apart.
+#[allow(clashing_extern_declarations)]
 pub mod sys {
     #[link(wasm_import_module = "airlock_cloud_v1")]
     extern "C" {
