@@ -1,12 +1,15 @@
 package cloud_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host"
@@ -387,5 +390,57 @@ func TestCeiling(t *testing.T) {
 	g, _ := cloud.ParseGrant("tags.set:*", "fleet.read")
 	if got := strings.Join(g.Describe(), "; "); got != "may read its fleet's id, name, slug, device type and visibility in the balena cloud; may set this device's tag (any key) in the balena cloud" {
 		t.Errorf("Describe: %s", got)
+	}
+}
+
+// runtime.toml's [cloud]: a key written there is refused without being
+// echoed; the timeout is bounded; and it bounds a request to an API that
+// accepts the connection and never answers (timeout, not a hang).
+func TestRuntimeConfig(t *testing.T) {
+	caps := []capability.Capability{cloud.New(cloud.Options{})}
+	parse := func(text string) (*manifest.Runtime, error) {
+		return manifest.ParseRuntime(filepath.Join(t.TempDir(), "runtime.toml"), []byte(text), host.RuntimeSections(caps))
+	}
+	for _, tc := range []struct{ text, want string }{
+		{"[cloud]\napi_key = \"hunter2secret\"\n", "the cloud API key must not be written in runtime.toml"},
+		{"[cloud]\ntimeout = \"10m\"\n", "timeout = 10m0s is out of range"},
+	} {
+		_, err := parse(tc.text)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "hunter2secret") {
+			t.Errorf("%q: %v, want %q", tc.text, err, tc.want)
+		}
+	}
+	rt, err := parse("[cloud]\ntimeout = \"200ms\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() }) // hold it open, never answer
+		}
+	}()
+	env := map[string]string{"BALENA_API_URL": "http://" + ln.Addr().String(), "BALENA_API_KEY": "k3y", "BALENA_DEVICE_UUID": cloud.SimUUID}
+	c := cloud.New(cloud.Options{Getenv: func(k string) string { return env[k] }})
+	logs, logger := logtest.New(t)
+	if err := c.Provision(t.Context(), capability.Env{Config: rt.Sections[cloud.Name], Logger: logger}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := withCaller(t, c, logs, logger, "device.read")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // only a hang reaches this
+	defer cancel()
+	_, err = c.Do(ctx, r.caller, "device.read", nil)
+	if errno(err) != abi.Timeout || ctx.Err() != nil {
+		t.Errorf("device.read against a silent API: %v (errno %v), want timeout before the test's bound", err, errno(err))
 	}
 }
