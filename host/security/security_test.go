@@ -26,6 +26,7 @@ import (
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/timer"
 	"github.com/airlockhq/airlock/host/udev"
+	"github.com/airlockhq/airlock/internal/cloud"
 )
 
 const (
@@ -48,6 +49,9 @@ member = "GetUnit"
 [[mount]]
 source = ["label:MEDIA"]
 fstype = ["vfat"]
+
+[cloud]
+allow = ["tags.read"]
 `
 
 func manifest(name, extra string, sections ...string) string {
@@ -122,7 +126,7 @@ replay_pace = "instant"
 	audit, auditLogger := testenv.NewLog(t)
 	m := mount.New(mount.Options{})
 	sup := supervisor.NewCapability(supervisor.CapabilityOptions{})
-	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), sup, m}
+	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), sup, m, cloud.New(cloud.Options{})}
 	run := hostrun.Start(t, filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Audit: auditLogger, Capabilities: caps,
 		Environ: []string{"BALENA_DEVICE_TYPE=raspberrypi4-64", apiKey, "BALENA_API_TOKEN=tok-never-shown", "HOME=/root"}})
 	s := &suite{t: t, h: run.Host, log: log, audit: audit, dir: dir, sup: sup, caps: caps, stop: run.Stop}

@@ -31,6 +31,9 @@ func rawResultRead(out, cap, outLen uint32) uint32
 //go:wasmimport airlock_supervisor_v1 call
 func rawSupervisorCall(op, opLen, req, reqLen, out, cap, outLen uint32) uint32
 
+//go:wasmimport airlock_cloud_v1 call
+func rawCloudCall(op, opLen, req, reqLen, out, cap, outLen uint32) uint32
+
 //go:wasmimport airlock_dbus_v1 call
 func rawDBusCall(req, reqLen, out, cap, outLen uint32) uint32
 
@@ -89,6 +92,7 @@ var rawFuncs = []rawFunc{
 	{"airlock_supervisor_v1", "call", "pnpnocl", func(a []uint32) uint32 {
 		return rawSupervisorCall(a[0], a[1], a[2], a[3], a[4], a[5], a[6])
 	}},
+	{"airlock_cloud_v1", "call", "pnpnocl", func(a []uint32) uint32 { return rawCloudCall(a[0], a[1], a[2], a[3], a[4], a[5], a[6]) }},
 	{"airlock_dbus_v1", "call", "pnocl", func(a []uint32) uint32 { return rawDBusCall(a[0], a[1], a[2], a[3], a[4]) }},
 	{"airlock_dbus_v1", "get_property", "pnocl", func(a []uint32) uint32 { return rawDBusGetProperty(a[0], a[1], a[2], a[3], a[4]) }},
 	{"airlock_dbus_v1", "get_all_properties", "pnocl", func(a []uint32) uint32 { return rawDBusGetAll(a[0], a[1], a[2], a[3], a[4]) }},
