@@ -408,6 +408,9 @@ func (c *Cloud) Do(ctx context.Context, in *capability.Caller, op string, req ab
 }
 
 func (c *Cloud) do(ctx context.Context, in *capability.Caller, op string, req abi.Record) (abi.Record, error) {
+	if op == "" || strings.ContainsFunc(op, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return nil, capability.Errorf(abi.Invalid, "cloud: the operation name %q is not printable ASCII (%s)", clip(op), opNames())
+	}
 	i := -1
 	for j, o := range ops {
 		if o.name == op {

@@ -226,6 +226,8 @@ func TestBoundsAndHeaderInjection(t *testing.T) {
 		{"tags.set", []string{"key", "k", "value", "v", "value", "w"}},
 		{"env.read", []string{"scope", "../application"}},
 		{"env.read", []string{"filter", "device eq 102"}},
+		{"tags.read\r\nINFO forged audit line", nil},
+		{"", nil},
 	} {
 		_, err := r.do(t, tc.op, tc.kv...)
 		if errno(err) != abi.Invalid {
