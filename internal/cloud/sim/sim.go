@@ -379,10 +379,7 @@ type entity map[string]any
 func (c *call) reply(rows []entity, fields []string) {
 	if len(c.q.sel) > 0 {
 		for _, f := range c.q.sel {
-			if len(rows) == 0 {
-				break
-			}
-			if _, ok := rows[0][f]; !ok && !contains(fields, f) {
+			if !contains(fields, f) {
 				c.s.bad(c.w, c.r, fmt.Errorf("Unknown field %q in $select", f))
 				return
 			}

@@ -35,6 +35,7 @@ func TestSimulatorAnswers(t *testing.T) {
 		{"GET", "/v7/device_tag?$filter=tag_key%20eq%20'x", "Bearer " + key, "", 400, "Unterminated string"},
 		{"GET", "/v7/device_tag?$filter=device%20eq%20101%20or%20device%20eq%20102", "Bearer " + key, "", 400, "Malformed filter"},
 		{"GET", "/v7/device_tag?$orderby=id", "Bearer " + key, "", 400, "Unknown query option"},
+		{"GET", "/v7/device_tag?$filter=device%20eq%20102&$select=secret", "Bearer " + key, "", 400, "Unknown field"},
 		{"GET", "/v7/device_tag?$filter=device%20eq%20102", "Bearer " + key, "", 200, `{"d":[]}`},
 		{"GET", "/v7/device(uuid='ffffffffffffffffffffffffffffffff')", "Bearer " + key, "", 200, `{"d":[]}`},
 		{"GET", "/v7/device(uuid='" + cloud.SimUUID + "')?$select=device_name", "Bearer " + key, "", 200, `{"d":[{"device_name":"airlock-sim"}]}`},
