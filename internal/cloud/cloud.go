@@ -317,6 +317,9 @@ func (c *Cloud) Provision(_ context.Context, env capability.Env) error {
 		if c.opts.Sim != nil {
 			so = *c.opts.Sim
 		}
+		if len(so.Devices) == 0 {
+			return errors.New("the simulated cloud has no device: Options.Sim.Devices[0] is this device")
+		}
 		if so.Logger == nil {
 			so.Logger = c.log
 		}
