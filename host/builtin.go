@@ -8,6 +8,7 @@ import (
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/udev"
 	"github.com/airlockhq/airlock/internal/cloud"
+	"github.com/airlockhq/airlock/internal/httpout"
 	"github.com/airlockhq/airlock/internal/shared"
 )
 
@@ -27,6 +28,7 @@ func BuiltinWith(mo mount.Options) []capability.Capability {
 		m,
 		shared.New(),
 		cloud.New(cloud.Options{}),
+		httpout.New(httpout.Options{}),
 	}
 	// The simulated device's demo acts through the others' simulated
 	// backends; it is a module of the host, not a power plugins can hold.

@@ -127,11 +127,11 @@ func (c *Capability) Provision(ctx context.Context, env capability.Env) error {
 			// The simulated device has no secrets of its own: a made-up
 			// one shows the path, and where it would come from.
 			v, err = simSecret(), nil
-			c.log.Info("http secret made up for the simulated device", "capability", Name, "secret", name, "source", c.cfg.Secrets[name].String())
+			c.log.Info("http secret made up for the simulated device", "secret", name, "source", c.cfg.Secrets[name].String())
 		}
 		if err != nil {
 			c.secretErr[name] = err.Error()
-			c.log.Warn("http secret unavailable; requests that need it will fail", "capability", Name, "error", err.Error())
+			c.log.Warn("http secret unavailable; requests that need it will fail", "error", err.Error())
 			continue
 		}
 		c.secrets[name] = v
@@ -144,7 +144,7 @@ func (c *Capability) Provision(ctx context.Context, env capability.Env) error {
 	}
 	if env.Sim {
 		if err := c.startSim(); err != nil {
-			c.log.Warn("simulated HTTP echo service not started", "capability", Name, "error", err.Error())
+			c.log.Warn("simulated HTTP echo service not started", "error", err.Error())
 		}
 	}
 	c.provisioned = true

@@ -46,7 +46,7 @@ func (c *Capability) startSim() error {
 	go e.srv.Serve(ln)
 	c.sim = e
 	c.simHosts = map[string]string{net.JoinHostPort(SimHost, "80"): ln.Addr().String()}
-	c.log.Info("simulated HTTP echo service", "capability", Name, "url", "http://"+SimHost, "addr", ln.Addr().String())
+	c.log.Info("simulated HTTP echo service", "url", "http://"+SimHost, "addr", ln.Addr().String())
 	return nil
 }
 

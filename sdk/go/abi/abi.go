@@ -12,6 +12,7 @@ const (
 	ModuleDBus       = "airlock_dbus_v1"       // system bus calls and properties
 	ModuleMount      = "airlock_mount_v1"      // external storage
 	ModuleCloud      = "airlock_cloud_v1"      // this device's record in the balena cloud
+	ModuleHTTP       = "airlock_http_v1"       // outbound HTTP(S)
 )
 
 // Guest exports.
