@@ -93,6 +93,10 @@ func TestRunShippedConfig(t *testing.T) {
 		`msg=mounted plugin=automount source=plugin device=/dev/sdb1 path=/media/MEDIA fstype=vfat readonly=false entries=3`,
 		`msg="pulled out while mounted; unmounted (unplug only after unmounting to be sure writes are on it)" plugin=automount source=plugin target=MEDIA device=/dev/sdb1 reason="device removed"`,
 		`msg="NTPSynchronized changed" plugin=ntp-check source=plugin synced=false`,
+		// The stick's webhook went out with the host's token, redacted
+		// in the echo the plugin read back.
+		`msg="webhook sent" plugin=webhook source=plugin label=MEDIA status=200`,
+		`\"Authorization\":[\"Bearer [redacted]\"]`,
 		`msg="the update lock refused the reboot; asking again at the next check" plugin=supervisor-reboot source=plugin service=main`,
 		`msg=goodbye plugin=hello source=plugin`,
 		`msg="airlock stopped"`,
