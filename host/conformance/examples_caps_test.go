@@ -19,6 +19,7 @@ import (
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/timer"
 	"github.com/airlockhq/airlock/host/udev"
+	"github.com/airlockhq/airlock/internal/httpout"
 )
 
 // exampleRun is one example plugin running on the simulated device, with
@@ -102,6 +103,10 @@ func TestCapabilityExamples(t *testing.T) {
 			x.deliver(uevent("remove"))
 			x.wait(1, "partition removed")
 		}, []string{`INFO "partition plugged in" device=/dev/sdb1 label=MEDIA uuid=1234-ABCD fstype=vfat`}},
+		{"webhook", "examples/webhook", func(x *exampleRun) {
+			x.deliver(uevent("add"))
+			x.wait(1, "webhook sent")
+		}, []string{`INFO "webhook sent" label=MEDIA status=200 reply={"method":"POST","path":"/hooks/stick"`, `"Authorization":["Bearer [redacted]"]`}},
 		{"automount", "plugins/automount", func(x *exampleRun) {
 			// Pulled out: the plugin's udev remove finds it mounted
 			// and unmounts it. As a whole-disk filesystem, announced
@@ -171,13 +176,13 @@ func TestCapabilityExamples(t *testing.T) {
 func runCapExample(t *testing.T, name, manifest, wasm string, drive func(*exampleRun)) []string {
 	dir := t.TempDir()
 	testenv.InstallPlugin(t, filepath.Join(dir, "plugins"), name, manifest, wasm)
-	rt := "device = \"sim\"\n" + runtimeTOML + "[udev]\nreplay = \"none\"\n[log]\nlevel = \"debug\"\n"
+	rt := "device = \"sim\"\n" + runtimeTOML + "[udev]\nreplay = \"none\"\n[log]\nlevel = \"debug\"\n[http.secrets.webhook]\nenv = \"WEBHOOK_TOKEN\"\n"
 	if err := os.WriteFile(filepath.Join(dir, "runtime.toml"), []byte(rt), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	m := mount.New(mount.Options{})
 	sup := supervisor.NewCapability(supervisor.CapabilityOptions{Getenv: func(string) string { return "" }})
-	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), sup, m}
+	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), sup, m, httpout.New(httpout.Options{Getenv: func(string) string { return "" }})}
 	log, logger := testenv.NewLog(t)
 	// The plugin's lines, and the host's when a handler fails.
 	lines := &pluginLines{Handler: logger.Handler(), mu: new(sync.Mutex), lines: new([]string), also: []string{"handler reported an error"}}

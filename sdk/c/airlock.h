@@ -478,6 +478,55 @@ typedef struct airlock_mount_event {
 } airlock_mount_event;
 void airlock_on_mount(int (*h)(const airlock_mount_event *e));
 
+/* ---- HTTP (ABI.md §3.5, import module airlock_http_v1) ----------------- */
+
+/* Outbound HTTP(S), as plugin.toml's [[http.request]] rules allow it. The
+ * host makes the request, checks every address after DNS and every
+ * redirect, and adds the headers a rule attaches (a host-held token the
+ * plugin never sees). The body is read in chunks:
+ *
+ *     const char *hdrs[] = {"Content-Type: application/json"};
+ *     airlock_http_request req = {"POST", "https://hooks.example.com/x", hdrs, 1, body, body_len};
+ *     airlock_http_response resp;
+ *     airlock_result r = airlock_http_do(&req, &resp);
+ *     if (r.err == AIRLOCK_OK) {
+ *         char buf[512]; uint32_t n;
+ *         while ((r = airlock_http_read(&resp, buf, sizeof buf, &n)).err == AIRLOCK_OK && n > 0) { ... }
+ *     }
+ *     airlock_result_free(&r);
+ *     airlock_http_response_free(&resp);   // closes the body
+ *
+ * Errors: AIRLOCK_DENIED (not granted; an address the rules refuse),
+ * AIRLOCK_INVALID (a bad URL or header: CR, LF, NUL, one the host sets),
+ * AIRLOCK_TIMEOUT, AIRLOCK_TOO_LARGE, AIRLOCK_UNAVAILABLE, AIRLOCK_FAILED
+ * (TLS, redirects), AIRLOCK_BUSY (8 bodies open). A 4xx or 5xx status is
+ * AIRLOCK_OK: it is the server's answer. */
+typedef struct airlock_http_request {
+	const char *method;         /* NULL or "": GET */
+	const char *url;
+	const char *const *headers; /* "Name: value" */
+	size_t header_count;
+	const void *body;
+	size_t body_len;
+} airlock_http_request;
+
+/* The response; free with airlock_http_response_free, which closes its body. */
+typedef struct airlock_http_response {
+	int status;
+	const char *url;        /* after redirects */
+	int64_t content_length; /* -1 if unknown */
+	uint32_t body;          /* the body's handle; 0 once closed */
+	airlock_record record;  /* every field, header.<Name> included */
+} airlock_http_response;
+
+airlock_result airlock_http_do(const airlock_http_request *req, airlock_http_response *out);
+/* airlock_http_header returns the first value of header name (any case), or NULL. */
+const char *airlock_http_header(const airlock_http_response *r, const char *name);
+/* airlock_http_read reads the next part of the body into buf; *n is 0 at
+ * the end. On an error the body is closed and the result holds the message. */
+airlock_result airlock_http_read(airlock_http_response *r, void *buf, uint32_t cap, uint32_t *n);
+void airlock_http_response_free(airlock_http_response *r);
+
 /* ---- D-Bus (ABI.md §3.3, import module airlock_dbus_v1) ---------------- */
 
 /* The system bus, as plugin.toml's [[dbus.call]] and [[dbus.property]]
@@ -661,6 +710,15 @@ AIRLOCK_IMPORT("airlock_mount_v1", "unmount")
 int32_t airlock_raw_unmount(const void *target, uint32_t target_len, void *out, uint32_t cap, uint32_t *out_len);
 AIRLOCK_IMPORT("airlock_mount_v1", "list")
 int32_t airlock_raw_mount_list(void *out, uint32_t cap, uint32_t *out_len);
+
+/* ABI.md §3.5 */
+AIRLOCK_IMPORT("airlock_http_v1", "request")
+int32_t airlock_raw_http_request(const void *req, uint32_t req_len, const void *body, uint32_t body_len, void *out,
+                                 uint32_t cap, uint32_t *out_len);
+AIRLOCK_IMPORT("airlock_http_v1", "body_read")
+int32_t airlock_raw_http_body_read(uint32_t handle, void *out, uint32_t cap, uint32_t *out_len);
+AIRLOCK_IMPORT("airlock_http_v1", "body_close")
+int32_t airlock_raw_http_body_close(uint32_t handle);
 
 /* ABI.md §3.3.3 */
 AIRLOCK_IMPORT("airlock_dbus_v1", "call")
@@ -2370,6 +2428,118 @@ int airlock_write_file_atomic(const char *path, const void *data, size_t n) {
 	}
 	free(tmp);
 	return ok ? 0 : -1;
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+struct airlock_http_args {
+	const airlock_record_builder *req;
+	const void *body;
+	size_t body_len;
+};
+
+static int32_t airlock_http_raw(void *ctx, void *out, uint32_t cap, uint32_t *n) {
+	struct airlock_http_args *a = (struct airlock_http_args *)ctx;
+	return airlock_raw_http_request(a->req->buf, a->req->len, a->body, (uint32_t)a->body_len, out, cap, n);
+}
+
+static int airlock_http_lower(int c) { return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c; }
+
+airlock_result airlock_http_do(const airlock_http_request *req, airlock_http_response *out) {
+	memset(out, 0, sizeof *out);
+	out->content_length = -1;
+	out->url = "";
+	airlock_record_builder b = {0};
+	airlock_record_adds(&b, "method", req->method != NULL && *req->method ? req->method : "GET");
+	airlock_record_adds(&b, "url", req->url);
+	for (size_t i = 0; i < req->header_count; i++) {
+		const char *h = req->headers[i];
+		const char *colon = strchr(h, ':');
+		if (colon == NULL) {
+			airlock_record_builder_free(&b);
+			return airlock_result_msg(AIRLOCK_INVALID, "http: header %s has no ':'", h);
+		}
+		size_t kn = (size_t)(colon - h);
+		char *key = (char *)malloc(kn + 8);
+		if (key == NULL) {
+			b.oom = true;
+			break;
+		}
+		memcpy(key, "header.", 7);
+		memcpy(key + 7, h, kn);
+		key[kn + 7] = 0;
+		const char *v = colon + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		airlock_record_adds(&b, key, v);
+		free(key);
+	}
+	struct airlock_http_args a = {&b, req->body, req->body_len};
+	airlock_result r = b.oom ? airlock_result_msg(AIRLOCK_TOO_LARGE, "http %s: out of memory", req->url)
+	                         : airlock_call(airlock_http_raw, &a);
+	airlock_record_builder_free(&b);
+	if (r.err != AIRLOCK_OK || r.data == NULL)
+		return r;
+	int32_t e = airlock_record_decode(r.data, r.len, &out->record);
+	airlock_result_free(&r);
+	if (e != AIRLOCK_OK)
+		return airlock_result_msg(AIRLOCK_FAILED, "http: malformed reply");
+	const char *v;
+	if ((v = airlock_record_get(&out->record, "status")) != NULL)
+		out->status = atoi(v);
+	if ((v = airlock_record_get(&out->record, "url")) != NULL)
+		out->url = v;
+	if ((v = airlock_record_get(&out->record, "content_length")) != NULL)
+		out->content_length = strtoll(v, NULL, 10);
+	if ((v = airlock_record_get(&out->record, "body")) != NULL)
+		out->body = (uint32_t)strtoul(v, NULL, 10);
+	r.err = AIRLOCK_OK;
+	return r;
+}
+
+const char *airlock_http_header(const airlock_http_response *r, const char *name) {
+	for (uint32_t i = 0; i < r->record.count; i++) {
+		const char *k = r->record.fields[i].key;
+		if (strncmp(k, "header.", 7) != 0)
+			continue;
+		k += 7;
+		const char *n = name;
+		while (*k && *n && airlock_http_lower((unsigned char)*k) == airlock_http_lower((unsigned char)*n))
+			k++, n++;
+		if (*k == 0 && *n == 0)
+			return r->record.fields[i].value;
+	}
+	return NULL;
+}
+
+airlock_result airlock_http_read(airlock_http_response *r, void *buf, uint32_t cap, uint32_t *n) {
+	airlock_result res = {0, NULL, 0};
+	*n = 0;
+	if (r->body == 0) {
+		res.err = AIRLOCK_OK; /* closed or read to its end */
+		return res;
+	}
+	uint32_t got = 0;
+	int32_t e = airlock_raw_http_body_read(r->body, buf, cap, &got);
+	if (e == AIRLOCK_OK) {
+		*n = got;
+		if (got == 0) {
+			airlock_raw_http_body_close(r->body);
+			r->body = 0;
+		}
+		return res;
+	}
+	r->body = 0; /* the host closed it */
+	if (e == AIRLOCK_FAULT || got > cap)
+		return airlock_result_msg(e, "http: reading the body failed (%s)", airlock_errno_name(e));
+	return airlock_result_msg(e, "%.*s", (int)got, (const char *)buf);
+}
+
+void airlock_http_response_free(airlock_http_response *r) {
+	if (r->body != 0)
+		airlock_raw_http_body_close(r->body);
+	r->body = 0;
+	airlock_record_free(&r->record);
 }
 
 #endif /* AIRLOCK_IMPLEMENTATION */

@@ -52,6 +52,7 @@ pub use record::{Record, RecordError, MAX_RECORD_FIELDS};
 
 pub mod cloud;
 pub mod dbus;
+pub mod http;
 pub mod mount;
 pub mod supervisor;
 
