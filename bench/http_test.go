@@ -35,7 +35,7 @@ type httpBench struct {
 	client *http.Client // Go's own
 	c      *httpout.Capability
 	g      *httpout.Grant
-	hostIn *capability.Instance
+	hostIn *capability.Caller
 	guest  *plugin.Instance
 }
 
@@ -53,7 +53,7 @@ func newHTTPBench(b *testing.B) *httpBench {
 	var rt *manifest.Runtime
 	x.c, m, rt = httpCapability(b, grant, fmt.Sprintf("[config]\nurl = %q\n", x.url))
 	x.g = m.Grants[httpout.Name].(*httpout.Grant)
-	x.hostIn = &capability.Instance{Plugin: "host", Grants: m.Grants, Gate: gate.New(nil), Log: slog.New(slog.DiscardHandler)}
+	x.hostIn = &capability.Caller{Plugin: "host", Grants: m.Grants, Gate: gate.New(nil), Log: slog.New(slog.DiscardHandler)}
 	p, err := plugin.Load(context.Background(), m, plugin.Options{Runtime: rt, Gate: gate.New(nil), Logger: slog.New(slog.DiscardHandler),
 		Capabilities: []capability.Capability{x.c}})
 	if err != nil {

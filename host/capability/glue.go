@@ -37,13 +37,19 @@ const maxInputs = 2
 // Args are a call's inputs in the order of its Inputs, after the glue
 // checked that they are inside memory and within their bounds.
 type Args struct {
-	bytes [maxInputs][]byte
-	recs  [maxInputs]abi.Record
+	bytes  [maxInputs][]byte
+	recs   [maxInputs]abi.Record
+	outCap uint32
 }
 
 // Bytes returns input i. It aliases guest memory: copy what outlives the
 // call (string(b) does).
 func (a Args) Bytes(i int) []byte { return a.bytes[i] }
+
+// OutCap is the guest's result buffer's size: a result no longer than it
+// is delivered at once, without result_read (http's body_read reads a
+// chunk of that size).
+func (a Args) OutCap() uint32 { return a.outCap }
 
 // Record returns input i decoded, for an Input with Record set. Its values
 // alias guest memory, as Bytes does.
@@ -107,7 +113,7 @@ func hostFunc(name string, inputs []Input, h BytesHandler) Func {
 func serve(ctx context.Context, c *Caller, m api.Module, stack []uint64, inputs []Input, h BytesHandler) abi.Errno {
 	o := 2 * len(inputs)
 	out, outCap, outLen := uint32(stack[o]), uint32(stack[o+1]), uint32(stack[o+2])
-	var a Args
+	a := Args{outCap: outCap}
 	for i := range inputs {
 		b, ok := Read(m, uint32(stack[2*i]), uint32(stack[2*i+1]))
 		if !ok {

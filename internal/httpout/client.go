@@ -47,19 +47,13 @@ type Response struct {
 	Redirects      int
 	Body           io.ReadCloser
 	ctx            context.Context // the request's; done once its deadline passes
+	chunk          []byte          // body_read's buffer, made at the first read
 }
 
-// Error is a request that failed; its message never holds a secret.
-type Error struct {
-	Code abi.Errno
-	Msg  string
-}
-
-func (e *Error) Error() string    { return e.Msg }
-func (e *Error) Errno() abi.Errno { return e.Code }
-
-func errorf(code abi.Errno, format string, args ...any) *Error {
-	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
+// errorf is an error the guest reads with its errno. Messages never hold
+// a secret: what could (a server's words) goes through redact first.
+func errorf(code abi.Errno, format string, args ...any) error {
+	return capability.Errorf(code, format, args...)
 }
 
 // hop is one request on the wire: the first, or one after a redirect.
@@ -72,7 +66,7 @@ type hop struct {
 // Do sends r as plugin in's grant allows it: every hop is checked against
 // the grant and audited through the gate, every connection against the
 // address rules. The response's Body must be closed.
-func (c *Capability) Do(ctx context.Context, in *capability.Instance, g *Grant, r Request) (*Response, error) {
+func (c *Capability) Do(ctx context.Context, in *capability.Caller, g *Grant, r Request) (*Response, error) {
 	method := strings.ToUpper(r.Method)
 	if method == "" {
 		method = "GET"
@@ -111,8 +105,7 @@ func (c *Capability) Do(ctx context.Context, in *capability.Instance, g *Grant, 
 			return nil, errorf(abi.Invalid, "http %s: header %s is added by the grant ([[http.request]] rule %d); the plugin may not set it", t, h.Name, first.rule.index)
 		}
 	}
-	timeout := min(capability.Remaining(ctx), c.cfg.Timeout)
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	callCtx, cancel := capability.CallContext(ctx, c.cfg.Timeout)
 	resp, sent, err := c.follow(callCtx, ctx, in, g, first, hdr, r.Body)
 	if err != nil {
 		cancel()
@@ -144,7 +137,7 @@ func (c *Capability) Do(ctx context.Context, in *capability.Instance, g *Grant, 
 
 // check asks the gate about one hop. via, when not "", is the URL the
 // redirect came from.
-func (c *Capability) check(ctx context.Context, in *capability.Instance, g *Grant, t target, via string) (*Rule, error) {
+func (c *Capability) check(ctx context.Context, in *capability.Caller, g *Grant, t target, via string) (*Rule, error) {
 	rule, why := g.match(t)
 	d := gate.Deny(why + " (add a [[http.request]] rule to plugin.toml)")
 	if rule != nil {
@@ -162,7 +155,7 @@ func (c *Capability) check(ctx context.Context, in *capability.Instance, g *Gran
 
 // follow sends the first hop and the redirects the grant allows. sent is
 // every secret value it put on the wire, for redaction.
-func (c *Capability) follow(ctx, gateCtx context.Context, in *capability.Instance, g *Grant, h hop, hdr http.Header, body []byte) (*http.Response, []string, error) {
+func (c *Capability) follow(ctx, gateCtx context.Context, in *capability.Caller, g *Grant, h hop, hdr http.Header, body []byte) (*http.Response, []string, error) {
 	origin := h.t
 	var sent []string
 	var prev *http.Response
@@ -300,19 +293,18 @@ func requestHeader(fields [][2]string) (http.Header, error) {
 
 // wireError turns what the transport said into the ABI's errors. A refused
 // address is audited as a denial; nothing it returns holds a secret.
-func (c *Capability) wireError(ctx context.Context, in *capability.Instance, t target, sent []string, err error) error {
+func (c *Capability) wireError(ctx context.Context, in *capability.Caller, t target, sent []string, err error) error {
 	var ae *AddressError
-	var e *Error
+	var en interface{ Errno() abi.Errno }
 	var certErr *tls.CertificateVerificationError
 	var dnsErr *net.DNSError
 	switch {
 	case errors.As(err, &ae):
 		return in.Check(ctx, Name, "connect "+ae.Addr.String(), gate.Deny(fmt.Sprintf("%s resolved to %s", t.host, ae.Reason)))
-	case errors.As(err, &e):
-		e.Msg = redact(e.Msg, sent)
-		return e
 	case errors.As(err, new(*gate.Denial)), errors.As(err, new(*gate.Throttled)):
 		return err
+	case errors.As(err, &en):
+		return errorf(en.Errno(), "%s", redact(err.Error(), sent))
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return errorf(abi.Timeout, "http %s: no answer before the deadline", t)
 	case errors.As(err, &certErr):
@@ -400,9 +392,8 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		err = errorf(abi.TooLarge, "http %s: the response body passed runtime.toml's [http] max_response (%d bytes)", b.what, b.max)
 	}
 	if err != nil && err != io.EOF {
-		var e *Error
 		switch {
-		case errors.As(err, &e):
+		case errors.As(err, new(interface{ Errno() abi.Errno })):
 		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 			err = errorf(abi.Timeout, "http %s: the body did not arrive before the deadline", b.what)
 		default:

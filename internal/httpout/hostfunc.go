@@ -2,23 +2,20 @@ package httpout
 
 import (
 	"context"
-	"errors"
 	"io"
 	"strconv"
 	"strings"
-	"sync"
-
-	"github.com/tetratelabs/wazero/api"
 
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
 )
 
-// The functions of airlock_http_v1 (ABI.md §3.5).
+// The functions of airlock_http_v1 (ABI.md §3.5). A body is named by its
+// handle, the decimal text of the request's reply field "body".
 const (
 	FuncRequest   = "request"    // (req_ptr, req_len, body_ptr, body_len, out_ptr, out_cap, out_len_ptr) -> errno
-	FuncBodyRead  = "body_read"  // (handle, out_ptr, out_cap, out_len_ptr) -> errno
-	FuncBodyClose = "body_close" // (handle) -> errno
+	FuncBodyRead  = "body_read"  // (body_ptr, body_len, out_ptr, out_cap, out_len_ptr) -> errno
+	FuncBodyClose = "body_close" // (body_ptr, body_len, out_ptr, out_cap, out_len_ptr) -> errno
 )
 
 // Record fields of a request and of its reply.
@@ -36,49 +33,31 @@ const (
 const (
 	maxRequestRecord = maxURLLen + maxRequestHeaderSize + 1<<10
 	maxReadChunk     = 64 << 10
+	maxHandleLen     = 10 // a u32 in decimal
 )
 
-var chunks = sync.Pool{New: func() any { b := make([]byte, maxReadChunk); return &b }}
+// grant is the typed access to a plugin's [http] grant.
+var grant = capability.GrantKey[*Grant](Name)
 
-// Functions returns airlock_http_v1's functions.
+// Functions returns airlock_http_v1's functions, through the host's one
+// glue: every range is checked before a handler runs.
 func (c *Capability) Functions() []capability.Func {
-	i32 := api.ValueTypeI32
+	handle := capability.Input{Name: "body", Max: maxHandleLen}
 	return []capability.Func{
-		{Name: FuncRequest, Params: []api.ValueType{i32, i32, i32, i32, i32, i32, i32}, Results: []api.ValueType{i32}, Call: c.hostRequest},
-		{Name: FuncBodyRead, Params: []api.ValueType{i32, i32, i32, i32}, Results: []api.ValueType{i32}, Call: c.hostBodyRead},
-		{Name: FuncBodyClose, Params: []api.ValueType{i32}, Results: []api.ValueType{i32}, Call: c.hostBodyClose},
+		capability.HostFunc(FuncRequest, c.request,
+			capability.Input{Name: "req", Max: maxRequestRecord, Record: true,
+				Malformed: func(error) error { return errorf(abi.Invalid, "http: the request is not a record (ABI.md §2)") }},
+			capability.Input{Name: "body"}), // bounded by max_request_body, with its own message
+		capability.HostFuncBytes(FuncBodyRead, c.bodyRead, handle),
+		capability.HostFuncBytes(FuncBodyClose, c.bodyClose, handle),
 	}
-}
-
-func (c *Capability) hostRequest(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
-	reqPtr, reqLen, bodyPtr, bodyLen := uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3])
-	out, outCap, outLen := uint32(stack[4]), uint32(stack[5]), uint32(stack[6])
-	reqBytes, ok1 := capability.Read(m, reqPtr, reqLen)
-	body, ok2 := capability.Read(m, bodyPtr, bodyLen)
-	if !ok1 || !ok2 || !capability.OutOK(m, out, outCap, outLen) {
-		stack[0] = uint64(abi.Fault)
-		return
-	}
-	rec, err := c.request(ctx, in, reqBytes, body)
-	if err != nil {
-		stack[0] = uint64(in.ReplyErr(m, out, outCap, outLen, err))
-		return
-	}
-	stack[0] = uint64(in.Reply(m, out, outCap, outLen, abi.AppendRecord(nil, rec), abi.OK))
 }
 
 // request decodes a request record, sends it and returns the reply record.
-func (c *Capability) request(ctx context.Context, in *capability.Instance, reqBytes, body []byte) (abi.Record, error) {
-	if len(reqBytes) > maxRequestRecord {
-		return nil, errorf(abi.TooLarge, "http: the request record is larger than %d bytes", maxRequestRecord)
-	}
-	rec, err := abi.DecodeRecord(reqBytes)
-	if err != nil {
-		return nil, errorf(abi.Invalid, "http: the request is not a record (ABI.md §2)")
-	}
+func (c *Capability) request(ctx context.Context, cl *capability.Caller, a capability.Args) (abi.Record, error) {
 	var r Request
 	seen := map[string]bool{}
-	for _, f := range rec {
+	for _, f := range a.Record(0) {
 		switch {
 		case f.Key == fieldMethod || f.Key == fieldURL:
 			if seen[f.Key] {
@@ -99,21 +78,20 @@ func (c *Capability) request(ctx context.Context, in *capability.Instance, reqBy
 	if r.URL == "" {
 		return nil, errorf(abi.Invalid, "http: the request has no url")
 	}
-	if len(body) > 0 {
-		r.Body = body // read by the transport before request returns, while guest memory is still ours
+	if body := a.Bytes(1); len(body) > 0 {
+		r.Body = body // sent before request returns, while guest memory is still ours
 	}
-	if err := c.reserve(in.Plugin); err != nil {
+	if err := c.reserve(cl.Plugin); err != nil {
 		return nil, err
 	}
-	g, _ := in.Grants[Name].(*Grant)
-	resp, err := c.Do(ctx, in, g, r)
+	resp, err := c.Do(ctx, cl, grant.Of(cl), r)
 	if err != nil {
-		c.logFailure(ctx, in, err)
+		c.logFailure(ctx, cl, err)
 		return nil, err
 	}
-	h := c.open(in.Plugin, resp)
+	h := c.open(cl.Plugin, resp)
+	var rec abi.Record
 	add := func(k, v string) { rec = append(rec, abi.Field{Key: k, Value: []byte(v)}) }
-	rec = nil
 	add(fieldStatus, strconv.Itoa(resp.Status))
 	add(fieldURL, resp.URL)
 	add(fieldBody, strconv.FormatUint(uint64(h), 10))
@@ -130,65 +108,64 @@ func (c *Capability) request(ctx context.Context, in *capability.Instance, reqBy
 	return rec, nil
 }
 
-func (c *Capability) hostBodyRead(ctx context.Context, in *capability.Instance, m api.Module, stack []uint64) {
-	h, out, outCap, outLen := uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3])
-	if !capability.OutOK(m, out, outCap, outLen) {
-		stack[0] = uint64(abi.Fault)
-		return
-	}
-	bufp := chunks.Get().(*[]byte)
-	defer chunks.Put(bufp)
-	n, err := c.read(in.Plugin, h, (*bufp)[:min(int(outCap), maxReadChunk)])
+// bodyRead returns the next chunk of a body, at most out_cap bytes so that
+// it is delivered at once: empty at the end. An error closes the body.
+func (c *Capability) bodyRead(_ context.Context, cl *capability.Caller, a capability.Args) ([]byte, error) {
+	h, err := parseHandle(a.Bytes(0))
 	if err != nil {
-		stack[0] = uint64(in.ReplyErr(m, out, outCap, outLen, err))
-		return
+		return nil, err
 	}
-	// n <= outCap: the chunk always fits, and nothing is left pending.
-	stack[0] = uint64(in.Reply(m, out, outCap, outLen, (*bufp)[:n], abi.OK))
-}
-
-// read reads the next chunk of body h into p: n > 0 bytes, or 0 at the
-// end. An error closes the body.
-func (c *Capability) read(plugin string, h uint32, p []byte) (int, error) {
-	r := c.body(plugin, h)
+	r := c.body(cl.Plugin, h)
 	if r == nil {
-		return 0, errorf(abi.NotFound, "http: no open response body %d (closed, or read to its end and closed)", h)
+		return nil, errorf(abi.NotFound, "http: no open response body %d (closed, or never opened)", h)
 	}
-	if len(p) == 0 {
-		return 0, errorf(abi.Invalid, "http: body_read needs a buffer of at least one byte")
+	if a.OutCap() == 0 {
+		return nil, errorf(abi.Invalid, "http: body_read needs a buffer of at least one byte")
+	}
+	want := min(int(a.OutCap()), maxReadChunk)
+	if len(r.chunk) < want {
+		r.chunk = make([]byte, want)
 	}
 	for {
-		n, err := r.Body.Read(p)
+		// The body's errors carry their errno (limitedBody).
+		n, err := r.Body.Read(r.chunk[:want])
 		if n > 0 {
-			return n, nil
+			return r.chunk[:n], nil
 		}
 		if err == io.EOF {
-			return 0, nil
+			return nil, nil
 		}
 		if err != nil {
-			c.closeBody(plugin, h)
-			var e *Error
-			if !errors.As(err, &e) {
-				err = errorf(abi.Failed, "http: reading the body: %v", err)
-			}
-			return 0, err
+			c.closeBody(cl.Plugin, h)
+			return nil, err
 		}
 	}
 }
 
-func (c *Capability) hostBodyClose(_ context.Context, in *capability.Instance, _ api.Module, stack []uint64) {
-	if !c.closeBody(in.Plugin, uint32(stack[0])) {
-		stack[0] = uint64(abi.NotFound)
-		return
+func (c *Capability) bodyClose(_ context.Context, cl *capability.Caller, a capability.Args) ([]byte, error) {
+	h, err := parseHandle(a.Bytes(0))
+	if err != nil {
+		return nil, err
 	}
-	stack[0] = uint64(abi.OK)
+	if !c.closeBody(cl.Plugin, h) {
+		return nil, errorf(abi.NotFound, "http: no open response body %d", h)
+	}
+	return nil, nil
 }
 
-func (c *Capability) logFailure(ctx context.Context, in *capability.Instance, err error) {
+func parseHandle(b []byte) (uint32, error) {
+	h, err := strconv.ParseUint(string(b), 10, 32)
+	if err != nil || h == 0 {
+		return 0, errorf(abi.Invalid, "http: %q is not a body handle (the request's reply field \"body\")", clip(string(b)))
+	}
+	return uint32(h), nil
+}
+
+func (c *Capability) logFailure(ctx context.Context, cl *capability.Caller, err error) {
 	if capability.ErrnoOf(err) == abi.Denied {
 		return // the gate's audit has it
 	}
-	log := in.Log
+	log := cl.Log
 	if log == nil {
 		log = c.log
 	}

@@ -400,3 +400,42 @@ func TestRequestGrantAndBody(t *testing.T) {
 		t.Errorf("audit:\n%s", strings.Join(r.logs.Lines(), "\n"))
 	}
 }
+
+// A plugin holds at most 8 bodies open; one whose deadline passed no
+// longer counts, and an ended instance's are closed.
+func TestOpenBodiesBounded(t *testing.T) {
+	srv := serve(t, false, ok)
+	r := newRig(t, rigOptions{}, fmt.Sprintf("[[http.request]]\nhost = [\"127.0.0.1\"]\nscheme = [\"http\"]\nport = [%d]\n", srv.port()))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	for i := 0; i < maxOpenBodies; i++ {
+		if err := r.c.reserve("p"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := r.c.Do(ctx, r.in, r.grant, Request{URL: srv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.c.open("p", resp)
+	}
+	wantErrno(t, r.c.reserve("p"), abi.Busy, "close one")
+	deadline := time.Now().Add(30 * time.Second)
+	for r.c.reserve("p") != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("bodies past their deadline still count")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := r.c.Do(context.Background(), r.in, r.grant, Request{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := r.c.open("p", resp)
+	r.c.InstanceEnded("p")
+	if r.c.body("p", h) != nil {
+		t.Error("an ended instance's body is still open")
+	}
+	if _, err := resp.Body.Read(make([]byte, 1)); err == nil {
+		t.Error("a body closed at the instance's end still reads")
+	}
+}

@@ -23,7 +23,7 @@ import (
 type rig struct {
 	t     *testing.T
 	c     *Capability
-	in    *capability.Instance
+	in    *capability.Caller
 	g     *gate.Gate
 	logs  *logtest.Log // the capability's log and the audit, together
 	env   map[string]string
@@ -55,7 +55,7 @@ func newRig(t *testing.T, o rigOptions, grantTOML string) *rig {
 	}
 	gt := gate.New(log)
 	t.Cleanup(gt.Close)
-	in := &capability.Instance{Plugin: "p", Grants: map[string]any{Name: g}, Log: log, Gate: gt}
+	in := &capability.Caller{Plugin: "p", Grants: map[string]any{Name: g}, Log: log, Gate: gt}
 	return &rig{t: t, c: c, in: in, g: gt, logs: logs, env: env, grant: g}
 }
 

@@ -515,7 +515,7 @@ typedef struct airlock_http_response {
 	int status;
 	const char *url;        /* after redirects */
 	int64_t content_length; /* -1 if unknown */
-	uint32_t body;          /* the body's handle; 0 once closed */
+	const char *body;       /* the body's handle (the reply's "body"); NULL once closed */
 	airlock_record record;  /* every field, header.<Name> included */
 } airlock_http_response;
 
@@ -716,9 +716,9 @@ AIRLOCK_IMPORT("airlock_http_v1", "request")
 int32_t airlock_raw_http_request(const void *req, uint32_t req_len, const void *body, uint32_t body_len, void *out,
                                  uint32_t cap, uint32_t *out_len);
 AIRLOCK_IMPORT("airlock_http_v1", "body_read")
-int32_t airlock_raw_http_body_read(uint32_t handle, void *out, uint32_t cap, uint32_t *out_len);
+int32_t airlock_raw_http_body_read(const void *body, uint32_t body_len, void *out, uint32_t cap, uint32_t *out_len);
 AIRLOCK_IMPORT("airlock_http_v1", "body_close")
-int32_t airlock_raw_http_body_close(uint32_t handle);
+int32_t airlock_raw_http_body_close(const void *body, uint32_t body_len, void *out, uint32_t cap, uint32_t *out_len);
 
 /* ABI.md §3.3.3 */
 AIRLOCK_IMPORT("airlock_dbus_v1", "call")
@@ -2491,8 +2491,7 @@ airlock_result airlock_http_do(const airlock_http_request *req, airlock_http_res
 		out->url = v;
 	if ((v = airlock_record_get(&out->record, "content_length")) != NULL)
 		out->content_length = strtoll(v, NULL, 10);
-	if ((v = airlock_record_get(&out->record, "body")) != NULL)
-		out->body = (uint32_t)strtoul(v, NULL, 10);
+	out->body = airlock_record_get(&out->record, "body");
 	r.err = AIRLOCK_OK;
 	return r;
 }
@@ -2512,33 +2511,40 @@ const char *airlock_http_header(const airlock_http_response *r, const char *name
 	return NULL;
 }
 
+/* airlock_http_close_body closes the body's handle; its message, if any,
+ * is of no use to a caller that is done with the body. */
+static void airlock_http_close_body(airlock_http_response *r) {
+	if (r->body == NULL)
+		return;
+	char msg[64];
+	uint32_t got = 0;
+	airlock_raw_http_body_close(r->body, (uint32_t)strlen(r->body), msg, sizeof msg, &got);
+	r->body = NULL;
+}
+
 airlock_result airlock_http_read(airlock_http_response *r, void *buf, uint32_t cap, uint32_t *n) {
 	airlock_result res = {0, NULL, 0};
 	*n = 0;
-	if (r->body == 0) {
+	if (r->body == NULL) {
 		res.err = AIRLOCK_OK; /* closed or read to its end */
 		return res;
 	}
 	uint32_t got = 0;
-	int32_t e = airlock_raw_http_body_read(r->body, buf, cap, &got);
+	int32_t e = airlock_raw_http_body_read(r->body, (uint32_t)strlen(r->body), buf, cap, &got);
 	if (e == AIRLOCK_OK) {
 		*n = got;
-		if (got == 0) {
-			airlock_raw_http_body_close(r->body);
-			r->body = 0;
-		}
+		if (got == 0)
+			airlock_http_close_body(r);
 		return res;
 	}
-	r->body = 0; /* the host closed it */
+	r->body = NULL; /* the host closed it */
 	if (e == AIRLOCK_FAULT || got > cap)
 		return airlock_result_msg(e, "http: reading the body failed (%s)", airlock_errno_name(e));
 	return airlock_result_msg(e, "%.*s", (int)got, (const char *)buf);
 }
 
 void airlock_http_response_free(airlock_http_response *r) {
-	if (r->body != 0)
-		airlock_raw_http_body_close(r->body);
-	r->body = 0;
+	airlock_http_close_body(r);
 	airlock_record_free(&r->record);
 }
 

@@ -120,7 +120,7 @@ func (Client) Do(r *Request) (*Response, error) {
 		return nil, &HostError{Code: abi.Failed, Msg: "http: malformed reply"}
 	}
 	resp := &Response{Header: Header{}, ContentLength: -1}
-	var handle uint64
+	body := &httpBody{}
 	for _, f := range rec {
 		v := string(f.Value)
 		switch {
@@ -129,7 +129,7 @@ func (Client) Do(r *Request) (*Response, error) {
 		case f.Key == "url":
 			resp.URL = v
 		case f.Key == "body":
-			handle, _ = strconv.ParseUint(v, 10, 32)
+			body.h = v
 		case f.Key == "content_length":
 			resp.ContentLength, _ = strconv.ParseInt(v, 10, 64)
 		case f.Key == "redirects":
@@ -139,7 +139,7 @@ func (Client) Do(r *Request) (*Response, error) {
 			resp.Header[k] = append(resp.Header[k], v)
 		}
 	}
-	resp.Body = &httpBody{h: uint32(handle)}
+	resp.Body = body
 	return resp, nil
 }
 
@@ -147,7 +147,7 @@ func (Client) Do(r *Request) (*Response, error) {
 // closes the host's handle at the end, so a body read to its end needs no
 // Close (though Close is always safe).
 type httpBody struct {
-	h      uint32
+	h      string // the host's handle, as the reply's "body" field gave it
 	closed bool
 	err    error
 }
@@ -160,7 +160,7 @@ func (b *httpBody) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	var n uint32
-	e := httpBodyRead(b.h, &p[0], uint32(len(p)), &n)
+	e := httpBodyRead(b.h, &p[0], uint32(len(p)), &n) // at most len(p): nothing is left pending
 	switch {
 	case e != 0:
 		msg := ""
@@ -190,6 +190,6 @@ func (b *httpBody) Close() error {
 	if b.err == nil {
 		b.err = &HostError{Code: abi.Invalid, Msg: "http: read on a closed body"}
 	}
-	httpBodyClose(b.h)
+	call(func(p *byte, c uint32, n *uint32) uint32 { return httpBodyClose(b.h, p, c, n) })
 	return nil
 }

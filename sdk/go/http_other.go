@@ -7,5 +7,5 @@ import "github.com/airlockhq/airlock/sdk/go/abi"
 // Outside wasm there is no host to ask: every call reports abi.Unavailable.
 
 func httpRequest([]byte, []byte, *byte, uint32, *uint32) uint32 { return uint32(abi.Unavailable) }
-func httpBodyRead(uint32, *byte, uint32, *uint32) uint32        { return uint32(abi.Unavailable) }
-func httpBodyClose(uint32) uint32                               { return uint32(abi.Unavailable) }
+func httpBodyRead(string, *byte, uint32, *uint32) uint32        { return uint32(abi.Unavailable) }
+func httpBodyClose(string, *byte, uint32, *uint32) uint32       { return uint32(abi.Unavailable) }

@@ -19,10 +19,10 @@ import { Errno, Record, Result, decodeRecord, finish, outLenPtr, scratchPtr, SCR
 declare function rawRequest(req: usize, reqLen: u32, body: usize, bodyLen: u32, out: usize, cap: u32, outLen: usize): u32;
 // @ts-ignore: decorator
 @external("airlock_http_v1", "body_read")
-declare function rawBodyRead(handle: u32, out: usize, cap: u32, outLen: usize): u32;
+declare function rawBodyRead(body: usize, bodyLen: u32, out: usize, cap: u32, outLen: usize): u32;
 // @ts-ignore: decorator
 @external("airlock_http_v1", "body_close")
-declare function rawBodyClose(handle: u32): u32;
+declare function rawBodyClose(body: usize, bodyLen: u32, out: usize, cap: u32, outLen: usize): u32;
 
 /** One header field. */
 export class Header {
@@ -38,7 +38,8 @@ export class Response {
   headers: Header[] = [];
   /** -1 if the server did not say. */
   contentLength: i64 = -1;
-  body: u32 = 0;
+  /** The host's handle (the reply's "body"); "" once closed. */
+  body: string = "";
 
   /** header returns the first value of name (any case), or "". */
   header(name: string): string {
@@ -52,11 +53,12 @@ export class Response {
   /** read reads the next part of the body into buf: a value of 0 is the
    * end. On an error the host has closed the body. */
   read(buf: Uint8Array): Result<i32> {
-    if (this.body == 0 || buf.length == 0) return new Result<i32>(0, Errno.OK, "");
-    const e = rawBodyRead(this.body, buf.dataStart, <u32>buf.length, outLenPtr());
+    if (this.body.length == 0 || buf.length == 0) return new Result<i32>(0, Errno.OK, "");
+    const h = String.UTF8.encode(this.body);
+    const e = rawBodyRead(changetype<usize>(h), <u32>h.byteLength, buf.dataStart, <u32>buf.length, outLenPtr());
     const n = load<u32>(outLenPtr());
     if (e != Errno.OK) {
-      this.body = 0;
+      this.body = ""; // the host closed it
       const msg = n <= <u32>buf.length ? String.UTF8.decode(buf.buffer.slice(0, <i32>n)) : "";
       return new Result<i32>(0, e, msg);
     }
@@ -80,8 +82,10 @@ export class Response {
   }
 
   close(): void {
-    if (this.body != 0) rawBodyClose(this.body);
-    this.body = 0;
+    if (this.body.length == 0) return;
+    const h = String.UTF8.encode(this.body);
+    finish(rawBodyClose(changetype<usize>(h), <u32>h.byteLength, scratchPtr(), SCRATCH_CAP, outLenPtr()));
+    this.body = "";
   }
 }
 
@@ -102,7 +106,7 @@ export function request(method: string, url: string, headers: Header[], body: Ui
     if (k == "status") resp.status = I32.parseInt(v);
     else if (k == "url") resp.url = v;
     else if (k == "content_length") resp.contentLength = I64.parseInt(v);
-    else if (k == "body") resp.body = U32.parseInt(v);
+    else if (k == "body") resp.body = v;
     else if (k.startsWith("header.")) resp.headers.push(new Header(k.substring(7), v));
   }
   return new Result<Response>(resp, Errno.OK, "");

@@ -30,8 +30,8 @@ pub mod sys {
             out_cap: u32,
             out_len_ptr: *mut u32,
         ) -> u32;
-        pub fn body_read(handle: u32, out_ptr: *mut u8, out_cap: u32, out_len_ptr: *mut u32) -> u32;
-        pub fn body_close(handle: u32) -> u32;
+        pub fn body_read(body_ptr: *const u8, body_len: u32, out_ptr: *mut u8, out_cap: u32, out_len_ptr: *mut u32) -> u32;
+        pub fn body_close(body_ptr: *const u8, body_len: u32, out_ptr: *mut u8, out_cap: u32, out_len_ptr: *mut u32) -> u32;
     }
 }
 
@@ -56,7 +56,7 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// `None` if the server did not say.
     pub content_length: Option<u64>,
-    body: u32, // 0 once closed
+    body: String, // the host's handle, as the reply's "body" gave it; "" once closed
 }
 
 impl Response {
@@ -68,11 +68,11 @@ impl Response {
     /// Reads the next part of the body into buf: `Ok(0)` at the end. On an
     /// error the host has closed the body.
     pub fn read_chunk(&mut self, buf: &mut [u8]) -> Result<usize> {
-        if self.body == 0 || buf.is_empty() {
+        if self.body.is_empty() || buf.is_empty() {
             return Ok(0);
         }
         let mut n: u32 = 0;
-        let code = unsafe { sys::body_read(self.body, buf.as_mut_ptr(), buf.len() as u32, &mut n) };
+        let code = unsafe { sys::body_read(self.body.as_ptr(), self.body.len() as u32, buf.as_mut_ptr(), buf.len() as u32, &mut n) };
         match Errno::from_code(code) {
             None => {
                 if n == 0 {
@@ -81,7 +81,7 @@ impl Response {
                 Ok(n as usize)
             }
             Some(e) => {
-                self.body = 0;
+                self.body.clear(); // the host closed it
                 let msg = if (n as usize) <= buf.len() { String::from_utf8_lossy(&buf[..n as usize]).into_owned() } else { String::new() };
                 Err(Error::host(e, msg))
             }
@@ -90,9 +90,9 @@ impl Response {
 
     /// Closes the body; dropping the response does it too.
     pub fn close(&mut self) {
-        if self.body != 0 {
-            unsafe { sys::body_close(self.body) };
-            self.body = 0;
+        if !self.body.is_empty() {
+            let h = std::mem::take(&mut self.body);
+            let _ = call(|p, c, n| unsafe { sys::body_close(h.as_ptr(), h.len() as u32, p, c, n) });
         }
     }
 }
@@ -120,14 +120,14 @@ pub fn send(r: &Request) -> Result<Response> {
     let b = req.encode();
     let out = call(|p, c, n| unsafe { sys::request(b.as_ptr(), b.len() as u32, r.body.as_ptr(), r.body.len() as u32, p, c, n) })?;
     let rec = Record::decode(&out).map_err(|_| Error::host(Errno::Failed, "http: malformed reply"))?;
-    let mut resp = Response { status: 0, url: String::new(), headers: Vec::new(), content_length: None, body: 0 };
+    let mut resp = Response { status: 0, url: String::new(), headers: Vec::new(), content_length: None, body: String::new() };
     for (k, v) in &rec.fields {
         let v = String::from_utf8_lossy(v).into_owned();
         match k.as_str() {
             "status" => resp.status = v.parse().unwrap_or(0),
             "url" => resp.url = v,
             "content_length" => resp.content_length = v.parse().ok(),
-            "body" => resp.body = v.parse().unwrap_or(0),
+            "body" => resp.body = v,
             _ => {
                 if let Some(name) = k.strip_prefix("header.") {
                     resp.headers.push((name.to_string(), v));
