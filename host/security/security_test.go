@@ -27,6 +27,7 @@ import (
 	"github.com/airlockhq/airlock/host/timer"
 	"github.com/airlockhq/airlock/host/udev"
 	"github.com/airlockhq/airlock/internal/cloud"
+	"github.com/airlockhq/airlock/internal/httpout"
 )
 
 const (
@@ -52,6 +53,11 @@ fstype = ["vfat"]
 
 [cloud]
 allow = ["tags.read"]
+
+[[http.request]]
+host = ["echo.sim.airlock"]
+scheme = ["http"]
+method = ["POST"]
 `
 
 func manifest(name, extra string, sections ...string) string {
@@ -79,6 +85,7 @@ type suite struct {
 	log, audit *testenv.Log
 	dir        string
 	sup        *supervisor.Capability
+	web        *httpout.Capability
 	caps       []capability.Capability
 	stop       func() error
 	n          int
@@ -99,7 +106,7 @@ func startSuite(t *testing.T) *suite {
 	} {
 		testenv.PluginDir(t, plugins, p.name, manifest(p.name, p.extra, grants), hostile)
 	}
-	for _, sec := range []string{"supervisor", "dbus", "mount"} {
+	for _, sec := range []string{"supervisor", "dbus", "mount", "http"} {
 		testenv.PluginDir(t, plugins, "no-"+sec, manifest("no-"+sec, "", without(sec)), hostile)
 	}
 	quiet := filepath.Join(dir, "quiet.udev")
@@ -126,10 +133,11 @@ replay_pace = "instant"
 	audit, auditLogger := testenv.NewLog(t)
 	m := mount.New(mount.Options{})
 	sup := supervisor.NewCapability(supervisor.CapabilityOptions{})
-	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), sup, m, cloud.New(cloud.Options{})}
+	web := httpout.New(httpout.Options{})
+	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), sup, m, cloud.New(cloud.Options{}), web}
 	run := hostrun.Start(t, filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Audit: auditLogger, Capabilities: caps,
 		Environ: []string{"BALENA_DEVICE_TYPE=raspberrypi4-64", apiKey, "BALENA_API_TOKEN=tok-never-shown", "HOME=/root"}})
-	s := &suite{t: t, h: run.Host, log: log, audit: audit, dir: dir, sup: sup, caps: caps, stop: run.Stop}
+	s := &suite{t: t, h: run.Host, log: log, audit: audit, dir: dir, sup: sup, web: web, caps: caps, stop: run.Stop}
 	log.Wait(1, "airlock running")
 	return s
 }
@@ -223,7 +231,7 @@ func TestHostilePlugins(t *testing.T) {
 	}
 
 	t.Run("ungranted imports are refused at load", func(t *testing.T) {
-		for _, sec := range []string{"supervisor", "dbus", "mount"} {
+		for _, sec := range []string{"supervisor", "dbus", "mount", "http"} {
 			name := "no-" + sec
 			err := s.h.LoadErrors[filepath.Join(s.dir, "plugins", name)]
 			want := fmt.Sprintf("%s import airlock_%s_v1 denied: plugin.toml has no [%s] section", sec, sec, sec)
@@ -290,13 +298,16 @@ func TestHostilePlugins(t *testing.T) {
 		before := s.sup.Sim().Count("POST", "/v1/blink")
 		s.fire("attacker", "sidefx")
 		s.log.Wait(1, "sidefx mounted=", "plugin=attacker")
-		for _, want := range []string{"sidefx supervisor blink errno=10", "sidefx mount errno=10", "sidefx mounted=0 "} {
+		for _, want := range []string{"sidefx supervisor blink errno=10", "sidefx mount errno=10", "sidefx http errno=10", "sidefx mounted=0 "} {
 			if s.log.Count(want, "plugin=attacker") != 1 {
 				t.Errorf("want %q:\n%s", want, strings.Join(s.lines("attacker", "sidefx"), "\n"))
 			}
 		}
 		if after := s.sup.Sim().Count("POST", "/v1/blink"); after != before {
 			t.Errorf("a blink whose out_len pointer faulted reached the supervisor (%d requests)", after-before)
+		}
+		if n := s.web.SimRequests(); n != 0 {
+			t.Errorf("an HTTP request whose out_len pointer faulted reached the echo service (%d requests)", n)
 		}
 	})
 

@@ -246,6 +246,9 @@ func sideEffects() {
 	req := record("source", "label:MEDIA")
 	e = rawMount(ptr(req), uint32(len(req)), ptr(buf[64:]), 64, far)
 	airlock.Info(fmt.Sprintf("sidefx mount errno=%d", e))
+	hreq := record("method", "POST", "url", "http://echo.sim.airlock/sidefx")
+	e = rawHTTPRequest(ptr(hreq), uint32(len(hreq)), ptr(nil), 0, ptr(buf[64:]), 64, far)
+	airlock.Info(fmt.Sprintf("sidefx http errno=%d", e))
 	ms, err := airlock.Mount.List()
 	airlock.Info(fmt.Sprintf("sidefx mounted=%d err=%v", len(ms), err))
 	for _, m := range ms {

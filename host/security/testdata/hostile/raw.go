@@ -55,6 +55,15 @@ func rawUnmount(target, targetLen, out, cap, outLen uint32) uint32
 //go:wasmimport airlock_mount_v1 list
 func rawMountList(out, cap, outLen uint32) uint32
 
+//go:wasmimport airlock_http_v1 request
+func rawHTTPRequest(req, reqLen, body, bodyLen, out, cap, outLen uint32) uint32
+
+//go:wasmimport airlock_http_v1 body_read
+func rawHTTPBodyRead(body, bodyLen, out, cap, outLen uint32) uint32
+
+//go:wasmimport airlock_http_v1 body_close
+func rawHTTPBodyClose(body, bodyLen, out, cap, outLen uint32) uint32
+
 //go:wasmimport wasi_snapshot_preview1 poll_oneoff
 func rawPollOneoff(in, out, n, nevents uint32) uint32
 
@@ -100,4 +109,9 @@ var rawFuncs = []rawFunc{
 	{"airlock_mount_v1", "mount", "pnocl", func(a []uint32) uint32 { return rawMount(a[0], a[1], a[2], a[3], a[4]) }},
 	{"airlock_mount_v1", "unmount", "pnocl", func(a []uint32) uint32 { return rawUnmount(a[0], a[1], a[2], a[3], a[4]) }},
 	{"airlock_mount_v1", "list", "ocl", func(a []uint32) uint32 { return rawMountList(a[0], a[1], a[2]) }},
+	{"airlock_http_v1", "request", "pnpnocl", func(a []uint32) uint32 {
+		return rawHTTPRequest(a[0], a[1], a[2], a[3], a[4], a[5], a[6])
+	}},
+	{"airlock_http_v1", "body_read", "pnocl", func(a []uint32) uint32 { return rawHTTPBodyRead(a[0], a[1], a[2], a[3], a[4]) }},
+	{"airlock_http_v1", "body_close", "pnocl", func(a []uint32) uint32 { return rawHTTPBodyClose(a[0], a[1], a[2], a[3], a[4]) }},
 }
