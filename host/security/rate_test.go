@@ -22,6 +22,7 @@ import (
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/timer"
 	"github.com/airlockhq/airlock/host/udev"
+	"github.com/airlockhq/airlock/internal/httpout"
 )
 
 // The hostile plugin's own D-Bus loop: a PropertiesChanged of hostname1
@@ -56,7 +57,7 @@ func rateHost(t *testing.T, limits, extra string, sections ...string) (run *host
 	}
 	log, logger := testenv.NewLog(t)
 	m := mount.New(mount.Options{})
-	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), supervisor.NewCapability(supervisor.CapabilityOptions{}), m}
+	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), supervisor.NewCapability(supervisor.CapabilityOptions{}), m, httpout.New(httpout.Options{})}
 	began = time.Now()
 	run = hostrun.Start(t, filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Capabilities: caps})
 	log.Wait(1, "airlock running")
