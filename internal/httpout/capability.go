@@ -13,7 +13,9 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/airlockhq/airlock/abi"
@@ -122,7 +124,12 @@ func (c *Capability) Provision(ctx context.Context, env capability.Env) error {
 	c.roots = roots
 	c.secrets, c.secretErr = map[string]string{}, map[string]string{}
 	for _, name := range sortedKeys(c.cfg.Secrets) {
-		v, err := readSecret(name, c.cfg.Secrets[name], c.opts.Getenv)
+		src := c.cfg.Secrets[name]
+		v, err := readSecret(name, src, c.opts.Getenv)
+		if src.File != "" && env.Runtime != nil && under(src.File, env.Runtime.StateDir) {
+			// Plugins' /data directories live there: a plugin could read it.
+			v, err = "", fmt.Errorf("secret %q: %s is under state_dir (%s), where plugins' /data directories live; keep it elsewhere on /data", name, src.File, env.Runtime.StateDir)
+		}
 		if err != nil && env.Sim {
 			// The simulated device has no secrets of its own: a made-up
 			// one shows the path, and where it would come from.
@@ -149,6 +156,15 @@ func (c *Capability) Provision(ctx context.Context, env capability.Env) error {
 	}
 	c.provisioned = true
 	return nil
+}
+
+// under reports whether path is dir or inside it, after cleaning both.
+func under(path, dir string) bool {
+	if dir == "" {
+		return false
+	}
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // supervisorAddress is the host:port of BALENA_SUPERVISOR_ADDRESS (or its

@@ -439,3 +439,25 @@ func TestOpenBodiesBounded(t *testing.T) {
 		t.Error("a body closed at the instance's end still reads")
 	}
 }
+
+// A secret file under state_dir, where plugins' /data directories live,
+// is refused: a plugin could read it. Requests that need it are
+// unavailable, and say why without the value.
+func TestHostileSecretFileUnderStateDir(t *testing.T) {
+	srv := serve(t, false, ok)
+	state := t.TempDir()
+	file := filepath.Join(state, "data", "p", "token")
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("readable-by-the-plugin"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rt := fmt.Sprintf("state_dir = %q\n[http.secrets.tok]\nfile = %q\n", state, file)
+	r := newRig(t, rigOptions{runtime: rt}, fmt.Sprintf("[[http.request]]\nhost = [\"127.0.0.1\"]\nscheme = [\"http\"]\nport = [%d]\n[http.request.headers]\nAuthorization = \"Bearer {secret:tok}\"\n", srv.port()))
+	_, _, _, err := r.do("GET", srv.URL, nil, nil)
+	wantErrno(t, err, abi.Unavailable, "under state_dir")
+	if srv.hits.Load() != 0 || strings.Contains(err.Error(), "readable-by-the-plugin") {
+		t.Errorf("hits %d, error %v", srv.hits.Load(), err)
+	}
+}
