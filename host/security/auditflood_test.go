@@ -18,6 +18,7 @@ import (
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/timer"
 	"github.com/airlockhq/airlock/host/udev"
+	"github.com/airlockhq/airlock/internal/cloud"
 	"github.com/airlockhq/airlock/internal/httpout"
 )
 
@@ -38,7 +39,7 @@ func TestAuditFloodIsBounded(t *testing.T) {
 	}
 	log, logger := testenv.NewLog(t)
 	m := mount.New(mount.Options{})
-	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), supervisor.NewCapability(supervisor.CapabilityOptions{}), m, httpout.New(httpout.Options{})}
+	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), supervisor.NewCapability(supervisor.CapabilityOptions{}), m, cloud.New(cloud.Options{}), httpout.New(httpout.Options{})}
 	r := hostrun.Start(t, filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Capabilities: caps})
 	log.Wait(1, "INFO started", "plugin=flooder")
 	answered := map[string]uint64{}

@@ -22,6 +22,7 @@ import (
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/timer"
 	"github.com/airlockhq/airlock/host/udev"
+	"github.com/airlockhq/airlock/internal/cloud"
 	"github.com/airlockhq/airlock/internal/httpout"
 )
 
@@ -57,7 +58,7 @@ func rateHost(t *testing.T, limits, extra string, sections ...string) (run *host
 	}
 	log, logger := testenv.NewLog(t)
 	m := mount.New(mount.Options{})
-	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), supervisor.NewCapability(supervisor.CapabilityOptions{}), m, httpout.New(httpout.Options{})}
+	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), supervisor.NewCapability(supervisor.CapabilityOptions{}), m, cloud.New(cloud.Options{}), httpout.New(httpout.Options{})}
 	began = time.Now()
 	run = hostrun.Start(t, filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Capabilities: caps})
 	log.Wait(1, "airlock running")

@@ -10,7 +10,7 @@ import (
 	"github.com/airlockhq/airlock/host/capability"
 )
 
-// The functions of airlock_http_v1 (ABI.md §3.5). A body is named by its
+// The functions of airlock_http_v1 (ABI.md §3.6). A body is named by its
 // handle, the decimal text of the request's reply field "body".
 const (
 	FuncRequest   = "request"    // (req_ptr, req_len, body_ptr, body_len, out_ptr, out_cap, out_len_ptr) -> errno

@@ -478,7 +478,7 @@ typedef struct airlock_mount_event {
 } airlock_mount_event;
 void airlock_on_mount(int (*h)(const airlock_mount_event *e));
 
-/* ---- HTTP (ABI.md §3.5, import module airlock_http_v1) ----------------- */
+/* ---- HTTP (ABI.md §3.6, import module airlock_http_v1) ----------------- */
 
 /* Outbound HTTP(S), as plugin.toml's [[http.request]] rules allow it. The
  * host makes the request, checks every address after DNS and every
@@ -711,7 +711,7 @@ int32_t airlock_raw_unmount(const void *target, uint32_t target_len, void *out, 
 AIRLOCK_IMPORT("airlock_mount_v1", "list")
 int32_t airlock_raw_mount_list(void *out, uint32_t cap, uint32_t *out_len);
 
-/* ABI.md §3.5 */
+/* ABI.md §3.6 */
 AIRLOCK_IMPORT("airlock_http_v1", "request")
 int32_t airlock_raw_http_request(const void *req, uint32_t req_len, const void *body, uint32_t body_len, void *out,
                                  uint32_t cap, uint32_t *out_len);

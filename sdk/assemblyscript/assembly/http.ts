@@ -1,4 +1,4 @@
-// Outbound HTTP(S) (ABI.md §3.5), as plugin.toml's [[http.request]] rules
+// Outbound HTTP(S) (ABI.md §3.6), as plugin.toml's [[http.request]] rules
 // allow it. The host makes the request, checks every address after DNS
 // and every redirect, and adds the headers a rule attaches (a host-held
 // token the plugin never sees). The body is read in chunks:

@@ -1,4 +1,4 @@
-//! Outbound HTTP(S) (ABI.md §3.5), as plugin.toml's `[[http.request]]`
+//! Outbound HTTP(S) (ABI.md §3.6), as plugin.toml's `[[http.request]]`
 //! rules allow it. The host makes the request, checks every address after
 //! DNS and every redirect, and adds the headers a rule attaches (a
 //! host-held token the plugin never sees). The body is read in chunks,
@@ -17,7 +17,7 @@
 
 use crate::{call, Errno, Error, Record, Result};
 
-/// The raw imports of ABI.md §3.5.
+/// The raw imports of ABI.md §3.6.
 pub mod sys {
     #[link(wasm_import_module = "airlock_http_v1")]
     extern "C" {
