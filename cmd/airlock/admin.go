@@ -13,6 +13,7 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/admin"
+	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/manifest"
 )
 
@@ -144,19 +145,24 @@ func printReport(w io.Writer, rep admin.Report) {
 	}
 }
 
-const triggerSynopsis = `trigger [--config runtime.toml] [--socket PATH] <plugin> <event>
-
-Events:
-  timer <name>                               a tick of the plugin's [[trigger.timer]] <name>
-  udev <ACTION> <DEVPATH> [KEY=VALUE...]     a device event, such as:
-                                             udev add /devices/virtual/block/sda1 SUBSYSTEM=block DEVTYPE=partition ID_FS_LABEL=MEDIA
-  dbus <path> <interface> <member>           a D-Bus signal with no arguments
-
+// triggerSynopsis lists the event kinds of the built-in capabilities, as
+// each describes its arguments.
+func triggerSynopsis() string {
+	var b strings.Builder
+	b.WriteString("trigger [--config runtime.toml] [--socket PATH] <plugin> <event>\n\nEvents:\n")
+	for _, s := range host.Synthesizers(host.Builtin()) {
+		h := s.SynthHelp()
+		what := strings.ReplaceAll(h.What, "\n", "\n"+strings.Repeat(" ", 45))
+		fmt.Fprintf(&b, "  %-43s%s\n", s.SynthKind()+" "+h.Usage, what)
+	}
+	b.WriteString(`
 The event goes through the plugin's queue like a real one, marked
-AIRLOCK_SYNTH=trigger, and the request is written to the audit log.`
+AIRLOCK_SYNTH=trigger, and the request is written to the audit log.`)
+	return b.String()
+}
 
 func cmdTrigger(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("trigger", triggerSynopsis, stderr)
+	fs := newFlags("trigger", triggerSynopsis(), stderr)
 	af := addAdminFlags(fs)
 	if err := parse(fs, args, stdout); err != nil {
 		return err
@@ -179,39 +185,19 @@ func cmdTrigger(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// triggerRequest reads <plugin> <kind> and the kind's arguments, which its
+// synthesizer describes: the host checks them against the plugin.
 func triggerRequest(args []string) (admin.TriggerRequest, error) {
 	if len(args) < 2 {
 		return admin.TriggerRequest{}, fmt.Errorf("name a plugin and an event")
 	}
 	r := admin.TriggerRequest{Plugin: args[0], Kind: args[1]}
-	rest := args[2:]
-	switch r.Kind {
-	case admin.KindTimer:
-		if len(rest) != 1 {
-			return r, fmt.Errorf("timer takes one timer name")
-		}
-		r.Name = rest[0]
-	case admin.KindUdev:
-		if len(rest) < 2 {
-			return r, fmt.Errorf("udev takes an ACTION, a DEVPATH and KEY=VALUE properties")
-		}
-		r.Action, r.DevPath, r.Props = rest[0], rest[1], map[string]string{}
-		for _, kv := range rest[2:] {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return r, fmt.Errorf("udev property %q: write KEY=VALUE", kv)
-			}
-			r.Props[k] = v
-		}
-	case admin.KindDBus:
-		if len(rest) != 3 {
-			return r, fmt.Errorf("dbus takes an object path, an interface and a member")
-		}
-		r.Path, r.Interface, r.Member = rest[0], rest[1], rest[2]
-	default:
-		return r, fmt.Errorf("unknown event %q (use timer, udev or dbus)", r.Kind)
+	s, err := capability.FindSynth(host.Synthesizers(host.Builtin()), r.Kind)
+	if err != nil {
+		return r, err
 	}
-	return r, nil
+	r.Args, err = capability.SynthArgs(r.Kind, s.SynthHelp(), args[2:])
+	return r, err
 }
 
 // printLosses lists, for each plugin that lost or coalesced events, the

@@ -44,7 +44,7 @@ Usage:
 
 Operating a running host (through its admin socket):
   airlock status  [--config runtime.toml] [--json]          plugins, state, queues, errors
-  airlock trigger [--config runtime.toml] <plugin> <event>  send a synthetic timer, udev or dbus event
+  airlock trigger [--config runtime.toml] <plugin> <event>  send a synthetic event (a timer's tick, ...)
 
 Vendor bundles:
 ` + bundleUsage + `

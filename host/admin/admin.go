@@ -119,29 +119,15 @@ type Host interface {
 	// queued (unknown plugin, full queue under drop_newest, over the rate
 	// limit, stopping).
 	Deliver(plugin string, ev capability.Event) bool
+	// Synthesizers make the synthetic events of each trigger kind.
+	Synthesizers() []capability.Synthesizer
 }
-
-// Trigger kinds.
-const (
-	KindTimer = "timer"
-	KindUdev  = "udev"
-	KindDBus  = "dbus"
-)
 
 // TriggerRequest asks for a synthetic event for one plugin.
 type TriggerRequest struct {
-	Plugin string `json:"plugin"`
-	Kind   string `json:"kind"` // timer, udev or dbus
-
-	Name string `json:"name,omitempty"` // timer: the [[trigger.timer]] name
-
-	Action  string            `json:"action,omitempty"`  // udev: ACTION
-	DevPath string            `json:"devpath,omitempty"` // udev: DEVPATH
-	Props   map[string]string `json:"props,omitempty"`   // udev: other properties
-
-	Path      string `json:"path,omitempty"` // dbus: the signal's object path
-	Interface string `json:"interface,omitempty"`
-	Member    string `json:"member,omitempty"`
+	Plugin string   `json:"plugin"`
+	Kind   string   `json:"kind"` // the trigger kind: timer, udev, dbus, ...
+	Args   []string `json:"args"` // KEY=VALUE, as the kind's capability.SynthHelp names the keys
 }
 
 // TriggerReply says what was queued.
@@ -151,9 +137,8 @@ type TriggerReply struct {
 }
 
 // Synth is the record field (and udev property) that marks an event made by
-// `airlock trigger`, so that a plugin, its logs and the audit can tell it
-// from a real one. udev's coldplug events use the same field.
+// `airlock trigger` (capability.SynthKey), and SynthValue its value.
 const (
-	Synth      = "AIRLOCK_SYNTH"
-	SynthValue = "trigger"
+	Synth      = capability.SynthKey
+	SynthValue = capability.SynthValue
 )

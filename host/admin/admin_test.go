@@ -171,13 +171,13 @@ func TestTrigger(t *testing.T) {
 		want []string // in the plugin's log line
 		op   string   // in the audit
 	}{
-		{admin.TriggerRequest{Plugin: "echo", Kind: "timer", Name: "tick"},
+		{admin.TriggerRequest{Plugin: "echo", Kind: "timer", Args: []string{"name=tick"}},
 			[]string{"event timer tag=v1 AIRLOCK_SYNTH=trigger name=tick"}, "op=trigger timer tick "},
-		{admin.TriggerRequest{Plugin: "echo", Kind: "udev", Action: "add", DevPath: "/devices/virtual/block/sdz/sdz1",
-			Props: map[string]string{"SUBSYSTEM": "block", "DEVNAME": "sdz1", "ID_FS_LABEL": "MEDIA"}},
+		{admin.TriggerRequest{Plugin: "echo", Kind: "udev", Args: []string{"ACTION=add", "DEVPATH=/devices/virtual/block/sdz/sdz1",
+			"SUBSYSTEM=block", "DEVNAME=sdz1", "ID_FS_LABEL=MEDIA"}},
 			[]string{"event udev tag=v1 ACTION=add AIRLOCK_SYNTH=trigger DEVNAME=/dev/sdz1 DEVPATH=/devices/virtual/block/sdz/sdz1 DEVTYPE= ID_FS_LABEL=MEDIA SEQNUM= SUBSYSTEM=block"},
 			"op=trigger udev add /devices/virtual/block/sdz/sdz1 "},
-		{admin.TriggerRequest{Plugin: "echo", Kind: "dbus", Path: "/org/freedesktop/timedate1", Interface: "org.freedesktop.DBus.Properties", Member: "PropertiesChanged"},
+		{admin.TriggerRequest{Plugin: "echo", Kind: "dbus", Args: []string{"path=/org/freedesktop/timedate1", "interface=org.freedesktop.DBus.Properties", "member=PropertiesChanged"}},
 			[]string{"event dbus_signal tag=v1 AIRLOCK_SYNTH=trigger body= interface=org.freedesktop.DBus.Properties member=PropertiesChanged path=/org/freedesktop/timedate1 sender= sender_name= signature="},
 			"op=trigger dbus /org/freedesktop/timedate1 org.freedesktop.DBus.Properties.PropertiesChanged "},
 	}
@@ -194,13 +194,13 @@ func TestTrigger(t *testing.T) {
 		req  admin.TriggerRequest
 		want string
 	}{
-		{admin.TriggerRequest{Plugin: "echo", Kind: "timer", Name: "tock"}, `plugin "echo" has no timer "tock" (its timers: tick)`},
-		{admin.TriggerRequest{Plugin: "nope", Kind: "timer", Name: "tick"}, `no plugin "nope" is running (see airlock status)`},
-		{admin.TriggerRequest{Plugin: "echo", Kind: "udev", Action: "add", DevPath: "sdz"}, "udev needs an ACTION and a DEVPATH starting with /"},
-		{admin.TriggerRequest{Plugin: "echo", Kind: "udev", Action: "add", DevPath: "/x", Props: map[string]string{"ACTION": "remove"}}, "give it as the ACTION or DEVPATH argument"},
-		{admin.TriggerRequest{Plugin: "echo", Kind: "mount"}, `unknown trigger kind "mount"`},
-		{admin.TriggerRequest{Plugin: "timer-only", Kind: "udev", Action: "add", DevPath: "/x"}, `plugin "timer-only" has no [[trigger.udev]], so it never receives a device event (add one to `},
-		{admin.TriggerRequest{Plugin: "timer-only", Kind: "dbus", Path: "/x", Interface: "a.b", Member: "C"}, `plugin "timer-only" has no [[trigger.dbus]], so it never receives a D-Bus signal`},
+		{admin.TriggerRequest{Plugin: "echo", Kind: "timer", Args: []string{"name=tock"}}, `plugin "echo" has no timer "tock" (its timers: tick)`},
+		{admin.TriggerRequest{Plugin: "nope", Kind: "timer", Args: []string{"name=tick"}}, `no plugin "nope" is running (see airlock status)`},
+		{admin.TriggerRequest{Plugin: "echo", Kind: "udev", Args: []string{"ACTION=add", "DEVPATH=sdz"}}, "udev needs an ACTION and a DEVPATH starting with /"},
+		{admin.TriggerRequest{Plugin: "echo", Kind: "udev", Args: []string{"ACTION=add", "DEVPATH=/x", "ACTION=remove"}}, "give it as the ACTION or DEVPATH argument"},
+		{admin.TriggerRequest{Plugin: "echo", Kind: "mount"}, `unknown event "mount" (use timer, udev or dbus)`},
+		{admin.TriggerRequest{Plugin: "timer-only", Kind: "udev", Args: []string{"ACTION=add", "DEVPATH=/x"}}, `plugin "timer-only" has no [[trigger.udev]], so it never receives a device event (add one to `},
+		{admin.TriggerRequest{Plugin: "timer-only", Kind: "dbus", Args: []string{"path=/x", "interface=a.b", "member=C"}}, `plugin "timer-only" has no [[trigger.dbus]], so it never receives a D-Bus signal`},
 	}
 	for _, c := range refused {
 		if _, err := r.client.Trigger(ctx, c.req); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -250,9 +250,10 @@ func TestSocketInUseAndStale(t *testing.T) {
 // fakeHost serves the peer-credential test without plugins.
 type fakeHost struct{}
 
-func (fakeHost) Report() admin.Report                  { return admin.Report{Device: "sim"} }
-func (fakeHost) Manifest(string) *manifest.Manifest    { return nil }
-func (fakeHost) Deliver(string, capability.Event) bool { return false }
+func (fakeHost) Report() admin.Report                   { return admin.Report{Device: "sim"} }
+func (fakeHost) Manifest(string) *manifest.Manifest     { return nil }
+func (fakeHost) Deliver(string, capability.Event) bool  { return false }
+func (fakeHost) Synthesizers() []capability.Synthesizer { return nil }
 
 // dialAs connects to path from a thread whose effective uid is uid, so that
 // the kernel records that uid for SO_PEERCRED and checks the socket file's

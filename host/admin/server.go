@@ -178,7 +178,7 @@ func (s *Server) trigger(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no plugin %q is running (see airlock status)", req.Plugin))
 		return
 	}
-	ev, desc, err := Event(req, m, time.Now())
+	ev, desc, err := Event(req, m, s.host.Synthesizers())
 	if err != nil {
 		s.gate.Check(r.Context(), req.Plugin, "admin", "trigger "+req.Kind, gate.Deny(err.Error()))
 		writeError(w, http.StatusBadRequest, err.Error())

@@ -100,15 +100,30 @@ func (h *Harness) Timer(name string) {
 	}
 }
 
+// Trigger sends an event of kind (timer, udev, dbus, ...) with its
+// arguments as `airlock trigger` takes them (airlock help trigger): through
+// the source's own routing when it has one (udev: the plugin's
+// [[trigger.udev]] rules), or else through the plugin's queue, marked
+// AIRLOCK_SYNTH=trigger. A kind the manifest has no trigger for fails the
+// test.
+func (h *Harness) Trigger(kind string, args ...string) {
+	h.t.Helper()
+	if err := h.s.TriggerArgs(kind, args); err != nil {
+		h.t.Fatalf("plugintest: %v", err)
+	}
+}
+
 // Udev sends a device event through the host's udev router, as if the
 // kernel had sent it: the plugin sees it only if its [[trigger.udev]] rules
 // match. props holds udev properties; SUBSYSTEM, DEVTYPE and DEVNAME among
 // them fill the event's own fields.
 func (h *Harness) Udev(action, devpath string, props map[string]string) {
 	h.t.Helper()
-	if err := h.s.Udev(action, devpath, props); err != nil {
-		h.t.Fatalf("plugintest: %v", err)
+	args := []string{action, devpath}
+	for k, v := range props {
+		args = append(args, k+"="+v)
 	}
+	h.Trigger("udev", args...)
 }
 
 // Plug plugs in the stick labelled label (one of Options.Sticks): its udev

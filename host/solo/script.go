@@ -4,13 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/airlockhq/airlock/host/admin"
+	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/mount"
 )
 
@@ -31,7 +33,7 @@ import (
 //	[[step]]
 //	log = "howdy from my-plugin"    # wait for a log line with all of these
 //	[[step]]
-//	timer = "tick"                  # send an event: timer, udev or dbus
+//	timer = "tick"                  # send an event: timer, udev, dbus, ...
 //	[[step]]
 //	data = { path = "count.txt", contains = "42" }
 //	[[step]]
@@ -49,7 +51,7 @@ type Script struct {
 	Data        map[string]string `toml:"data"`
 	Env         map[string]string `toml:"env"`
 	Sticks      []Stick           `toml:"stick"`
-	Steps       []Step            `toml:"step"`
+	Steps       []Step            `toml:"-"` // read by decodeStep
 }
 
 // Stick is a USB stick of the simulated device (mount.Stick).
@@ -62,32 +64,26 @@ type Stick struct {
 
 // Step is one thing to do or to wait for: exactly one field is set.
 type Step struct {
-	// Events to send.
-	Timer string     `toml:"timer"` // a tick of [[trigger.timer]] <name>
-	Udev  *UdevEvent `toml:"udev"`  // a device event, through the udev rules
-	DBus  *Signal    `toml:"dbus"`  // a D-Bus signal with no arguments
-	Plug  string     `toml:"plug"`  // plug in the [[stick]] with this label
-	Pull  string     `toml:"pull"`  // pull it out
+	// An event to send: Kind is a trigger kind (timer, udev, dbus, ...),
+	// Args its KEY=VALUE arguments. In the file, the kind is the key:
+	// timer = "tick", udev = {action, devpath, props}, dbus = {path,
+	// interface, member}; its capability's synthesizer reads the value.
+	Kind string
+	Args []string
+	Plug string // plug in the [[stick]] with this label
+	Pull string // pull it out
 	// Outcomes to wait for.
-	Log        Parts     `toml:"log"`        // a log line (host or plugin) with all of these
-	Audit      Parts     `toml:"audit"`      // an audit record with all of these
-	Supervisor string    `toml:"supervisor"` // a request the simulated supervisor handled: "POST /v1/reboot"
-	DataFile   *DataFile `toml:"data"`       // a file in /data that holds a text
-	StickFile  *DataFile `toml:"stick"`      // a file on a stick that holds a text
+	Log        Parts     // a log line (host or plugin) with all of these
+	Audit      Parts     // an audit record with all of these
+	Supervisor string    // a request the simulated supervisor handled: "POST /v1/reboot"
+	DataFile   *DataFile // data: a file in /data that holds a text
+	StickFile  *DataFile // stick: a file on a stick that holds a text
 }
 
-// UdevEvent is a device event.
-type UdevEvent struct {
-	Action  string            `toml:"action"`
-	DevPath string            `toml:"devpath"`
-	Props   map[string]string `toml:"props"`
-}
-
-// Signal is a D-Bus signal.
-type Signal struct {
-	Path      string `toml:"path"`
-	Interface string `toml:"interface"`
-	Member    string `toml:"member"`
+// fields are the step's keys other than events, and where each goes.
+func (st *Step) fields() map[string]any {
+	return map[string]any{"plug": &st.Plug, "pull": &st.Pull, "log": &st.Log, "audit": &st.Audit,
+		"supervisor": &st.Supervisor, "data": &st.DataFile, "stick": &st.StickFile}
 }
 
 // DataFile is a file the plugin writes in /data.
@@ -121,15 +117,34 @@ func (p *Parts) UnmarshalTOML(v any) error {
 
 // LoadScript reads and checks a scenario file.
 func LoadScript(path string) (*Script, error) {
-	var s Script
-	md, err := toml.DecodeFile(path, &s)
+	var file struct {
+		Script
+		Steps []map[string]toml.Primitive `toml:"step"`
+	}
+	md, err := toml.DecodeFile(path, &file)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if un := md.Undecoded(); len(un) > 0 {
-		return nil, fmt.Errorf("%s: unknown key %s (a scenario has description, timeout, [config], [data], [env], [[stick]] and [[step]])", path, un[0])
-	}
+	s := file.Script
 	s.File = path
+	synths := host.Synthesizers(host.Builtin())
+	for i, raw := range file.Steps {
+		st, err := decodeStep(md, raw, synths, i+1)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if n := len(raw); n != 1 {
+			return nil, fmt.Errorf("%s: step %d has %d actions; give each [[step]] exactly one of %s, plug, pull, log, audit, supervisor, data, stick", path, i+1, n, strings.Join(kindsOf(synths), ", "))
+		}
+		s.Steps = append(s.Steps, st)
+	}
+	for _, k := range md.Undecoded() {
+		// An event's value is its synthesizer's to read (SynthTable).
+		if len(k) > 2 && k[0] == "step" && slices.Contains(kindsOf(synths), k[1]) {
+			continue
+		}
+		return nil, fmt.Errorf("%s: unknown key %s (a scenario has description, timeout, [config], [data], [env], [[stick]] and [[step]])", path, k)
+	}
 	if _, err := s.timeout(); err != nil {
 		return nil, err
 	}
@@ -150,11 +165,6 @@ func LoadScript(path string) (*Script, error) {
 	if len(s.Steps) == 0 {
 		return nil, fmt.Errorf("%s: no [[step]]: add the events to send and the outcomes to wait for", path)
 	}
-	for i, st := range s.Steps {
-		if n := st.count(); n != 1 {
-			return nil, fmt.Errorf("%s: step %d has %d actions; give each [[step]] exactly one of timer, udev, dbus, plug, pull, log, audit, supervisor, data, stick", path, i+1, n)
-		}
-	}
 	return &s, nil
 }
 
@@ -169,15 +179,40 @@ func (s *Script) timeout() (time.Duration, error) {
 	return d, nil
 }
 
-func (st Step) count() int {
-	n := 0
-	for _, set := range []bool{st.Timer != "", st.Udev != nil, st.DBus != nil, len(st.Log) > 0, len(st.Audit) > 0, st.Supervisor != "", st.DataFile != nil,
-		st.Plug != "", st.Pull != "", st.StickFile != nil} {
-		if set {
-			n++
+// decodeStep reads one [[step]]: a key of fields, or an event kind of one
+// of synths, whose arguments it turns into KEY=VALUE.
+func decodeStep(md toml.MetaData, raw map[string]toml.Primitive, synths []capability.Synthesizer, n int) (Step, error) {
+	var st Step
+	fields := st.fields()
+	for k, p := range raw {
+		if f, ok := fields[k]; ok {
+			if err := md.PrimitiveDecode(p, f); err != nil {
+				return st, fmt.Errorf("step %d: %s: %w", n, k, err)
+			}
+			continue
 		}
+		sy, err := capability.FindSynth(synths, k)
+		if err != nil {
+			return st, fmt.Errorf("unknown key step.%s in step %d (a step is an event, one of %s, or plug, pull, log, audit, supervisor, data, stick)", k, n, strings.Join(kindsOf(synths), ", "))
+		}
+		var v any
+		if err := md.PrimitiveDecode(p, &v); err != nil {
+			return st, fmt.Errorf("%s: %w", k, err)
+		}
+		if st.Args, err = capability.SynthTable(k, sy.SynthHelp(), v); err != nil {
+			return st, fmt.Errorf("step %d: %w", n, err)
+		}
+		st.Kind = k
 	}
-	return n
+	return st, nil
+}
+
+func kindsOf(synths []capability.Synthesizer) []string {
+	var out []string
+	for _, s := range synths {
+		out = append(out, s.SynthKind())
+	}
+	return out
 }
 
 func (st Step) stickLabel() string {
@@ -195,12 +230,8 @@ func (st Step) String() string {
 		return "pull " + st.Pull
 	case st.StickFile != nil:
 		return fmt.Sprintf("stick %s file %s contains %q", st.StickFile.Label, st.StickFile.Path, st.StickFile.Contains)
-	case st.Timer != "":
-		return "timer " + st.Timer
-	case st.Udev != nil:
-		return "udev " + st.Udev.Action + " " + st.Udev.DevPath
-	case st.DBus != nil:
-		return "dbus " + st.DBus.Path + " " + st.DBus.Interface + "." + st.DBus.Member
+	case st.Kind != "":
+		return strings.Join(append([]string{st.Kind}, st.Args...), " ")
 	case len(st.Log) > 0:
 		return fmt.Sprintf("log %q", []string(st.Log))
 	case len(st.Audit) > 0:
@@ -262,15 +293,8 @@ func (s *Session) step(st Step, timeout time.Duration) error {
 			}
 			return strings.Contains(string(b), f.Contains), fmt.Sprintf("%s on stick %s holds %q", f.Path, f.Label, b)
 		})
-	case st.Timer != "":
-		return s.Trigger(admin.TriggerRequest{Kind: admin.KindTimer, Name: st.Timer})
-	case st.Udev != nil:
-		if _, ok := s.manifest.Triggers["udev"]; !ok {
-			return fmt.Errorf("plugin %q has no [[trigger.udev]], so it never receives a device event", s.Name)
-		}
-		return s.Udev(st.Udev.Action, st.Udev.DevPath, st.Udev.Props)
-	case st.DBus != nil:
-		return s.Trigger(admin.TriggerRequest{Kind: admin.KindDBus, Path: st.DBus.Path, Interface: st.DBus.Interface, Member: st.DBus.Member})
+	case st.Kind != "":
+		return s.Trigger(st.Kind, st.Args...)
 	case len(st.Log) > 0:
 		return s.Log.Await(1, st.Log...)
 	case len(st.Audit) > 0:

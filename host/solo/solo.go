@@ -22,7 +22,6 @@ import (
 	dbussim "github.com/airlockhq/airlock/host/dbus/sim"
 
 	"github.com/airlockhq/airlock/host"
-	"github.com/airlockhq/airlock/host/admin"
 	"github.com/airlockhq/airlock/host/build"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/dbus"
@@ -32,7 +31,6 @@ import (
 	"github.com/airlockhq/airlock/host/scenario"
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/supervisor/sim"
-	"github.com/airlockhq/airlock/host/udev"
 )
 
 // Options adjust a session. The zero value is the plugin as its directory
@@ -229,36 +227,34 @@ func (s *Session) Close() error {
 	return s.err
 }
 
-// Trigger sends the event r describes (its Plugin is set to this one)
-// through the plugin's queue, marked as synthetic, as airlock trigger does;
-// it is refused for a kind the manifest has no trigger for.
-func (s *Session) Trigger(r admin.TriggerRequest) error {
-	r.Plugin = s.Name
-	ev, desc, err := admin.Event(r, s.manifest, time.Now())
+// Trigger sends an event of kind (a trigger kind: timer, udev, dbus, ...)
+// made from args (KEY=VALUE, as the kind's capability.SynthHelp names the
+// keys) by its capability.Synthesizer. It goes through the source's own
+// routing if it has one (udev: every plugin's rules), or else through the
+// plugin's queue, marked as synthetic, as airlock trigger does. It is
+// refused for a kind the manifest has no trigger for.
+func (s *Session) Trigger(kind string, args ...string) error {
+	return s.trigger(s.manifest, kind, args)
+}
+
+// trigger is Trigger for the plugin whose manifest is m, or for nil, an
+// event of the simulated device itself, for whichever plugin listens.
+func (s *Session) trigger(m *manifest.Manifest, kind string, args []string) error {
+	sy, err := capability.FindSynth(s.Host.Synthesizers(), kind)
 	if err != nil {
 		return err
 	}
-	if !s.Host.Deliver(s.Name, ev) {
-		return fmt.Errorf("%s not queued (queue full or plugin stopped)", desc)
+	syn, err := sy.Synthesize(m, args)
+	if err != nil {
+		return err
 	}
-	return nil
-}
-
-// Udev sends a device event through the host's udev router, as if the
-// kernel had sent it: the plugin sees it only if its [[trigger.udev]] rules
-// match. props holds udev properties; SUBSYSTEM, DEVTYPE and DEVNAME among
-// them fill the event's own fields.
-func (s *Session) Udev(action, devpath string, props map[string]string) error {
-	var u interface{ Inject(udev.UEvent) }
-	for _, c := range s.caps {
-		if x, ok := c.(interface{ Inject(udev.UEvent) }); ok {
-			u = x
-		}
+	if syn.Inject != nil {
+		syn.Inject()
+		return nil
 	}
-	if u == nil {
-		return errors.New("this host has no udev capability")
+	if !s.Host.Deliver(s.Name, syn.Event) {
+		return fmt.Errorf("%s not queued (queue full or plugin stopped)", syn.Desc)
 	}
-	u.Inject(udev.NewEvent(action, devpath, props))
 	return nil
 }
 
@@ -320,11 +316,10 @@ func (s *Session) stick(label string, in bool) error {
 		action = "add"
 	}
 	maj, min, _ := strings.Cut(d.MajMin, ":")
-	return s.Udev(action, d.DevPath, map[string]string{
-		"SUBSYSTEM": "block", "DEVTYPE": "partition", "DEVNAME": d.Node, "MAJOR": maj, "MINOR": min,
-		"ID_BUS": "usb", "ID_FS_USAGE": "filesystem", "ID_FS_TYPE": d.FSType, "ID_FS_LABEL": d.Label, "ID_FS_UUID": d.UUID,
-		"ID_PART_ENTRY_NUMBER": "1",
-	})
+	return s.trigger(nil, "udev", []string{"ACTION=" + action, "DEVPATH=" + d.DevPath,
+		"SUBSYSTEM=block", "DEVTYPE=partition", "DEVNAME=" + d.Node, "MAJOR=" + maj, "MINOR=" + min,
+		"ID_BUS=usb", "ID_FS_USAGE=filesystem", "ID_FS_TYPE=" + d.FSType, "ID_FS_LABEL=" + d.Label, "ID_FS_UUID=" + d.UUID,
+		"ID_PART_ENTRY_NUMBER=1"})
 }
 
 // StickFile reads a file on the stick labelled label: what the plugin
@@ -335,4 +330,18 @@ func (s *Session) StickFile(label, path string) ([]byte, error) {
 		return nil, err
 	}
 	return m.SimStickFile(label, path)
+}
+
+// TriggerArgs is Trigger with the arguments as `airlock trigger` takes
+// them: positional, then KEY=VALUE.
+func (s *Session) TriggerArgs(kind string, cli []string) error {
+	sy, err := capability.FindSynth(s.Host.Synthesizers(), kind)
+	if err != nil {
+		return err
+	}
+	args, err := capability.SynthArgs(kind, sy.SynthHelp(), cli)
+	if err != nil {
+		return err
+	}
+	return s.Trigger(kind, args...)
 }

@@ -17,8 +17,11 @@ import (
 
 // Event builds the timer event for name, scheduled at t.
 func Event(plugin, name string, t time.Time) capability.Event {
-	rec := abi.Record{{Key: "name", Value: []byte(name)}, {Key: "time", Value: t.AppendFormat(nil, time.RFC3339Nano)}}
-	return capability.Event{Kind: uint32(abi.EventTimer), Payload: abi.AppendRecord(nil, rec), Coalesce: "timer:" + name}
+	return capability.Event{Kind: uint32(abi.EventTimer), Payload: abi.AppendRecord(nil, record(name, t)), Coalesce: "timer:" + name}
+}
+
+func record(name string, t time.Time) abi.Record {
+	return abi.Record{{Key: "name", Value: []byte(name)}, {Key: "time", Value: t.AppendFormat(nil, time.RFC3339Nano)}}
 }
 
 // Start fires timers until ctx ends. deliver is called from the timers'
