@@ -1,15 +1,17 @@
 package host
 
 import (
+	dbussim "github.com/airlockhq/airlock/host/dbus/sim"
+
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/dbus"
 	"github.com/airlockhq/airlock/host/mount"
-	"github.com/airlockhq/airlock/host/scenario"
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/udev"
 	"github.com/airlockhq/airlock/internal/cloud"
 	"github.com/airlockhq/airlock/internal/httpout"
 	"github.com/airlockhq/airlock/internal/shared"
+	"github.com/airlockhq/airlock/internal/simdevice"
 )
 
 // Builtin returns the capabilities that the airlock binary offers. A new
@@ -21,16 +23,13 @@ func Builtin() []capability.Capability { return BuiltinWith(mount.Options{}) }
 func BuiltinWith(mo mount.Options) []capability.Capability {
 	// mount watches udev's block events, to unmount devices that vanish.
 	m := mount.New(mo)
-	caps := []capability.Capability{
-		m.WatchDevices(udev.New()),
-		dbus.New(),
-		supervisor.NewCapability(supervisor.CapabilityOptions{}),
-		m,
-		shared.New(),
-		cloud.New(cloud.Options{}),
-		httpout.New(httpout.Options{}),
-	}
-	// The simulated device's demo acts through the others' simulated
-	// backends; it is a module of the host, not a power plugins can hold.
-	return append(caps, scenario.New(caps...))
+	u := udev.New()
+	var d *dbus.DBus
+	s := supervisor.NewCapability(supervisor.CapabilityOptions{})
+	// The simulated device (its demo and clock) acts through the others'
+	// simulated backends; it is a module of the host, not a power plugins
+	// can hold.
+	sim := simdevice.New(simdevice.Options{Udev: u, DBus: func() *dbussim.Run { return d.Sim() }, Supervisor: s.Sim})
+	d = dbus.New(dbus.Options{OnMatch: sim.OnMatch})
+	return []capability.Capability{m.WatchDevices(u), d, s, m, shared.New(), cloud.New(cloud.Options{}), httpout.New(httpout.Options{}), sim}
 }

@@ -51,7 +51,7 @@ every = "24h"
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := admin.NewClient(sock).Trigger(ctx, admin.TriggerRequest{Plugin: "keeper", Kind: admin.KindTimer, Name: name}); err != nil {
+		if _, err := admin.NewClient(sock).Trigger(ctx, admin.TriggerRequest{Plugin: "keeper", Kind: "timer", Args: []string{"name=" + name}}); err != nil {
 			t.Fatalf("trigger %s: %v", name, err)
 		}
 	}

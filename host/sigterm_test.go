@@ -166,8 +166,8 @@ func signalDuringBurst(t *testing.T, bin string, sig syscall.Signal) {
 					return
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				_, err := c.Trigger(ctx, admin.TriggerRequest{Plugin: "counter", Kind: admin.KindUdev, Action: "add",
-					DevPath: fmt.Sprintf("/devices/virtual/tty/burst%d", i), Props: map[string]string{"SUBSYSTEM": "tty"}})
+				_, err := c.Trigger(ctx, admin.TriggerRequest{Plugin: "counter", Kind: "udev",
+					Args: []string{"ACTION=add", fmt.Sprintf("DEVPATH=/devices/virtual/tty/burst%d", i), "SUBSYSTEM=tty"}})
 				cancel()
 				if err != nil {
 					refused.Add(1)

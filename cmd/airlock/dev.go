@@ -8,7 +8,7 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/host/scenario"
+	"github.com/airlockhq/airlock/internal/simdevice"
 )
 
 const devSynopsis = `dev [<plugin dir>]
@@ -47,7 +47,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	conf := filepath.Join(state, "runtime.toml")
-	text := "# Written by airlock dev: " + m.Name + " alone on the simulated device.\n" + scenario.Solo(abs, state, true)
+	text := "# Written by airlock dev: " + m.Name + " alone on the simulated device.\n" + simdevice.Solo(abs, state, true)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return err
 	}

@@ -29,6 +29,8 @@ import (
 
 // DBus is the capability. Create it with New.
 type DBus struct {
+	opts Options
+
 	// Set by Provision, read-only after.
 	cfg  Config
 	log  *slog.Logger
@@ -56,8 +58,6 @@ type DBus struct {
 	// hands each to its connection's inflight under its serial.
 	mine sync.Map // *godbus.Message -> *replySlot
 
-	timedateHeard chan struct{} // poked once a match on timedate1 is added, for scriptSim
-
 	firstTry chan struct{} // closed after the first dial, so that load-time checks see the bus
 
 	// The reader goroutine matches each signal and queues it for the
@@ -83,11 +83,22 @@ type signalItem struct {
 	rules   []SignalRule
 }
 
+// Options are hooks for the simulated device (internal/simdevice).
+type Options struct {
+	// OnMatch, if not nil, is told each match rule the host adds to the
+	// bus. It runs on the connection loop and must not block.
+	OnMatch func(rule string)
+}
+
 // New returns the capability, unprovisioned.
-func New() *DBus {
-	return &DBus{cfg: DefaultConfig(), log: slog.New(slog.DiscardHandler), rules: map[string]SignalRules{},
-		owners: map[string]string{}, changed: make(chan struct{}, 1), firstTry: make(chan struct{}), timedateHeard: make(chan struct{}, 1),
+func New(o ...Options) *DBus {
+	d := &DBus{cfg: DefaultConfig(), log: slog.New(slog.DiscardHandler), rules: map[string]SignalRules{},
+		owners: map[string]string{}, changed: make(chan struct{}, 1), firstTry: make(chan struct{}),
 		backlog: map[string]int{}, lost: map[string]uint64{}, queued: make(chan struct{}, 1)}
+	if len(o) > 0 {
+		d.opts = o[0]
+	}
+	return d
 }
 
 var (
@@ -140,8 +151,6 @@ func (d *DBus) Provision(ctx context.Context, env capability.Env) error {
 		} else {
 			d.sim = r
 			d.addr = r.Bus.Address
-			d.wg.Add(1)
-			go d.scriptSim(r.Device)
 		}
 	}
 	d.wg.Add(2)
@@ -156,23 +165,6 @@ func (d *DBus) Provision(ctx context.Context, env capability.Env) error {
 
 // Sim returns the simulated device's services, or nil on a real device.
 func (d *DBus) Sim() *sim.Run { return d.sim }
-
-// scriptSim plays the demo: the clock becomes NTP-synchronized two
-// seconds after some plugin listens to timedate1, so that ntp-check first
-// reads "not yet" and then sees PropertiesChanged.
-func (d *DBus) scriptSim(dev *sim.Device) {
-	defer d.wg.Done()
-	select {
-	case <-d.timedateHeard:
-	case <-d.ctx.Done():
-		return
-	}
-	select {
-	case <-time.After(2 * time.Second):
-		dev.SetNTPSynchronized(true)
-	case <-d.ctx.Done():
-	}
-}
 
 // Close stops the connection loop and the simulated bus. It is safe after
 // a partial Provision and more than once.
@@ -511,11 +503,8 @@ func (d *DBus) sync(conn *godbus.Conn, added map[string]bool, subscribed *bool) 
 			continue
 		}
 		added[m] = true
-		if strings.Contains(m, "sender='org.freedesktop.timedate1'") {
-			select {
-			case d.timedateHeard <- struct{}{}:
-			default:
-			}
+		if d.opts.OnMatch != nil {
+			d.opts.OnMatch(m)
 		}
 	}
 	for m := range added {

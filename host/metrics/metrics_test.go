@@ -115,7 +115,7 @@ cron = "0 0 1 1 *"
 	// Admin requests go through the gate too: one allowed, one denied.
 	c := admin.NewClient(filepath.Join(dir, "state", "admin.sock"))
 	c.Status(ctx)
-	c.Trigger(ctx, admin.TriggerRequest{Plugin: "echo", Kind: "timer", Name: "nope"})
+	c.Trigger(ctx, admin.TriggerRequest{Plugin: "echo", Kind: "timer", Args: []string{"name=nope"}})
 
 	body := waitFor(t, url, []string{
 		`airlock_plugin_events_total{kind="start",plugin="echo"} 1`,
@@ -216,7 +216,7 @@ func TestRemovedPluginLeaves(t *testing.T) {
 	log.Wait(1, "watching plugin directories for changes")
 	c := admin.NewClient(filepath.Join(dir, "state", "admin.sock"))
 	for _, name := range []string{"gone", "stays"} {
-		if _, err := c.Trigger(context.Background(), admin.TriggerRequest{Plugin: name, Kind: "timer", Name: "tick"}); err != nil {
+		if _, err := c.Trigger(context.Background(), admin.TriggerRequest{Plugin: name, Kind: "timer", Args: []string{"name=tick"}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -28,9 +28,9 @@ import (
 	"github.com/airlockhq/airlock/host/logtest"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/mount"
-	"github.com/airlockhq/airlock/host/scenario"
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/supervisor/sim"
+	"github.com/airlockhq/airlock/internal/simdevice"
 )
 
 // Options adjust a session. The zero value is the plugin as its directory
@@ -113,7 +113,7 @@ func Start(dir string, o Options) (s *Session, err error) {
 		}
 	}
 	conf := filepath.Join(tmp, "runtime.toml")
-	if err := os.WriteFile(conf, []byte(scenario.Solo(pluginDir, state, false, o.Runtime)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(simdevice.Solo(pluginDir, state, false, o.Runtime)), 0o644); err != nil {
 		return nil, err
 	}
 	if o.Log == nil {

@@ -1,8 +1,13 @@
-// Package scenario plays the simulated device's demo: a short, narrated
-// sequence of things that happen to a device (a USB stick comes and goes,
-// the clock loses NTP sync, the app takes an update lock and crashes) so
-// that a new user sees the bundled plugins react, on a laptop, in seconds.
-package scenario
+// Package simdevice is the simulated device's own module: the demo that
+// `airlock run` plays on it (a short, narrated sequence of things that
+// happen to a device: a USB stick comes and goes, the clock loses NTP
+// sync, the app takes an update lock and crashes, so that a new user sees
+// the bundled plugins react, on a laptop, in seconds), the clock that
+// becomes NTP-synchronized once a plugin listens, and the runtime of one
+// plugin alone on the device (Solo). It acts through the capabilities'
+// simulated backends and synthesizers, which it is given (Options): the
+// capabilities hold no demo code.
+package simdevice
 
 import (
 	"context"
@@ -11,8 +16,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/dbus"
-	"github.com/airlockhq/airlock/host/supervisor"
+	"github.com/airlockhq/airlock/host/supervisor/sim"
 	"github.com/airlockhq/airlock/host/timer"
 	"github.com/airlockhq/airlock/host/udev"
 )
@@ -20,12 +24,12 @@ import (
 // Names lists the scenarios that runtime.toml's scenario key accepts.
 var Names = []string{"demo"}
 
-// Env is what a scenario acts through: the host's capabilities (their
-// simulated backends) and its event delivery.
+// Env is what a scenario acts through: the capabilities' simulated
+// backends and synthesizers, and the host's event delivery.
 type Env struct {
-	Capabilities []capability.Capability
-	Deliver      capability.Deliver
-	Logger       *slog.Logger
+	Options
+	Deliver capability.Deliver
+	Logger  *slog.Logger
 }
 
 // step is one beat of the story: after a pause, say what happens, then
@@ -76,13 +80,7 @@ var demo = []step{
 // action through the udev router, as the kernel would send them.
 func stickEvents(action string) func(*Env) error {
 	return func(e *Env) error {
-		var u interface{ Inject(udev.UEvent) }
-		for _, c := range e.Capabilities {
-			if x, ok := c.(interface{ Inject(udev.UEvent) }); ok {
-				u = x
-			}
-		}
-		if u == nil {
+		if e.Udev == nil {
 			return fmt.Errorf("no udev capability")
 		}
 		evs, err := udev.SampleReplay()
@@ -90,31 +88,48 @@ func stickEvents(action string) func(*Env) error {
 			return err
 		}
 		for _, ev := range evs {
-			if ev.Event.Action == action || action == "add" && ev.Event.Action == "change" {
-				u.Inject(ev.Event)
+			if ev.Event.Action != action && (action != "add" || ev.Event.Action != "change") {
+				continue
 			}
+			syn, err := e.Udev.Synthesize(nil, ueventArgs(ev.Event))
+			if err != nil {
+				return err
+			}
+			syn.Inject()
 		}
 		return nil
 	}
 }
 
+// ueventArgs is a uevent as a synthesizer's KEY=VALUE arguments.
+func ueventArgs(ev udev.UEvent) []string {
+	args := []string{"ACTION=" + ev.Action, "DEVPATH=" + ev.DevPath, "SUBSYSTEM=" + ev.Subsystem, "DEVTYPE=" + ev.DevType,
+		"DEVNAME=" + ev.DevName, "SEQNUM=" + ev.SeqNum}
+	for k, v := range ev.Props {
+		args = append(args, k+"="+v)
+	}
+	return args
+}
+
 func ntp(synced bool) func(*Env) error {
 	return func(e *Env) error {
-		for _, c := range e.Capabilities {
-			if d, ok := c.(*dbus.DBus); ok {
-				if d.Sim() == nil {
-					return fmt.Errorf("the simulated system bus is not running (is dbus-daemon installed?)")
-				}
-				d.Sim().Device.SetNTPSynchronized(synced)
-				return nil
-			}
+		if e.DBus == nil {
+			return fmt.Errorf("no dbus capability")
 		}
-		return fmt.Errorf("no dbus capability")
+		r := e.DBus()
+		if r == nil {
+			return fmt.Errorf("the simulated system bus is not running (is dbus-daemon installed?)")
+		}
+		r.Device.SetNTPSynchronized(synced)
+		return nil
 	}
 }
 
 func lockAndCrash(e *Env) error {
-	s := supervisorSim(e)
+	var s *sim.Server
+	if e.Supervisor != nil {
+		s = e.Supervisor()
+	}
 	if s == nil {
 		return fmt.Errorf("no simulated supervisor")
 	}
@@ -129,18 +144,6 @@ func check(e *Env) error {
 	const p = "supervisor-reboot"
 	if !e.Deliver(p, timer.Event(p, "check", time.Now())) {
 		return fmt.Errorf("plugin %s is not loaded", p)
-	}
-	return nil
-}
-
-func supervisorSim(e *Env) interface {
-	Lock(string) bool
-	Crash(string) bool
-} {
-	for _, c := range e.Capabilities {
-		if s, ok := c.(*supervisor.Capability); ok && s.Sim() != nil {
-			return s.Sim()
-		}
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package scenario
+package simdevice
 
 import (
 	"context"
@@ -7,21 +7,38 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
+
+	dbussim "github.com/airlockhq/airlock/host/dbus/sim"
 
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/host/supervisor/sim"
 )
 
-// Player plugs a scenario into the host's module lifecycle: runtime.toml's
-// [scenario] section chooses it, Provision learns whether the device is
-// simulated, and Start plays it once the plugins run. It grants nothing: a
-// plugin's manifest cannot name it.
+// Player plugs the simulated device into the host's module lifecycle:
+// runtime.toml's [scenario] section chooses the demo, Provision learns
+// whether the device is simulated (and starts the NTP clock), and Start
+// plays the demo once the plugins run. It grants nothing: a plugin's
+// manifest cannot name it.
 type Player struct {
-	caps []capability.Capability
+	o    Options
 	play string
 	sim  bool
 	log  *slog.Logger
 	wg   sync.WaitGroup
+
+	heard  chan struct{} // poked once a match on timedate1 is added
+	cancel context.CancelFunc
+}
+
+// Options are the capabilities' simulated backends and synthesizers that
+// the simulated device acts through. A nil one makes the steps that need
+// it fail with a warning.
+type Options struct {
+	Udev       capability.Synthesizer // injects the stick's uevents
+	DBus       func() *dbussim.Run    // the simulated system bus, or nil
+	Supervisor func() *sim.Server     // the simulated supervisor, or nil
 }
 
 // Config is the [scenario] section of runtime.toml.
@@ -29,8 +46,37 @@ type Config struct {
 	Play string `toml:"play"` // "demo", or "none"
 }
 
-// New returns a player that acts on caps' simulated backends.
-func New(caps ...capability.Capability) *Player { return &Player{caps: caps} }
+// New returns a player that acts through o. Give dbus.Options.OnMatch its
+// OnMatch, for the NTP clock.
+func New(o Options) *Player { return &Player{o: o, heard: make(chan struct{}, 1)} }
+
+// OnMatch hears each match rule the dbus capability adds: the simulated
+// clock becomes NTP-synchronized two seconds after some plugin listens to
+// timedate1, so that ntp-check first reads "not yet" and then sees
+// PropertiesChanged.
+func (p *Player) OnMatch(rule string) {
+	if strings.Contains(rule, "sender='org.freedesktop.timedate1'") {
+		select {
+		case p.heard <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// clock sets the simulated NTP sync of r, as OnMatch says.
+func (p *Player) clock(ctx context.Context, r *dbussim.Run) {
+	defer p.wg.Done()
+	select {
+	case <-p.heard:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-time.After(2 * time.Second):
+		r.Device.SetNTPSynchronized(true)
+	case <-ctx.Done():
+	}
+}
 
 func (*Player) Name() string                 { return "scenario" }
 func (*Player) Module() string               { return "" }
@@ -65,8 +111,14 @@ func (*Player) DecodeConfig(s manifest.Section) (any, error) {
 
 // Provision records the choice. A scenario plays only on the simulated
 // device: on a real one it would lie about what happened.
-func (p *Player) Provision(_ context.Context, env capability.Env) error {
+func (p *Player) Provision(ctx context.Context, env capability.Env) error {
 	p.log, p.sim = env.Logger, env.Sim
+	// The dbus capability, provisioned before, has started the bus.
+	if p.sim && p.o.DBus != nil && p.o.DBus() != nil {
+		ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
+		p.wg.Add(1)
+		go p.clock(ctx, p.o.DBus())
+	}
 	if c, ok := env.Config.(*Config); ok && c.Play != "none" {
 		p.play = c.Play
 	}
@@ -85,13 +137,17 @@ func (p *Player) Start(ctx context.Context, deliver capability.Deliver) error {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		Play(ctx, p.play, Env{Capabilities: p.caps, Deliver: deliver, Logger: p.log})
+		Play(ctx, p.play, Env{Options: p.o, Deliver: deliver, Logger: p.log})
 	}()
 	return nil
 }
 
-// Close waits for the scenario to notice that the host is stopping.
+// Close stops the clock and waits for the scenario to notice that the
+// host is stopping.
 func (p *Player) Close() error {
+	if p.cancel != nil {
+		p.cancel()
+	}
 	p.wg.Wait()
 	return nil
 }

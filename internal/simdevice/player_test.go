@@ -1,4 +1,4 @@
-package scenario
+package simdevice
 
 import (
 	"strings"
@@ -8,7 +8,7 @@ import (
 )
 
 func TestConfigAndRefusals(t *testing.T) {
-	p := New()
+	p := New(Options{})
 	sections := map[string]manifest.SectionFunc{"scenario": p.DecodeConfig}
 	rt, err := manifest.ParseRuntime("runtime.toml", []byte("[scenario]\nplay = \"demo\"\n"), sections)
 	if err != nil || rt.Sections["scenario"].(*Config).Play != "demo" {

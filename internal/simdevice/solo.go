@@ -1,4 +1,4 @@
-package scenario
+package simdevice
 
 import (
 	"fmt"
