@@ -24,11 +24,9 @@ import (
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/build"
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/dbus"
 	"github.com/airlockhq/airlock/host/logtest"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/mount"
-	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/supervisor/sim"
 	"github.com/airlockhq/airlock/internal/simdevice"
 )
@@ -260,21 +258,18 @@ func (s *Session) trigger(m *manifest.Manifest, kind string, args []string) erro
 
 // Supervisor is the simulated device supervisor: its State shows reboots,
 // services and locks, its Events the requests it handled.
-func (s *Session) Supervisor() *sim.Server {
-	for _, c := range s.caps {
-		if sv, ok := c.(*supervisor.Capability); ok && sv.Sim() != nil {
-			return sv.Sim()
-		}
-	}
-	return nil
-}
+func (s *Session) Supervisor() *sim.Server { return s.device().Supervisor() }
 
 // DBus is the simulated system bus and its services, or nil if
 // dbus-daemon is not installed.
-func (s *Session) DBus() *dbussim.Run {
+func (s *Session) DBus() *dbussim.Run { return s.device().DBus() }
+
+// device is the simulated device's module among the session's
+// capabilities (nil if none: its accessors then return nil).
+func (s *Session) device() *simdevice.Player {
 	for _, c := range s.caps {
-		if d, ok := c.(*dbus.DBus); ok {
-			return d.Sim()
+		if d, ok := c.(*simdevice.Player); ok {
+			return d
 		}
 	}
 	return nil

@@ -63,6 +63,23 @@ func (p *Player) OnMatch(rule string) {
 	}
 }
 
+// DBus is the simulated system bus and its services, or nil (no
+// dbus-daemon, a real device, or p is nil).
+func (p *Player) DBus() *dbussim.Run {
+	if p == nil || p.o.DBus == nil {
+		return nil
+	}
+	return p.o.DBus()
+}
+
+// Supervisor is the simulated supervisor, or nil.
+func (p *Player) Supervisor() *sim.Server {
+	if p == nil || p.o.Supervisor == nil {
+		return nil
+	}
+	return p.o.Supervisor()
+}
+
 // clock sets the simulated NTP sync of r, as OnMatch says.
 func (p *Player) clock(ctx context.Context, r *dbussim.Run) {
 	defer p.wg.Done()
@@ -114,10 +131,10 @@ func (*Player) DecodeConfig(s manifest.Section) (any, error) {
 func (p *Player) Provision(ctx context.Context, env capability.Env) error {
 	p.log, p.sim = env.Logger, env.Sim
 	// The dbus capability, provisioned before, has started the bus.
-	if p.sim && p.o.DBus != nil && p.o.DBus() != nil {
+	if p.sim && p.DBus() != nil {
 		ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
 		p.wg.Add(1)
-		go p.clock(ctx, p.o.DBus())
+		go p.clock(ctx, p.DBus())
 	}
 	if c, ok := env.Config.(*Config); ok && c.Play != "none" {
 		p.play = c.Play
@@ -137,7 +154,7 @@ func (p *Player) Start(ctx context.Context, deliver capability.Deliver) error {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		Play(ctx, p.play, Env{Options: p.o, Deliver: deliver, Logger: p.log})
+		Play(ctx, p.play, Env{Player: p, Deliver: deliver, Logger: p.log})
 	}()
 	return nil
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/supervisor/sim"
 	"github.com/airlockhq/airlock/host/timer"
 	"github.com/airlockhq/airlock/host/udev"
 )
@@ -24,10 +23,11 @@ import (
 // Names lists the scenarios that runtime.toml's scenario key accepts.
 var Names = []string{"demo"}
 
-// Env is what a scenario acts through: the capabilities' simulated
-// backends and synthesizers, and the host's event delivery.
+// Env is what a scenario acts through: the simulated device (the
+// capabilities' simulated backends and synthesizers) and the host's event
+// delivery.
 type Env struct {
-	Options
+	*Player
 	Deliver capability.Deliver
 	Logger  *slog.Logger
 }
@@ -80,7 +80,7 @@ var demo = []step{
 // action through the udev router, as the kernel would send them.
 func stickEvents(action string) func(*Env) error {
 	return func(e *Env) error {
-		if e.Udev == nil {
+		if e.o.Udev == nil {
 			return fmt.Errorf("no udev capability")
 		}
 		evs, err := udev.SampleReplay()
@@ -91,7 +91,7 @@ func stickEvents(action string) func(*Env) error {
 			if ev.Event.Action != action && (action != "add" || ev.Event.Action != "change") {
 				continue
 			}
-			syn, err := e.Udev.Synthesize(nil, ueventArgs(ev.Event))
+			syn, err := e.o.Udev.Synthesize(nil, ueventArgs(ev.Event))
 			if err != nil {
 				return err
 			}
@@ -113,9 +113,6 @@ func ueventArgs(ev udev.UEvent) []string {
 
 func ntp(synced bool) func(*Env) error {
 	return func(e *Env) error {
-		if e.DBus == nil {
-			return fmt.Errorf("no dbus capability")
-		}
 		r := e.DBus()
 		if r == nil {
 			return fmt.Errorf("the simulated system bus is not running (is dbus-daemon installed?)")
@@ -126,10 +123,7 @@ func ntp(synced bool) func(*Env) error {
 }
 
 func lockAndCrash(e *Env) error {
-	var s *sim.Server
-	if e.Supervisor != nil {
-		s = e.Supervisor()
-	}
+	s := e.Supervisor()
 	if s == nil {
 		return fmt.Errorf("no simulated supervisor")
 	}
