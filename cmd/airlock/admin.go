@@ -153,7 +153,11 @@ func triggerSynopsis() string {
 	for _, s := range host.Synthesizers(host.Builtin()) {
 		h := s.SynthHelp()
 		what := strings.ReplaceAll(h.What, "\n", "\n"+strings.Repeat(" ", 45))
-		fmt.Fprintf(&b, "  %-43s%s\n", s.SynthKind()+" "+h.Usage, what)
+		use := s.SynthKind() + " " + h.Usage
+		if len(use) > 42 {
+			use += "\n" + strings.Repeat(" ", 45)
+		}
+		fmt.Fprintf(&b, "  %-43s%s\n", use, what)
 	}
 	b.WriteString(`
 The event goes through the plugin's queue like a real one, marked

@@ -1,6 +1,7 @@
 package capability
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -152,9 +153,10 @@ func SynthFields(kind string, args []string) (map[string]string, error) {
 
 // SynthTable turns an event as a scenario file writes it into KEY=VALUE
 // arguments: a string is the only positional key's value (timer = "tick");
-// a table gives keys (a positional one in any case) and values, and a
-// table inside it more KEY=VALUE pairs (udev = {action = "add", devpath =
-// "/devices/...", props = {SUBSYSTEM = "block"}}).
+// a table gives keys (a positional one in any case) and values, a table
+// inside it more KEY=VALUE pairs (udev = {action = "add", devpath =
+// "/devices/...", props = {SUBSYSTEM = "block"}}), and any other value is
+// written as JSON (dbus = {..., signature = "s", body = ["x"]}).
 func SynthTable(kind string, h SynthHelp, v any) ([]string, error) {
 	if s, ok := v.(string); ok && len(h.Positional) == 1 {
 		return []string{h.Positional[0] + "=" + s}, nil
@@ -190,8 +192,12 @@ func SynthTable(kind string, h SynthHelp, v any) ([]string, error) {
 				}
 				more = append(more, kk+"="+s)
 			}
-		default:
-			return nil, fmt.Errorf("%s.%s: write a string", kind, k)
+		default: // an array, a number, a boolean: as JSON (dbus's body)
+			b, err := json.Marshal(x)
+			if err != nil {
+				return nil, fmt.Errorf("%s.%s: %v", kind, k, err)
+			}
+			more = append(more, k+"="+string(b))
 		}
 	}
 	slices.Sort(more)

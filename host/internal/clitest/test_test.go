@@ -142,3 +142,23 @@ log = ["unmounted capability=mount plugin=automount target=CAMERA device=/dev/sd
 		t.Errorf("airlock test nostick.toml: %v\n%s\nwant %q", err, out, want)
 	}
 }
+
+// TestScenarioSignalBody: a scenario's D-Bus signal carries arguments (its
+// signature and a body of values), which the plugin decodes: ntp-check
+// reports the NTPSynchronized that the signal's changed properties hold.
+func TestScenarioSignalBody(t *testing.T) {
+	a := newAuthor(t)
+	plugin := filepath.Join(testenv.RepoRoot(t), "examples", "ntp-check")
+	dir := t.TempDir()
+	scenario := `[[step]]
+dbus = { path = "/org/freedesktop/timedate1", interface = "org.freedesktop.DBus.Properties", member = "PropertiesChanged", signature = "sa{sv}as", body = ["org.freedesktop.timedate1", { NTPSynchronized = false }, []] }
+[[step]]
+log = ["NTPSynchronized changed", "synced=false", "plugin=ntp-check"]
+`
+	if err := os.WriteFile(filepath.Join(dir, "signal.toml"), []byte(scenario), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := a.must(dir, "airlock", "test", plugin, "signal.toml"); !strings.Contains(out, "ok   signal.toml (2 steps") {
+		t.Errorf("airlock test signal.toml: %s", out)
+	}
+}
