@@ -135,10 +135,3 @@ type TriggerReply struct {
 	Queued bool   `json:"queued"`
 	Event  string `json:"event"` // a one-line description
 }
-
-// Synth is the record field (and udev property) that marks an event made by
-// `airlock trigger` (capability.SynthKey), and SynthValue its value.
-const (
-	Synth      = capability.SynthKey
-	SynthValue = capability.SynthValue
-)

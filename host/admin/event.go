@@ -12,7 +12,7 @@ func (e *errRequest) Error() string { return e.msg }
 
 // Event builds the synthetic event that r asks for, checked against the
 // plugin's manifest m, with the synthesizer of r.Kind among ss. It has the
-// same record as a real event of its kind, plus Synth = SynthValue, and is
+// same record as a real event of its kind, plus capability.SynthKey, and is
 // never coalesced with a real one.
 func Event(r TriggerRequest, m *manifest.Manifest, ss []capability.Synthesizer) (capability.Event, string, error) {
 	s, err := capability.FindSynth(ss, r.Kind)

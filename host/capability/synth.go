@@ -82,14 +82,21 @@ func Synthesizers(caps []Capability, first ...Synthesizer) []Synthesizer {
 // FindSynth returns the synthesizer of kind, or an error that names the
 // kinds there are.
 func FindSynth(ss []Synthesizer, kind string) (Synthesizer, error) {
-	var kinds []string
 	for _, s := range ss {
 		if s.SynthKind() == kind {
 			return s, nil
 		}
+	}
+	return nil, fmt.Errorf("unknown event %q (use %s)", kind, orList(SynthKinds(ss)))
+}
+
+// SynthKinds lists the kinds of ss.
+func SynthKinds(ss []Synthesizer) []string {
+	var kinds []string
+	for _, s := range ss {
 		kinds = append(kinds, s.SynthKind())
 	}
-	return nil, fmt.Errorf("unknown event %q (use %s)", kind, orList(kinds))
+	return kinds
 }
 
 // SynthArgs turns command-line arguments (positional, then KEY=VALUE if

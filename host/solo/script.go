@@ -134,13 +134,13 @@ func LoadScript(path string) (*Script, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		if n := len(raw); n != 1 {
-			return nil, fmt.Errorf("%s: step %d has %d actions; give each [[step]] exactly one of %s, plug, pull, log, audit, supervisor, data, stick", path, i+1, n, strings.Join(kindsOf(synths), ", "))
+			return nil, fmt.Errorf("%s: step %d has %d actions; give each [[step]] exactly one of %s, plug, pull, log, audit, supervisor, data, stick", path, i+1, n, strings.Join(capability.SynthKinds(synths), ", "))
 		}
 		s.Steps = append(s.Steps, st)
 	}
 	for _, k := range md.Undecoded() {
 		// An event's value is its synthesizer's to read (SynthTable).
-		if len(k) > 2 && k[0] == "step" && slices.Contains(kindsOf(synths), k[1]) {
+		if len(k) > 2 && k[0] == "step" && slices.Contains(capability.SynthKinds(synths), k[1]) {
 			continue
 		}
 		return nil, fmt.Errorf("%s: unknown key %s (a scenario has description, timeout, [config], [data], [env], [[stick]] and [[step]])", path, k)
@@ -193,7 +193,7 @@ func decodeStep(md toml.MetaData, raw map[string]toml.Primitive, synths []capabi
 		}
 		sy, err := capability.FindSynth(synths, k)
 		if err != nil {
-			return st, fmt.Errorf("unknown key step.%s in step %d (a step is an event, one of %s, or plug, pull, log, audit, supervisor, data, stick)", k, n, strings.Join(kindsOf(synths), ", "))
+			return st, fmt.Errorf("unknown key step.%s in step %d (a step is an event, one of %s, or plug, pull, log, audit, supervisor, data, stick)", k, n, strings.Join(capability.SynthKinds(synths), ", "))
 		}
 		var v any
 		if err := md.PrimitiveDecode(p, &v); err != nil {
@@ -205,14 +205,6 @@ func decodeStep(md toml.MetaData, raw map[string]toml.Primitive, synths []capabi
 		st.Kind = k
 	}
 	return st, nil
-}
-
-func kindsOf(synths []capability.Synthesizer) []string {
-	var out []string
-	for _, s := range synths {
-		out = append(out, s.SynthKind())
-	}
-	return out
 }
 
 func (st Step) stickLabel() string {
