@@ -1,10 +1,7 @@
 package host
 
 import (
-	dbussim "github.com/airlockhq/airlock/host/dbus/sim"
-
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/dbus"
 	"github.com/airlockhq/airlock/host/mount"
 	"github.com/airlockhq/airlock/host/supervisor"
 	"github.com/airlockhq/airlock/host/udev"
@@ -24,12 +21,10 @@ func BuiltinWith(mo mount.Options) []capability.Capability {
 	// mount watches udev's block events, to unmount devices that vanish.
 	m := mount.New(mo)
 	u := udev.New()
-	var d *dbus.DBus
 	s := supervisor.NewCapability(supervisor.CapabilityOptions{})
 	// The simulated device (its demo and clock) acts through the others'
 	// simulated backends; it is a module of the host, not a power plugins
 	// can hold.
-	sim := simdevice.New(simdevice.Options{Udev: u, DBus: func() *dbussim.Run { return d.Sim() }, Supervisor: s.Sim})
-	d = dbus.New(dbus.Options{OnMatch: sim.OnMatch})
-	return []capability.Capability{m.WatchDevices(u), d, s, m, shared.New(), cloud.New(cloud.Options{}), httpout.New(httpout.Options{}), sim}
+	sim := simdevice.New(simdevice.Options{Udev: u, Supervisor: s.Sim})
+	return []capability.Capability{m.WatchDevices(u), sim.NewDBus(), s, m, shared.New(), cloud.New(cloud.Options{}), httpout.New(httpout.Options{}), sim}
 }

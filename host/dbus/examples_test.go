@@ -9,13 +9,14 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/dbus"
 	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/timer"
+	"github.com/airlockhq/airlock/internal/simdevice"
 )
 
 // The four examples, built from source, on the embedded simulated device:
-// the capability starts its own private bus with the Go services.
+// the capability starts its own private bus with the Go services, and the
+// simulated device's clock becomes NTP-synchronized once ntp-check listens.
 func TestExamplesOnSimDevice(t *testing.T) {
 	testenv.NeedCommand(t, "dbus-daemon", "dbus")
 	dir := t.TempDir()
@@ -31,8 +32,9 @@ func TestExamplesOnSimDevice(t *testing.T) {
 	}
 	log, logger := testenv.NewLog(t)
 	audit, auditLogger := testenv.NewLog(t)
-	d := dbus.New()
-	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Audit: auditLogger, Capabilities: []capability.Capability{d}})
+	sim := simdevice.New(simdevice.Options{})
+	d := sim.NewDBus()
+	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Audit: auditLogger, Capabilities: []capability.Capability{d, sim}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	dbussim "github.com/airlockhq/airlock/host/dbus/sim"
 
 	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host/dbus"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/supervisor/sim"
 )
@@ -37,7 +38,7 @@ type Player struct {
 // it fail with a warning.
 type Options struct {
 	Udev       capability.Synthesizer // injects the stick's uevents
-	DBus       func() *dbussim.Run    // the simulated system bus, or nil
+	DBus       func() *dbussim.Run    // the simulated system bus, or nil; NewDBus sets it
 	Supervisor func() *sim.Server     // the simulated supervisor, or nil
 }
 
@@ -46,9 +47,17 @@ type Config struct {
 	Play string `toml:"play"` // "demo", or "none"
 }
 
-// New returns a player that acts through o. Give dbus.Options.OnMatch its
-// OnMatch, for the NTP clock.
+// New returns a player that acts through o. Make the dbus capability with
+// its NewDBus, for the NTP clock.
 func New(o Options) *Player { return &Player{o: o, heard: make(chan struct{}, 1)} }
+
+// NewDBus makes the dbus capability that p acts through: p hears the
+// match rules it adds (OnMatch) and reaches its simulated bus.
+func (p *Player) NewDBus() *dbus.DBus {
+	d := dbus.New(dbus.Options{OnMatch: p.OnMatch})
+	p.o.DBus = d.Sim
+	return d
+}
 
 // OnMatch hears each match rule the dbus capability adds: the simulated
 // clock becomes NTP-synchronized two seconds after some plugin listens to
