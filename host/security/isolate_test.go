@@ -56,6 +56,9 @@ func TestCompileInChildContainsABomb(t *testing.T) {
 	}
 	r, log := start()
 	log.Wait(1, "INFO started", "plugin=steady")
+	// Plugins start as each is ready, so steady may run before the bomb's
+	// child has failed: wait for the refusal itself.
+	log.Wait(1, "plugin not loaded", "was not compiled")
 	err := r.Host.Failures()[bomb]
 	if err == nil || !strings.Contains(err.Error(), "bomb.wasm was not compiled: compiling it needed more than 256 MiB of memory") {
 		t.Fatalf("the bomb's load error = %v, want the child's memory limit", err)
