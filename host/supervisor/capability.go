@@ -210,7 +210,7 @@ func opNames() string {
 	for i, op := range Ops {
 		names[i] = op.Name
 		if op.PerService {
-			names[i] += ":<service>"
+			names[i] += ":<" + op.Scope.Field + ">"
 		}
 	}
 	return strings.Join(names, ", ")

@@ -15,9 +15,9 @@ import (
 	"github.com/airlockhq/airlock/abi"
 )
 
-// The names the client gives the operations that no grant reaches yet. They
-// label errors and logs now; RATIONALE.md ("Which endpoints a plugin may
-// get") says which become grants, under these names, and which never do.
+// Operation names of the endpoints added after the first set (ops.go lists
+// the grantable ones), and of the endpoints no grant ever reaches:
+// RATIONALE.md ("Which endpoints a plugin may get") says why.
 const (
 	OpAppRead        = "app.read"        // GET /v1/apps/:appId
 	OpVolumesCleanup = "volumes.cleanup" // GET /v2/cleanup-volumes
@@ -211,7 +211,7 @@ func (c *Client) SetTags(ctx context.Context, tags map[string]string) error {
 	for _, k := range keys {
 		v := tags[k]
 		switch {
-		case k == "" || len(k) > maxTagKey || !utf8.ValidString(k) || strings.ContainsFunc(k, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		case !tagKeyOK(k):
 			return invalid(OpTagsSet, "tag key %q must be 1 to %d bytes of UTF-8 without whitespace or control characters", clip(k), maxTagKey)
 		case len(v) > maxTagValue || !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl):
 			return invalid(OpTagsSet, "the value of tag %q must be at most %d bytes of UTF-8 without control characters", clip(k), maxTagValue)
@@ -219,6 +219,13 @@ func (c *Client) SetTags(ctx context.Context, tags map[string]string) error {
 	}
 	_, _, err := c.do(ctx, call{op: OpTagsSet, method: http.MethodPatch, path: "/v2/device/tags", body: tags})
 	return err
+}
+
+// tagKeyOK accepts a key SetTags may send: 1 to maxTagKey bytes of UTF-8
+// without whitespace (the supervisor refuses it) or control characters.
+func tagKeyOK(k string) bool {
+	return k != "" && len(k) <= maxTagKey && utf8.ValidString(k) &&
+		!strings.ContainsFunc(k, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
 }
 
 // LocalTargetState reads GET /v2/local/target-state: the whole target

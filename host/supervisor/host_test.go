@@ -139,7 +139,7 @@ func TestSimulatedDevice(t *testing.T) {
 		if sv, _ := dev.State().Service("bluetooth-helper"); sv.Status != sim.Running {
 			t.Errorf("bluetooth-helper is %s after start", sv.Status)
 		}
-		r.expect("p", "restart nosuch", "not_found: supervisor service.restart (POST /v2/applications/1/restart-service): not_found (HTTP 404): Service not found")
+		r.expect("p", "restart nosuch", `not_found: supervisor service.restart: not_found: the app has no service "nosuch" (the supervisor would act on another service instead)`)
 	})
 
 	step("grants", func() {

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -33,6 +34,19 @@ const (
 	fieldService  = "service"
 	fieldHostname = "hostname"
 	fieldWhat     = "what"
+	fieldV1       = "v1"        // app.restart, app.purge: the legacy /v1 route
+	fieldKey      = "key"       // tags.set
+	fieldValue    = "value"     // tags.set
+	fieldUnit     = "unit"      // journal.read
+	fieldCont     = "container" // journal.read: a syslog identifier, needs journal.read:*
+	fieldCount    = "count"     // journal.read: the last count entries
+	fieldSince    = "since"     // journal.read
+	fieldUntil    = "until"     // journal.read
+	fieldFormat   = "format"    // journal.read
+	fieldFollow   = "follow"    // journal.read: wait for new entries until the wait ends
+	fieldMaxLines = "max_lines" // logs.read, journal.read
+	fieldMaxBytes = "max_bytes" // logs.read, journal.read
+	fieldWaitMS   = "wait_ms"   // logs.read, journal.read
 )
 
 // opFields lists the request fields each operation takes. Anything else is
@@ -43,19 +57,26 @@ var opFields = map[string][]string{
 	OpReboot:         {fieldForce},
 	OpShutdown:       {fieldForce},
 	OpUpdate:         {fieldForce},
-	OpAppRestart:     {fieldForce},
-	OpAppPurge:       {fieldForce},
+	OpAppRestart:     {fieldForce, fieldV1},
+	OpAppPurge:       {fieldForce, fieldV1},
 	OpServiceRestart: {fieldService, fieldForce},
 	OpServiceStop:    {fieldService, fieldForce},
 	OpServiceStart:   {fieldService, fieldForce},
 	OpDeviceRead:     {fieldWhat},
 	OpHostnameSet:    {fieldHostname, fieldForce},
+	OpAppRead:        {fieldWhat},
+	OpVolumesCleanup: nil,
+	OpTagsSet:        {fieldKey, fieldValue},
+	OpLocalLogs:      {fieldService, fieldMaxLines, fieldMaxBytes, fieldWaitMS},
+	OpJournalRead: {fieldUnit, fieldCont, fieldCount, fieldSince, fieldUntil, fieldFormat, fieldFollow,
+		fieldMaxLines, fieldMaxBytes, fieldWaitMS},
 }
 
 // Values of the what field.
 var (
 	pingWhat   = []string{"ping", "healthy"}
-	deviceWhat = []string{"device", "status", "version", "name", "tags", "host-config"}
+	deviceWhat = []string{"device", "status", "version", "name", "tags", "host-config", "vpn", "device-info", "container-ids"}
+	appWhat    = []string{"app", "apps", "state"}
 )
 
 // Functions returns airlock_supervisor_v1's one function.
@@ -91,12 +112,13 @@ func (c *Capability) serve(ctx context.Context, in *capability.Caller, op string
 	}
 	// The gate sees the operation as the manifest would spell its grant:
 	// "service.restart:main", so that the audit names the service.
-	auditOp := op
+	auditOp, name := op, ""
 	info, known := LookupOp(op)
 	if known && info.PerService {
-		auditOp = op + ":" + req[fieldService]
+		name = req.scope(info)
+		auditOp = op + ":" + name
 	}
-	if err := in.Check(ctx, CapabilityName, auditOp, decide(grant.Of(in), op, req[fieldService])); err != nil {
+	if err := in.Check(ctx, CapabilityName, auditOp, decide(grant.Of(in), op, name)); err != nil {
 		return nil, err
 	}
 	if err := req.check(op); err != nil {
@@ -181,15 +203,31 @@ func parseRequest(op string, b []byte) (request, error) {
 		req[f.Key] = string(f.Value)
 	}
 	if info, ok := LookupOp(op); ok && info.PerService {
-		s, ok := req[fieldService]
+		sc := info.Scope
+		s, ok := req[sc.Field]
+		_, cont := req[fieldCont]
 		switch {
+		case op == OpJournalRead && cont && s == "":
+			// A container's logs, of any unit: only journal.read:* (the
+			// gate sees the op as that) may read them.
 		case !ok || s == "":
-			return nil, invalid(op, "the request has no service name (field %q)", fieldService)
-		case len(s) > maxServiceLen || !validService(s):
-			return nil, invalid(op, "service name %q is not a compose service name (a letter or digit, then letters, digits, '.', '_', '-')", clip(s))
+			return nil, invalid(op, "the request has no %s (field %q)", sc.What, sc.Field)
+		case len(s) > maxServiceLen || !sc.Valid(s):
+			return nil, invalid(op, "%s %q is not %s", sc.What, clip(s), sc.Rule)
 		}
 	}
 	return req, nil
+}
+
+// scope is the name the gate sees after the op's colon: the service, tag
+// key or unit. A journal read that names a container (another container's
+// logs, which a unit grant does not cover) is seen as journal.read:*,
+// which only that grant allows.
+func (r request) scope(info OpInfo) string {
+	if _, cont := r[fieldCont]; cont && info.Name == OpJournalRead {
+		return AnyService
+	}
+	return r[info.Scope.Field]
 }
 
 // check validates the request's fields for op, once the gate allowed it.
@@ -208,10 +246,17 @@ func (r request) check(op string) error {
 			if v != "true" && v != "false" {
 				return invalid(op, "force must be \"true\" or \"false\", not %q", clip(v))
 			}
+		case fieldV1, fieldFollow:
+			if v != "true" && v != "false" {
+				return invalid(op, "%s must be \"true\" or \"false\", not %q", k, clip(v))
+			}
 		case fieldWhat:
 			want := deviceWhat
-			if op == OpPing {
+			switch op {
+			case OpPing:
 				want = pingWhat
+			case OpAppRead:
+				want = appWhat
 			}
 			if !slices.Contains(want, v) {
 				return invalid(op, "what = %q is not one of %s", clip(v), strings.Join(want, ", "))
@@ -222,9 +267,18 @@ func (r request) check(op string) error {
 			}
 		}
 	}
-	if op == OpHostnameSet {
+	switch op {
+	case OpHostnameSet:
 		if _, ok := r[fieldHostname]; !ok {
 			return invalid(op, "the request has no %q field (an empty one restores the default hostname)", fieldHostname)
+		}
+	case OpAppRead:
+		if _, ok := r[fieldWhat]; !ok {
+			return invalid(op, "the request has no %q field (%s)", fieldWhat, strings.Join(appWhat, ", "))
+		}
+	case OpTagsSet:
+		if _, ok := r[fieldValue]; !ok {
+			return invalid(op, "the request has no %q field (an empty one is an empty value)", fieldValue)
 		}
 	}
 	return nil
@@ -264,15 +318,27 @@ func (c *Capability) do(ctx context.Context, op string, r request) (abi.Record, 
 		triggered, err = cl.Update(ctx, r.force())
 		add("triggered", strconv.FormatBool(triggered))
 	case OpAppRestart:
-		err = cl.RestartApp(ctx, r.force())
+		if r[fieldV1] == "true" {
+			err = cl.RestartAppV1(ctx, r.force())
+		} else {
+			err = cl.RestartApp(ctx, r.force())
+		}
 	case OpAppPurge:
-		err = cl.Purge(ctx, r.force())
-	case OpServiceRestart:
-		err = cl.RestartService(ctx, r[fieldService], r.force())
-	case OpServiceStop:
-		err = cl.StopService(ctx, r[fieldService], r.force())
-	case OpServiceStart:
-		err = cl.StartService(ctx, r[fieldService], r.force())
+		if r[fieldV1] == "true" {
+			err = cl.PurgeV1(ctx, r.force())
+		} else {
+			err = cl.Purge(ctx, r.force())
+		}
+	case OpServiceRestart, OpServiceStop, OpServiceStart:
+		err = c.serviceAction(ctx, op, r[fieldService], r.force())
+	case OpAppRead:
+		return c.readApp(ctx, r[fieldWhat])
+	case OpVolumesCleanup:
+		err = cl.CleanupVolumes(ctx)
+	case OpTagsSet:
+		err = cl.SetTags(ctx, map[string]string{r[fieldKey]: r[fieldValue]})
+	case OpLocalLogs, OpJournalRead:
+		return c.readStream(ctx, op, r)
 	case OpHostnameSet:
 		err = cl.SetHostname(ctx, r[fieldHostname], r.force())
 	case OpDeviceRead:
@@ -355,6 +421,28 @@ func (c *Capability) read(ctx context.Context, what string) (abi.Record, error) 
 		}
 		add("hostname", h.Network.Hostname)
 		add("json", string(h.Raw))
+	case "vpn":
+		v, err := cl.VPN(ctx)
+		if err != nil {
+			return nil, err
+		}
+		add("enabled", strconv.FormatBool(v.Enabled))
+		add("connected", strconv.FormatBool(v.Connected))
+	case "device-info":
+		d, err := cl.LocalDeviceInfo(ctx)
+		if err != nil {
+			return nil, err
+		}
+		add("arch", d.Arch)
+		add("device_type", d.DeviceType)
+	case "container-ids":
+		ids, err := cl.ContainerIDs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range slices.Sorted(maps.Keys(ids)) {
+			add("service."+s, ids[s])
+		}
 	}
 	return rec, nil
 }

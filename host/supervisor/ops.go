@@ -24,12 +24,32 @@ const (
 	OpServiceStart   = "service.start"
 	OpDeviceRead     = "device.read"
 	OpHostnameSet    = "hostname.set"
+	// OpAppRead, OpVolumesCleanup, OpTagsSet, OpLocalLogs and OpJournalRead
+	// are in endpoints.go, with the names that are never granted.
+)
+
+// Scope is what a scoped operation's grant names after its colon.
+type Scope struct {
+	Field string            // the request field that carries it: "service"
+	What  string            // in messages: "service name"
+	Rule  string            // what a valid name is, in messages
+	Valid func(string) bool // a name a grant may hold and a request may send
+}
+
+var (
+	scopeService = &Scope{Field: fieldService, What: "service name", Valid: validService,
+		Rule: "a compose service name (a letter or digit, then letters, digits, '.', '_', '-')"}
+	scopeTag = &Scope{Field: fieldKey, What: "tag key", Valid: validTagKey,
+		Rule: fmt.Sprintf("a tag key (1 to %d bytes of UTF-8 without whitespace, control characters or ':')", maxTagKey)}
+	scopeUnit = &Scope{Field: fieldUnit, What: "unit name", Valid: validUnit,
+		Rule: "a systemd unit name (a letter or digit, then letters, digits, ':', '_', '.', '@', '-', '\\')"}
 )
 
 // OpInfo describes one grantable operation.
 type OpInfo struct {
 	Name       string
-	PerService bool     // granted per service: "service.restart:main"
+	PerService bool     // scoped: granted per name, "service.restart:main"
+	Scope      *Scope   // for a scoped operation, what the name is
 	Endpoints  []string // what the client calls for it
 	Doc        string
 }
@@ -49,6 +69,19 @@ var Ops = []OpInfo{
 	{Name: OpServiceStart, PerService: true, Endpoints: []string{"POST /v2/applications/:appId/start-service"}, Doc: "start the named service"},
 	{Name: OpDeviceRead, Endpoints: []string{"GET /v1/device", "GET /v2/state/status", "GET /v2/version", "GET /v2/device/name", "GET /v2/device/tags", "GET /v1/device/host-config"}, Doc: "read device info, status, version, name, tags and host config"},
 	{Name: OpHostnameSet, Endpoints: []string{"PATCH /v1/device/host-config"}, Doc: "change the hostname"},
+	{Name: OpAppRead, Endpoints: []string{"GET /v1/apps/:appId", "GET /v2/applications/state", "GET /v2/applications/:appId/state"}, Doc: "read the app's release, services, images and states (never its environment)"},
+	{Name: OpVolumesCleanup, Endpoints: []string{"GET /v2/cleanup-volumes"}, Doc: "delete the volumes no app references"},
+	{Name: OpTagsSet, PerService: true, Scope: scopeTag, Endpoints: []string{"PATCH /v2/device/tags"}, Doc: "set the named device tag"},
+	{Name: OpLocalLogs, PerService: true, Scope: scopeService, Endpoints: []string{"GET /v2/local/logs"}, Doc: "read the named service's log lines (local mode), bounded"},
+	{Name: OpJournalRead, PerService: true, Scope: scopeUnit, Endpoints: []string{"POST /v2/journal-logs"}, Doc: "read the host journal of the named unit, bounded"},
+}
+
+func init() {
+	for i := range Ops {
+		if Ops[i].PerService && Ops[i].Scope == nil {
+			Ops[i].Scope = scopeService
+		}
+	}
 }
 
 // LookupOp returns the named operation.
@@ -101,11 +134,12 @@ func (g Grant) add(entry string) error {
 		g.ops[op.Name] = true
 		return nil
 	}
+	sc := op.Scope
 	if !scoped || service == "" {
-		return fmt.Errorf("%s needs a service name: write \"%s:<service>\", or \"%s:*\" for every service", op.Name, op.Name, op.Name)
+		return fmt.Errorf("%s needs a %s: write \"%s:<%s>\", or \"%s:*\" for every %s", op.Name, sc.What, op.Name, sc.Field, op.Name, sc.Field)
 	}
-	if service != AnyService && !validService(service) {
-		return fmt.Errorf("service name %q is not a compose service name (a letter or digit, then letters, digits, '.', '_', '-')", service)
+	if service != AnyService && !sc.Valid(service) {
+		return fmt.Errorf("%s %q is not %s", sc.What, service, sc.Rule)
 	}
 	if g.services[op.Name] == nil {
 		g.services[op.Name] = map[string]bool{}

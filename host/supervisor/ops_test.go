@@ -18,8 +18,8 @@ func TestParseGrantErrors(t *testing.T) {
 		{[]string{"service.stop:"}, `supervisor.allow[0] "service.stop:": service.stop needs a service name: write "service.stop:<service>", or "service.stop:*" for every service`},
 		{[]string{"reboot:main"}, `supervisor.allow[0] "reboot:main": reboot takes no service name; write "reboot"`},
 		{[]string{"service.start:ma in"}, `supervisor.allow[0] "service.start:ma in": service name "ma in" is not a compose service name (a letter or digit, then letters, digits, '.', '_', '-')`},
-		{[]string{"regenerate-api-key"}, `supervisor.allow[0] "regenerate-api-key": unknown supervisor operation; known: ping, blink, reboot, shutdown, update, app.restart, app.purge, service.restart, service.stop, service.start, device.read, hostname.set`},
-		{[]string{"rebot", "ok-not"}, "supervisor.allow[0] \"rebot\": unknown supervisor operation; did you mean \"reboot\"?\nsupervisor.allow[1] \"ok-not\": unknown supervisor operation; known: ping, blink, reboot, shutdown, update, app.restart, app.purge, service.restart, service.stop, service.start, device.read, hostname.set"},
+		{[]string{"regenerate-api-key"}, `supervisor.allow[0] "regenerate-api-key": unknown supervisor operation; known: ping, blink, reboot, shutdown, update, app.restart, app.purge, service.restart, service.stop, service.start, device.read, hostname.set, app.read, volumes.cleanup, tags.set, logs.read, journal.read`},
+		{[]string{"rebot", "ok-not"}, "supervisor.allow[0] \"rebot\": unknown supervisor operation; did you mean \"reboot\"?\nsupervisor.allow[1] \"ok-not\": unknown supervisor operation; known: ping, blink, reboot, shutdown, update, app.restart, app.purge, service.restart, service.stop, service.start, device.read, hostname.set, app.read, volumes.cleanup, tags.set, logs.read, journal.read"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.allow, ","), func(t *testing.T) {
@@ -84,8 +84,8 @@ func TestOpsTableIsConsistent(t *testing.T) {
 		if len(op.Endpoints) == 0 || op.Doc == "" {
 			t.Errorf("%s lacks endpoints or docs", op.Name)
 		}
-		if op.PerService != strings.HasPrefix(op.Name, "service.") {
-			t.Errorf("%s: PerService=%v", op.Name, op.PerService)
+		if op.PerService != (op.Scope != nil) || strings.HasPrefix(op.Name, "service.") && op.Scope != scopeService {
+			t.Errorf("%s: PerService=%v, Scope=%+v", op.Name, op.PerService, op.Scope)
 		}
 	}
 }
