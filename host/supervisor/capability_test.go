@@ -173,7 +173,8 @@ func manifest(name, allow, extra string) string {
 }
 
 const everything = `"ping", "blink", "reboot", "shutdown", "update", "app.restart", "app.purge",
-  "service.restart:*", "service.stop:*", "service.start:*", "device.read", "hostname.set"`
+  "service.restart:*", "service.stop:*", "service.start:*", "device.read", "hostname.set",
+  "app.read", "volumes.cleanup", "tags.set:location", "logs.read:main", "journal.read:ssh"`
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

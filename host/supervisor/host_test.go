@@ -113,6 +113,18 @@ func TestSimulatedDevice(t *testing.T) {
 		r.expect("p", "hostname", "ok airlock-sim")
 		r.expect("p", "device", "ok status=Idle supervisor="+sim.SupervisorVersion+" json=true")
 		r.expect("p", "state", "ok app=applied services=bluetooth-helper=Running,main=Running")
+		r.expect("p", "apps", "ok airlock-sim:done:2")
+		r.expect("p", "app-state", "ok commit=true json=true")
+		r.expect("p", "vpn", "ok enabled=true connected=false")
+		r.expect("p", "device-type", "ok type=true arch=true")
+		r.expect("p", "container-ids", "ok bluetooth-helper,main")
+		dev.HostLog("ssh.service", "one")
+		dev.HostLog("ssh.service", "two")
+		dev.HostLog("other.service", "three")
+		r.expect("p", "journal ssh", `ok ["one" "two"] end=lines`)
+		r.expect("p", "journal other", `denied: plugin "p": supervisor journal.read:other denied: supervisor.allow does not list "journal.read:other"; it grants journal.read only for "ssh"`)
+		r.expect("p", "logs main", "ok lines=0 end=deadline")
+		r.expect("p", "logs bluetooth-helper", `denied: plugin "p": supervisor logs.read:bluetooth-helper denied: supervisor.allow does not list "logs.read:bluetooth-helper"; it grants logs.read only for "main"`)
 	})
 
 	step("actions", func() {
@@ -139,6 +151,10 @@ func TestSimulatedDevice(t *testing.T) {
 		if sv, _ := dev.State().Service("bluetooth-helper"); sv.Status != sim.Running {
 			t.Errorf("bluetooth-helper is %s after start", sv.Status)
 		}
+		r.expect("p", "set-tag location=lab", "ok ")
+		r.expect("p", "set-tag owner=x", `denied: plugin "p": supervisor tags.set:owner denied: supervisor.allow does not list "tags.set:owner"; it grants tags.set only for "location"`)
+		r.expect("p", "cleanup", "ok ")
+		r.expect("p", "restart-app-v1", "ok ")
 		r.expect("p", "restart nosuch", `not_found: supervisor service.restart: not_found: the app has no service "nosuch" (the supervisor would act on another service instead)`)
 	})
 

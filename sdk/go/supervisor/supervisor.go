@@ -37,6 +37,11 @@ const (
 	OpServiceStart   = "service.start"
 	OpDeviceRead     = "device.read"
 	OpHostnameSet    = "hostname.set"
+	OpAppRead        = "app.read"
+	OpVolumesCleanup = "volumes.cleanup"
+	OpTagsSet        = "tags.set"     // scoped: "tags.set:<key>"
+	OpLogsRead       = "logs.read"    // scoped: "logs.read:<service>"
+	OpJournalRead    = "journal.read" // scoped: "journal.read:<unit>"
 )
 
 // Call runs one supervisor operation with a request record and returns the
@@ -256,4 +261,200 @@ func Tags() (map[string]string, error) {
 func Hostname() (string, error) {
 	r, err := read("host-config")
 	return get(r, "hostname"), err
+}
+
+// RestartAppV1 is RestartApp through the legacy POST /v1/restart.
+// Grant: "app.restart".
+func RestartAppV1(force bool) error { return run(OpAppRestart, forceField(force), field("v1", "true")) }
+
+// PurgeAppV1 is PurgeApp through the legacy POST /v1/purge. Grant: "app.purge".
+func PurgeAppV1(force bool) error { return run(OpAppPurge, forceField(force), field("v1", "true")) }
+
+// App is GET /v1/apps/:appId, for an app with one service (the supervisor
+// refuses it, abi.Invalid, for more). The app's environment is never given.
+type App struct {
+	AppID       int
+	Commit      string
+	ContainerID string
+	Image       string
+	ReleaseID   int
+}
+
+func readApp(what string) (abi.Record, error) {
+	return Call(OpAppRead, abi.Record{field("what", what)})
+}
+
+// AppInfo reads the app (GET /v1/apps/:appId). Grant: "app.read".
+func AppInfo() (App, error) {
+	r, err := readApp("app")
+	if err != nil {
+		return App{}, err
+	}
+	id, _ := strconv.Atoi(get(r, "app_id"))
+	rel, _ := strconv.Atoi(get(r, "release_id"))
+	return App{AppID: id, Commit: get(r, "commit"), ContainerID: get(r, "container_id"), Image: get(r, "image"), ReleaseID: rel}, nil
+}
+
+// AppState is one app of GET /v2/applications/state.
+type AppState struct {
+	AppID        int
+	AppUUID      string
+	Commit       string
+	UpdateStatus string            // "done", "downloading", ...
+	Services     map[string]string // service name → status
+	Images       map[string]string // service name → image
+}
+
+// Apps reads every app's state by app name (GET /v2/applications/state).
+// Grant: "app.read".
+func Apps() (map[string]AppState, error) {
+	r, err := readApp("apps")
+	if err != nil {
+		return nil, err
+	}
+	apps := map[string]AppState{}
+	for _, f := range r {
+		if f.Key != "app" {
+			continue
+		}
+		name := string(f.Value)
+		a := AppState{AppUUID: get(r, name+".app_uuid"), Commit: get(r, name+".commit"),
+			UpdateStatus: get(r, name+".update_status"), Services: map[string]string{}, Images: map[string]string{}}
+		a.AppID, _ = strconv.Atoi(get(r, name+".app_id"))
+		for _, g := range r {
+			if s, ok := strings.CutPrefix(g.Key, name+".service."); ok {
+				a.Services[s] = string(g.Value)
+			} else if s, ok := strings.CutPrefix(g.Key, name+".image."); ok {
+				a.Images[s] = string(g.Value)
+			}
+		}
+		apps[name] = a
+	}
+	return apps, nil
+}
+
+// AppStateJSON reads the app's legacy state (GET
+// /v2/applications/:appId/state): its commit and the whole reply.
+// Grant: "app.read".
+func AppStateJSON() (commit string, json []byte, err error) {
+	r, err := readApp("state")
+	return get(r, "commit"), []byte(get(r, "json")), err
+}
+
+// VPN reads the cloud VPN's state (GET /v2/device/vpn). Grant: "device.read".
+func VPN() (enabled, connected bool, err error) {
+	r, err := read("vpn")
+	return get(r, "enabled") == "true", get(r, "connected") == "true", err
+}
+
+// DeviceType reads the device type and CPU architecture (GET
+// /v2/local/device-info). Grant: "device.read".
+func DeviceType() (deviceType, arch string, err error) {
+	r, err := read("device-info")
+	return get(r, "device_type"), get(r, "arch"), err
+}
+
+// ContainerIDs returns each service's container id (GET /v2/containerId).
+// Grant: "device.read".
+func ContainerIDs() (map[string]string, error) {
+	r, err := read("container-ids")
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string]string{}
+	for _, f := range r {
+		if name, ok := strings.CutPrefix(f.Key, "service."); ok {
+			ids[name] = string(f.Value)
+		}
+	}
+	return ids, nil
+}
+
+// CleanupVolumes deletes the volumes no app references (GET
+// /v2/cleanup-volumes). Grant: "volumes.cleanup".
+func CleanupVolumes() error { return run(OpVolumesCleanup) }
+
+// SetTag sets one device tag (PATCH /v2/device/tags); the supervisor sends
+// it to the cloud. Grant: "tags.set:<key>" (or "tags.set:*").
+func SetTag(key, value string) error {
+	return run(OpTagsSet, field("key", key), field("value", value))
+}
+
+// Bounds bound one read of a stream. Zero fields take the host's defaults
+// (100 lines, 64 KiB, 1000 ms; at most 1000 lines, 256 KiB, 10000 ms).
+type Bounds struct {
+	MaxLines, MaxBytes, WaitMS int
+}
+
+func (b Bounds) fields(r abi.Record) abi.Record {
+	for _, f := range []struct {
+		k string
+		v int
+	}{{"max_lines", b.MaxLines}, {"max_bytes", b.MaxBytes}, {"wait_ms", b.WaitMS}} {
+		if f.v != 0 {
+			r = append(r, field(f.k, strconv.Itoa(f.v)))
+		}
+	}
+	return r
+}
+
+// Lines is what one read of a stream returned.
+type Lines struct {
+	Lines   []string // without their newlines
+	Dropped int      // lines read but not delivered (other services', or past MaxBytes)
+	Cut     int      // lines cut to a bound
+	// End says why the read ended: "eof", "lines", "bytes", "deadline" or
+	// "budget" (the host's byte budget for the stream).
+	End string
+}
+
+func lines(r abi.Record, err error) (Lines, error) {
+	if err != nil {
+		return Lines{}, err
+	}
+	l := Lines{End: get(r, "end")}
+	l.Dropped, _ = strconv.Atoi(get(r, "dropped"))
+	l.Cut, _ = strconv.Atoi(get(r, "cut"))
+	if t := get(r, "lines"); t != "" {
+		l.Lines = strings.Split(strings.TrimSuffix(t, "\n"), "\n")
+	}
+	return l, nil
+}
+
+// ReadLogs reads one service's log lines (GET /v2/local/logs, local mode
+// only) as they come, until a bound: each line is the supervisor's JSON
+// ({"serviceName":..., "message":..., "timestamp":...}). Lines of other
+// services never reach the plugin. Grant: "logs.read:<service>".
+func ReadLogs(service string, b Bounds) (Lines, error) {
+	return lines(Call(OpLogsRead, b.fields(abi.Record{field("service", service)})))
+}
+
+// JournalQuery selects host journal entries (POST /v2/journal-logs).
+type JournalQuery struct {
+	Unit      string // the systemd unit; the grant names it
+	Container string // a syslog identifier; needs "journal.read:*"
+	Count     int    // the last Count entries (0: all)
+	Since     string // journalctl's -S
+	Until     string // journalctl's -U
+	Format    string // journalctl's -o ("short" when empty)
+	Follow    bool   // wait for new entries until the read's bound
+	Bounds
+}
+
+// ReadJournal reads host journal entries. Grant: "journal.read:<unit>".
+func ReadJournal(q JournalQuery) (Lines, error) {
+	var r abi.Record
+	for _, f := range [][2]string{{"unit", q.Unit}, {"container", q.Container}, {"since", q.Since},
+		{"until", q.Until}, {"format", q.Format}} {
+		if f[1] != "" {
+			r = append(r, field(f[0], f[1]))
+		}
+	}
+	if q.Count > 0 {
+		r = append(r, field("count", strconv.Itoa(q.Count)))
+	}
+	if q.Follow {
+		r = append(r, field("follow", "true"))
+	}
+	return lines(Call(OpJournalRead, q.Bounds.fields(r)))
 }

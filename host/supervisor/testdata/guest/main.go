@@ -92,6 +92,44 @@ func run(cmd, arg string) (string, error) {
 		return supervisor.Hostname()
 	case "set-hostname":
 		return "", supervisor.SetHostname(arg, false)
+	case "restart-app-v1":
+		return "", supervisor.RestartAppV1(force)
+	case "apps":
+		apps, err := supervisor.Apps()
+		var out []string
+		for name, a := range apps {
+			out = append(out, fmt.Sprintf("%s:%s:%d", name, a.UpdateStatus, len(a.Images)))
+		}
+		sort.Strings(out)
+		return strings.Join(out, ","), err
+	case "app-state":
+		commit, js, err := supervisor.AppStateJSON()
+		return fmt.Sprintf("commit=%t json=%t", commit != "", len(js) > 0), err
+	case "vpn":
+		e, c, err := supervisor.VPN()
+		return fmt.Sprintf("enabled=%t connected=%t", e, c), err
+	case "device-type":
+		dt, arch, err := supervisor.DeviceType()
+		return fmt.Sprintf("type=%t arch=%t", dt != "", arch != ""), err
+	case "container-ids":
+		ids, err := supervisor.ContainerIDs()
+		var names []string
+		for n := range ids {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return strings.Join(names, ","), err
+	case "cleanup":
+		return "", supervisor.CleanupVolumes()
+	case "set-tag":
+		k, v, _ := strings.Cut(arg, "=")
+		return "", supervisor.SetTag(k, v)
+	case "logs":
+		l, err := supervisor.ReadLogs(arg, supervisor.Bounds{WaitMS: 100})
+		return fmt.Sprintf("lines=%d end=%s", len(l.Lines), l.End), err
+	case "journal":
+		l, err := supervisor.ReadJournal(supervisor.JournalQuery{Unit: arg, Format: "cat", Bounds: supervisor.Bounds{MaxLines: 2}})
+		return fmt.Sprintf("%q end=%s", l.Lines, l.End), err
 	case "raw":
 		// An operation the SDK does not wrap, or a malformed request:
 		// "raw op" or "raw op:key=value".
