@@ -310,6 +310,11 @@ int airlock_fail(const char *msg);
 #define AIRLOCK_OP_SERVICE_START "service.start"
 #define AIRLOCK_OP_DEVICE_READ "device.read"
 #define AIRLOCK_OP_HOSTNAME_SET "hostname.set"
+#define AIRLOCK_OP_APP_READ "app.read"
+#define AIRLOCK_OP_VOLUMES_CLEANUP "volumes.cleanup"
+#define AIRLOCK_OP_TAGS_SET "tags.set"         /* scoped: "tags.set:<key>" */
+#define AIRLOCK_OP_LOGS_READ "logs.read"       /* scoped: "logs.read:<service>" */
+#define AIRLOCK_OP_JOURNAL_READ "journal.read" /* scoped: "journal.read:<unit>" */
 
 /* airlock_supervisor_call runs any operation with a request record (req
  * may be NULL: the empty request) and, on success, decodes the reply record
@@ -366,6 +371,61 @@ typedef struct airlock_app_status {
 } airlock_app_status;
 airlock_result airlock_supervisor_state(airlock_app_status *out);
 void airlock_app_status_free(airlock_app_status *s);
+
+/* The legacy routes POST /v1/restart and /v1/purge (grants "app.restart",
+ * "app.purge"). */
+airlock_result airlock_supervisor_restart_app_v1(bool force);
+airlock_result airlock_supervisor_purge_app_v1(bool force);
+
+/* Grant "app.read", into *reply: airlock_supervisor_app is GET
+ * /v1/apps/:appId (app_id, commit, container_id, image, release_id; never
+ * the env); airlock_supervisor_apps is GET /v2/applications/state (a field
+ * "app" per app name N, then N.app_id, N.app_uuid, N.commit,
+ * N.update_status, N.service.<s> = status, N.image.<s> = image, and json);
+ * airlock_supervisor_app_state is GET /v2/applications/:appId/state
+ * (commit, json). */
+airlock_result airlock_supervisor_app(airlock_record *reply);
+airlock_result airlock_supervisor_apps(airlock_record *reply);
+airlock_result airlock_supervisor_app_state(airlock_record *reply);
+
+/* Grant "device.read": GET /v2/device/vpn; GET /v2/local/device-info (the
+ * result's data is the device type or the architecture); GET
+ * /v2/containerId (a field "service.<name>" = container id per service). */
+airlock_result airlock_supervisor_vpn(bool *enabled, bool *connected);
+airlock_result airlock_supervisor_device_type(void);
+airlock_result airlock_supervisor_arch(void);
+airlock_result airlock_supervisor_container_ids(airlock_record *ids);
+
+/* GET /v2/cleanup-volumes: deletes the volumes no app references. Grant
+ * "volumes.cleanup". */
+airlock_result airlock_supervisor_cleanup_volumes(void);
+
+/* PATCH /v2/device/tags, one tag. Grant "tags.set:<key>". */
+airlock_result airlock_supervisor_set_tag(const char *key, const char *value);
+
+/* Bounds of one stream read; 0 takes the host's default (100 lines,
+ * 64 KiB, 1000 ms; at most 1000 lines, 256 KiB, 10000 ms). A read's reply
+ * has "lines" (each ending in a newline), "count", "dropped" (read but not
+ * delivered), "cut" and "end" ("eof", "lines", "bytes", "deadline",
+ * "budget"). */
+typedef struct airlock_stream_bounds {
+	uint32_t max_lines, max_bytes, wait_ms;
+} airlock_stream_bounds;
+
+/* GET /v2/local/logs (local mode): the service's lines only, each the
+ * supervisor's JSON. Grant "logs.read:<service>". */
+airlock_result airlock_supervisor_read_logs(const char *service, airlock_stream_bounds b, airlock_record *reply);
+
+/* POST /v2/journal-logs. NULL or "" strings are left out; container (a
+ * syslog identifier) needs the grant "journal.read:*". Grant
+ * "journal.read:<unit>". */
+typedef struct airlock_journal_query {
+	const char *unit, *container, *since, *until, *format;
+	uint32_t count;
+	bool follow; /* wait for new entries until the read's bound */
+	airlock_stream_bounds bounds;
+} airlock_journal_query;
+airlock_result airlock_supervisor_read_journal(const airlock_journal_query *q, airlock_record *reply);
 
 /* ---- cloud (ABI.md §3.5, import module airlock_cloud_v1) --------------- */
 
@@ -1396,6 +1456,85 @@ airlock_result airlock_supervisor_device(airlock_device_info *d) {
 }
 
 void airlock_device_info_free(airlock_device_info *d) { airlock_record_free(&d->reply); }
+
+/* airlock_sup_v1 runs op through its legacy /v1 route. */
+static airlock_result airlock_sup_v1(const char *op, bool force) {
+	airlock_record_builder b = {0};
+	airlock_record_adds(&b, "force", force ? "true" : "false");
+	airlock_record_adds(&b, "v1", "true");
+	airlock_result r = airlock_supervisor_call(op, &b, NULL);
+	airlock_record_builder_free(&b);
+	return r;
+}
+airlock_result airlock_supervisor_restart_app_v1(bool force) { return airlock_sup_v1(AIRLOCK_OP_APP_RESTART, force); }
+airlock_result airlock_supervisor_purge_app_v1(bool force) { return airlock_sup_v1(AIRLOCK_OP_APP_PURGE, force); }
+airlock_result airlock_supervisor_app(airlock_record *reply) { return airlock_sup_read(AIRLOCK_OP_APP_READ, "app", reply); }
+airlock_result airlock_supervisor_apps(airlock_record *reply) { return airlock_sup_read(AIRLOCK_OP_APP_READ, "apps", reply); }
+airlock_result airlock_supervisor_app_state(airlock_record *reply) {
+	return airlock_sup_read(AIRLOCK_OP_APP_READ, "state", reply);
+}
+airlock_result airlock_supervisor_vpn(bool *enabled, bool *connected) {
+	airlock_record rep;
+	airlock_result r = airlock_sup_read(AIRLOCK_OP_DEVICE_READ, "vpn", &rep);
+	*enabled = r.err == AIRLOCK_OK && airlock_sup_flag(&rep, "enabled");
+	*connected = r.err == AIRLOCK_OK && airlock_sup_flag(&rep, "connected");
+	airlock_record_free(&rep);
+	return r;
+}
+airlock_result airlock_supervisor_device_type(void) { return airlock_sup_field("device-info", "device_type"); }
+airlock_result airlock_supervisor_arch(void) { return airlock_sup_field("device-info", "arch"); }
+airlock_result airlock_supervisor_container_ids(airlock_record *ids) {
+	return airlock_sup_read(AIRLOCK_OP_DEVICE_READ, "container-ids", ids);
+}
+airlock_result airlock_supervisor_cleanup_volumes(void) { return airlock_sup_run(AIRLOCK_OP_VOLUMES_CLEANUP, NULL, NULL, -1); }
+airlock_result airlock_supervisor_set_tag(const char *key, const char *value) {
+	airlock_record_builder b = {0};
+	airlock_record_adds(&b, "key", key);
+	airlock_record_adds(&b, "value", value);
+	airlock_result r = airlock_supervisor_call(AIRLOCK_OP_TAGS_SET, &b, NULL);
+	airlock_record_builder_free(&b);
+	return r;
+}
+
+/* airlock_sup_addu adds a positive number; 0 is left out. */
+static void airlock_sup_addu(airlock_record_builder *b, const char *key, uint32_t v) {
+	char n[16];
+	if (v == 0)
+		return;
+	snprintf(n, sizeof n, "%u", (unsigned)v);
+	airlock_record_adds(b, key, n);
+}
+
+static void airlock_sup_bounds(airlock_record_builder *b, airlock_stream_bounds bd) {
+	airlock_sup_addu(b, "max_lines", bd.max_lines);
+	airlock_sup_addu(b, "max_bytes", bd.max_bytes);
+	airlock_sup_addu(b, "wait_ms", bd.wait_ms);
+}
+
+airlock_result airlock_supervisor_read_logs(const char *service, airlock_stream_bounds bd, airlock_record *reply) {
+	airlock_record_builder b = {0};
+	airlock_record_adds(&b, "service", service);
+	airlock_sup_bounds(&b, bd);
+	airlock_result r = airlock_supervisor_call(AIRLOCK_OP_LOGS_READ, &b, reply);
+	airlock_record_builder_free(&b);
+	return r;
+}
+
+airlock_result airlock_supervisor_read_journal(const airlock_journal_query *q, airlock_record *reply) {
+	airlock_record_builder b = {0};
+	const char *keys[] = {"unit", "container", "since", "until", "format"};
+	const char *vals[] = {q->unit, q->container, q->since, q->until, q->format};
+	for (int i = 0; i < 5; i++)
+		if (vals[i] != NULL && *vals[i] != 0)
+			airlock_record_adds(&b, keys[i], vals[i]);
+	airlock_sup_addu(&b, "count", q->count);
+	if (q->follow)
+		airlock_record_adds(&b, "follow", "true");
+	airlock_sup_bounds(&b, q->bounds);
+	airlock_result r = airlock_supervisor_call(AIRLOCK_OP_JOURNAL_READ, &b, reply);
+	airlock_record_builder_free(&b);
+	return r;
+}
 
 airlock_result airlock_supervisor_state(airlock_app_status *s) {
 	memset(s, 0, sizeof *s);

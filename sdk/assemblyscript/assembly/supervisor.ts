@@ -32,6 +32,14 @@ export const OP_SERVICE_STOP = "service.stop";
 export const OP_SERVICE_START = "service.start";
 export const OP_DEVICE_READ = "device.read";
 export const OP_HOSTNAME_SET = "hostname.set";
+export const OP_APP_READ = "app.read";
+export const OP_VOLUMES_CLEANUP = "volumes.cleanup";
+/** Scoped: "tags.set:<key>". */
+export const OP_TAGS_SET = "tags.set";
+/** Scoped: "logs.read:<service>". */
+export const OP_LOGS_READ = "logs.read";
+/** Scoped: "journal.read:<unit>". */
+export const OP_JOURNAL_READ = "journal.read";
 
 /** call runs any operation with a request record and returns the reply
  * record (an empty Record on failure). The typed functions are built on it. */
@@ -198,3 +206,130 @@ export function deviceName(): Result<string> { return field("name", "name"); }
 export function hostname(): Result<string> { return field("host-config", "hostname"); }
 /** tags returns a record of "tag.<name>" fields. Grant: "device.read". */
 export function tags(): Result<Record> { return read("tags"); }
+
+/** restartAppV1 is restartApp through the legacy POST /v1/restart. Grant: "app.restart". */
+export function restartAppV1(force_: bool): Reply { return run(OP_APP_RESTART, force(force_).push("v1", "true")); }
+/** purgeAppV1 is purgeApp through the legacy POST /v1/purge. Grant: "app.purge". */
+export function purgeAppV1(force_: bool): Reply { return run(OP_APP_PURGE, force(force_).push("v1", "true")); }
+
+function readApp(what: string): Result<Record> { return call(OP_APP_READ, new Record().push("what", what)); }
+
+/** GET /v1/apps/:appId, for an app with one service; never its environment. */
+export class App {
+  appId: i32 = 0;
+  commit: string = "";
+  containerId: string = "";
+  image: string = "";
+  releaseId: i32 = 0;
+}
+
+/** appInfo reads the app (GET /v1/apps/:appId). Grant: "app.read". */
+export function appInfo(): Result<App> {
+  const r = readApp("app");
+  const a = new App();
+  const v = r.value;
+  a.appId = I32.parseInt(v.str("app_id") || "0");
+  a.commit = v.str("commit");
+  a.containerId = v.str("container_id");
+  a.image = v.str("image");
+  a.releaseId = I32.parseInt(v.str("release_id") || "0");
+  return new Result<App>(a, r.err, r.message);
+}
+
+/** apps reads every app's state (GET /v2/applications/state): a field "app"
+ * per app name N, then N.app_id, N.app_uuid, N.commit, N.update_status,
+ * N.service.<s> (status), N.image.<s>, and json. Grant: "app.read". */
+export function apps(): Result<Record> { return readApp("apps"); }
+
+/** appState reads the app's legacy state (GET /v2/applications/:appId/state):
+ * commit and json. Grant: "app.read". */
+export function appState(): Result<Record> { return readApp("state"); }
+
+/** vpn reads GET /v2/device/vpn: fields enabled and connected ("true",
+ * "false"). Grant: "device.read". */
+export function vpn(): Result<Record> { return read("vpn"); }
+/** deviceType is the device type (GET /v2/local/device-info). Grant: "device.read". */
+export function deviceType(): Result<string> { return field("device-info", "device_type"); }
+/** arch is the CPU architecture (GET /v2/local/device-info). Grant: "device.read". */
+export function arch(): Result<string> { return field("device-info", "arch"); }
+/** containerIds returns a record of "service.<name>" = container id
+ * (GET /v2/containerId). Grant: "device.read". */
+export function containerIds(): Result<Record> { return read("container-ids"); }
+
+/** cleanupVolumes deletes the volumes no app references (GET
+ * /v2/cleanup-volumes). Grant: "volumes.cleanup". */
+export function cleanupVolumes(): Reply { return run(OP_VOLUMES_CLEANUP, new Record()); }
+
+/** setTag sets one device tag (PATCH /v2/device/tags). Grant: "tags.set:<key>". */
+export function setTag(key: string, value: string): Reply {
+  return run(OP_TAGS_SET, new Record().push("key", key).push("value", value));
+}
+
+/** Bounds of one stream read; 0 takes the host's default (100 lines,
+ * 64 KiB, 1000 ms; at most 1000 lines, 256 KiB, 10000 ms). */
+export class Bounds {
+  maxLines: u32 = 0;
+  maxBytes: u32 = 0;
+  waitMs: u32 = 0;
+}
+
+function addBounds(r: Record, b: Bounds): Record {
+  if (b.maxLines > 0) r.push("max_lines", b.maxLines.toString());
+  if (b.maxBytes > 0) r.push("max_bytes", b.maxBytes.toString());
+  if (b.waitMs > 0) r.push("wait_ms", b.waitMs.toString());
+  return r;
+}
+
+/** What one stream read returned. */
+export class Lines {
+  lines: string[] = [];
+  /** Lines read but not delivered (other services', or past maxBytes). */
+  dropped: i32 = 0;
+  cut: i32 = 0;
+  /** "eof", "lines", "bytes", "deadline" or "budget". */
+  end: string = "";
+}
+
+function lines(r: Result<Record>): Result<Lines> {
+  const l = new Lines();
+  const v = r.value;
+  const t = v.str("lines");
+  if (t.length > 0) l.lines = t.substring(0, t.length - 1).split("\n");
+  l.dropped = I32.parseInt(v.str("dropped") || "0");
+  l.cut = I32.parseInt(v.str("cut") || "0");
+  l.end = v.str("end");
+  return new Result<Lines>(l, r.err, r.message);
+}
+
+/** readLogs reads one service's log lines (GET /v2/local/logs, local mode),
+ * each the supervisor's JSON, until a bound. Grant: "logs.read:<service>". */
+export function readLogs(service: string, b: Bounds): Result<Lines> {
+  return lines(call(OP_LOGS_READ, addBounds(new Record().push("service", service), b)));
+}
+
+/** A query of the host journal (POST /v2/journal-logs). */
+export class JournalQuery {
+  unit: string = "";
+  /** A syslog identifier; needs "journal.read:*". */
+  container: string = "";
+  count: u32 = 0;
+  since: string = "";
+  until: string = "";
+  format: string = "";
+  /** Wait for new entries until the read's bound. */
+  follow: bool = false;
+  bounds: Bounds = new Bounds();
+}
+
+/** readJournal reads host journal entries. Grant: "journal.read:<unit>". */
+export function readJournal(q: JournalQuery): Result<Lines> {
+  const r = new Record();
+  if (q.unit.length > 0) r.push("unit", q.unit);
+  if (q.container.length > 0) r.push("container", q.container);
+  if (q.since.length > 0) r.push("since", q.since);
+  if (q.until.length > 0) r.push("until", q.until);
+  if (q.format.length > 0) r.push("format", q.format);
+  if (q.count > 0) r.push("count", q.count.toString());
+  if (q.follow) r.push("follow", "true");
+  return lines(call(OP_JOURNAL_READ, addBounds(r, q.bounds)));
+}

@@ -50,6 +50,14 @@ pub const OP_SERVICE_STOP: &str = "service.stop";
 pub const OP_SERVICE_START: &str = "service.start";
 pub const OP_DEVICE_READ: &str = "device.read";
 pub const OP_HOSTNAME_SET: &str = "hostname.set";
+pub const OP_APP_READ: &str = "app.read";
+pub const OP_VOLUMES_CLEANUP: &str = "volumes.cleanup";
+/// Scoped: `tags.set:<key>`.
+pub const OP_TAGS_SET: &str = "tags.set";
+/// Scoped: `logs.read:<service>`.
+pub const OP_LOGS_READ: &str = "logs.read";
+/// Scoped: `journal.read:<unit>`.
+pub const OP_JOURNAL_READ: &str = "journal.read";
 
 /// Runs one operation with a request record and returns the reply record.
 /// The typed functions are built on it; use it for an operation they do
@@ -250,4 +258,206 @@ pub fn tags() -> Result<BTreeMap<String, String>> {
 /// The host OS's hostname (`GET /v1/device/host-config`). Grant: `device.read`.
 pub fn hostname() -> Result<String> {
     Ok(get(&read("host-config")?, "hostname"))
+}
+
+fn fields(op: &str, kv: &[(&str, &str)]) -> Result<Record> {
+    let mut r = Record::new();
+    for (k, v) in kv {
+        r.push(k, v);
+    }
+    call(op, &r)
+}
+
+fn prefixed(r: &Record, prefix: &str) -> BTreeMap<String, String> {
+    r.fields
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_string(), String::from_utf8_lossy(v).into_owned())))
+        .collect()
+}
+
+/// restart_app through the legacy `POST /v1/restart`. Grant: `app.restart`.
+pub fn restart_app_v1(force_lock: bool) -> Result {
+    fields(OP_APP_RESTART, &[("force", if force_lock { "true" } else { "false" }), ("v1", "true")]).map(|_| ())
+}
+
+/// purge_app through the legacy `POST /v1/purge`. Grant: `app.purge`.
+pub fn purge_app_v1(force_lock: bool) -> Result {
+    fields(OP_APP_PURGE, &[("force", if force_lock { "true" } else { "false" }), ("v1", "true")]).map(|_| ())
+}
+
+/// `GET /v1/apps/:appId`, for an app with one service; never its environment.
+#[derive(Clone, Debug, Default)]
+pub struct App {
+    pub app_id: i64,
+    pub commit: String,
+    pub container_id: String,
+    pub image: String,
+    pub release_id: i64,
+}
+
+/// Reads the app (`GET /v1/apps/:appId`). Grant: `app.read`.
+pub fn app_info() -> Result<App> {
+    let r = fields(OP_APP_READ, &[("what", "app")])?;
+    Ok(App {
+        app_id: get(&r, "app_id").parse().unwrap_or(0),
+        commit: get(&r, "commit"),
+        container_id: get(&r, "container_id"),
+        image: get(&r, "image"),
+        release_id: get(&r, "release_id").parse().unwrap_or(0),
+    })
+}
+
+/// One app of `GET /v2/applications/state`.
+#[derive(Clone, Debug, Default)]
+pub struct AppState {
+    pub app_id: i64,
+    pub app_uuid: String,
+    pub commit: String,
+    pub update_status: String,
+    /// Service name → status.
+    pub services: BTreeMap<String, String>,
+    /// Service name → image.
+    pub images: BTreeMap<String, String>,
+}
+
+/// Every app's state by app name (`GET /v2/applications/state`). Grant: `app.read`.
+pub fn apps() -> Result<BTreeMap<String, AppState>> {
+    let r = fields(OP_APP_READ, &[("what", "apps")])?;
+    let mut out = BTreeMap::new();
+    for (k, v) in &r.fields {
+        if k != "app" {
+            continue;
+        }
+        let n = String::from_utf8_lossy(v).into_owned();
+        out.insert(
+            n.clone(),
+            AppState {
+                app_id: get(&r, &format!("{}.app_id", n)).parse().unwrap_or(0),
+                app_uuid: get(&r, &format!("{}.app_uuid", n)),
+                commit: get(&r, &format!("{}.commit", n)),
+                update_status: get(&r, &format!("{}.update_status", n)),
+                services: prefixed(&r, &format!("{}.service.", n)),
+                images: prefixed(&r, &format!("{}.image.", n)),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The app's legacy state (`GET /v2/applications/:appId/state`): its commit
+/// and the whole reply. Grant: `app.read`.
+pub fn app_state_json() -> Result<(String, String)> {
+    let r = fields(OP_APP_READ, &[("what", "state")])?;
+    Ok((get(&r, "commit"), get(&r, "json")))
+}
+
+/// The cloud VPN's (enabled, connected) (`GET /v2/device/vpn`). Grant: `device.read`.
+pub fn vpn() -> Result<(bool, bool)> {
+    let r = read("vpn")?;
+    Ok((get(&r, "enabled") == "true", get(&r, "connected") == "true"))
+}
+
+/// The (device type, architecture) (`GET /v2/local/device-info`). Grant: `device.read`.
+pub fn device_type() -> Result<(String, String)> {
+    let r = read("device-info")?;
+    Ok((get(&r, "device_type"), get(&r, "arch")))
+}
+
+/// Each service's container id (`GET /v2/containerId`). Grant: `device.read`.
+pub fn container_ids() -> Result<BTreeMap<String, String>> {
+    Ok(prefixed(&read("container-ids")?, "service."))
+}
+
+/// Deletes the volumes no app references (`GET /v2/cleanup-volumes`).
+/// Grant: `volumes.cleanup`.
+pub fn cleanup_volumes() -> Result {
+    run(OP_VOLUMES_CLEANUP, Record::new())
+}
+
+/// Sets one device tag (`PATCH /v2/device/tags`). Grant: `tags.set:<key>`.
+pub fn set_tag(key: &str, value: &str) -> Result {
+    fields(OP_TAGS_SET, &[("key", key), ("value", value)]).map(|_| ())
+}
+
+/// Bounds of one stream read; 0 takes the host's default (100 lines,
+/// 64 KiB, 1000 ms; at most 1000 lines, 256 KiB, 10000 ms).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bounds {
+    pub max_lines: u32,
+    pub max_bytes: u32,
+    pub wait_ms: u32,
+}
+
+impl Bounds {
+    fn push(&self, r: &mut Record) {
+        for (k, v) in [("max_lines", self.max_lines), ("max_bytes", self.max_bytes), ("wait_ms", self.wait_ms)] {
+            if v != 0 {
+                r.push(k, v.to_string());
+            }
+        }
+    }
+}
+
+/// What one stream read returned.
+#[derive(Clone, Debug, Default)]
+pub struct Lines {
+    pub lines: Vec<String>,
+    /// Lines read but not delivered (other services', or past max_bytes).
+    pub dropped: u32,
+    pub cut: u32,
+    /// "eof", "lines", "bytes", "deadline" or "budget".
+    pub end: String,
+}
+
+fn lines(r: Record) -> Lines {
+    let text = get(&r, "lines");
+    Lines {
+        lines: text.lines().map(String::from).collect(),
+        dropped: get(&r, "dropped").parse().unwrap_or(0),
+        cut: get(&r, "cut").parse().unwrap_or(0),
+        end: get(&r, "end"),
+    }
+}
+
+/// One service's log lines (`GET /v2/local/logs`, local mode), each the
+/// supervisor's JSON, until a bound. Grant: `logs.read:<service>`.
+pub fn read_logs(service: &str, b: Bounds) -> Result<Lines> {
+    let mut r = Record::new();
+    r.push("service", service);
+    b.push(&mut r);
+    Ok(lines(call(OP_LOGS_READ, &r)?))
+}
+
+/// A query of the host journal (`POST /v2/journal-logs`).
+#[derive(Clone, Debug, Default)]
+pub struct JournalQuery {
+    /// The systemd unit; the grant names it.
+    pub unit: String,
+    /// A syslog identifier; needs `journal.read:*`.
+    pub container: String,
+    pub count: u32,
+    pub since: String,
+    pub until: String,
+    pub format: String,
+    /// Wait for new entries until the read's bound.
+    pub follow: bool,
+    pub bounds: Bounds,
+}
+
+/// Host journal entries. Grant: `journal.read:<unit>`.
+pub fn read_journal(q: &JournalQuery) -> Result<Lines> {
+    let mut r = Record::new();
+    for (k, v) in [("unit", &q.unit), ("container", &q.container), ("since", &q.since), ("until", &q.until), ("format", &q.format)] {
+        if !v.is_empty() {
+            r.push(k, v);
+        }
+    }
+    if q.count > 0 {
+        r.push("count", q.count.to_string());
+    }
+    if q.follow {
+        r.push("follow", "true");
+    }
+    q.bounds.push(&mut r);
+    Ok(lines(call(OP_JOURNAL_READ, &r)?))
 }
