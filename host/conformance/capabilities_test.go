@@ -31,6 +31,7 @@ type capStep struct {
 	event         *capability.Event
 	before, after func()
 	wait          []string
+	marker        string // the step's own barrier marker, instead of the next syncN
 }
 
 // steps lists the capability steps; README.md describes them.
@@ -85,6 +86,15 @@ func (d *device) steps() []capStep {
 		{name: "dbus:set-struct"}, // a struct with an array, a dict and a variant, encoded
 		{name: "dbus:set-denied"},
 		{name: "dbus signal", event: signalEvent()}, // every type, decoded
+
+		// supervisor, the operations of issue 20 (a marker of their own
+		// keeps the older lines' sync numbers): device-info and apps are
+		// granted, logs.read only for main, tags.set not at all (the bad
+		// key is refused before the gate).
+		{name: "sup:device-info", marker: "ops1"},
+		{name: "sup:apps", marker: "ops2"},
+		{name: "sup:logs-other", marker: "ops3"},  // denied: another service
+		{name: "sup:tag-hostile", marker: "ops4"}, // invalid: a space in the key
 	}
 }
 

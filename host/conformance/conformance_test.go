@@ -59,7 +59,7 @@ var environ = []string{
 // each capability step is allowed by these or denied for lack of them.
 const grants = `
 [supervisor]
-allow = ["blink", "reboot", "device.read", "service.restart:main"]
+allow = ["blink", "reboot", "device.read", "service.restart:main", "app.read", "logs.read:main"]
 
 [[mount]]
 source = ["label:MEDIA*", "device:/dev/sd*"]
@@ -231,7 +231,12 @@ func scenario(t *testing.T, name, wasm string) string {
 		for _, w := range st.wait {
 			log.Wait(1, w, "plugin="+name)
 		}
-		barrier()
+		if st.marker != "" {
+			deliver(timer.Event(name, "seq:"+st.marker, due))
+			log.Wait(1, "seq "+st.marker, "plugin="+name)
+		} else {
+			barrier()
+		}
 		if st.after != nil {
 			st.after()
 		}

@@ -141,6 +141,47 @@ static void supervisor_step(const char *step) {
 		r = airlock_supervisor_call("reboot", &b, NULL);
 		airlock_record_builder_free(&b);
 		result(what, &r);
+	} else if (!strcmp(step, "device-info")) {
+		r = airlock_supervisor_device_type();
+		if (r.err != AIRLOCK_OK) {
+			result(what, &r);
+			return;
+		}
+		airlock_result a = airlock_supervisor_arch();
+		airlock_infof("%s: ok type=%s arch=%s", what, r.data, a.err == AIRLOCK_OK ? a.data : "");
+		airlock_result_free(&a);
+		airlock_result_free(&r);
+	} else if (!strcmp(step, "apps")) {
+		airlock_record rep;
+		r = airlock_supervisor_apps(&rep);
+		if (r.err == AIRLOCK_OK) {
+			char line[512], key[160];
+			int n = snprintf(line, sizeof line, "%s: ok ", what);
+			int first = 1;
+			for (uint32_t i = 0; i < rep.count && n < (int)sizeof line; i++) {
+				if (strcmp(rep.fields[i].key, "app") != 0)
+					continue;
+				const char *name = airlock_str(rep.fields[i].value);
+				snprintf(key, sizeof key, "%s.update_status", name);
+				n += snprintf(line + n, sizeof line - n, "%s%s=%s", first ? "" : ",", name,
+				              airlock_str(airlock_record_get(&rep, key)));
+				first = 0;
+			}
+			airlock_info(line);
+		} else {
+			result(what, &r);
+		}
+		airlock_result_free(&r);
+		airlock_record_free(&rep);
+	} else if (!strcmp(step, "logs-other")) {
+		airlock_record rep;
+		airlock_stream_bounds bd = {0, 0, 0};
+		r = airlock_supervisor_read_logs("bluetooth-helper", bd, &rep);
+		airlock_record_free(&rep);
+		result(what, &r);
+	} else if (!strcmp(step, "tag-hostile")) {
+		r = airlock_supervisor_set_tag("a b", "x");
+		result(what, &r);
 	} else {
 		airlock_warnf("unknown supervisor step %s", step);
 	}

@@ -81,6 +81,30 @@ func supervisorStep(step string) {
 	case "raw":
 		_, err := supervisor.Call("reboot", abi.Record{{Key: "forse", Value: []byte("true")}})
 		log(result(err))
+	case "device-info":
+		dt, arch, err := supervisor.DeviceType()
+		if err != nil {
+			log(result(err))
+			return
+		}
+		log("ok type=" + dt + " arch=" + arch)
+	case "apps":
+		apps, err := supervisor.Apps()
+		if err != nil {
+			log(result(err))
+			return
+		}
+		var names []string
+		for n, a := range apps {
+			names = append(names, n+"="+a.UpdateStatus)
+		}
+		sort.Strings(names)
+		log("ok " + strings.Join(names, ","))
+	case "logs-other":
+		_, err := supervisor.ReadLogs("bluetooth-helper", supervisor.Bounds{})
+		log(result(err))
+	case "tag-hostile":
+		log(result(supervisor.SetTag("a b", "x")))
 	default:
 		airlock.Warn("unknown supervisor step " + step)
 	}

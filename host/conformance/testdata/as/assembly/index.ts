@@ -52,6 +52,30 @@ function supervisorStep(step: string): void {
     if (r.err == airlock.Errno.LOCKED) airlock.info(what + "locked, retry later");
   } else if (step == "raw") {
     airlock.info(what + supervisor.call("reboot", new airlock.Record().push("forse", "true")).toString());
+  } else if (step == "device-info") {
+    const t = supervisor.deviceType();
+    if (!t.ok) {
+      airlock.info(what + t.toString());
+      return;
+    }
+    airlock.info(what + "ok type=" + t.value + " arch=" + supervisor.arch().value);
+  } else if (step == "apps") {
+    const r = supervisor.apps();
+    if (!r.ok) {
+      airlock.info(what + r.toString());
+      return;
+    }
+    const out: string[] = [];
+    for (let i = 0; i < r.value.fields.length; i++) {
+      const f = r.value.fields[i];
+      if (f.key == "app") out.push(f.text + "=" + r.value.str(f.text + ".update_status"));
+    }
+    out.sort();
+    airlock.info(what + "ok " + out.join(","));
+  } else if (step == "logs-other") {
+    airlock.info(what + supervisor.readLogs("bluetooth-helper", new supervisor.Bounds()).toString());
+  } else if (step == "tag-hostile") {
+    airlock.info(what + supervisor.setTag("a b", "x").toString());
   } else {
     airlock.warn("unknown supervisor step " + step);
   }

@@ -60,6 +60,19 @@ fn supervisor_step(step: &str) {
             req.push("forse", "true");
             log(&result(&supervisor::call("reboot", &req)));
         }
+        "device-info" => match supervisor::device_type() {
+            Ok((t, a)) => log(&format!("ok type={} arch={}", t, a)),
+            Err(e) => log(&e.to_string()),
+        },
+        "apps" => match supervisor::apps() {
+            Ok(apps) => {
+                let v: Vec<String> = apps.iter().map(|(k, a)| format!("{}={}", k, a.update_status)).collect();
+                log(&format!("ok {}", v.join(",")))
+            }
+            Err(e) => log(&e.to_string()),
+        },
+        "logs-other" => log(&result(&supervisor::read_logs("bluetooth-helper", supervisor::Bounds::default()))),
+        "tag-hostile" => log(&result(&supervisor::set_tag("a b", "x"))),
         _ => airlock::warn(&format!("unknown supervisor step {}", step)),
     }
 }
