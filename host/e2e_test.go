@@ -98,6 +98,8 @@ func TestRunShippedConfig(t *testing.T) {
 		`msg="webhook sent" plugin=webhook source=plugin label=MEDIA status=200`,
 		`\"Authorization\":[\"Bearer [redacted]\"]`,
 		`msg="the update lock refused the reboot; asking again at the next check" plugin=supervisor-reboot source=plugin service=main`,
+		// A read-only supervisor operation of issue 20.
+		`msg="device report" plugin=device-info source=plugin device_type=raspberrypi4-64 arch=aarch64 app=airlock-sim update_status=done`,
 		`msg=goodbye plugin=hello source=plugin`,
 		`msg="airlock stopped"`,
 		// The audit shares stderr with the text log, so it is text too.
