@@ -205,7 +205,10 @@ func parseRequest(op string, b []byte) (request, error) {
 	if info, ok := LookupOp(op); ok && info.PerService {
 		sc := info.Scope
 		s, ok := req[sc.Field]
-		_, cont := req[fieldCont]
+		c, cont := req[fieldCont]
+		if cont && (len(c) > maxServiceLen || !validService(c)) {
+			return nil, invalid(op, "container %q is not a container id or syslog identifier (a letter or digit, then letters, digits, '.', '_', '-')", clip(c))
+		}
 		switch {
 		case op == OpJournalRead && cont && s == "":
 			// A container's logs, of any unit: only journal.read:* (the
