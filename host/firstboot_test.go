@@ -10,6 +10,7 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/admin"
+	"github.com/airlockhq/airlock/host/builtin"
 	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/mount"
@@ -33,7 +34,7 @@ func TestFirstBootOnEmptyData(t *testing.T) {
 		t.Fatal(err)
 	}
 	log, logger := testenv.NewLog(t)
-	h, err := host.New(conf, host.Options{Logger: logger, Capabilities: host.Builtin()})
+	h, err := host.New(conf, host.Options{Logger: logger, Capabilities: builtin.Capabilities()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestStateDirThatCannotBeMade(t *testing.T) {
 // TestDeviceConfigIsValid: the runtime.toml the Dockerfile ships parses
 // with every built-in capability's sections, and names its overlay.
 func TestDeviceConfigIsValid(t *testing.T) {
-	rt, err := manifest.LoadRuntime(filepath.Join(testenv.RepoRoot(t), "docs", "device", "runtime.toml"), host.RuntimeSections(host.Builtin()))
+	rt, err := manifest.LoadRuntime(filepath.Join(testenv.RepoRoot(t), "docs", "device", "runtime.toml"), host.RuntimeSections(builtin.Capabilities()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestOverlaySetsMountDisks(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("device = \"real\"\noverlay = \"overlay.toml\"\n[mount]\ndisks = [\"removable\"]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sections := host.RuntimeSections(host.Builtin())
+	sections := host.RuntimeSections(builtin.Capabilities())
 	os.WriteFile(overlay, []byte("[mount]\ndisks = [\"removable\", \"mmcblk1\"]\n"), 0o600)
 	rt, err := manifest.LoadRuntime(conf, sections)
 	if err != nil {

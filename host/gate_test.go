@@ -70,7 +70,7 @@ func TestUngrantedImportIsRefusedAtLoad(t *testing.T) {
 	want := `plugin "greedy" refused at load:
   plugin "greedy": testcap import airlock_test_v1 denied: plugin.toml has no [testcap] section (add a [testcap] section to`
 	var got string
-	for _, err := range r.h.LoadErrors {
+	for _, err := range r.h.Failures() {
 		got = err.Error()
 	}
 	if !strings.HasPrefix(got, want) {
@@ -84,7 +84,7 @@ func TestUngrantedImportIsRefusedAtLoad(t *testing.T) {
 func TestUnknownModuleIsRefused(t *testing.T) {
 	r := start(t, nil, nil, plug{"future", "# BROKEN\n" + toml("future", ""), importer}, plug{"good", toml("good", ""), guest})
 	r.log.Wait(1, "plugin not loaded", "future")
-	for _, err := range r.h.LoadErrors {
+	for _, err := range r.h.Failures() {
 		if !strings.Contains(err.Error(), `from unknown module "airlock_test_v1" (built for a newer airlock?`) {
 			t.Errorf("load error = %v", err)
 		}

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -22,13 +24,14 @@ import (
 
 	"github.com/tetratelabs/wazero"
 
+	"github.com/airlockhq/airlock/abi"
+
 	"github.com/airlockhq/airlock/host/admin"
 	"github.com/airlockhq/airlock/host/build"
 	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/host/metrics"
 	"github.com/airlockhq/airlock/host/plugin"
 	"github.com/airlockhq/airlock/host/statedir"
 	"github.com/airlockhq/airlock/host/timer"
@@ -55,18 +58,55 @@ type Options struct {
 	// own with limits (isolate.Compiler; airlock run sets it), before the
 	// host compiles it from the cache. nil compiles in the host's process.
 	Precompile func(ctx context.Context, cacheDir string, wasm []byte, closeOnContextDone bool) error
+	// Metrics makes the endpoint that runtime.toml's metrics.listen asks
+	// for, reading the plugins' state from snapshot at each scrape
+	// (host/builtin's serves Prometheus's format). nil: a runtime.toml
+	// that sets metrics.listen is refused.
+	Metrics func(snapshot func() MetricsSnapshot) Metrics
+	// Pull fetches a [[bundle]] ref into the bundle cache of rt's
+	// state_dir (bundle.Cache), reading the credentials afresh each time
+	// (host/builtin's pulls from an OCI registry). nil: a runtime.toml
+	// with [[bundle]]s is refused.
+	Pull func(ctx context.Context, rt *manifest.Runtime, ref string) error
+}
+
+// Metrics is a metrics endpoint (Options.Metrics). Its methods are safe
+// for concurrent use.
+type Metrics interface {
+	// CountAudit wraps the audit stream's handler, to count every
+	// capability decision where the gate records it.
+	CountAudit(next slog.Handler) slog.Handler
+	// Observe counts an event a plugin's handler took d to handle.
+	Observe(plugin string, kind abi.EventKind, d time.Duration, err error)
+	// Forget drops a plugin that is gone.
+	Forget(plugin string)
+	// Serve listens on addr until stop.
+	Serve(addr string, log *slog.Logger) (stop func(), err error)
+}
+
+// MetricsSnapshot is what the host reports to Metrics at each scrape.
+type MetricsSnapshot struct {
+	Plugins       []plugin.Status
+	Failed        int    // plugin directories that did not load
+	AuditFailures uint64 // audit records the audit file could not take
+	Sources       []capability.SourceLosses
 }
 
 // Host runs the plugins of one runtime.toml.
 type Host struct {
-	Runtime *manifest.Runtime
+	// rt is the configuration. Reconfigure changes rt.Plugins and
+	// rt.Trust.AllowUnsigned, under ops and mu; Runtime copies it.
+	rt *manifest.Runtime
+	// path is the runtime.toml that Reconfigure re-reads; "" when the
+	// configuration was given as a value (NewFromConfig).
+	path    string
 	opts    Options
 	log     *slog.Logger
 	gate    *gate.Gate
 	audit   io.Closer
 	sink    *gate.Sink // the audit stream's writer; nil when log.audit is "off"
 	cache   wazero.CompilationCache
-	metrics *metrics.Metrics // nil unless [metrics] listen is set
+	metrics Metrics // nil unless [metrics] listen is set
 
 	// ops serializes changes to the set of running plugins: start-up,
 	// reloads and shutdown. Its holder owns runCtx and each entry's
@@ -82,16 +122,16 @@ type Host struct {
 	// runtime.toml; its value names who asked (a signal).
 	reconfigure chan string
 
-	// mu guards plugins and LoadErrors. Deliver holds it (shared) while it
+	// mu guards plugins and loadErrors. Deliver holds it (shared) while it
 	// queues, so that a reload that holds it can hand a plugin's queue
 	// over with no event slipping past.
 	mu      sync.RWMutex
 	plugins map[string]*entry
-	// LoadErrors holds plugins that failed to load, by unit (unitOf: a
+	// loadErrors holds plugins that failed to load, by unit (unitOf: a
 	// directory, a bundle file or a [[bundle]] ref), so that status can
 	// show them; the others run regardless. A failed reload is here too,
-	// while the old version runs on.
-	LoadErrors map[string]error
+	// while the old version runs on. Failures copies it.
+	loadErrors map[string]error
 	// waiting holds the [[bundle]] refs whose pull failed and is retried
 	// (pullUntilDone), by ref.
 	waiting map[string]*waiting
@@ -133,7 +173,7 @@ func RuntimeSections(caps []capability.Capability) map[string]manifest.SectionFu
 		// [trust.vendor.ceiling.<name>]: the capability's own ceiling
 		// shape, or its grant's.
 		s[manifest.CeilingKey(c.Name())] = c.DecodeGrant
-		if cd, ok := c.(bundle.CeilingDecoder); ok {
+		if cd, ok := c.(capability.CeilingDecoder); ok {
 			s[manifest.CeilingKey(c.Name())] = cd.DecodeCeiling
 		}
 	}
@@ -141,15 +181,35 @@ func RuntimeSections(caps []capability.Capability) map[string]manifest.SectionFu
 }
 
 // New reads the runtime.toml at path. It starts nothing; Run does.
+// Reconfigure re-reads the file.
 func New(path string, o Options) (*Host, error) {
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
 	rt, err := manifest.LoadRuntime(path, RuntimeSections(o.Capabilities))
 	if err != nil {
 		return nil, err
 	}
-	h := &Host{Runtime: rt, opts: o, log: o.Logger, plugins: map[string]*entry{}, LoadErrors: map[string]error{}, waiting: map[string]*waiting{}, reconfigure: make(chan string, 1)}
+	h, err := NewFromConfig(rt, o)
+	if h != nil {
+		h.path = path
+	}
+	return h, err
+}
+
+// NewFromConfig is New with the configuration given as a value, such as
+// manifest.ParseRuntime's, decoded with RuntimeSections(o.Capabilities);
+// rt.File names it in messages and need not exist. The host owns rt from
+// now on: read it back with Runtime. Reconfigure has no file to re-read,
+// so it changes nothing.
+func NewFromConfig(rt *manifest.Runtime, o Options) (*Host, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if rt.Metrics.Listen != "" && o.Metrics == nil {
+		return nil, fmt.Errorf("metrics.listen in %s: this host has no metrics endpoint (remove metrics.listen, or set host.Options.Metrics, as host/builtin.Options does)", rt.File)
+	}
+	if len(rt.Bundles) > 0 && o.Pull == nil {
+		return nil, fmt.Errorf("[[bundle]] in %s: this host has no registry client (remove the [[bundle]]s, or set host.Options.Pull, as host/builtin.Options does)", rt.File)
+	}
+	h := &Host{rt: rt, opts: o, log: o.Logger, plugins: map[string]*entry{}, loadErrors: map[string]error{}, waiting: map[string]*waiting{}, reconfigure: make(chan string, 1)}
 	// A device's first boot starts on an empty /data volume, and the
 	// audit file usually lives in state_dir: made before it is opened.
 	if err := statedir.Ensure(rt.StateDir); err != nil {
@@ -157,6 +217,7 @@ func New(path string, o Options) (*Host, error) {
 	}
 	audit := o.Audit
 	if audit == nil {
+		var err error
 		if audit, h.sink, err = openAudit(rt.Log, h.log); err != nil {
 			return nil, err
 		}
@@ -166,7 +227,7 @@ func New(path string, o Options) (*Host, error) {
 	}
 	if rt.Metrics.Listen != "" {
 		// Capability decisions are counted where the gate records them.
-		h.metrics = metrics.New(h.metricsSnapshot)
+		h.metrics = o.Metrics(h.metricsSnapshot)
 		next := slog.Handler(slog.DiscardHandler)
 		if audit != nil {
 			next = audit.Handler()
@@ -224,9 +285,9 @@ func Discover(rt *manifest.Runtime) ([]string, error) {
 // discover is Discover, and it records which [[bundle]] ref each cached
 // bundle file stands for (unitOf). The caller holds ops.
 func (h *Host) discover() ([]string, error) {
-	files, err := Discover(h.Runtime)
+	files, err := Discover(h.rt)
 	h.units = map[string]string{}
-	for _, c := range bundle.Cache(h.Runtime) {
+	for _, c := range bundle.Cache(h.rt) {
 		if c.Path != "" {
 			h.units[c.Path] = c.Ref
 		}
@@ -262,8 +323,8 @@ func discoverDirs(rt *manifest.Runtime) ([]string, error) {
 // delivers their stop events and returns. A plugin that fails to load is
 // reported and skipped; Run fails only if the host itself cannot start.
 func (h *Host) Run(ctx context.Context) error {
-	if h.Runtime.OverlayApplied {
-		h.log.Info("runtime overlay applied", "path", h.Runtime.Overlay)
+	if h.rt.OverlayApplied {
+		h.log.Info("runtime overlay applied", "path", h.rt.Overlay)
 	}
 	cache, err := wazero.NewCompilationCacheWithDir(h.cacheDir())
 	if err != nil {
@@ -277,11 +338,11 @@ func (h *Host) Run(ctx context.Context) error {
 	// Before the sink closes: the folded counts still pending.
 	defer h.gate.Close()
 	caps := h.opts.Capabilities
-	env := capability.Env{Runtime: h.Runtime, Sim: h.Runtime.Device == "sim", Logger: h.log, Gate: h.gate}
+	env := capability.Env{Runtime: h.rt, Sim: h.rt.Device == "sim", Logger: h.log, Gate: h.gate}
 	for _, c := range caps {
 		if p, ok := c.(capability.Provisioner); ok {
 			e := env
-			e.Config = h.Runtime.Sections[c.Name()]
+			e.Config = h.rt.Sections[c.Name()]
 			e.Logger = h.log.With("capability", c.Name())
 			if err := p.Provision(ctx, e); err != nil {
 				h.closeCaps()
@@ -326,8 +387,8 @@ func (h *Host) Run(ctx context.Context) error {
 	}
 	h.ops.Unlock()
 	if h.metrics != nil {
-		if stop, err := h.metrics.Serve(h.Runtime.Metrics.Listen, h.log.With("component", "metrics")); err != nil {
-			h.log.Error("metrics endpoint not available", "listen", h.Runtime.Metrics.Listen, "error", err.Error())
+		if stop, err := h.metrics.Serve(h.rt.Metrics.Listen, h.log.With("component", "metrics")); err != nil {
+			h.log.Error("metrics endpoint not available", "listen", h.rt.Metrics.Listen, "error", err.Error())
 		} else {
 			defer stop()
 		}
@@ -336,11 +397,11 @@ func (h *Host) Run(ctx context.Context) error {
 		defer srv.Close()
 	}
 	stopWatch := func() {}
-	if h.Runtime.Reload {
+	if h.rt.Reload {
 		stopWatch = h.watch(runCtx)
 	}
 	stopPulls := h.pullBundles(runCtx)
-	h.log.Info("airlock running", "plugins", len(h.Status()), "failed", len(h.Failures()), "device", h.Runtime.Device)
+	h.log.Info("airlock running", "plugins", len(h.Status()), "failed", len(h.Failures()), "device", h.rt.Device)
 
 	for ctx.Err() == nil {
 		select {
@@ -388,7 +449,7 @@ func (h *Host) start(e *entry) {
 // serveAdmin opens the admin socket, unless it is off. A socket that cannot
 // be opened costs only status and trigger, so it is logged, not fatal.
 func (h *Host) serveAdmin() *admin.Server {
-	path := h.Runtime.Admin.Socket
+	path := h.rt.Admin.Socket
 	if path == "off" {
 		return nil
 	}
@@ -408,7 +469,7 @@ func (h *Host) serveAdmin() *admin.Server {
 // other would add a tenth of a second to it. Modules compile smallest
 // first, and ready gets each plugin as soon as it has loaded, so a C
 // plugin does not wait seconds behind a Go one. The others are recorded
-// in LoadErrors.
+// in loadErrors.
 func (h *Host) loadAll(ctx context.Context, files []string, ready func(*entry)) {
 	prepared := make([]*entry, len(files))
 	errs := make([]error, len(files))
@@ -473,7 +534,7 @@ func inParallel(n int, do func(i int)) {
 func (h *Host) fail(file string, err error) {
 	key := h.unitOf(file)
 	h.mu.Lock()
-	h.LoadErrors[key] = err
+	h.loadErrors[key] = err
 	h.mu.Unlock()
 	where := []any{"manifest", file}
 	if _, ok := h.units[file]; ok {
@@ -492,7 +553,7 @@ func (h *Host) prepare(ctx context.Context, file string) (*entry, error) {
 	if _, ok := h.units[file]; ok {
 		name = ""
 	}
-	l, err := bundle.LoadNamed(file, name, h.Runtime, Schema(h.opts.Capabilities), time.Now())
+	l, err := bundle.LoadNamed(file, name, h.rt, Schema(h.opts.Capabilities), time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -500,7 +561,7 @@ func (h *Host) prepare(ctx context.Context, file string) (*entry, error) {
 	if l.Bundle != nil {
 		h.log.Info("bundle verified", "plugin", m.Name, "digest", l.Bundle.Digest, "vendor", vendorName(l.Signer), "note", l.Signer.Note)
 	}
-	if h.Runtime.Build == "auto" && build.HasGoSource(m.Dir) && build.Stale(m.Dir, m.Wasm) {
+	if h.rt.Build == "auto" && build.HasGoSource(m.Dir) && build.Stale(m.Dir, m.Wasm) {
 		h.log.Info("building plugin from source", "plugin", m.Name, "dir", m.Dir)
 		if err := build.Go(ctx, m.Dir, m.Wasm); err != nil {
 			return nil, err
@@ -538,7 +599,7 @@ func (h *Host) compileEach(ctx context.Context, es []*entry, done func(i int, er
 	start := time.Now()
 	inParallel(len(es), func(i int) {
 		p, err := plugin.Load(ctx, es[i].p.M, plugin.Options{
-			Runtime: h.Runtime, Cache: h.cache, InstrumentCache: filepath.Join(h.cacheDir(), "instrumented"), Precompile: h.precompile(), Capabilities: h.opts.Capabilities, Gate: h.gate,
+			Runtime: h.rt, Cache: h.cache, InstrumentCache: filepath.Join(h.cacheDir(), "instrumented"), Precompile: h.precompile(), Capabilities: h.opts.Capabilities, Gate: h.gate,
 			Logger: h.log, Environ: h.opts.Environ, Observe: h.observer(),
 			DataFS: h.dataFS(es[i].p.M),
 		})
@@ -555,7 +616,7 @@ func (h *Host) compileEach(ctx context.Context, es []*entry, done func(i int, er
 
 // cacheDir holds wazero's compilation cache and, in instrumented/, the
 // plugins' instrumented modules (plugin.Options.InstrumentCache).
-func (h *Host) cacheDir() string { return filepath.Join(h.Runtime.StateDir, "cache") }
+func (h *Host) cacheDir() string { return filepath.Join(h.rt.StateDir, "cache") }
 
 // precompile binds Options.Precompile to the host's compilation cache.
 func (h *Host) precompile() func(context.Context, []byte, bool) error {
@@ -588,15 +649,23 @@ func (h *Host) Status() []plugin.Status {
 	return out
 }
 
-// Failures returns a copy of LoadErrors, safe while plugins are reloaded.
+// Failures returns the plugins that failed to load, or whose reload
+// failed, by unit: a plugin directory, a bundle file or a [[bundle]] ref.
+// It is a copy, safe while plugins are reloaded.
 func (h *Host) Failures() map[string]error {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	out := make(map[string]error, len(h.LoadErrors))
-	for k, v := range h.LoadErrors {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(h.loadErrors)
+}
+
+// Runtime returns a copy of the host's configuration, as Reconfigure has
+// left it. Its Sections and Trust are shared: do not change them.
+func (h *Host) Runtime() manifest.Runtime {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	rt := *h.rt
+	rt.Plugins = slices.Clone(rt.Plugins)
+	return rt
 }
 
 // Manifest returns the running plugin's manifest, or nil.
@@ -611,7 +680,7 @@ func (h *Host) Manifest(name string) *manifest.Manifest {
 
 // Report is what the admin socket's status shows.
 func (h *Host) Report() admin.Report {
-	r := admin.Report{Device: h.Runtime.Device, PID: os.Getpid(), Reload: h.Runtime.Reload, Metrics: h.Runtime.Metrics.Listen,
+	r := admin.Report{Device: h.rt.Device, PID: os.Getpid(), Reload: h.rt.Reload, Metrics: h.rt.Metrics.Listen,
 		Plugins: []admin.PluginReport{}, Failed: []admin.Failure{}, AuditFailures: h.AuditFailures()}
 	h.mu.RLock()
 	for _, e := range h.plugins {
@@ -631,7 +700,7 @@ func (h *Host) Report() admin.Report {
 		sort.Strings(pr.Triggers[len(m.Timers):])
 		r.Plugins = append(r.Plugins, pr)
 	}
-	for dir, err := range h.LoadErrors {
+	for dir, err := range h.loadErrors {
 		r.Failed = append(r.Failed, admin.Failure{Dir: dir, Error: err.Error()})
 	}
 	r.Waiting = h.waitingReport()

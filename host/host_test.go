@@ -301,7 +301,7 @@ func TestBrokenPluginDoesNotStopOthers(t *testing.T) {
 		plug{"broken", "# BROKEN\nname = \"broken\"\n[limits]\nmemroy = \"1MiB\"\n", guest},
 		plug{"good", toml("good", ""), guest})
 	r.log.Wait(1, "INFO started", "plugin=good")
-	err := r.h.LoadErrors[filepath.Join(filepath.Dir(r.h.Runtime.File), "plugins", "broken")]
+	err := r.h.Failures()[filepath.Join(filepath.Dir(r.h.Runtime().File), "plugins", "broken")]
 	if err == nil || !strings.Contains(err.Error(), `plugin.toml:4: limits.memroy: unknown key (did you mean "memory"?)`) {
 		t.Errorf("load error = %v", err)
 	}
@@ -336,7 +336,7 @@ func TestDataIsPrivate(t *testing.T) {
 		"/../a/a-secret",
 		"../a/a-secret",
 		"/a/a-secret",
-		filepath.Join(filepath.Dir(r.h.Runtime.File), "state", "data", "a", "a-secret"),
+		filepath.Join(filepath.Dir(r.h.Runtime().File), "state", "data", "a", "a-secret"),
 	}
 	for _, p := range escapes {
 		r.fire("b", "read:"+p)

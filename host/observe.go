@@ -4,14 +4,13 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/abi"
-	"github.com/airlockhq/airlock/host/metrics"
 )
 
 // metricsSnapshot is what the metrics endpoint reads at each scrape.
-func (h *Host) metricsSnapshot() metrics.Snapshot {
-	s := metrics.Snapshot{Plugins: h.Status(), AuditFailures: h.AuditFailures(), Sources: h.sourceLosses()}
+func (h *Host) metricsSnapshot() MetricsSnapshot {
+	s := MetricsSnapshot{Plugins: h.Status(), AuditFailures: h.AuditFailures(), Sources: h.sourceLosses()}
 	h.mu.RLock()
-	s.Failed = len(h.LoadErrors)
+	s.Failed = len(h.loadErrors)
 	h.mu.RUnlock()
 	return s
 }

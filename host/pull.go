@@ -36,7 +36,7 @@ type waiting struct {
 func (h *Host) pullBundles(ctx context.Context) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for _, c := range bundle.Cache(h.Runtime) {
+	for _, c := range bundle.Cache(h.rt) {
 		if c.Path != "" && c.Earlier == "" {
 			continue
 		}
@@ -55,12 +55,9 @@ func (h *Host) pullUntilDone(ctx context.Context, ref, earlier string) {
 	h.waiting[ref] = &waiting{earlier: earlier}
 	h.mu.Unlock()
 	for attempt := 1; ; attempt++ {
-		a, err := bundle.RuntimeAccess(h.Runtime)
-		if err == nil {
-			pctx, cancel := context.WithTimeout(ctx, pullTimeout)
-			_, err = bundle.Pull(pctx, h.Runtime, ref, a)
-			cancel()
-		}
+		pctx, cancel := context.WithTimeout(ctx, pullTimeout)
+		err := h.opts.Pull(pctx, h.rt, ref)
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}
@@ -72,7 +69,7 @@ func (h *Host) pullUntilDone(ctx context.Context, ref, earlier string) {
 			h.sync(ctx, []string{ref})
 			return
 		}
-		wait := retryWait(h.Runtime.Registry, attempt)
+		wait := retryWait(h.rt.Registry, attempt)
 		h.mu.Lock()
 		h.waiting[ref] = &waiting{attempts: attempt, next: time.Now().Add(wait), err: err, earlier: earlier}
 		h.mu.Unlock()

@@ -31,8 +31,12 @@ func (h *Host) Reconfigure(why string) {
 // goroutine calls it; stopWatch stops the running watcher, and the one
 // returned stops the watcher that runs after.
 func (h *Host) reread(ctx context.Context, why string, stopWatch func()) func() {
-	old := h.Runtime
-	rt, err := manifest.LoadRuntime(old.File, RuntimeSections(h.opts.Capabilities))
+	old := h.rt
+	if h.path == "" {
+		h.log.Warn("configuration not re-read: this host was given it as a value, not a file", "signal", why)
+		return stopWatch
+	}
+	rt, err := manifest.LoadRuntime(h.path, RuntimeSections(h.opts.Capabilities))
 	if err != nil {
 		h.log.Error("runtime.toml not re-read: it is not valid; the running configuration stays (fix it and send SIGHUP again)", "signal", why, "file", old.File, "error", err.Error())
 		return stopWatch
@@ -51,7 +55,8 @@ func (h *Host) reread(ctx context.Context, why string, stopWatch func()) func() 
 		stopWatch()
 		stopWatch = func() {}
 		h.ops.Lock()
-		old.Plugins = rt.Plugins // read under ops only (Discover in sync)
+		h.mu.Lock() // and mu, for Runtime
+		old.Plugins = rt.Plugins
 		if !old.Trust.Configured && !rt.Trust.Configured {
 			// Without a [trust] table every plugin directory is allowed
 			// unsigned plugins: the new ones too (read under ops, by
@@ -60,6 +65,7 @@ func (h *Host) reread(ctx context.Context, why string, stopWatch func()) func() 
 			old.Trust.AllowUnsigned = rt.Trust.AllowUnsigned
 			pending = slices.DeleteFunc(pending, func(k string) bool { return k == "trust" })
 		}
+		h.mu.Unlock()
 		h.ops.Unlock()
 		if old.Reload {
 			stopWatch = h.watch(ctx)

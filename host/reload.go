@@ -21,17 +21,17 @@ import (
 // a reload in progress.
 func (h *Host) watch(ctx context.Context) func() {
 	ctx, cancel := context.WithCancel(ctx)
-	w, err := reload.Watch(ctx, h.Runtime.Plugins, reload.Options{Logger: h.log}, func(units []string) { h.sync(ctx, units) })
+	w, err := reload.Watch(ctx, h.rt.Plugins, reload.Options{Logger: h.log}, func(units []string) { h.sync(ctx, units) })
 	if err != nil {
 		cancel()
 		h.log.Error("hot reload not available; restart airlock to pick up plugin changes", "error", err.Error())
 		return func() {}
 	}
-	h.log.Info("watching plugin directories for changes", "dirs", h.Runtime.Plugins)
+	h.log.Info("watching plugin directories for changes", "dirs", h.rt.Plugins)
 	return func() { cancel(); w.Close() }
 }
 
-// unitOf is what a discovered path is known by in LoadErrors, in status
+// unitOf is what a discovered path is known by in loadErrors, in status
 // and to the watcher: a [[bundle]]'s ref (whichever cached pull of it
 // runs), a bundle file itself, or a plugin.toml's directory. The caller
 // holds ops.
@@ -74,11 +74,11 @@ func (h *Host) sync(ctx context.Context, units []string) {
 		byUnit[e.unit] = e
 	}
 	failed := map[string]bool{}
-	for u := range h.LoadErrors {
+	for u := range h.loadErrors {
 		if _, ok := present[u]; ok {
 			failed[u] = true
 		} else {
-			delete(h.LoadErrors, u) // gone: nothing to report any more
+			delete(h.loadErrors, u) // gone: nothing to report any more
 		}
 	}
 	h.mu.Unlock()
@@ -115,7 +115,7 @@ func (h *Host) sync(ctx context.Context, units []string) {
 			// failure no longer holds.
 			if failed[u] {
 				h.mu.Lock()
-				delete(h.LoadErrors, u)
+				delete(h.loadErrors, u)
 				h.mu.Unlock()
 				h.log.Info("reload: the running version is back; its failed reload is cleared", "plugin", old.p.M.Name, "version", old.p.M.Version)
 			}
@@ -166,7 +166,7 @@ func (h *Host) reloadFailed(src string, old *entry, err error) {
 		return
 	}
 	h.mu.Lock()
-	h.LoadErrors[h.unitOf(src)] = fmt.Errorf("reload failed; version %s runs on: %w", old.p.M.Version, err)
+	h.loadErrors[h.unitOf(src)] = fmt.Errorf("reload failed; version %s runs on: %w", old.p.M.Version, err)
 	h.mu.Unlock()
 	h.log.Error("reload failed; the old version runs on", "plugin", old.p.M.Name, "version", old.p.M.Version, "error", err.Error())
 }
@@ -189,7 +189,7 @@ func (h *Host) add(e *entry) {
 	name := e.p.M.Name
 	h.mu.Lock()
 	h.plugins[name] = e
-	delete(h.LoadErrors, e.unit)
+	delete(h.loadErrors, e.unit)
 	h.mu.Unlock()
 	h.subscribe(name, e.p.M)
 	h.start(e)
@@ -218,7 +218,7 @@ func (h *Host) replace(old, e *entry) {
 		delete(h.plugins, old.p.M.Name)
 	}
 	h.plugins[e.p.M.Name] = e
-	delete(h.LoadErrors, e.unit)
+	delete(h.loadErrors, e.unit)
 	h.mu.Unlock()
 	if old.p.M.Name != e.p.M.Name {
 		h.subscribe(old.p.M.Name, nil)

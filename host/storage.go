@@ -19,11 +19,11 @@ import (
 // A refusal is audited as a denial of capability "storage", so that the
 // operator reads which bound the plugin ran into (the guest reads EIO).
 func (h *Host) dataFS(m *manifest.Manifest) func(dir string, readOnly bool) experimentalsys.FS {
-	data := plugin.DataDir(h.Runtime, m)
+	data := plugin.DataDir(h.rt, m)
 	return func(dir string, readOnly bool) experimentalsys.FS {
 		o := sandboxfs.Options{ReadOnly: readOnly, OnLimit: func(what string) { h.storageDenied(m, dir, what) }}
 		if dir == data {
-			o.Quota, o.MaxFiles = int64(m.Quota), int64(h.Runtime.Storage.Files)
+			o.Quota, o.MaxFiles = int64(m.Quota), int64(h.rt.Storage.Files)
 		}
 		return sandboxfs.New(dir, o)
 	}
@@ -33,9 +33,9 @@ func (h *Host) storageDenied(m *manifest.Manifest, dir, what string) {
 	var op, reason string
 	switch what {
 	case "bytes":
-		op, reason = "write /data", fmt.Sprintf("the /data quota of %s is used up (raise [storage] quota in plugin.toml, up to storage.quota_ceiling in %s)", m.Quota, h.Runtime.File)
+		op, reason = "write /data", fmt.Sprintf("the /data quota of %s is used up (raise [storage] quota in plugin.toml, up to storage.quota_ceiling in %s)", m.Quota, h.rt.File)
 	case "files":
-		op, reason = "create /data", fmt.Sprintf("/data holds %d files and directories, the bound (storage.files in %s)", h.Runtime.Storage.Files, h.Runtime.File)
+		op, reason = "create /data", fmt.Sprintf("/data holds %d files and directories, the bound (storage.files in %s)", h.rt.Storage.Files, h.rt.File)
 	default:
 		op, reason = "open "+dir, fmt.Sprintf("the plugin holds %d files open there, the bound; it must close some", sandboxfs.DefaultMaxOpen)
 	}

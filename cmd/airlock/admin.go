@@ -13,6 +13,7 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/admin"
+	"github.com/airlockhq/airlock/host/builtin"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/manifest"
 )
@@ -33,7 +34,7 @@ func (a adminFlags) client() (*admin.Client, error) {
 	if *a.socket != "" {
 		return admin.NewClient(*a.socket), nil
 	}
-	rt, err := manifest.LoadRuntime(*a.config, host.RuntimeSections(host.Builtin()))
+	rt, err := manifest.LoadRuntime(*a.config, host.RuntimeSections(builtin.Capabilities()))
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +151,7 @@ func printReport(w io.Writer, rep admin.Report) {
 func triggerSynopsis() string {
 	var b strings.Builder
 	b.WriteString("trigger [--config runtime.toml] [--socket PATH] <plugin> <event>\n\nEvents:\n")
-	for _, s := range host.Synthesizers(host.Builtin()) {
+	for _, s := range host.Synthesizers(builtin.Capabilities()) {
 		h := s.SynthHelp()
 		what := strings.ReplaceAll(h.What, "\n", "\n"+strings.Repeat(" ", 45))
 		use := s.SynthKind() + " " + h.Usage
@@ -196,7 +197,7 @@ func triggerRequest(args []string) (admin.TriggerRequest, error) {
 		return admin.TriggerRequest{}, fmt.Errorf("name a plugin and an event")
 	}
 	r := admin.TriggerRequest{Plugin: args[0], Kind: args[1]}
-	s, err := capability.FindSynth(host.Synthesizers(host.Builtin()), r.Kind)
+	s, err := capability.FindSynth(host.Synthesizers(builtin.Capabilities()), r.Kind)
 	if err != nil {
 		return r, err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/builtin"
 )
 
 // startHost runs a host in the test on examples/ticker (built from source)
@@ -42,7 +43,7 @@ audit = "off"
 // runHost runs the host of conf until the test ends.
 func runHost(t *testing.T, conf string) *host.Host {
 	t.Helper()
-	h, err := host.New(conf, host.Options{Capabilities: host.Builtin()})
+	h, err := host.New(conf, host.Options{Capabilities: builtin.Capabilities()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,10 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/atomicfile"
+	"github.com/airlockhq/airlock/host/builtin"
 	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/manifest"
+	oci "github.com/airlockhq/airlock/internal/registry"
 )
 
 // The vendor-bundle commands: pack, inspect, keygen, sign, pull, push,
@@ -63,7 +65,7 @@ func cmdPack(args []string, stdout, stderr io.Writer) error {
 	}
 	def := manifest.DefaultRuntime()
 	def.File = "(default runtime)"
-	m, err := manifest.LoadManifest(filepath.Join(fs.Arg(0), "plugin.toml"), &def, host.Schema(host.Builtin()))
+	m, err := manifest.LoadManifest(filepath.Join(fs.Arg(0), "plugin.toml"), &def, host.Schema(builtin.Capabilities()))
 	if err != nil {
 		return err
 	}
@@ -260,7 +262,7 @@ func judge(rt *manifest.Runtime, path string, b *bundle.Bundle) (bundleReport, e
 		return r, err
 	}
 	defer os.RemoveAll(tmp)
-	m, err := b.Unpack(tmp, rt, host.Schema(host.Builtin()))
+	m, err := b.Unpack(tmp, rt, host.Schema(builtin.Capabilities()))
 	if err != nil {
 		return r, err
 	}
@@ -269,7 +271,7 @@ func judge(rt *manifest.Runtime, path string, b *bundle.Bundle) (bundleReport, e
 	// it unpacks into tmp and leaves the host's state_dir as it was.
 	j := *rt
 	j.StateDir = tmp
-	if _, err := bundle.Load(path, &j, host.Schema(host.Builtin()), time.Now()); err != nil {
+	if _, err := bundle.Load(path, &j, host.Schema(builtin.Capabilities()), time.Now()); err != nil {
 		r.Refused = err.Error()
 	} else {
 		r.Loads = true
@@ -352,7 +354,7 @@ func cmdPush(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pinned, err := bundle.Push(context.Background(), data, fs.Arg(1), a)
+	pinned, err := oci.Push(context.Background(), data, fs.Arg(1), a)
 	if errors.Is(err, bundle.ErrFormat) || errors.Is(err, bundle.ErrDigest) {
 		return fmt.Errorf("%s: %w", fs.Arg(0), err)
 	}
@@ -379,7 +381,7 @@ func cmdPull(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p, err := bundle.Pull(context.Background(), rt, fs.Arg(0), a)
+	p, err := oci.Pull(context.Background(), rt, fs.Arg(0), a)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/builtin"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/internal/simdevice"
 )
@@ -38,7 +39,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	// The manifest is read here first, so that a mistake in it is said
 	// before the host starts, as airlock check would say it.
 	def := manifest.DefaultRuntime()
-	m, err := manifest.LoadManifest(filepath.Join(abs, "plugin.toml"), &def, host.Schema(host.Builtin()))
+	m, err := manifest.LoadManifest(filepath.Join(abs, "plugin.toml"), &def, host.Schema(builtin.Capabilities()))
 	if err != nil {
 		return err
 	}

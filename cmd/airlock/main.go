@@ -24,6 +24,7 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/build"
+	"github.com/airlockhq/airlock/host/builtin"
 	"github.com/airlockhq/airlock/host/isolate"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/host/plugin"
@@ -218,7 +219,7 @@ func runConfig(config string, stderr io.Writer) error {
 	// re-reads runtime.toml.
 	sigs := notifySignals()
 	defer signal.Stop(sigs)
-	caps := host.Builtin()
+	caps := builtin.Capabilities()
 	rt, err := manifest.LoadRuntime(config, host.RuntimeSections(caps))
 	if err != nil {
 		return err
@@ -233,7 +234,7 @@ func runConfig(config string, stderr io.Writer) error {
 	} else {
 		logger.Warn("new modules are compiled in the host's own process", "reason", err.Error())
 	}
-	h, err := host.New(config, opts)
+	h, err := host.New(config, builtin.Options(opts))
 	if err != nil {
 		return err
 	}
@@ -256,7 +257,7 @@ func newLogger(w io.Writer, l manifest.Log, level *slog.LevelVar) *slog.Logger {
 // loadRuntimeOrDefault reads the runtime config if it exists; check works
 // on a plugin alone too, against the default limits.
 func loadRuntimeOrDefault(path string, explicit bool) (*manifest.Runtime, error) {
-	caps := host.Builtin()
+	caps := builtin.Capabilities()
 	rt, err := manifest.LoadRuntime(path, host.RuntimeSections(caps))
 	if err == nil {
 		return rt, nil
@@ -342,7 +343,7 @@ func check(config string, explicit bool, path string, stderr io.Writer) (checkRe
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		path = filepath.Join(path, "plugin.toml")
 	}
-	caps := host.Builtin()
+	caps := builtin.Capabilities()
 	m, err := manifest.LoadManifest(path, rt, host.Schema(caps))
 	if err != nil {
 		return rep, err
@@ -449,7 +450,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 	target := *out
 	if target == "" {
 		def := manifest.DefaultRuntime()
-		m, err := manifest.LoadManifest(filepath.Join(dir, "plugin.toml"), &def, host.Schema(host.Builtin()))
+		m, err := manifest.LoadManifest(filepath.Join(dir, "plugin.toml"), &def, host.Schema(builtin.Capabilities()))
 		if err != nil {
 			return err
 		}

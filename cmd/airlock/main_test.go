@@ -16,6 +16,7 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/builtin"
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/isolate"
 	"github.com/airlockhq/airlock/host/manifest"
@@ -144,7 +145,7 @@ func TestCheckCompilesWhatRunCompiles(t *testing.T) {
 	ctx := context.Background()
 	rt := manifest.DefaultRuntime()
 	rt.StateDir = t.TempDir()
-	caps := host.Builtin()
+	caps := builtin.Capabilities()
 	m, err := manifest.LoadManifest(filepath.Join(dir, "plugin.toml"), &rt, host.Schema(caps))
 	if err != nil {
 		t.Fatal(err)

@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 	"oras.land/oras-go/v2/registry/remote/auth"
 
-	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/manifest"
+	oci "github.com/airlockhq/airlock/internal/registry"
 )
 
 // Registry access for push, pull, login and logout: whose credentials, and
@@ -44,16 +44,16 @@ func addRegistryFlags(fs *flag.FlagSet) registryFlags {
 // runtime config the command acts for: its [registry] auth is the
 // credentials file unless --registry-config names another, and its
 // [registry] plain_http applies.
-func (f registryFlags) access(rt *manifest.Runtime) (bundle.Access, error) {
-	var a bundle.Access
+func (f registryFlags) access(rt *manifest.Runtime) (oci.Access, error) {
+	var a oci.Access
 	var err error
 	switch {
 	case *f.file != "":
-		a, err = bundle.DockerAccess(*f.file)
+		a, err = oci.DockerAccess(*f.file)
 	case rt != nil && rt.Registry.Auth != "":
-		a, err = bundle.RuntimeAccess(rt)
+		a, err = oci.RuntimeAccess(rt)
 	default:
-		a, err = bundle.DockerAccess("")
+		a, err = oci.DockerAccess("")
 	}
 	if err != nil {
 		return a, err
@@ -105,7 +105,7 @@ func cmdLogin(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	registry := fs.Arg(0)
-	if err := bundle.Login(context.Background(), a, registry, auth.Credential{Username: *user, Password: password}); err != nil {
+	if err := oci.Login(context.Background(), a, registry, auth.Credential{Username: *user, Password: password}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "logged in to %s as %s; credentials stored through %s\n", registry, *user, a.From)
@@ -127,7 +127,7 @@ func cmdLogout(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := bundle.Logout(context.Background(), a, fs.Arg(0)); err != nil {
+	if err := oci.Logout(context.Background(), a, fs.Arg(0)); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "removed the credentials for %s from %s\n", fs.Arg(0), a.From)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/admin"
+	"github.com/airlockhq/airlock/host/builtin"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/internal/hostrun"
@@ -82,7 +83,7 @@ func start(t *testing.T, runtimeExtra string) *rig {
 		"\n[udev]\nsource = \"replay\"\nreplay = \"none\"\ncoldplug = false\n"), 0o644)
 	log, logger := testenv.NewLog(t)
 	audit, auditLogger := testenv.NewLog(t)
-	h, err := host.New(conf, host.Options{Logger: logger, Audit: auditLogger, Capabilities: host.Builtin()})
+	h, err := host.New(conf, host.Options{Logger: logger, Audit: auditLogger, Capabilities: builtin.Capabilities()})
 	if err != nil {
 		t.Fatal(err)
 	}

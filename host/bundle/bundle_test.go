@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/builtin"
 	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/manifest"
 )
@@ -71,14 +72,14 @@ func plugin(t *testing.T, dir, toml string) string {
 func runtime(t *testing.T, root, toml string) *manifest.Runtime {
 	t.Helper()
 	path := filepath.Join(root, "runtime.toml")
-	rt, err := manifest.ParseRuntime(path, []byte(toml), host.RuntimeSections(host.Builtin()))
+	rt, err := manifest.ParseRuntime(path, []byte(toml), host.RuntimeSections(builtin.Capabilities()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return rt
 }
 
-func schema() manifest.Schema { return host.Schema(host.Builtin()) }
+func schema() manifest.Schema { return host.Schema(builtin.Capabilities()) }
 
 // pack makes a bundle of the ntp-check plugin, signed by each of signers.
 func pack(t *testing.T, toml, vendor string, signers ...ed25519.PrivateKey) *bundle.Bundle {

@@ -5,24 +5,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/manifest"
 )
-
-// Bounded is a grant, or a set of trigger rules, that can be compared with
-// the ceiling its capability decoded from [trust.vendor.ceiling.<name>].
-// excess names, in the grant's own words, what lies outside the ceiling.
-// Capabilities implement it on their grant types; a grant that does not is
-// allowed whole when the ceiling names its capability.
-type Bounded interface {
-	Within(ceiling any) (ok bool, excess []string)
-}
-
-// CeilingDecoder is a capability whose ceiling has a shape of its own (the
-// dbus ceiling names destinations, not whole call rules). Without it the
-// ceiling table is decoded as a grant, by DecodeGrant.
-type CeilingDecoder interface {
-	DecodeCeiling(s manifest.Section) (any, error)
-}
 
 // CeilingError is a manifest that asks for more than its vendor's ceiling.
 type CeilingError struct {
@@ -46,7 +31,7 @@ func CheckCeiling(m *manifest.Manifest, v *manifest.Vendor) error {
 			excess = append(excess, fmt.Sprintf("%s: the vendor's ceiling grants no %s at all", name, name))
 			continue
 		}
-		if b, ok := m.Grants[name].(Bounded); ok {
+		if b, ok := m.Grants[name].(capability.Bounded); ok {
 			if within, more := b.Within(ceil); !within {
 				for _, x := range more {
 					excess = append(excess, name+": "+x)
@@ -59,7 +44,7 @@ func CheckCeiling(m *manifest.Manifest, v *manifest.Vendor) error {
 			excess = append(excess, fmt.Sprintf("trigger.%s: the vendor's ceiling allows no %s triggers (triggers = %s)", kind, kind, quoted(c.Triggers)))
 			continue
 		}
-		if b, ok := m.Triggers[kind].(Bounded); ok {
+		if b, ok := m.Triggers[kind].(capability.Bounded); ok {
 			if ceil, ok := c.Grants[kind]; ok {
 				if within, more := b.Within(ceil); !within {
 					for _, x := range more {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/airlockhq/airlock/host/bundle"
+	oci "github.com/airlockhq/airlock/internal/registry"
 )
 
 // TestOCIPull pushes a signed bundle to a real registry implementation
@@ -24,7 +25,7 @@ func TestOCIPull(t *testing.T) {
 	ctx := context.Background()
 
 	signed := pack(t, ntpToml, "acme", key(0))
-	pinned, err := bundle.Push(ctx, signed.Encode(), host+"/acme/ntp-check:1.2.0", bundle.Access{})
+	pinned, err := oci.Push(ctx, signed.Encode(), host+"/acme/ntp-check:1.2.0", oci.Access{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func TestOCIPull(t *testing.T) {
 
 	root := t.TempDir()
 	rt := runtime(t, root, trustToml("")+"\n[[bundle]]\nref = \""+pinned+"\"\n")
-	if _, err := bundle.Pull(ctx, rt, pinned, bundle.Access{}); err != nil {
+	if _, err := oci.Pull(ctx, rt, pinned, oci.Access{}); err != nil {
 		t.Fatal(err)
 	}
 	cached := bundle.CachePath(rt, pinned)
@@ -47,14 +48,14 @@ func TestOCIPull(t *testing.T) {
 	}
 
 	// A pull by tag resolves to the same pinned ref.
-	p, err := bundle.Pull(ctx, rt, host+"/acme/ntp-check:1.2.0", bundle.Access{})
+	p, err := oci.Pull(ctx, rt, host+"/acme/ntp-check:1.2.0", oci.Access{})
 	if err != nil || p.Ref != pinned {
 		t.Fatalf("pull by tag: %v, %+v", err, p)
 	}
 
 	// A digest the registry does not have is an error, and nothing is cached.
 	missing := host + "/acme/ntp-check@sha256:" + strings.Repeat("0", 64)
-	if _, err := bundle.Pull(ctx, rt, missing, bundle.Access{}); err == nil {
+	if _, err := oci.Pull(ctx, rt, missing, oci.Access{}); err == nil {
 		t.Fatal("pulled a digest the registry does not have")
 	}
 	if _, err := os.Stat(bundle.CachePath(rt, missing)); err == nil {
@@ -79,14 +80,14 @@ func TestCacheRunsAnEarlierPull(t *testing.T) {
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
 	ctx := context.Background()
-	v1, err := bundle.Push(ctx, pack(t, ntpToml, "acme", key(0)).Encode(), host+"/acme/ntp-check:1.2.0", bundle.Access{})
+	v1, err := oci.Push(ctx, pack(t, ntpToml, "acme", key(0)).Encode(), host+"/acme/ntp-check:1.2.0", oci.Access{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v2 := host + "/acme/ntp-check@sha256:" + strings.Repeat("2", 64) // never pulled
 	root := t.TempDir()
 	rt := runtime(t, root, trustToml("")+"\n[[bundle]]\nref = \""+v1+"\"\n")
-	if _, err := bundle.Pull(ctx, rt, v1, bundle.Access{}); err != nil {
+	if _, err := oci.Pull(ctx, rt, v1, oci.Access{}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/internal/testenv"
+	oci "github.com/airlockhq/airlock/internal/registry"
 )
 
 // TestRegistryAuth pushes and pulls through distribution's registry with
@@ -29,25 +30,25 @@ func TestRegistryAuth(t *testing.T) {
 
 	// Anonymous, and with a wrong password: refused, in words that say what
 	// to do.
-	_, err := bundle.Push(ctx, signed, tag, bundle.Access{})
-	if !errors.Is(err, bundle.ErrUnauthorized) || !strings.Contains(err.Error(), "airlock login "+reg.Host) {
+	_, err := oci.Push(ctx, signed, tag, oci.Access{})
+	if !errors.Is(err, oci.ErrUnauthorized) || !strings.Contains(err.Error(), "airlock login "+reg.Host) {
 		t.Fatalf("anonymous push: %v", err)
 	}
 	wrong := docker(t, testenv.DockerConfig(t, reg.Host, testenv.RegistryUser, "wrong"))
-	if _, err := bundle.Push(ctx, signed, tag, wrong); !errors.Is(err, bundle.ErrUnauthorized) {
+	if _, err := oci.Push(ctx, signed, tag, wrong); !errors.Is(err, oci.ErrUnauthorized) {
 		t.Fatalf("push with a wrong password: %v", err)
 	}
 
 	// Through a docker config file.
 	good := docker(t, testenv.DockerConfig(t, reg.Host, testenv.RegistryUser, testenv.RegistryPassword))
-	pinned, err := bundle.Push(ctx, signed, tag, good)
+	pinned, err := oci.Push(ctx, signed, tag, good)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bundle.Pull(ctx, rt, pinned, bundle.Access{}); !errors.Is(err, bundle.ErrUnauthorized) {
+	if _, err := oci.Pull(ctx, rt, pinned, oci.Access{}); !errors.Is(err, oci.ErrUnauthorized) {
 		t.Fatalf("anonymous pull: %v", err)
 	}
-	if _, err := bundle.Pull(ctx, rt, pinned, good); err != nil {
+	if _, err := oci.Pull(ctx, rt, pinned, good); err != nil {
 		t.Fatal(err)
 	}
 	// NAME_UNKNOWN and an unknown digest read as the same plain words.
@@ -55,7 +56,7 @@ func TestRegistryAuth(t *testing.T) {
 		reg.Host + "/acme/nothing-here:1.0",
 		reg.Host + "/acme/ntp-check@sha256:" + strings.Repeat("0", 64),
 	} {
-		if _, err := bundle.Pull(ctx, rt, ref, good); !errors.Is(err, bundle.ErrNotFound) || !strings.Contains(err.Error(), "no such repository, tag or digest") {
+		if _, err := oci.Pull(ctx, rt, ref, good); !errors.Is(err, oci.ErrNotFound) || !strings.Contains(err.Error(), "no such repository, tag or digest") {
 			t.Errorf("pull %s: %v", ref, err)
 		}
 	}
@@ -64,25 +65,25 @@ func TestRegistryAuth(t *testing.T) {
 	// right one is stored, used, and gone after Logout.
 	file := filepath.Join(t.TempDir(), "auth.json")
 	stored := docker(t, file)
-	if err := bundle.Login(ctx, stored, reg.Host, auth.Credential{Username: testenv.RegistryUser, Password: "wrong"}); !errors.Is(err, bundle.ErrUnauthorized) {
+	if err := oci.Login(ctx, stored, reg.Host, auth.Credential{Username: testenv.RegistryUser, Password: "wrong"}); !errors.Is(err, oci.ErrUnauthorized) {
 		t.Fatalf("login with a wrong password: %v", err)
 	}
 	if _, err := os.Stat(file); err == nil {
 		t.Fatal("a refused login wrote the credentials file")
 	}
-	if err := bundle.Login(ctx, stored, reg.Host, auth.Credential{Username: testenv.RegistryUser, Password: testenv.RegistryPassword}); err != nil {
+	if err := oci.Login(ctx, stored, reg.Host, auth.Credential{Username: testenv.RegistryUser, Password: testenv.RegistryPassword}); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := os.Stat(file); err != nil || st.Mode().Perm()&0o077 != 0 {
 		t.Fatalf("credentials file after login: %v, %v", st, err)
 	}
-	if _, err := bundle.Pull(ctx, rt, pinned, docker(t, file)); err != nil {
+	if _, err := oci.Pull(ctx, rt, pinned, docker(t, file)); err != nil {
 		t.Fatalf("pull after login: %v", err)
 	}
-	if err := bundle.Logout(ctx, stored, reg.Host); err != nil {
+	if err := oci.Logout(ctx, stored, reg.Host); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bundle.Pull(ctx, rt, pinned, docker(t, file)); !errors.Is(err, bundle.ErrUnauthorized) {
+	if _, err := oci.Pull(ctx, rt, pinned, docker(t, file)); !errors.Is(err, oci.ErrUnauthorized) {
 		t.Fatalf("pull after logout: %v", err)
 	}
 
@@ -95,14 +96,14 @@ func TestRegistryAuth(t *testing.T) {
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	helped := filepath.Join(t.TempDir(), "config.json")
 	os.WriteFile(helped, []byte(`{"credHelpers": {"`+reg.Host+`": "airlocktest"}}`), 0o600)
-	if _, err := bundle.Pull(ctx, rt, pinned, docker(t, helped)); err != nil {
+	if _, err := oci.Pull(ctx, rt, pinned, docker(t, helped)); err != nil {
 		t.Fatalf("pull through a credential helper: %v", err)
 	}
 
 	// A file that other users may read is refused, not used.
 	loose := testenv.DockerConfig(t, reg.Host, testenv.RegistryUser, testenv.RegistryPassword)
 	os.Chmod(loose, 0o644)
-	if _, err := bundle.DockerAccess(loose); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+	if _, err := oci.DockerAccess(loose); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("a world-readable credentials file: %v", err)
 	}
 
@@ -114,7 +115,7 @@ func TestRegistryAuth(t *testing.T) {
 	data[len(data)/2] ^= 1
 	os.WriteFile(layer, data, 0o644)
 	os.RemoveAll(filepath.Join(rt.StateDir, "bundles"))
-	_, err = bundle.Pull(ctx, rt, pinned, good)
+	_, err = oci.Pull(ctx, rt, pinned, good)
 	if !errors.Is(err, bundle.ErrDigest) || !strings.Contains(err.Error(), "bundle content does not match its digest") {
 		t.Fatalf("pull of a changed blob: %v", err)
 	}
@@ -123,9 +124,9 @@ func TestRegistryAuth(t *testing.T) {
 	}
 }
 
-func docker(t *testing.T, path string) bundle.Access {
+func docker(t *testing.T, path string) oci.Access {
 	t.Helper()
-	a, err := bundle.DockerAccess(path)
+	a, err := oci.DockerAccess(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,18 +21,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/airlockhq/airlock/abi"
-	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/plugin"
 	"github.com/airlockhq/airlock/host/version"
 )
 
 // Snapshot is what the host reports at each scrape.
-type Snapshot struct {
-	Plugins       []plugin.Status
-	Failed        int    // plugin directories that did not load
-	AuditFailures uint64 // audit records the audit file could not take
-	Sources       []capability.SourceLosses
-}
+type Snapshot = host.MetricsSnapshot
+
+// ForHost is New as host.Options.Metrics.
+func ForHost(snapshot func() Snapshot) host.Metrics { return New(snapshot) }
 
 // Metrics holds the host's collectors. Its methods are safe for concurrent
 // use.

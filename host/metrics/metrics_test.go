@@ -69,7 +69,7 @@ func serve(t *testing.T, dir, runtimeExtra string, o host.Options) (*host.Host, 
 	conf := filepath.Join(dir, "runtime.toml")
 	os.WriteFile(conf, []byte("plugins = [\"plugins\"]\nstate_dir = \"state\"\n"+runtimeExtra+"[metrics]\nlisten = \"127.0.0.1:0\"\n"), 0o644)
 	log, logger := testenv.NewLog(t)
-	o.Logger = logger
+	o.Logger, o.Metrics = logger, metrics.ForHost
 	r := hostrun.Start(t, conf, o)
 	log.Wait(1, "airlock running") // after the metrics and admin listen
 	for _, l := range log.Lines() {

@@ -38,11 +38,15 @@ type Options struct {
 	Data map[string]string
 	// Sticks are extra USB sticks of the simulated device (label, fstype,
 	// uuid, files), absent until Plug.
-	Sticks []mount.Stick
+	Sticks []Stick
 	// Timeout bounds each wait (default 60 s). A wait also ends at once,
 	// failing the test, when the plugin traps or logs an error.
 	Timeout time.Duration
 }
+
+// Stick is a USB stick of the simulated device: its label, file system
+// type, UUID and files.
+type Stick = mount.Stick
 
 // Harness is one plugin running in a host. Close stops it; New registers
 // Close with t.Cleanup.

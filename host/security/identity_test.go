@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/builtin"
 	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/internal/hostrun"
@@ -60,7 +61,7 @@ func signedBundle(t *testing.T, path, vendor, name, toml string) {
 	src := testenv.PluginDir(t, t.TempDir(), name, toml, bystander)
 	def := mf.DefaultRuntime()
 	def.Env.Pass = []string{"WIFI_PSK"} // what the vendor's manifest may ask for
-	m, err := mf.LoadManifest(filepath.Join(src, "plugin.toml"), &def, host.Schema(host.Builtin()))
+	m, err := mf.LoadManifest(filepath.Join(src, "plugin.toml"), &def, host.Schema(builtin.Capabilities()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +181,7 @@ func TestNameCollisionRefusesEveryClaimant(t *testing.T) {
 // and a metrics label, so names that are paths, look-alikes, or too long
 // are refused, in plugin.toml and in [[trust.vendor]].
 func TestPluginNamesAreNotPaths(t *testing.T) {
-	schema := host.Schema(host.Builtin())
+	schema := host.Schema(builtin.Capabilities())
 	def := mf.DefaultRuntime()
 	for _, name := range []string{"..", ".", "../keeper", "keeper/..", "a/b", "/etc", "keeper@acme", "KEEPER", "Keeper",
 		"k\u0435eper" /* Cyrillic e */, "keeper\u200b", "keeper\n", "keeper ", "", strings.Repeat("k", 64), "-keeper", "1keeper"} {
@@ -195,7 +196,7 @@ func TestPluginNamesAreNotPaths(t *testing.T) {
 name = ` + strconvQuote(name) + `
 key = "` + base64.StdEncoding.EncodeToString(vendorKey.Public().(ed25519.PublicKey)) + `"
 `
-		if _, err := mf.ParseRuntime("/r/runtime.toml", []byte(rt), host.RuntimeSections(host.Builtin())); err == nil {
+		if _, err := mf.ParseRuntime("/r/runtime.toml", []byte(rt), host.RuntimeSections(builtin.Capabilities())); err == nil {
 			t.Errorf("vendor name %q: accepted", name)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/builtin"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/dbus"
 	"github.com/airlockhq/airlock/host/internal/hostrun"
@@ -187,7 +188,7 @@ func TestHostileManifests(t *testing.T) {
 	}
 	rt := mf.DefaultRuntime()
 	rt.File = filepath.Join(t.TempDir(), "runtime.toml")
-	schema := host.Schema(host.Builtin())
+	schema := host.Schema(builtin.Capabilities())
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := mf.ParseManifest(filepath.Join(t.TempDir(), "plugin.toml"), []byte("name = \"p\"\nversion = \"1.0.0\"\n"+c.toml), &rt, schema)

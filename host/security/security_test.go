@@ -233,7 +233,7 @@ func TestHostilePlugins(t *testing.T) {
 	t.Run("ungranted imports are refused at load", func(t *testing.T) {
 		for _, sec := range []string{"supervisor", "dbus", "mount", "http"} {
 			name := "no-" + sec
-			err := s.h.LoadErrors[filepath.Join(s.dir, "plugins", name)]
+			err := s.h.Failures()[filepath.Join(s.dir, "plugins", name)]
 			want := fmt.Sprintf("%s import airlock_%s_v1 denied: plugin.toml has no [%s] section", sec, sec, sec)
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("%s: load error = %v, want it to say %q", name, err, want)

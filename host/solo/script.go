@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/airlockhq/airlock/host"
+	"github.com/airlockhq/airlock/host/builtin"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/mount"
 )
@@ -127,7 +128,7 @@ func LoadScript(path string) (*Script, error) {
 	}
 	s := file.Script
 	s.File = path
-	synths := host.Synthesizers(host.Builtin())
+	synths := host.Synthesizers(builtin.Capabilities())
 	for i, raw := range file.Steps {
 		st, err := decodeStep(md, raw, synths, i+1)
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/build"
+	"github.com/airlockhq/airlock/host/builtin"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/logtest"
 	"github.com/airlockhq/airlock/host/manifest"
@@ -80,7 +81,7 @@ func Start(dir string, o Options) (s *Session, err error) {
 	if err != nil {
 		return nil, err
 	}
-	caps := host.BuiltinWith(mount.Options{Sticks: o.Sticks})
+	caps := builtin.CapabilitiesWith(mount.Options{Sticks: o.Sticks})
 	def := manifest.DefaultRuntime()
 	m, err := manifest.LoadManifest(filepath.Join(abs, "plugin.toml"), &def, host.Schema(caps))
 	if err != nil {
@@ -110,8 +111,10 @@ func Start(dir string, o Options) (s *Session, err error) {
 			return nil, err
 		}
 	}
-	conf := filepath.Join(tmp, "runtime.toml")
-	if err := os.WriteFile(conf, []byte(simdevice.Solo(pluginDir, state, false, o.Runtime)), 0o644); err != nil {
+	// The configuration is a value; its name places relative paths in
+	// o.Runtime, and names it in messages.
+	rt, err := manifest.ParseRuntime(filepath.Join(tmp, "runtime.toml"), []byte(simdevice.Solo(pluginDir, state, false, o.Runtime)), host.RuntimeSections(caps))
+	if err != nil {
 		return nil, err
 	}
 	if o.Log == nil {
@@ -132,7 +135,7 @@ func Start(dir string, o Options) (s *Session, err error) {
 		return (strings.HasPrefix(line, "ERROR ") || strings.HasPrefix(line, "WARN handler reported an error ")) &&
 			strings.Contains(line, "plugin="+m.Name)
 	}
-	h, err := host.New(conf, host.Options{Logger: o.Logger, Audit: o.AuditLogger, Capabilities: caps, Environ: o.Environ})
+	h, err := host.NewFromConfig(rt, builtin.Options(host.Options{Logger: o.Logger, Audit: o.AuditLogger, Capabilities: caps, Environ: o.Environ}))
 	if err != nil {
 		return nil, err
 	}

@@ -83,7 +83,7 @@ func TestSimulatedDevice(t *testing.T) {
 
 	step("load", func() {
 		var errs []string
-		for _, err := range r.h.LoadErrors {
+		for _, err := range r.h.Failures() {
 			errs = append(errs, err.Error())
 		}
 		all := strings.Join(errs, "\n")

@@ -31,6 +31,13 @@ func Start(t testing.TB, conf string, o host.Options) *Run {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return StartHost(t, h)
+}
+
+// StartHost runs h, made by the test, until Stop, which t.Cleanup also
+// calls.
+func StartHost(t testing.TB, h *host.Host) *Run {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Run{Host: h, t: t, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- h.Run(ctx) }()

@@ -11,14 +11,19 @@ import (
 	"testing"
 )
 
-// RepoRoot returns the repository's root directory.
+// RepoRoot returns the repository's root directory: the nearest above
+// this file that holds go.mod, wherever the package lives.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
 	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("testenv: cannot locate the repository")
+	for dir := filepath.Dir(file); ok; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		ok = dir != filepath.Dir(dir)
 	}
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
+	t.Fatal("testenv: cannot locate the repository")
+	return ""
 }
 
 var (

@@ -1,4 +1,8 @@
-package bundle
+// Package registry moves airlock bundles to and from OCI registries (oras):
+// push, pull into the bundle cache (package bundle), login and logout. It
+// is apart from bundle so that the host links oras only through the pull
+// that host/builtin gives it (host.Options.Pull).
+package registry
 
 import (
 	"context"
@@ -17,6 +21,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/errcode"
 	"oras.land/oras-go/v2/registry/remote/retry"
 
+	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/manifest"
 )
 
@@ -151,7 +156,7 @@ func (a Access) explain(what, host string, err error) error {
 	}
 	switch {
 	case errors.Is(err, content.ErrMismatchedDigest) || errors.Is(err, content.ErrTrailingData):
-		return fmt.Errorf("%s: %w: the registry sent bytes whose sha256 is not the digest asked for (a broken registry or a proxy in between; nothing was cached): %v", what, ErrDigest, err)
+		return fmt.Errorf("%s: %w: the registry sent bytes whose sha256 is not the digest asked for (a broken registry or a proxy in between; nothing was cached): %v", what, bundle.ErrDigest, err)
 	case errors.Is(err, auth.ErrBasicCredentialNotFound) || status == http.StatusUnauthorized:
 		return fmt.Errorf("%s: %w: %s wants credentials and %s (log in with: airlock login %s; on a device, name a credentials file in [registry] auth)", what, ErrUnauthorized, host, from, host)
 	case status == http.StatusForbidden:
