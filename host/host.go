@@ -2,6 +2,9 @@
 // It loads every plugin in the configured directories, provisions the
 // capabilities they are granted, routes events to their queues and shuts
 // them down in order. The rooms it wires together live in its subpackages.
+// What the airlock binary adds to this core (its capabilities, the
+// Prometheus endpoint, the registry client) comes from host/builtin, so
+// that embedding the core links none of their dependencies.
 package host
 
 import (
