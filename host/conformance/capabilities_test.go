@@ -10,7 +10,7 @@ import (
 )
 
 // device is the simulated device behind the capability steps: the
-// capabilities as the host's Builtin wires them, minus the demo, so that
+// capabilities as host/builtin wires them, minus the demo, so that
 // the test can steer their simulators.
 type device struct {
 	caps []capability.Capability

@@ -23,7 +23,7 @@ import (
 )
 
 // exampleRun is one example plugin running on the simulated device, with
-// the udev, D-Bus, supervisor and mount capabilities wired as in Builtin
+// the udev, D-Bus, supervisor and mount capabilities wired as in host/builtin
 // (the demo and the udev recording left out: the test sends the events).
 type exampleRun struct {
 	t    *testing.T

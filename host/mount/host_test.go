@@ -28,7 +28,7 @@ type run struct {
 type plugin struct{ name, manifest, src string }
 
 // runHost runs the real host with the udev and mount capabilities wired as
-// in Builtin, the runtime.toml text given, and the plugins.
+// in host/builtin, the runtime.toml text given, and the plugins.
 func runHost(t *testing.T, runtime string, plugins ...plugin) *run {
 	t.Helper()
 	return runHostDev(t, "", runtime, plugins...)
