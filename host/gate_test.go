@@ -6,9 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetratelabs/wazero/api"
-
-	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/manifest"
@@ -34,29 +31,19 @@ func (testCap) DecodeGrant(s manifest.Section) (any, error) {
 
 var errDecode = &manifest.Error{Msg: "decode"}
 
+var testGrantKey = capability.GrantKey[*testGrant]("testcap")
+
 func (testCap) Functions() []capability.Func {
-	i32 := api.ValueTypeI32
-	return []capability.Func{{
-		Name: "ping", Params: []api.ValueType{i32, i32, i32, i32, i32}, Results: []api.ValueType{i32},
-		Call: func(ctx context.Context, in *capability.Caller, m api.Module, stack []uint64) {
-			out, oc, ol := uint32(stack[2]), uint32(stack[3]), uint32(stack[4])
-			msg, ok := capability.Read(m, uint32(stack[0]), uint32(stack[1]))
-			if !ok {
-				stack[0] = uint64(abi.Fault)
-				return
-			}
-			g, _ := in.Grants["testcap"].(*testGrant)
-			d := gate.Deny(`testcap.allow does not list "ping"`)
-			if g != nil && slices.Contains(g.Allow, "ping") {
-				d = gate.Allow(`testcap.allow lists "ping"`)
-			}
-			if err := in.Check(ctx, "testcap", "ping", d); err != nil {
-				stack[0] = uint64(in.ReplyErr(m, out, oc, ol, err))
-				return
-			}
-			stack[0] = uint64(in.Reply(m, out, oc, ol, []byte("pong to "+string(msg)), abi.OK))
-		},
-	}}
+	return []capability.Func{capability.HostFuncBytes("ping", func(ctx context.Context, in *capability.Caller, a capability.Args) ([]byte, error) {
+		d := gate.Deny(`testcap.allow does not list "ping"`)
+		if g := testGrantKey.Of(in); g != nil && slices.Contains(g.Allow, "ping") {
+			d = gate.Allow(`testcap.allow lists "ping"`)
+		}
+		if err := in.Check(ctx, "testcap", "ping", d); err != nil {
+			return nil, err
+		}
+		return []byte("pong to " + string(a.Bytes(0))), nil
+	}, capability.Input{Name: "msg"})}
 }
 
 const importer = "host/testdata/importer"

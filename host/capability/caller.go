@@ -47,11 +47,11 @@ func Read(m api.Module, ptr, n uint32) ([]byte, bool) {
 	return m.Memory().Read(ptr, n)
 }
 
-// Reply ends a host function that returns data, following the ABI's result
+// reply ends a host function that returns data, following the ABI's result
 // convention: the length goes to *outLenPtr; the bytes go to out if they fit,
 // otherwise they wait for result_read. e is the errno to return; for a
 // non-zero e, data is the error message. A bad out pointer gives abi.Fault.
-func (c *Caller) Reply(m api.Module, outPtr, outCap, outLenPtr uint32, data []byte, e abi.Errno) abi.Errno {
+func (c *Caller) reply(m api.Module, outPtr, outCap, outLenPtr uint32, data []byte, e abi.Errno) abi.Errno {
 	if len(data) > MaxResult {
 		data, e = []byte("result exceeds 1 MiB"), abi.TooLarge
 	}
@@ -70,26 +70,26 @@ func (c *Caller) Reply(m api.Module, outPtr, outCap, outLenPtr uint32, data []by
 	return e
 }
 
-// OutOK reports whether a result's ranges are inside guest memory: the
-// 4 bytes at outLenPtr and the outCap bytes at outPtr. A host function with
-// effects checks it before acting, so that a call the guest cannot receive
+// outOK reports whether a result's ranges are inside guest memory: the
+// 4 bytes at outLenPtr and the outCap bytes at outPtr. HostFunc checks it
+// before its handler runs, so that a call the guest cannot receive
 // the answer of returns abi.Fault without side effects (ABI §2), instead of
 // rebooting or mounting and then failing to say so.
-func OutOK(m api.Module, outPtr, outCap, outLenPtr uint32) bool {
+func outOK(m api.Module, outPtr, outCap, outLenPtr uint32) bool {
 	size := uint64(m.Memory().Size())
 	return uint64(outLenPtr)+4 <= size && uint64(outPtr)+uint64(outCap) <= size
 }
 
-// ReplyErr is Reply for an error: it picks the errno from err (see ErrnoOf)
+// replyErr is reply for an error: it picks the errno from err (see ErrnoOf)
 // and passes err's message to the guest, or the result an error gives with
 // an ErrorResult method (D-Bus's error records, ABI §3.3.3).
-func (c *Caller) ReplyErr(m api.Module, outPtr, outCap, outLenPtr uint32, err error) abi.Errno {
+func (c *Caller) replyErr(m api.Module, outPtr, outCap, outLenPtr uint32, err error) abi.Errno {
 	data := []byte(err.Error())
 	var r interface{ ErrorResult() []byte }
 	if errors.As(err, &r) {
 		data = r.ErrorResult()
 	}
-	return c.Reply(m, outPtr, outCap, outLenPtr, data, ErrnoOf(err))
+	return c.reply(m, outPtr, outCap, outLenPtr, data, ErrnoOf(err))
 }
 
 // SetPending makes data the pending result, as for an event payload.

@@ -69,12 +69,14 @@ type BytesHandler func(ctx context.Context, c *Caller, a Args) ([]byte, error)
 // convention's (out_ptr, out_cap, out_len_ptr); it returns an errno. A
 // call runs these steps, and h runs only after all the checks:
 //
-//  1. every input range and the result's ranges (OutOK) must be inside
-//     memory, or the call returns abi.Fault with no message and no effect
-//     (ABI §2);
+//  1. every input range and the result's ranges (the 4 bytes at
+//     out_len_ptr, the out_cap bytes at out_ptr) must be inside memory, or
+//     the call returns abi.Fault with no message and no effect (ABI §2);
 //  2. an input longer than its Max gets TooLong's error;
 //  3. a Record input that does not decode gets Malformed's error;
-//  4. h runs, and its record or error is the reply (Reply, ReplyErr).
+//  4. h runs, and its record or error is the reply, by the result
+//     convention (ABI §2): a result that does not fit out_cap waits for
+//     result_read.
 func HostFunc(name string, h Handler, inputs ...Input) Func {
 	return hostFunc(name, inputs, func(ctx context.Context, c *Caller, a Args) ([]byte, error) {
 		rec, err := h(ctx, c, a)
@@ -121,13 +123,13 @@ func serve(ctx context.Context, c *Caller, m api.Module, stack []uint64, inputs 
 		}
 		a.bytes[i] = b
 	}
-	if !OutOK(m, out, outCap, outLen) {
+	if !outOK(m, out, outCap, outLen) {
 		return abi.Fault
 	}
 	// From here on every answer reaches the guest.
 	for i := range inputs {
 		if n := uint32(len(a.bytes[i])); inputs[i].Max > 0 && n > inputs[i].Max {
-			return c.ReplyErr(m, out, outCap, outLen, inputs[i].tooLong(n))
+			return c.replyErr(m, out, outCap, outLen, inputs[i].tooLong(n))
 		}
 	}
 	for i := range inputs {
@@ -136,15 +138,15 @@ func serve(ctx context.Context, c *Caller, m api.Module, stack []uint64, inputs 
 		}
 		rec, err := abi.DecodeRecord(a.bytes[i])
 		if err != nil {
-			return c.ReplyErr(m, out, outCap, outLen, inputs[i].malformed(err))
+			return c.replyErr(m, out, outCap, outLen, inputs[i].malformed(err))
 		}
 		a.recs[i] = rec
 	}
 	data, err := h(ctx, c, a)
 	if err != nil {
-		return c.ReplyErr(m, out, outCap, outLen, err)
+		return c.replyErr(m, out, outCap, outLen, err)
 	}
-	return c.Reply(m, out, outCap, outLen, data, abi.OK)
+	return c.reply(m, out, outCap, outLen, data, abi.OK)
 }
 
 func (in *Input) tooLong(n uint32) error {
