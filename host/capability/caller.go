@@ -75,8 +75,8 @@ func (c *Caller) reply(m api.Module, outPtr, outCap, outLenPtr uint32, data []by
 // before its handler runs, so that a call the guest cannot receive
 // the answer of returns abi.Fault without side effects (ABI §2), instead of
 // rebooting or mounting and then failing to say so.
-func outOK(m api.Module, outPtr, outCap, outLenPtr uint32) bool {
-	size := uint64(m.Memory().Size())
+func outOK(mem api.Memory, outPtr, outCap, outLenPtr uint32) bool {
+	size := uint64(mem.Size())
 	return uint64(outLenPtr)+4 <= size && uint64(outPtr)+uint64(outCap) <= size
 }
 

@@ -72,9 +72,9 @@ type BytesHandler func(ctx context.Context, c *Caller, a Args) ([]byte, error)
 //  1. every input range and the result's ranges (the 4 bytes at
 //     out_len_ptr, the out_cap bytes at out_ptr) must be inside memory, or
 //     the call returns abi.Fault with no message and no effect (ABI §2);
-//  2. an input longer than its Max gets TooLong's error;
-//  3. a Record input that does not decode gets Malformed's error;
-//  4. h runs, and its record or error is the reply, by the result
+//  2. each input in turn: one longer than its Max gets TooLong's error,
+//     and a Record input that does not decode gets Malformed's;
+//  3. h runs, and its record or error is the reply, by the result
 //     convention (ABI §2): a result that does not fit out_cap waits for
 //     result_read.
 func HostFunc(name string, h Handler, inputs ...Input) Func {
@@ -105,48 +105,57 @@ func hostFunc(name string, inputs []Input, h BytesHandler) Func {
 	for range f.ParamNames {
 		f.Params = append(f.Params, api.ValueTypeI32)
 	}
-	f.Call = func(ctx context.Context, c *Caller, m api.Module, stack []uint64) {
-		stack[0] = uint64(serve(ctx, c, m, stack, inputs, h))
-	}
+	f.Call = (&hostFn{inputs, h}).call
 	return f
 }
 
-// serve is one call of a HostFunc; see there for its steps.
-func serve(ctx context.Context, c *Caller, m api.Module, stack []uint64, inputs []Input, h BytesHandler) abi.Errno {
-	o := 2 * len(inputs)
+// hostFn is one HostFunc: its inputs and its handler.
+type hostFn struct {
+	inputs []Input
+	h      BytesHandler
+}
+
+// call is one call of a HostFunc; see there for its steps.
+func (f *hostFn) call(ctx context.Context, c *Caller, m api.Module, stack []uint64) {
+	mem := m.Memory()
+	o := 2 * len(f.inputs)
 	out, outCap, outLen := uint32(stack[o]), uint32(stack[o+1]), uint32(stack[o+2])
 	a := Args{outCap: outCap}
-	for i := range inputs {
-		b, ok := Read(m, uint32(stack[2*i]), uint32(stack[2*i+1]))
+	for i := range f.inputs {
+		b, ok := mem.Read(uint32(stack[2*i]), uint32(stack[2*i+1]))
 		if !ok {
-			return abi.Fault
+			stack[0] = uint64(abi.Fault)
+			return
 		}
 		a.bytes[i] = b
 	}
-	if !outOK(m, out, outCap, outLen) {
-		return abi.Fault
+	if !outOK(mem, out, outCap, outLen) {
+		stack[0] = uint64(abi.Fault)
+		return
 	}
 	// From here on every answer reaches the guest.
-	for i := range inputs {
-		if n := uint32(len(a.bytes[i])); inputs[i].Max > 0 && n > inputs[i].Max {
-			return c.replyErr(m, out, outCap, outLen, inputs[i].tooLong(n))
+	for i := range f.inputs {
+		in := &f.inputs[i]
+		if n := uint32(len(a.bytes[i])); in.Max > 0 && n > in.Max {
+			stack[0] = uint64(c.replyErr(m, out, outCap, outLen, in.tooLong(n)))
+			return
 		}
-	}
-	for i := range inputs {
-		if !inputs[i].Record {
+		if !in.Record {
 			continue
 		}
 		rec, err := abi.DecodeRecord(a.bytes[i])
 		if err != nil {
-			return c.replyErr(m, out, outCap, outLen, inputs[i].malformed(err))
+			stack[0] = uint64(c.replyErr(m, out, outCap, outLen, in.malformed(err)))
+			return
 		}
 		a.recs[i] = rec
 	}
-	data, err := h(ctx, c, a)
+	data, err := f.h(ctx, c, a)
 	if err != nil {
-		return c.replyErr(m, out, outCap, outLen, err)
+		stack[0] = uint64(c.replyErr(m, out, outCap, outLen, err))
+		return
 	}
-	return c.reply(m, out, outCap, outLen, data, abi.OK)
+	stack[0] = uint64(c.reply(m, out, outCap, outLen, data, abi.OK))
 }
 
 func (in *Input) tooLong(n uint32) error {
