@@ -34,7 +34,7 @@ var errDecode = &manifest.Error{Msg: "decode"}
 var testGrantKey = capability.GrantKey[*testGrant]("testcap")
 
 func (testCap) Functions() []capability.Func {
-	return []capability.Func{capability.HostFuncBytes("ping", func(ctx context.Context, in *capability.Caller, a capability.Args) ([]byte, error) {
+	return []capability.Func{capability.HostFuncBytes("ping", func(ctx context.Context, in *capability.Caller, a *capability.Args) ([]byte, error) {
 		d := gate.Deny(`testcap.allow does not list "ping"`)
 		if g := testGrantKey.Of(in); g != nil && slices.Contains(g.Allow, "ping") {
 			d = gate.Allow(`testcap.allow lists "ping"`)

@@ -32,6 +32,8 @@ type Caller struct {
 	// current event's payload, until result_read takes it.
 	pending    []byte
 	hasPending bool
+
+	args Args // the running host function's inputs; see HostFunc
 }
 
 // Check asks the gate about op on capability, with the capability's own

@@ -35,7 +35,10 @@ type Input struct {
 const maxInputs = 2
 
 // Args are a call's inputs in the order of its Inputs, after the glue
-// checked that they are inside memory and within their bounds.
+// checked that they are inside memory and within their bounds. They are
+// valid until the handler returns: the glue reuses them for the caller's
+// next call (a pointer into the Caller costs neither a copy nor an
+// allocation per call).
 type Args struct {
 	bytes  [maxInputs][]byte
 	recs   [maxInputs]abi.Record
@@ -44,25 +47,25 @@ type Args struct {
 
 // Bytes returns input i. It aliases guest memory: copy what outlives the
 // call (string(b) does).
-func (a Args) Bytes(i int) []byte { return a.bytes[i] }
+func (a *Args) Bytes(i int) []byte { return a.bytes[i] }
 
 // OutCap is the guest's result buffer's size: a result no longer than it
 // is delivered at once, without result_read (http's body_read reads a
 // chunk of that size).
-func (a Args) OutCap() uint32 { return a.outCap }
+func (a *Args) OutCap() uint32 { return a.outCap }
 
 // Record returns input i decoded, for an Input with Record set. Its values
 // alias guest memory, as Bytes does.
-func (a Args) Record(i int) abi.Record { return a.recs[i] }
+func (a *Args) Record(i int) abi.Record { return a.recs[i] }
 
 // Handler answers one call of a host function, once the glue has checked
 // every range: its record is the result (with abi.OK), or its error is the
 // message and errno (ErrnoOf).
-type Handler func(ctx context.Context, c *Caller, a Args) (abi.Record, error)
+type Handler func(ctx context.Context, c *Caller, a *Args) (abi.Record, error)
 
 // BytesHandler is a Handler whose result is bytes, not a record
 // (config_get's value).
-type BytesHandler func(ctx context.Context, c *Caller, a Args) ([]byte, error)
+type BytesHandler func(ctx context.Context, c *Caller, a *Args) ([]byte, error)
 
 // HostFunc is the one way a host function reads a request and replies.
 // Its parameters are each input's (NAME_ptr, NAME_len), then the result
@@ -78,7 +81,7 @@ type BytesHandler func(ctx context.Context, c *Caller, a Args) ([]byte, error)
 //     convention (ABI §2): a result that does not fit out_cap waits for
 //     result_read.
 func HostFunc(name string, h Handler, inputs ...Input) Func {
-	return hostFunc(name, inputs, func(ctx context.Context, c *Caller, a Args) ([]byte, error) {
+	return hostFunc(name, inputs, func(ctx context.Context, c *Caller, a *Args) ([]byte, error) {
 		rec, err := h(ctx, c, a)
 		if err != nil {
 			return nil, err
@@ -115,47 +118,49 @@ type hostFn struct {
 	h      BytesHandler
 }
 
-// call is one call of a HostFunc; see there for its steps.
+// call is one call of a HostFunc; see there for its steps. The inputs go
+// in the Caller's Args, which hold nothing between calls.
 func (f *hostFn) call(ctx context.Context, c *Caller, m api.Module, stack []uint64) {
+	stack[0] = uint64(f.serve(ctx, c, m, stack))
+	c.args = Args{}
+}
+
+func (f *hostFn) serve(ctx context.Context, c *Caller, m api.Module, stack []uint64) abi.Errno {
 	mem := m.Memory()
 	o := 2 * len(f.inputs)
 	out, outCap, outLen := uint32(stack[o]), uint32(stack[o+1]), uint32(stack[o+2])
-	a := Args{outCap: outCap}
+	a := &c.args
+	a.outCap = outCap
 	for i := range f.inputs {
 		b, ok := mem.Read(uint32(stack[2*i]), uint32(stack[2*i+1]))
 		if !ok {
-			stack[0] = uint64(abi.Fault)
-			return
+			return abi.Fault
 		}
 		a.bytes[i] = b
 	}
 	if !outOK(mem, out, outCap, outLen) {
-		stack[0] = uint64(abi.Fault)
-		return
+		return abi.Fault
 	}
 	// From here on every answer reaches the guest.
 	for i := range f.inputs {
 		in := &f.inputs[i]
 		if n := uint32(len(a.bytes[i])); in.Max > 0 && n > in.Max {
-			stack[0] = uint64(c.replyErr(m, out, outCap, outLen, in.tooLong(n)))
-			return
+			return c.replyErr(m, out, outCap, outLen, in.tooLong(n))
 		}
 		if !in.Record {
 			continue
 		}
 		rec, err := abi.DecodeRecord(a.bytes[i])
 		if err != nil {
-			stack[0] = uint64(c.replyErr(m, out, outCap, outLen, in.malformed(err)))
-			return
+			return c.replyErr(m, out, outCap, outLen, in.malformed(err))
 		}
 		a.recs[i] = rec
 	}
 	data, err := f.h(ctx, c, a)
 	if err != nil {
-		stack[0] = uint64(c.replyErr(m, out, outCap, outLen, err))
-		return
+		return c.replyErr(m, out, outCap, outLen, err)
 	}
-	stack[0] = uint64(c.reply(m, out, outCap, outLen, data, abi.OK))
+	return c.reply(m, out, outCap, outLen, data, abi.OK)
 }
 
 func (in *Input) tooLong(n uint32) error {

@@ -43,7 +43,7 @@ const (
 // recordFunc is a host function of two inputs, op (at most 8 bytes) and a
 // record req, that counts its handler's calls.
 func recordFunc(calls *int) capability.Func {
-	return capability.HostFunc("call", func(_ context.Context, c *capability.Caller, a capability.Args) (abi.Record, error) {
+	return capability.HostFunc("call", func(_ context.Context, c *capability.Caller, a *capability.Args) (abi.Record, error) {
 		*calls++
 		v, _ := a.Record(1).Get("say")
 		return abi.Record{{Key: "op", Value: a.Bytes(0)}, {Key: "heard", Value: []byte(v)}}, nil
@@ -129,7 +129,7 @@ func TestHostFuncChecksBeforeHandler(t *testing.T) {
 // TestHostFuncErrors: a handler's error is the reply, with its errno.
 func TestHostFuncErrors(t *testing.T) {
 	m := guest(t)
-	f := capability.HostFunc("list", func(context.Context, *capability.Caller, capability.Args) (abi.Record, error) {
+	f := capability.HostFunc("list", func(context.Context, *capability.Caller, *capability.Args) (abi.Record, error) {
 		return nil, capability.Errorf(abi.Busy, "try %s", "later")
 	})
 	stack := []uint64{out, 64, outLen}
@@ -163,7 +163,7 @@ func bytesFunc(t testing.TB) (capability.Func, api.Module, []uint64) {
 	m := guest(t)
 	m.Memory().Write(req, []byte("key"))
 	value := []byte("value")
-	f := capability.HostFuncBytes("config_get", func(_ context.Context, _ *capability.Caller, a capability.Args) ([]byte, error) {
+	f := capability.HostFuncBytes("config_get", func(_ context.Context, _ *capability.Caller, a *capability.Args) ([]byte, error) {
 		return value, nil
 	}, capability.Input{Name: "key", Max: 64})
 	return f, m, []uint64{req, 3, out, 64, outLen}

@@ -668,7 +668,7 @@ func (e *recordError) ErrorResult() []byte {
 // errorRecords makes the errors of h records for a request that asks for
 // them (abi.ErrorsField).
 func errorRecords(h capability.Handler) capability.Handler {
-	return func(ctx context.Context, c *capability.Caller, a capability.Args) (abi.Record, error) {
+	return func(ctx context.Context, c *capability.Caller, a *capability.Args) (abi.Record, error) {
 		rep, err := h(ctx, c, a)
 		if v, _ := a.Record(0).Get(abi.ErrorsField); err != nil && v == abi.ErrorsRecord {
 			err = &recordError{err}
@@ -850,7 +850,7 @@ func op(kind, s string) string {
 	return kind + " " + s
 }
 
-func (d *DBus) call(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+func (d *DBus) call(ctx context.Context, in *capability.Caller, a *capability.Args) (abi.Record, error) {
 	req := a.Record(0)
 	t, err := parseTarget(req, "member")
 	if err != nil {
@@ -961,7 +961,7 @@ func (d *DBus) replyRecord(sig string, vals []any) (abi.Record, error) {
 	return abi.Record{{Key: "signature", Value: []byte(sig)}, {Key: "body", Value: body}}, nil
 }
 
-func (d *DBus) getProperty(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+func (d *DBus) getProperty(ctx context.Context, in *capability.Caller, a *capability.Args) (abi.Record, error) {
 	req := a.Record(0)
 	t, err := parseTarget(req, "name")
 	if err != nil {
@@ -982,7 +982,7 @@ func (d *DBus) propGet(ctx context.Context, in *capability.Caller, t target) (ab
 	return d.replyRecord(sig, vals)
 }
 
-func (d *DBus) getAllProperties(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+func (d *DBus) getAllProperties(ctx context.Context, in *capability.Caller, a *capability.Args) (abi.Record, error) {
 	req := a.Record(0)
 	req = append(req[:len(req):len(req)], abi.Field{Key: "name", Value: []byte("GetAll")})
 	t, err := parseTarget(req, "name")
@@ -1024,7 +1024,7 @@ func firstMap(vals []any) (map[string]godbus.Variant, bool) {
 	return m, ok
 }
 
-func (d *DBus) setProperty(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+func (d *DBus) setProperty(ctx context.Context, in *capability.Caller, a *capability.Args) (abi.Record, error) {
 	req := a.Record(0)
 	t, err := parseTarget(req, "name")
 	if err != nil {

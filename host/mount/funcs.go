@@ -37,7 +37,7 @@ func (m *Mount) Functions() []capability.Func {
 	}
 }
 
-func (m *Mount) callMount(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+func (m *Mount) callMount(ctx context.Context, in *capability.Caller, a *capability.Args) (abi.Record, error) {
 	h, err := m.Mount(ctx, in, a.Record(0))
 	if err != nil {
 		return nil, err
@@ -45,7 +45,7 @@ func (m *Mount) callMount(ctx context.Context, in *capability.Caller, a capabili
 	return h.record(), nil
 }
 
-func (m *Mount) callUnmount(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+func (m *Mount) callUnmount(ctx context.Context, in *capability.Caller, a *capability.Args) (abi.Record, error) {
 	target := string(a.Bytes(0))
 	lazy, err := m.Unmount(ctx, in, target)
 	if err != nil {
@@ -54,7 +54,7 @@ func (m *Mount) callUnmount(ctx context.Context, in *capability.Caller, a capabi
 	return abi.Record{{Key: "target", Value: []byte(target)}, {Key: "lazy", Value: []byte(strconv.FormatBool(lazy))}}, nil
 }
 
-func (m *Mount) callList(_ context.Context, in *capability.Caller, _ capability.Args) (abi.Record, error) {
+func (m *Mount) callList(_ context.Context, in *capability.Caller, _ *capability.Args) (abi.Record, error) {
 	var rec abi.Record
 	for _, h := range m.List(in.Plugin) {
 		rec = append(rec, h.record()...)

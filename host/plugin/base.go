@@ -193,7 +193,7 @@ func fieldKey(k string) string {
 }
 
 // config_get(key_ptr, key_len, out_ptr, out_cap, out_len_ptr) -> errno
-func hostConfigGet(_ context.Context, in *capability.Caller, a capability.Args) ([]byte, error) {
+func hostConfigGet(_ context.Context, in *capability.Caller, a *capability.Args) ([]byte, error) {
 	key := a.Bytes(0)
 	v, found := in.Config[string(key)]
 	if !found {

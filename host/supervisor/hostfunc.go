@@ -94,7 +94,7 @@ func (c *Capability) Functions() []capability.Func {
 // and checked every range: check the arguments, ask the gate, then the
 // supervisor. Nothing here traps: every failure is an errno with a message,
 // scrubbed of the key, as is the reply.
-func (c *Capability) hostCall(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+func (c *Capability) hostCall(ctx context.Context, in *capability.Caller, a *capability.Args) (abi.Record, error) {
 	r, err := c.serve(ctx, in, string(a.Bytes(0)), a.Bytes(1))
 	if err != nil {
 		return nil, c.scrub(err)

@@ -384,7 +384,7 @@ func (c *Cloud) Functions() []capability.Func {
 		capability.Input{Name: "req", Max: maxRequest, Record: true})}
 }
 
-func (c *Cloud) call(ctx context.Context, in *capability.Caller, a capability.Args) (abi.Record, error) {
+func (c *Cloud) call(ctx context.Context, in *capability.Caller, a *capability.Args) (abi.Record, error) {
 	return c.Do(ctx, in, string(a.Bytes(0)), a.Record(1))
 }
 

@@ -54,7 +54,7 @@ func (c *Capability) Functions() []capability.Func {
 }
 
 // request decodes a request record, sends it and returns the reply record.
-func (c *Capability) request(ctx context.Context, cl *capability.Caller, a capability.Args) (abi.Record, error) {
+func (c *Capability) request(ctx context.Context, cl *capability.Caller, a *capability.Args) (abi.Record, error) {
 	var r Request
 	seen := map[string]bool{}
 	for _, f := range a.Record(0) {
@@ -110,7 +110,7 @@ func (c *Capability) request(ctx context.Context, cl *capability.Caller, a capab
 
 // bodyRead returns the next chunk of a body, at most out_cap bytes so that
 // it is delivered at once: empty at the end. An error closes the body.
-func (c *Capability) bodyRead(_ context.Context, cl *capability.Caller, a capability.Args) ([]byte, error) {
+func (c *Capability) bodyRead(_ context.Context, cl *capability.Caller, a *capability.Args) ([]byte, error) {
 	h, err := parseHandle(a.Bytes(0))
 	if err != nil {
 		return nil, err
@@ -142,7 +142,7 @@ func (c *Capability) bodyRead(_ context.Context, cl *capability.Caller, a capabi
 	}
 }
 
-func (c *Capability) bodyClose(_ context.Context, cl *capability.Caller, a capability.Args) ([]byte, error) {
+func (c *Capability) bodyClose(_ context.Context, cl *capability.Caller, a *capability.Args) ([]byte, error) {
 	h, err := parseHandle(a.Bytes(0))
 	if err != nil {
 		return nil, err
