@@ -341,7 +341,7 @@ func (h *Host) Run(ctx context.Context) error {
 	// Before the sink closes: the folded counts still pending.
 	defer h.gate.Close()
 	caps := h.opts.Capabilities
-	env := capability.Env{Runtime: h.rt, Sim: h.rt.Device == "sim", Logger: h.log, Gate: h.gate}
+	env := capability.Env{Runtime: h.rt, Sim: h.rt.Device == "sim", Logger: h.log, Gate: h.gate, Deliver: h.Deliver}
 	for _, c := range caps {
 		if p, ok := c.(capability.Provisioner); ok {
 			e := env

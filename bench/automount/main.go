@@ -277,8 +277,9 @@ func runAirlock(work, img string) ([]time.Duration, error) {
 	w := &mountedWatch{running: make(chan struct{}), mounted: make(chan string, 16), gone: make(chan string, 16)}
 	// CheckEvery only speeds up the clean-up between repetitions (a
 	// loop device detached under a mount sends no uevent until unmounted).
-	m := mount.New(mount.Options{CheckEvery: 50 * time.Millisecond})
-	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: slog.New(w), Capabilities: []capability.Capability{m.WatchDevices(udev.New()), m}})
+	u := udev.New()
+	m := mount.New(mount.Options{CheckEvery: 50 * time.Millisecond, Devices: u.Devices()})
+	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: slog.New(w), Capabilities: []capability.Capability{u, m}})
 	if err != nil {
 		return nil, err
 	}

@@ -26,15 +26,17 @@ func Capabilities() []capability.Capability { return CapabilitiesWith(mount.Opti
 // CapabilitiesWith is Capabilities with the mount capability's options,
 // such as the simulated device's extra sticks.
 func CapabilitiesWith(mo mount.Options) []capability.Capability {
-	// mount watches udev's block events, to unmount devices that vanish.
-	m := mount.New(mo)
+	// One block-device table: udev feeds it and probes through it, mount
+	// looks devices up in it and hears of those that vanish.
 	u := udev.New()
+	mo.Devices = u.Devices()
+	m := mount.New(mo)
 	s := supervisor.NewCapability(supervisor.CapabilityOptions{})
 	// The simulated device (its demo and clock) acts through the others'
 	// simulated backends; it is a module of the host, not a power plugins
 	// can hold.
 	sim := simdevice.New(simdevice.Options{Udev: u, Supervisor: s.Sim})
-	return []capability.Capability{m.WatchDevices(u), sim.NewDBus(), s, m, shared.New(), cloud.New(cloud.Options{}), httpout.New(httpout.Options{}), sim}
+	return []capability.Capability{u, sim.NewDBus(), s, m, shared.New(), cloud.New(cloud.Options{}), httpout.New(httpout.Options{}), sim}
 }
 
 // Options returns o with what the airlock binary adds to the core, where

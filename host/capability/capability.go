@@ -99,6 +99,9 @@ type Env struct {
 	// Gate audits what a capability decides outside a host call (shared:
 	// its directories, when a plugin loads).
 	Gate *gate.Gate
+	// Deliver queues an event for a plugin, as a Triggerer's does; for a
+	// capability whose events are not triggers (mount's unmounted).
+	Deliver Deliver
 }
 
 // Func is one host function. Call runs on the calling plugin's goroutine

@@ -180,9 +180,10 @@ func runCapExample(t *testing.T, name, manifest, wasm string, drive func(*exampl
 	if err := os.WriteFile(filepath.Join(dir, "runtime.toml"), []byte(rt), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m := mount.New(mount.Options{})
+	u := udev.New()
+	m := mount.New(mount.Options{Devices: u.Devices()})
 	sup := supervisor.NewCapability(supervisor.CapabilityOptions{Getenv: func(string) string { return "" }})
-	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), sup, m, httpout.New(httpout.Options{Getenv: func(string) string { return "" }})}
+	caps := []capability.Capability{u, dbus.New(), sup, m, httpout.New(httpout.Options{Getenv: func(string) string { return "" }})}
 	log, logger := testenv.NewLog(t)
 	// The plugin's lines, and the host's when a handler fails.
 	lines := &pluginLines{Handler: logger.Handler(), mu: new(sync.Mutex), lines: new([]string), also: []string{"handler reported an error"}}

@@ -1,12 +1,20 @@
 package mount
 
-import "errors"
+import (
+	"context"
+	"errors"
+
+	"github.com/airlockhq/airlock/internal/blockdev"
+)
 
 // backend is where mounts happen: the real kernel, or a directory tree on
-// the simulated device. The capability holds its lock around every call.
+// the simulated device. The capability holds its lock around every call
+// but devices.
 type backend interface {
-	// devices lists the present block devices that carry a filesystem.
-	devices() ([]Device, error)
+	// devices lists the present block devices that carry a filesystem,
+	// probing (bounded) those that need it; it is called without the
+	// capability's lock.
+	devices(ctx context.Context) ([]Device, error)
 	// inUse says why d may not be mounted for a plugin ("" if it may):
 	// it is mounted already, or its disk holds the system's own mounts.
 	inUse(d *Device) string
@@ -28,7 +36,7 @@ type backend interface {
 	// reconcile undoes what an earlier run left under base, and says what.
 	reconcile(base string) []string
 	// uevent tells the backend of a block device's add or remove.
-	uevent(ev deviceEvent)
+	uevent(c blockdev.Change)
 	// close ends what the backend runs (FUSE helpers) once the
 	// capability has unmounted everything (host shutdown).
 	close()

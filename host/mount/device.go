@@ -3,34 +3,16 @@ package mount
 import (
 	"fmt"
 	"strings"
+
+	"github.com/airlockhq/airlock/internal/blockdev"
 )
 
-// Device is a block device with a filesystem, as the host's own probing
-// sees it (never /dev/disk/by-label, which needs udevd).
-type Device struct {
-	Node    string // /dev/sdb1
-	Name    string // kernel name: sdb1
-	Disk    string // kernel name of the whole disk: sdb (Name for a whole-disk filesystem)
-	DevPath string // /devices/..., under /sys
-	MajMin  string // "8:17"
-	Label   string
-	UUID    string
-	FSType  string
-	// PartUUID and PartLabel: the partition's entry in its disk's table
-	// (blkid's PARTUUID and, on GPT, PARTLABEL); empty on a whole disk.
-	PartUUID  string
-	PartLabel string
-	// Loop devices only: whether a detach (losetup -d) was already
-	// pending, so that a detach while mounted can be told apart.
-	Loop          bool
-	LoopAutoclear bool
-	// Removable: the kernel marks the disk removable (sysfs removable).
-	Removable bool
-	// ProbeErr says why the superblock could not be read ("" if it was).
-	ProbeErr string
-}
+// Device is a block device with a filesystem, as the host's block-device
+// table sees it.
+type Device = blockdev.Device
 
-func (d *Device) describe() string {
+// describe names d by its node and what identifies its filesystem.
+func describe(d *Device) string {
 	var facts []string
 	if d.Label != "" {
 		facts = append(facts, "label "+d.Label)

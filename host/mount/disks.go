@@ -58,7 +58,7 @@ func (*Mount) DecodeConfig(s manifest.Section) (any, error) {
 }
 
 // onUSB reports whether the device hangs off a USB bus.
-func (d *Device) onUSB() bool { return strings.Contains(d.DevPath, "/usb") }
+func onUSB(d *Device) bool { return strings.Contains(d.DevPath, "/usb") }
 
 // refuseDisk says why the runtime's [mount] disks does not give out d's
 // disk, or "" if it does.
@@ -71,7 +71,7 @@ func (c *Config) refuseDisk(d *Device) string {
 	case slices.Contains(disks, "any"),
 		slices.Contains(disks, d.Disk),
 		slices.Contains(disks, "loop") && d.Loop,
-		slices.Contains(disks, "removable") && (d.Removable || d.onUSB()):
+		slices.Contains(disks, "removable") && (d.Removable || onUSB(d)):
 		return ""
 	}
 	kind := "neither removable nor on USB"

@@ -134,12 +134,14 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Caller, rec abi.Record
 		}
 		req.options[i] = strings.TrimSpace(o)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	devs, err := m.be.devices()
+	// Before the lock: a device that does not answer its probe delays
+	// this call by the probe's timeout at most, and no other call.
+	devs, err := m.be.devices(ctx)
 	if err != nil {
 		return nil, fail(abi.Unavailable, "plugin %q: mount %s: listing block devices: %v", in.Plugin, op, err)
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	var found []*Device
 	systemDisks := map[string]string{}
 	for i := range devs {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/airlockhq/airlock/host/devnode"
 	"github.com/airlockhq/airlock/host/internal/testenv"
+	"github.com/airlockhq/airlock/internal/blockdev"
 )
 
 // startHelper runs a FUSE helper the way a host that then crashed left
@@ -62,7 +63,7 @@ func TestLoopFuseLeftover(t *testing.T) {
 	left := startHelper(t, at, exfat, "-d", "/dev/"+dev+"p1", at)
 	kept := startHelper(t, outside, fusefat, "-f", "-o", "ro", "/dev/"+dev+"p2", outside)
 
-	b, err := newRealBackend(base, &devnode.Nodes{DevDir: "/dev", Dir: filepath.Join(dir, "dev")})
+	b, err := newRealBackend(base, &devnode.Nodes{DevDir: "/dev", Dir: filepath.Join(dir, "dev")}, blockdev.New())
 	if err != nil {
 		t.Fatal(err)
 	}

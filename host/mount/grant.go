@@ -175,7 +175,7 @@ func (g *Grant) decide(d *Device, fstype string, extra []string) (string, error)
 		r := &g.Rules[i]
 		src := slices.IndexFunc(r.Sources, func(p string) bool { return matchSource(p, d) })
 		if src < 0 {
-			why = append(why, fmt.Sprintf("%s is not in [[mount]] source %s", d.describe(), quoteList(r.Sources)))
+			why = append(why, fmt.Sprintf("%s is not in [[mount]] source %s", describe(d), quoteList(r.Sources)))
 			continue
 		}
 		if !slices.Contains(r.FSTypes, fstype) {
@@ -186,7 +186,7 @@ func (g *Grant) decide(d *Device, fstype string, extra []string) (string, error)
 			why = append(why, fmt.Sprintf("option %q is not in [[mount]] options %s", extra[o], quoteList(r.Options)))
 			continue
 		}
-		return fmt.Sprintf("[[mount]] %d allows %s (source %q, fstype %s)", i+1, d.describe(), r.Sources[src], fstype), nil
+		return fmt.Sprintf("[[mount]] %d allows %s (source %q, fstype %s)", i+1, describe(d), r.Sources[src], fstype), nil
 	}
 	slices.Sort(why)
 	why = slices.Compact(why)

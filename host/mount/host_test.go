@@ -48,13 +48,13 @@ func runHostDev(t *testing.T, devDir, runtime string, plugins ...plugin) *run {
 	}
 	log, logger := testenv.NewLog(t)
 	audit, auditLogger := testenv.NewLog(t)
-	m := mount.New(mount.Options{CheckEvery: 50 * time.Millisecond, DevDir: devDir})
 	u := udev.New()
+	m := mount.New(mount.Options{CheckEvery: 50 * time.Millisecond, DevDir: devDir, Devices: u.Devices()})
 	if devDir != "" {
 		u.WithDevDir(devDir)
 	}
 	h, err := host.New(filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Audit: auditLogger,
-		Capabilities: []capability.Capability{m.WatchDevices(u), m}})
+		Capabilities: []capability.Capability{u, m}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/devnode"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/internal/blockdev"
 
 	"github.com/moby/sys/mountinfo"
 )
@@ -36,16 +37,17 @@ type Mount struct {
 	log     *slog.Logger
 	sim     bool
 	disks   *Config // runtime.toml's [mount]; nil means the defaults
+	deliver capability.Deliver
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 
 	// mu guards everything below. It is held for a whole mount or unmount,
 	// so that "already mounted" and collision checks cannot race.
 	mu      sync.Mutex
-	held    map[string]*held // by host path of the mount point
-	deliver capability.Deliver
-	users   int              // plugins that import the module
-	events  chan deviceEvent // udev removes and adds, to the worker
+	held    map[string]*held     // by host path of the mount point
+	users   int                  // plugins that import the module
+	unwatch func()               // ends the subscription to the device table
+	events  chan blockdev.Change // block devices' adds and removes, to the worker
 	// Scratch /tmp of plugins with [storage] tmp (tmp.go).
 	tmps     []*scratch
 	tmpLoads map[string]int // loads so far, by plugin: names each load's directory
@@ -64,6 +66,11 @@ type Options struct {
 	// Sticks are extra USB sticks of the simulated device, absent until
 	// SimStick plugs them in (plugintest, airlock test's [[stick]]).
 	Sticks []Stick
+	// Devices is the block-device table that the udev capability feeds
+	// (udev.WithDevices): mounts look devices up in it, and hear of
+	// devices that vanish. nil: a table of the capability's own, which
+	// reads sysfs at each mount but hears no uevents.
+	Devices *blockdev.Table
 }
 
 // held is one mount made for a plugin.
@@ -86,7 +93,10 @@ func New(o Options) *Mount {
 	if o.CheckEvery <= 0 {
 		o.CheckEvery = 2 * time.Second
 	}
-	return &Mount{opts: o, log: slog.New(slog.DiscardHandler), held: map[string]*held{}, tmpLoads: map[string]int{}, events: make(chan deviceEvent, 256)}
+	if o.Devices == nil {
+		o.Devices = blockdev.New()
+	}
+	return &Mount{opts: o, log: slog.New(slog.DiscardHandler), held: map[string]*held{}, tmpLoads: map[string]int{}, events: make(chan blockdev.Change, 256)}
 }
 
 var (
@@ -124,7 +134,7 @@ func (m *Mount) Provision(ctx context.Context, env capability.Env) error {
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return fmt.Errorf("media directory: %w", err)
 	}
-	m.base, m.sim = base, env.Sim
+	m.base, m.sim, m.deliver = base, env.Sim, env.Deliver
 	m.disks, _ = env.Config.(*Config)
 	m.tmpBase = filepath.Join(filepath.Dir(base), "tmp")
 	if env.Sim {
@@ -134,7 +144,7 @@ func (m *Mount) Provision(ctx context.Context, env capability.Env) error {
 		if devDir == "" {
 			devDir = "/dev"
 		}
-		m.be, err = newRealBackend(base, &devnode.Nodes{DevDir: devDir, Dir: filepath.Join(filepath.Dir(base), "dev")})
+		m.be, err = newRealBackend(base, &devnode.Nodes{DevDir: devDir, Dir: filepath.Join(filepath.Dir(base), "dev")}, m.opts.Devices)
 	}
 	if err != nil {
 		return err
@@ -153,6 +163,13 @@ func (m *Mount) Provision(ctx context.Context, env capability.Env) error {
 // Close unmounts everything still mounted for plugins (host shutdown) and
 // stops the worker. It is safe after a partial Provision and more than once.
 func (m *Mount) Close() error {
+	m.mu.Lock()
+	unwatch := m.unwatch
+	m.unwatch = nil
+	m.mu.Unlock()
+	if unwatch != nil {
+		unwatch()
+	}
 	if m.stop != nil {
 		m.stop()
 		m.wg.Wait()
@@ -192,6 +209,12 @@ func (m *Mount) Preopens(man *manifest.Manifest) ([]capability.Preopen, error) {
 		}
 		m.mu.Lock() // plugins load in parallel
 		m.users++
+		if m.unwatch == nil {
+			// Device events matter once a plugin can mount: a device
+			// removed while mounted is unmounted lazily and its plugin
+			// told (watch.go). The feeder never waits for our lock.
+			m.unwatch = m.opts.Devices.Subscribe(m.deviceChanged)
+		}
 		m.mu.Unlock()
 		out = append(out, capability.Preopen{GuestPath: g.Target, Dir: root})
 	}

@@ -1,6 +1,7 @@
 package mount
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,16 +14,17 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/airlockhq/airlock/host/devnode"
-	"github.com/airlockhq/airlock/host/udev/probe"
+	"github.com/airlockhq/airlock/internal/blockdev"
 )
 
 // realBackend mounts with mount(2) and umount2(2).
 type realBackend struct {
 	base    string
 	sysRoot string // "/sys"
-	// nodes names each device by its number, for probing and mount(2):
-	// /dev may lack a stick plugged in after start (no udevd).
+	// nodes names each device by its number, for mount(2): /dev may lack
+	// a stick plugged in after start (no udevd).
 	nodes *devnode.Nodes
+	devs  *blockdev.Table
 	// helpers are the FUSE helpers' absolute paths, looked up once at
 	// start ("" when one is not installed).
 	helpers map[string]string
@@ -32,11 +34,12 @@ type realBackend struct {
 	fuse   map[string]*fuseProc
 }
 
-func newRealBackend(base string, nodes *devnode.Nodes) (backend, error) {
+func newRealBackend(base string, nodes *devnode.Nodes, devs *blockdev.Table) (backend, error) {
 	if err := nodes.Clean(); err != nil {
 		return nil, fmt.Errorf("device nodes left by an earlier run: %w", err)
 	}
-	return &realBackend{base: base, sysRoot: "/sys", nodes: nodes, helpers: lookupHelpers(), fuse: map[string]*fuseProc{}}, nil
+	devs.UseNodes(nodes)
+	return &realBackend{base: base, sysRoot: "/sys", nodes: nodes, devs: devs, helpers: lookupHelpers(), fuse: map[string]*fuseProc{}}, nil
 }
 
 // node returns a path to d's block device and a func that releases it.
@@ -56,76 +59,9 @@ func readTrim(p string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// devices walks /sys/class/block and probes each device with a medium.
-func (b *realBackend) devices() ([]Device, error) {
-	dir := filepath.Join(b.sysRoot, "class", "block")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []Device
-	for _, e := range entries {
-		d, ok := b.device(filepath.Join(dir, e.Name()))
-		if !ok {
-			continue
-		}
-		res, err := b.probe(&d)
-		switch {
-		case errors.Is(err, probe.ErrUnknown):
-			continue // no filesystem
-		case err == nil && res.Type == "":
-			continue // a partition table, or a partition, with no filesystem
-		case err != nil:
-			// Kept, so that device: finds it and hears why it is refused
-			// (a sandbox that hides the boot disk gives EPERM).
-			d.ProbeErr = err.Error()
-			out = append(out, d)
-			continue
-		}
-		d.Label, d.UUID, d.FSType = res.Label, res.UUID, res.Type
-		d.PartUUID, d.PartLabel = res.Part.UUID, res.Part.Name
-		out = append(out, d)
-	}
-	return out, nil
-}
-
-// probe reads d's superblock through a node made for it if need be.
-func (b *realBackend) probe(d *Device) (probe.Result, error) {
-	p, release, err := b.node(d)
-	if err != nil {
-		return probe.Result{}, err
-	}
-	defer release()
-	// A partition's PARTUUID and PARTLABEL are in its disk's table; the
-	// disk gets a node the same way.
-	return probe.ProbeFileWith(p, b.nodes.Path, nil)
-}
-
-// device reads what sysfs says of one block device, without probing it.
-func (b *realBackend) device(sys string) (Device, bool) {
-	if s := readTrim(filepath.Join(sys, "size")); s == "" || s == "0" {
-		return Device{}, false
-	}
-	name := filepath.Base(sys)
-	d := Device{Name: name, Disk: name, MajMin: readTrim(filepath.Join(sys, "dev")), Node: "/dev/" + name}
-	for _, l := range strings.Split(readTrim(filepath.Join(sys, "uevent")), "\n") {
-		if v, ok := strings.CutPrefix(l, "DEVNAME="); ok {
-			d.Node = "/dev/" + v
-		}
-	}
-	if real, err := filepath.EvalSymlinks(sys); err == nil {
-		d.DevPath = strings.TrimPrefix(real, b.sysRoot)
-		if _, err := os.Stat(filepath.Join(sys, "partition")); err == nil {
-			d.Disk = filepath.Base(filepath.Dir(real))
-		}
-	}
-	d.Removable = readTrim(filepath.Join(b.sysRoot, "class", "block", d.Disk, "removable")) == "1"
-	if strings.HasPrefix(d.Disk, "loop") {
-		d.Loop = true
-		d.LoopAutoclear = readTrim(filepath.Join(b.sysRoot, "class", "block", d.Disk, "loop", "autoclear")) == "1"
-	}
-	return d, true
-}
+// devices looks the devices up in the block-device table, which probes
+// only those it has not seen as they are now.
+func (b *realBackend) devices(ctx context.Context) ([]Device, error) { return b.devs.Devices(ctx) }
 
 // diskOf returns the kernel name of the disk that holds device maj:min.
 func (b *realBackend) diskOf(major, minor int) string {
@@ -350,4 +286,4 @@ func (b *realBackend) reconcile(base string) []string {
 	return out
 }
 
-func (b *realBackend) uevent(deviceEvent) {}
+func (b *realBackend) uevent(blockdev.Change) {}

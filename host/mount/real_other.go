@@ -6,8 +6,9 @@ import (
 	"errors"
 
 	"github.com/airlockhq/airlock/host/devnode"
+	"github.com/airlockhq/airlock/internal/blockdev"
 )
 
-func newRealBackend(string, *devnode.Nodes) (backend, error) {
+func newRealBackend(string, *devnode.Nodes, *blockdev.Table) (backend, error) {
 	return nil, errors.New("mounts need Linux; use the simulated device (device = \"sim\")")
 }

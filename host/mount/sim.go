@@ -1,6 +1,7 @@
 package mount
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -8,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
+
+	"github.com/airlockhq/airlock/internal/blockdev"
 )
 
 // simBackend is the simulated device's storage: each simulated partition
@@ -18,7 +22,9 @@ import (
 // built-in USB-stick scenario; the stick is present until that scenario
 // removes it (and again when a scenario adds it).
 type simBackend struct {
-	dir  string
+	dir string
+	// mu guards present: devices runs without the capability's lock.
+	mu   sync.Mutex
 	devs []simDevice
 }
 
@@ -91,7 +97,9 @@ func (m *Mount) SimStick(label string, present bool) (Device, error) {
 	if d == nil {
 		return Device{}, fmt.Errorf("no stick labelled %q (give it in Options.Sticks, or a [[stick]] table)", label)
 	}
+	b.mu.Lock()
 	d.present = present
+	b.mu.Unlock()
 	return d.Device, nil
 }
 
@@ -131,7 +139,9 @@ func (b *simBackend) stick(label string) *simDevice {
 	return nil
 }
 
-func (b *simBackend) devices() ([]Device, error) {
+func (b *simBackend) devices(context.Context) ([]Device, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	var out []Device
 	for _, d := range b.devs {
 		if d.present {
@@ -268,9 +278,11 @@ func (b *simBackend) reconcile(base string) []string {
 }
 
 // uevent follows the scenario: a removed partition is absent until added.
-func (b *simBackend) uevent(ev deviceEvent) {
-	if d := b.find(ev.node); d != nil {
-		d.present = ev.action != "remove"
+func (b *simBackend) uevent(c blockdev.Change) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if d := b.find(c.Device.Node); d != nil {
+		d.present = c.Action != "remove"
 	}
 }
 

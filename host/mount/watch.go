@@ -6,65 +6,17 @@ import (
 
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/udev"
+	"github.com/airlockhq/airlock/internal/blockdev"
 )
 
-// deviceEvent is the part of a block uevent that mounts care about.
-type deviceEvent struct {
-	action, node, devpath, majmin string
-}
-
-// watcher is the name under which the mount capability subscribes to the
-// udev capability. Plugin names cannot contain ":", so it is nobody's.
-const watcher = "airlock:mount"
-
-// WatchDevices returns the udev capability u, wired so that the mount
-// capability also sees block devices come and go: a device removed while
-// mounted is unmounted lazily and its plugin told. Register the returned
-// value instead of u; it is u in every other way.
-func (m *Mount) WatchDevices(u *udev.Udev) capability.Capability { return &watchedUdev{Udev: u, m: m} }
-
-type watchedUdev struct {
-	*udev.Udev
-	m *Mount
-}
-
-// Start subscribes the mount capability (when some plugin can mount) and
-// starts u with a Deliver that keeps its events for it.
-func (w *watchedUdev) Start(ctx context.Context, deliver capability.Deliver) error {
-	w.m.mu.Lock()
-	w.m.deliver = deliver
-	users, sim := w.m.users, w.m.sim
-	w.m.mu.Unlock()
-	if users > 0 {
-		actions := []string{"remove"}
-		if sim {
-			actions = append(actions, "add") // the scenario adds the stick
-		}
-		w.Udev.Subscribe(watcher, udev.Rules{{Actions: actions, Subsystem: "block"}})
-	}
-	return w.Udev.Start(ctx, func(plugin string, ev capability.Event) bool {
-		if plugin == watcher {
-			w.m.uevent(ev.Payload)
-			return true
-		}
-		return deliver(plugin, ev)
-	})
-}
-
-// uevent runs on udev's goroutine with its lock held, so it only queues.
-func (m *Mount) uevent(payload []byte) {
-	rec, err := abi.DecodeRecord(payload)
-	if err != nil {
+// deviceChanged runs on the feeder's goroutine (the udev capability's,
+// with its lock held), so it only queues.
+func (m *Mount) deviceChanged(c blockdev.Change) {
+	if c.Action != "add" && c.Action != "remove" {
 		return
 	}
-	get := func(k string) string { v, _ := rec.Get(k); return v }
-	ev := deviceEvent{action: get("ACTION"), node: get("DEVNAME"), devpath: get("DEVPATH")}
-	if maj, min := get("MAJOR"), get("MINOR"); maj != "" {
-		ev.majmin = maj + ":" + min
-	}
 	select {
-	case m.events <- ev:
+	case m.events <- c:
 	default:
 		m.log.Warn("device events queue full; the periodic check will find removed devices")
 	}
@@ -87,9 +39,9 @@ func (m *Mount) worker(ctx context.Context) {
 		case ev := <-m.events:
 			m.mu.Lock()
 			m.be.uevent(ev)
-			if ev.action == "remove" {
+			if ev.Action == "remove" {
 				for _, h := range m.sortedHeld("") {
-					if h.dev.Node == ev.node || ev.majmin != "" && h.dev.MajMin == ev.majmin && !m.sim {
+					if h.dev.Node == ev.Device.Node || ev.Device.MajMin != "" && h.dev.MajMin == ev.Device.MajMin && !m.sim {
 						m.deviceGoneLocked(h, "device removed")
 					}
 				}

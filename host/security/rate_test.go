@@ -58,8 +58,9 @@ func rateHost(t *testing.T, limits, extra string, sections ...string) (run *host
 		t.Fatal(err)
 	}
 	log, logger := testenv.NewLog(t)
-	m := mount.New(mount.Options{})
-	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), supervisor.NewCapability(supervisor.CapabilityOptions{}), m, cloud.New(cloud.Options{}), httpout.New(httpout.Options{})}
+	u := udev.New()
+	m := mount.New(mount.Options{Devices: u.Devices()})
+	caps := []capability.Capability{u, dbus.New(), supervisor.NewCapability(supervisor.CapabilityOptions{}), m, cloud.New(cloud.Options{}), httpout.New(httpout.Options{})}
 	began = time.Now()
 	run = hostrun.Start(t, filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Capabilities: caps})
 	log.Wait(1, "airlock running")

@@ -131,10 +131,11 @@ replay_pace = "instant"
 	}
 	log, logger := testenv.NewLog(t)
 	audit, auditLogger := testenv.NewLog(t)
-	m := mount.New(mount.Options{})
+	u := udev.New()
+	m := mount.New(mount.Options{Devices: u.Devices()})
 	sup := supervisor.NewCapability(supervisor.CapabilityOptions{})
 	web := httpout.New(httpout.Options{})
-	caps := []capability.Capability{m.WatchDevices(udev.New()), dbus.New(), sup, m, cloud.New(cloud.Options{}), web}
+	caps := []capability.Capability{u, dbus.New(), sup, m, cloud.New(cloud.Options{}), web}
 	run := hostrun.Start(t, filepath.Join(dir, "runtime.toml"), host.Options{Logger: logger, Audit: auditLogger, Capabilities: caps,
 		Environ: []string{"BALENA_DEVICE_TYPE=raspberrypi4-64", apiKey, "BALENA_API_TOKEN=tok-never-shown", "HOME=/root"}})
 	s := &suite{t: t, h: run.Host, log: log, audit: audit, dir: dir, sup: sup, web: web, caps: caps, stop: run.Stop}

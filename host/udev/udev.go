@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/devnode"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/internal/blockdev"
 )
 
 // Udev is the "udev" capability: a trigger source with no host functions.
@@ -30,6 +30,9 @@ type Udev struct {
 	// nil on the simulated one): /dev may lack a stick plugged in after
 	// start, since no udevd makes its node.
 	nodes *devnode.Nodes
+	// devs is the block-device table: fed every block event, it probes
+	// for us and tells its subscribers (the mount capability).
+	devs *blockdev.Table
 
 	// Set by Provision and Start, before any event; read-only after.
 	cfg     Config
@@ -85,8 +88,13 @@ type source interface {
 // New returns the capability, unprovisioned.
 func New() *Udev {
 	return &Udev{sysRoot: "/sys", devDir: "/dev", cfg: DefaultConfig(), log: slog.New(slog.DiscardHandler),
-		rules: map[string]Rules{}, router: NewRouter(nil), known: map[string]*device{}}
+		rules: map[string]Rules{}, router: NewRouter(nil), known: map[string]*device{}, devs: blockdev.New()}
 }
+
+// Devices is the block-device table that the capability feeds with every
+// block uevent and probes through. Give it to the capabilities that look
+// devices up or need their events (mount.Options.Devices).
+func (u *Udev) Devices() *blockdev.Table { return u.devs }
 
 var (
 	_ capability.Capability  = (*Udev)(nil)
@@ -127,6 +135,7 @@ func (u *Udev) Provision(_ context.Context, env capability.Env) error {
 	}
 	if !env.Sim && env.Runtime != nil {
 		u.nodes = &devnode.Nodes{DevDir: u.devDir, Dir: filepath.Join(env.Runtime.StateDir, "dev")}
+		u.devs.UseNodes(u.nodes)
 	}
 	if u.cfg.Source == "auto" {
 		switch {
@@ -149,21 +158,22 @@ func (u *Udev) WithDevDir(dir string) *Udev {
 	return u
 }
 
-// probe reads ev's device's superblock, through a node made from the
-// event's MAJOR and MINOR when its /dev node is missing or names another
-// device. An event without them (a recording) is probed at DEVNAME.
+// probe reads ev's device's superblock through the block-device table
+// (bounded by its timeout), as udev's ID_FS_* and ID_PART_ENTRY_*.
 func (u *Udev) probe(ev *UEvent) (map[string]string, error) {
-	node := ev.devNode()
-	major, minor, err := devnode.ParseMajMin(ev.Props["MAJOR"] + ":" + ev.Props["MINOR"])
-	if u.nodes == nil || node == "" || err != nil {
-		return probeNode(node, probeTimeout, nil)
+	res, err := u.devs.Probe(blockEvent(ev))
+	if p := res.Properties(); err == nil && len(p) > 0 {
+		return p, nil
 	}
-	p, release, err := u.nodes.Path(strings.TrimPrefix(node, "/dev/"), major, minor)
-	if err != nil {
-		return nil, err
+	return nil, err
+}
+
+func blockEvent(ev *UEvent) blockdev.Event {
+	b := blockdev.Event{Action: ev.Action, DevPath: ev.DevPath, DevName: ev.devNode()}
+	if maj := ev.Props["MAJOR"]; maj != "" {
+		b.MajMin = maj + ":" + ev.Props["MINOR"]
 	}
-	defer release() // the open descriptor holds the device, not the node
-	return probeNode(p, probeTimeout, u.nodes.Path)
+	return b
 }
 
 // Subscribe sets a plugin's rules (nil removes them). After Start, a plugin
@@ -207,10 +217,23 @@ func (u *Udev) Start(ctx context.Context, deliver capability.Deliver) error {
 	defer u.mu.Unlock()
 	u.ctx, u.cancel = context.WithCancel(ctx)
 	u.deliver = deliver
-	if u.router.Empty() {
+	u.devs.OnSubscribe(u.devicesWanted)
+	if u.router.Empty() && !u.devs.Watched() {
 		return nil
 	}
 	return u.startLocked()
+}
+
+// devicesWanted opens the source for a subscriber of the device table
+// that came after Start.
+func (u *Udev) devicesWanted() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.ctx != nil && u.src == nil && u.ctx.Err() == nil {
+		if err := u.startLocked(); err != nil {
+			u.log.Error("udev event source failed to start", "source", u.cfg.Source, "error", err.Error())
+		}
+	}
 }
 
 // Close stops the source and waits for its goroutines. It is safe before
@@ -445,6 +468,9 @@ func (u *Udev) routeLocked(ev UEvent, synth string, only int) {
 	if synth != "" {
 		ev.Props = cloneProps(ev.Props)
 		ev.Props[Synth] = synth
+	}
+	if ev.Subsystem == "block" && only < 0 && synth != "coldplug" {
+		u.devs.Apply(blockEvent(&ev))
 	}
 	d := u.remember(&ev)
 	if d != nil {

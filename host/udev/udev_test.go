@@ -214,7 +214,7 @@ func TestScanSysfs(t *testing.T) {
 	}
 }
 
-// probeNode on a real vfat image made by mkfs.vfat: the properties that a
+// The probe on a real vfat image made by mkfs.vfat: the properties that a
 // kernel event lacks.
 func TestProbeNode(t *testing.T) {
 	mkfs := testenv.NeedCommand(t, "mkfs.vfat", "dosfstools")
@@ -225,7 +225,7 @@ func TestProbeNode(t *testing.T) {
 	if b, err := exec.Command(mkfs, "-n", "MEDIA 1", "-i", "1234ABCD", img).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.vfat: %v\n%s", err, b)
 	}
-	p, err := probeNode(img, probeTimeout, nil)
+	p, err := probeProps(img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestProbeNode(t *testing.T) {
 	}
 	empty := filepath.Join(t.TempDir(), "empty.img")
 	os.WriteFile(empty, make([]byte, 1<<20), 0o644)
-	if p, err := probeNode(empty, probeTimeout, nil); err != nil || len(p) != 0 {
+	if p, err := probeProps(empty); err != nil || len(p) != 0 {
 		t.Errorf("a blank device gave %v, %v; want nothing", p, err)
 	}
 }

@@ -21,6 +21,24 @@ import (
 // when the test ends.
 func FaultyFile(t testing.TB, backing string, bad [][2]int64) string {
 	t.Helper()
+	return serveFile(t, backing, bad, nil)
+}
+
+// HangingFile is FaultyFile whose reads all hang, as a dying stick's do,
+// until release is called (at the latest when the test ends). Attach it
+// with losetup without -P (a partition scan would hang losetup itself).
+func HangingFile(t testing.TB, backing string) (path string, release func()) {
+	t.Helper()
+	hang := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(hang) }) }
+	path = serveFile(t, backing, nil, hang)
+	t.Cleanup(release) // before the FUSE server stops
+	return path, release
+}
+
+func serveFile(t testing.TB, backing string, bad [][2]int64, hang chan struct{}) string {
+	t.Helper()
 	NeedRoot(t, "serve a FUSE file with bad blocks")
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		Missing(t, "/dev/fuse (load the fuse module: modprobe fuse)")
@@ -43,13 +61,14 @@ func FaultyFile(t testing.TB, backing string, bad [][2]int64) string {
 		unix.Close(fd)
 		t.Fatalf("mount fuse on %s: %v", dir, err)
 	}
-	fs := &faultyFS{fd: fd, src: src, size: st.Size(), bad: bad}
+	fs := &faultyFS{fd: fd, src: src, size: st.Size(), bad: bad, hang: hang}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); fs.serve() }()
 	t.Cleanup(func() {
 		unix.Unmount(dir, unix.MNT_DETACH)
-		unix.Close(fd) // ends a serve blocked in read
+		fs.pending.Wait() // hung reads, answered once released
+		unix.Close(fd)    // ends a serve blocked in read
 		wg.Wait()
 		src.Close()
 	})
@@ -61,6 +80,9 @@ type faultyFS struct {
 	src  *os.File
 	size int64
 	bad  [][2]int64
+	hang chan struct{} // non-nil: a read is answered once it is closed
+	// pending counts the hung reads not yet answered.
+	pending sync.WaitGroup
 }
 
 // FUSE opcodes and sizes (linux/fuse.h, protocol 7.31).
@@ -131,23 +153,35 @@ func (fs *faultyFS) serve() {
 		case fuseRead:
 			off := int64(binary.LittleEndian.Uint64(body[8:]))
 			size := int64(binary.LittleEndian.Uint32(body[16:]))
-			if fs.isBad(off, off+size) {
-				fs.reply(unique, unix.EIO, nil)
+			if fs.hang != nil {
+				// Answered later, out of order, as FUSE allows: the
+				// server goes on serving everything else.
+				fs.pending.Add(1)
+				go func() { defer fs.pending.Done(); <-fs.hang; fs.read(unique, off, size) }()
 				continue
 			}
-			out := make([]byte, size)
-			k, err := fs.src.ReadAt(out, off)
-			if err != nil && k == 0 && off < fs.size {
-				fs.reply(unique, unix.EIO, nil)
-				continue
-			}
-			fs.reply(unique, 0, out[:k])
+			fs.read(unique, off, size)
 		case fuseRelease, fuseReleasedir, fuseFlush, fuseDestroy:
 			fs.reply(unique, 0, nil)
 		default:
 			fs.reply(unique, unix.ENOSYS, nil)
 		}
 	}
+}
+
+// read answers a read of size bytes at off.
+func (fs *faultyFS) read(unique uint64, off, size int64) {
+	if fs.isBad(off, off+size) {
+		fs.reply(unique, unix.EIO, nil)
+		return
+	}
+	out := make([]byte, size)
+	k, err := fs.src.ReadAt(out, off)
+	if err != nil && k == 0 && off < fs.size {
+		fs.reply(unique, unix.EIO, nil)
+		return
+	}
+	fs.reply(unique, 0, out[:k])
 }
 
 func (fs *faultyFS) isBad(lo, hi int64) bool {
