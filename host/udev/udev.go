@@ -217,8 +217,7 @@ func (u *Udev) Start(ctx context.Context, deliver capability.Deliver) error {
 	defer u.mu.Unlock()
 	u.ctx, u.cancel = context.WithCancel(ctx)
 	u.deliver = deliver
-	u.devs.OnSubscribe(u.devicesWanted)
-	if u.router.Empty() && !u.devs.Watched() {
+	if watched := u.devs.OnSubscribe(u.devicesWanted); u.router.Empty() && !watched {
 		return nil
 	}
 	return u.startLocked()

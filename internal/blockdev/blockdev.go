@@ -10,12 +10,12 @@ package blockdev
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/airlockhq/airlock/host/devnode"
@@ -52,7 +52,7 @@ type Device struct {
 type Event struct {
 	Action  string // add, remove, change, ...
 	DevPath string // /devices/..., under /sys
-	DevName string // /dev/sdb1, or "" (then the node is not probed)
+	DevName string // /dev/sdb1
 	MajMin  string // "8:17", or "" (a recording)
 }
 
@@ -80,7 +80,7 @@ type Table struct {
 
 // entry is one device: its sysfs facts and its last probe.
 type entry struct {
-	dev Device // sysfs facts; probed facts are filled in by snapshot
+	dev Device // sysfs facts; deviceLocked adds the probed ones
 	key string // sysfs identity; a new one means a new medium or image
 	// The last probe: of the device as key described it, unless stale (a
 	// uevent came since).
@@ -130,19 +130,14 @@ func (t *Table) Subscribe(fn func(Change)) (cancel func()) {
 	}
 }
 
-// Watched reports whether some capability subscribes to the table.
-func (t *Table) Watched() bool {
+// OnSubscribe sets fn to be called after each Subscribe, and reports
+// whether some capability subscribes already: the feeder (the udev
+// capability) opens its event source when someone wants events.
+func (t *Table) OnSubscribe(fn func()) (watched bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.subs) > 0
-}
-
-// OnSubscribe sets fn to be called after each Subscribe: the feeder (the
-// udev capability) opens its event source when someone wants events.
-func (t *Table) OnSubscribe(fn func()) {
-	t.mu.Lock()
 	t.wanted = fn
-	t.mu.Unlock()
+	return len(t.subs) > 0
 }
 
 // Apply takes a block uevent: a device that changed is probed again when
@@ -167,36 +162,29 @@ func (t *Table) Apply(ev Event) {
 
 // Probe reads ev's device's superblock now (or waits for the probe
 // already running), bounded by the table's timeout, and keeps the result
-// for lookups. The node is made from MajMin when its /dev node is missing
-// or names another device; an event without MajMin is probed at DevName.
+// for lookups. A device that sysfs does not show with ev's number is gone
+// (ENXIO, as its node would say).
 func (t *Table) Probe(ev Event) (probe.Result, error) {
-	if ev.DevName == "" {
-		return probe.Result{}, errors.New("no device node")
-	}
 	t.mu.Lock()
 	e := t.devs[ev.DevPath]
-	if e == nil {
-		if d, key, ok := t.readSysfs(filepath.Join(t.sysRoot, ev.DevPath)); ok && d.MajMin == ev.MajMin {
-			e = &entry{dev: d, key: key}
-			t.devs[ev.DevPath] = e
-		}
-	}
-	if e == nil {
-		// Not in sysfs (gone already, or a test's made-up device):
-		// probe the node, remember nothing.
-		nodes := t.nodes
+	d, key, ok := t.readSysfs(filepath.Join(t.sysRoot, ev.DevPath))
+	switch {
+	case !ok || d.MajMin != ev.MajMin:
 		t.mu.Unlock()
-		node, release, err := nodePath(nodes, ev.DevName, ev.MajMin)
-		if err != nil {
-			return probe.Result{}, err
-		}
-		defer release()
-		return ProbeNode(node, t.timeout, openDisk(nodes))
+		return probe.Result{}, fmt.Errorf("%s is not in sysfs as %s: %w", ev.DevPath, ev.MajMin, syscall.ENXIO)
+	case e == nil || e.key != key:
+		e = &entry{dev: d, key: key}
+		t.devs[ev.DevPath] = e
 	}
 	e.stale = true
-	done, deadline := t.startLocked(e)
+	w := t.startLocked(e)
 	t.mu.Unlock()
-	return t.wait(context.Background(), e, done, deadline)
+	if !w.wait(context.Background()) {
+		return probe.Result{}, ErrTimeout
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return e.res, e.err
 }
 
 // Devices returns the present block devices that carry a filesystem, or
@@ -211,13 +199,8 @@ func (t *Table) Devices(ctx context.Context) ([]Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	type pending struct {
-		e        *entry
-		done     chan struct{}
-		deadline time.Time
-	}
 	var order []*entry
-	var waits []pending
+	var waits []probing
 	t.mu.Lock()
 	present := map[string]bool{}
 	for _, n := range names {
@@ -233,11 +216,8 @@ func (t *Table) Devices(ctx context.Context) ([]Device, error) {
 		}
 		e.dev = d
 		order = append(order, e)
-		if !e.probed || e.stale || e.err != nil && e.running == nil {
-			done, deadline := t.startLocked(e)
-			waits = append(waits, pending{e, done, deadline})
-		} else if e.running != nil {
-			waits = append(waits, pending{e, e.running, e.deadline})
+		if !e.probed || e.stale || e.err != nil || e.running != nil {
+			waits = append(waits, t.startLocked(e))
 		}
 	}
 	for p := range t.devs {
@@ -247,7 +227,7 @@ func (t *Table) Devices(ctx context.Context) ([]Device, error) {
 	}
 	t.mu.Unlock()
 	for _, w := range waits {
-		t.wait(ctx, w.e, w.done, w.deadline)
+		w.wait(ctx)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -277,11 +257,17 @@ func (t *Table) deviceLocked(e *entry) Device {
 	return d
 }
 
-// startLocked starts probing e unless a probe of it runs already, and
-// returns the channel that its end closes and the time it gives up.
-func (t *Table) startLocked(e *entry) (chan struct{}, time.Time) {
+// probing is a probe that runs: its end closes done; it gives up at
+// deadline.
+type probing struct {
+	done     chan struct{}
+	deadline time.Time
+}
+
+// startLocked starts probing e unless a probe of it runs already.
+func (t *Table) startLocked(e *entry) probing {
 	if e.running != nil {
-		return e.running, e.deadline
+		return probing{e.running, e.deadline}
 	}
 	done := make(chan struct{})
 	e.running, e.deadline, e.stale = done, time.Now().Add(t.timeout), false
@@ -303,26 +289,25 @@ func (t *Table) startLocked(e *entry) (chan struct{}, time.Time) {
 		t.mu.Unlock()
 		close(done)
 	}()
-	return done, e.deadline
+	return probing{done, e.deadline}
 }
 
-// wait waits for e's probe until it ends, its deadline or ctx's end, and
-// returns what is known.
-func (t *Table) wait(ctx context.Context, e *entry, done chan struct{}, deadline time.Time) (probe.Result, error) {
-	timer := time.NewTimer(time.Until(deadline))
+// wait waits until the probe ends, gives up or ctx ends, and reports
+// whether it ended.
+func (p probing) wait(ctx context.Context) bool {
+	timer := time.NewTimer(time.Until(p.deadline))
 	defer timer.Stop()
 	select {
-	case <-done:
+	case <-p.done:
+		return true
 	case <-timer.C:
 	case <-ctx.Done():
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	select {
-	case <-done:
-		return e.res, e.err
+	case <-p.done:
+		return true
 	default:
-		return probe.Result{}, ErrTimeout
+		return false
 	}
 }
 

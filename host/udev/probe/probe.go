@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"syscall"
 )
 
 // Result is what a superblock says about the filesystem on a device.
@@ -254,7 +255,9 @@ type OpenDisk func(name string, major, minor uint32) (string, func(), error)
 // partition's disk (nil: /dev/<DEVNAME>) and a debug log (nil: none). A
 // disk that cannot be opened leaves Part empty and says why in the log.
 func ProbeFileWith(path string, open OpenDisk, log *slog.Logger) (Result, error) {
-	f, err := os.Open(path)
+	// Non-blocking, so that a tape or a drive with no medium does not
+	// wait in open.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return Result{}, err
 	}
