@@ -40,6 +40,7 @@ type Mount struct {
 	deliver capability.Deliver
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
+	watch   sync.Once // subscribes to the device table at the first user
 
 	// mu guards everything below. It is held for a whole mount or unmount,
 	// so that "already mounted" and collision checks cannot race.
@@ -67,7 +68,7 @@ type Options struct {
 	// SimStick plugs them in (plugintest, airlock test's [[stick]]).
 	Sticks []Stick
 	// Devices is the block-device table that the udev capability feeds
-	// (udev.WithDevices): mounts look devices up in it, and hear of
+	// (udev's Devices()): mounts look devices up in it, and hear of
 	// devices that vanish. nil: a table of the capability's own, which
 	// reads sysfs at each mount but hears no uevents.
 	Devices *blockdev.Table
@@ -209,13 +210,16 @@ func (m *Mount) Preopens(man *manifest.Manifest) ([]capability.Preopen, error) {
 		}
 		m.mu.Lock() // plugins load in parallel
 		m.users++
-		if m.unwatch == nil {
-			// Device events matter once a plugin can mount: a device
-			// removed while mounted is unmounted lazily and its plugin
-			// told (watch.go). The feeder never waits for our lock.
-			m.unwatch = m.opts.Devices.Subscribe(m.deviceChanged)
-		}
 		m.mu.Unlock()
+		// Device events matter once a plugin can mount: a device removed
+		// while mounted is unmounted lazily and its plugin told
+		// (watch.go). Subscribing may open udev's event source.
+		m.watch.Do(func() {
+			unwatch := m.opts.Devices.Subscribe(m.deviceChanged)
+			m.mu.Lock()
+			m.unwatch = unwatch
+			m.mu.Unlock()
+		})
 		out = append(out, capability.Preopen{GuestPath: g.Target, Dir: root})
 	}
 	if man.Tmp > 0 {
