@@ -196,9 +196,10 @@ label = "`+label+`"
 from = "/shared/app-logs"
 note = "/shared/app-inbox/last-backup.txt"
 `)
-	m := mount.New(mount.Options{})
+	u := udev.New()
+	m := mount.New(mount.Options{Devices: u.Devices()})
 	rt := "device = \"real\"\n[udev]\nsource = \"kernel\"\n[mount]\ndisks = [\"removable\", \"loop\"]\n" + sharedRuntime(logs, inbox)
-	log, audit := runWith(t, []capability.Capability{m.WatchDevices(udev.New()), m, shared.New()}, rt, plug{"backup", man, backupGuest})
+	log, audit := runWith(t, []capability.Capability{u, m, shared.New()}, rt, plug{"backup", man, backupGuest})
 	audit.Wait(1, "plugin=backup", "capability=shared", "op=open /shared/app-logs ro", "decision=allow")
 	audit.Wait(1, "plugin=backup", "capability=shared", "op=open /shared/app-inbox rw", "decision=allow")
 
