@@ -160,9 +160,10 @@ func (t *Table) Apply(ev Event) {
 	}
 }
 
-// Probe reads ev's device's superblock now (or waits for the probe
-// already running), bounded by the table's timeout, and keeps the result
-// for lookups. A device that sysfs does not show with ev's number is gone
+// Probe returns what ev's device's superblock says: as last read, unless
+// an add or change came since (Apply); else it reads it now (or waits for
+// the probe already running), bounded by the table's timeout, and keeps
+// the result for lookups. A device that sysfs does not show with ev's number is gone
 // (ENXIO, as its node would say).
 func (t *Table) Probe(ev Event) (probe.Result, error) {
 	t.mu.Lock()
@@ -176,7 +177,10 @@ func (t *Table) Probe(ev Event) (probe.Result, error) {
 		e = &entry{dev: d, key: key}
 		t.devs[ev.DevPath] = e
 	}
-	e.stale = true
+	if e.probed && !e.stale && e.err == nil && e.running == nil {
+		defer t.mu.Unlock()
+		return e.res, nil // read since its last add or change
+	}
 	w := t.startLocked(e)
 	t.mu.Unlock()
 	if !w.wait(context.Background()) {
