@@ -15,7 +15,7 @@ COPY . .
 ARG AIRLOCK_VERSION=""
 ARG AIRLOCK_COMMIT=""
 RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false \
-      -ldflags "-X github.com/airlockhq/airlock/host/version.Version=${AIRLOCK_VERSION} -X github.com/airlockhq/airlock/host/version.Commit=${AIRLOCK_COMMIT}" \
+      -ldflags "-X github.com/airlockhq/airlock/internal/version.Version=${AIRLOCK_VERSION} -X github.com/airlockhq/airlock/internal/version.Commit=${AIRLOCK_COMMIT}" \
       -o /out/airlock ./cmd/airlock
 # Each bundled plugin: its manifest and its module, nothing else.
 RUN set -e; for d in plugins/automount examples/hello examples/ntp-check examples/supervisor-reboot; do \
@@ -28,7 +28,7 @@ FROM debian:bookworm-slim
 # No shell tools are needed by airlock itself; ca-certificates for HTTPS
 # supervisors behind a proxy. The FUSE helpers mount vfat, exfat and NTFS
 # sticks on device kernels that lack those drivers (the kernel's driver is
-# used whenever /proc/filesystems lists it; host/mount/README.md).
+# used whenever /proc/filesystems lists it; internal/mount/README.md).
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
       fusefat exfat-fuse ntfs-3g \
     && rm -rf /var/lib/apt/lists/*

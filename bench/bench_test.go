@@ -19,7 +19,7 @@ import (
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/host/plugin"
+	"github.com/airlockhq/airlock/internal/plugin"
 )
 
 var (

@@ -19,8 +19,8 @@ import (
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/host/plugin"
 	"github.com/airlockhq/airlock/internal/httpout"
+	"github.com/airlockhq/airlock/internal/plugin"
 )
 
 // httpBody is the loopback server's answer: a small JSON reply, as a

@@ -20,7 +20,7 @@ import (
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/host/udev"
+	"github.com/airlockhq/airlock/internal/udev"
 )
 
 // probe is a capability that exists only in this benchmark: its one host

@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/airlockhq/airlock/host"
-	"github.com/airlockhq/airlock/host/internal/hostrun"
-	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/internal/hostrun"
+	"github.com/airlockhq/airlock/internal/testenv"
 )
 
 // TestNewFromConfig: a host given its configuration as a value, with no

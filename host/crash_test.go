@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlockhq/airlock/host/admin"
-	"github.com/airlockhq/airlock/host/internal/testenv"
+	"github.com/airlockhq/airlock/internal/admin"
+	"github.com/airlockhq/airlock/internal/testenv"
 )
 
 // TestDataSurvivesKill9 has a plugin write and close a file in /data (and

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlockhq/airlock/host/internal/testenv"
+	"github.com/airlockhq/airlock/internal/testenv"
 )
 
 // TestRunShippedConfig runs the real airlock binary on the shipped

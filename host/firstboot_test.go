@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/host"
-	"github.com/airlockhq/airlock/host/admin"
 	"github.com/airlockhq/airlock/host/builtin"
-	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/host/mount"
+	"github.com/airlockhq/airlock/internal/admin"
+	"github.com/airlockhq/airlock/internal/mount"
+	"github.com/airlockhq/airlock/internal/testenv"
 )
 
 // TestFirstBootOnEmptyData starts a host whose state_dir and admin socket

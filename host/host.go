@@ -29,15 +29,15 @@ import (
 
 	"github.com/airlockhq/airlock/abi"
 
-	"github.com/airlockhq/airlock/host/admin"
-	"github.com/airlockhq/airlock/host/build"
-	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/host/plugin"
-	"github.com/airlockhq/airlock/host/statedir"
-	"github.com/airlockhq/airlock/host/timer"
+	"github.com/airlockhq/airlock/internal/admin"
+	"github.com/airlockhq/airlock/internal/build"
+	"github.com/airlockhq/airlock/internal/bundle"
+	"github.com/airlockhq/airlock/internal/plugin"
+	"github.com/airlockhq/airlock/internal/statedir"
+	"github.com/airlockhq/airlock/internal/timer"
 )
 
 // Options configure a Host. The zero value is usable: it logs nowhere and

@@ -11,9 +11,9 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/internal/testenv"
-	"github.com/airlockhq/airlock/host/plugin"
-	"github.com/airlockhq/airlock/host/timer"
+	"github.com/airlockhq/airlock/internal/plugin"
+	"github.com/airlockhq/airlock/internal/testenv"
+	"github.com/airlockhq/airlock/internal/timer"
 )
 
 const guest = "host/testdata/guest"

@@ -14,9 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/airlockhq/airlock/host/admin"
-	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/internal/admin"
+	"github.com/airlockhq/airlock/internal/bundle"
 )
 
 // pullTimeout bounds one pull, so that a connection that hangs is retried

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlockhq/airlock/host/internal/testenv"
+	"github.com/airlockhq/airlock/internal/testenv"
 )
 
 // TestOfflineBoot boots a device that runs only [[bundle]]s (no plugin

@@ -8,8 +8,8 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/internal/hostrun"
-	"github.com/airlockhq/airlock/host/internal/testenv"
+	"github.com/airlockhq/airlock/internal/hostrun"
+	"github.com/airlockhq/airlock/internal/testenv"
 )
 
 // Reconfigure (SIGHUP) re-reads runtime.toml with reload = false: a new

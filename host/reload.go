@@ -1,6 +1,6 @@
 package host
 
-// Hot reload: when runtime.toml says reload = true, host/reload watches the
+// Hot reload: when runtime.toml says reload = true, internal/reload watches the
 // plugin directories and sync brings the running set in line with them, one
 // plugin at a time, without touching the others.
 
@@ -11,10 +11,10 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/host/reload"
+	"github.com/airlockhq/airlock/internal/bundle"
+	"github.com/airlockhq/airlock/internal/reload"
 )
 
 // watch starts the reload watcher; the returned func stops it and waits for

@@ -12,12 +12,12 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/internal/testenv"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/host/timer"
+	"github.com/airlockhq/airlock/internal/testenv"
+	"github.com/airlockhq/airlock/internal/timer"
 )
 
-const echoGuest = "host/admin/testdata/echo"
+const echoGuest = "internal/admin/testdata/echo"
 
 // fakeTrigger is a trigger source that records what Subscribe is told.
 type fakeTrigger struct {

@@ -7,10 +7,10 @@ import (
 	"testing"
 
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/internal/testenv"
-	"github.com/airlockhq/airlock/host/mount"
-	"github.com/airlockhq/airlock/host/udev"
+	"github.com/airlockhq/airlock/internal/mount"
 	"github.com/airlockhq/airlock/internal/shared"
+	"github.com/airlockhq/airlock/internal/testenv"
+	"github.com/airlockhq/airlock/internal/udev"
 )
 
 // The shared-directory tests' plugins: one that probes a share, and the

@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlockhq/airlock/host/admin"
-	"github.com/airlockhq/airlock/host/dbus/sim"
-	"github.com/airlockhq/airlock/host/internal/testenv"
+	"github.com/airlockhq/airlock/internal/admin"
+	"github.com/airlockhq/airlock/internal/dbus/sim"
+	"github.com/airlockhq/airlock/internal/testenv"
 )
 
 // runningAirlock is the real binary running a runtime.toml, its stderr
@@ -132,7 +132,7 @@ func signalDuringBurst(t *testing.T, bin string, sig syscall.Signal) {
 		// A udev rule no real event matches: airlock trigger refuses an
 		// event kind the plugin has no trigger for.
 		"name = \"counter\"\nversion = \"0.1.0\"\n[limits]\nqueue = 16\n[config]\nwork = \"sleep\"\n[[trigger.udev]]\nsubsystem = \"airlock-test\"\n",
-		"host/security/testdata/counter")
+		"internal/security/testdata/counter")
 	sock := filepath.Join(dir, "admin.sock")
 	conf := filepath.Join(dir, "runtime.toml")
 	rt := fmt.Sprintf("plugins = [\"plugins\"]\nstate_dir = \"state\"\ndevice = \"sim\"\n[admin]\nsocket = %q\n[scenario]\nplay = \"none\"\n", sock)

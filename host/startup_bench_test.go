@@ -31,8 +31,8 @@ import (
 
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host"
-	"github.com/airlockhq/airlock/host/internal/testenv"
-	"github.com/airlockhq/airlock/host/isolate"
+	"github.com/airlockhq/airlock/internal/isolate"
+	"github.com/airlockhq/airlock/internal/testenv"
 )
 
 // helloDir is the hello example of each SDK language: it reads a config

@@ -8,8 +8,8 @@ import (
 
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/host/plugin"
-	"github.com/airlockhq/airlock/host/sandboxfs"
+	"github.com/airlockhq/airlock/internal/plugin"
+	"github.com/airlockhq/airlock/internal/sandboxfs"
 )
 
 // dataFS makes the sandboxed file systems of m's directories: its /data

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlockhq/airlock/host/internal/testenv"
+	"github.com/airlockhq/airlock/internal/testenv"
 )
 
 // The real binary, with a plugin whose wasm start section never returns
@@ -22,7 +22,7 @@ func TestSIGINTWithAStuckStart(t *testing.T) {
 	bin := testenv.Airlock(t)
 	dir := t.TempDir()
 	plugins := filepath.Join(dir, "plugins")
-	testenv.PluginDir(t, plugins, "counter", "name = \"counter\"\nversion = \"0.1.0\"\n", "host/security/testdata/counter")
+	testenv.PluginDir(t, plugins, "counter", "name = \"counter\"\nversion = \"0.1.0\"\n", "internal/security/testdata/counter")
 	stuck := testenv.Module{Funcs: []testenv.Func{{Type: 0, Code: testenv.Spin}}, Start: 2, Handler: testenv.Return0}
 	testenv.WasmPluginDir(t, plugins, "stuck", "name = \"stuck\"\nversion = \"0.1.0\"\n[limits]\nhandler_timeout = \"1s\"\n", stuck.Wasm())
 	conf := filepath.Join(dir, "runtime.toml")

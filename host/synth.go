@@ -2,7 +2,7 @@ package host
 
 import (
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/timer"
+	"github.com/airlockhq/airlock/internal/timer"
 )
 
 // Synthesizers returns what makes synthetic events on a host with caps:

@@ -29,8 +29,8 @@ import (
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/mount"
-	"github.com/airlockhq/airlock/host/udev"
+	"github.com/airlockhq/airlock/internal/mount"
+	"github.com/airlockhq/airlock/internal/udev"
 )
 
 const label = "AIRBENCH"

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/host"
-	"github.com/airlockhq/airlock/host/admin"
 	"github.com/airlockhq/airlock/host/builtin"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/internal/admin"
 )
 
 // adminFlags are the flags that find a running host's admin socket.

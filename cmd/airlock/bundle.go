@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/host"
-	"github.com/airlockhq/airlock/host/atomicfile"
 	"github.com/airlockhq/airlock/host/builtin"
-	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/internal/atomicfile"
+	"github.com/airlockhq/airlock/internal/bundle"
 	oci "github.com/airlockhq/airlock/internal/registry"
 )
 

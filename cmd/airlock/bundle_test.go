@@ -22,7 +22,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
-	"github.com/airlockhq/airlock/host/bundle"
+	"github.com/airlockhq/airlock/internal/bundle"
 )
 
 // The vendor-bundle commands as a user runs them: in a working directory

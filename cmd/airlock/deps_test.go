@@ -8,7 +8,7 @@ import (
 
 // TestNoTestingLinked: the production binary does not link the testing
 // package. airlock test and airlock dev reach host/logtest through
-// host/solo; logtest takes a test's TB as an interface so that it need not
+// internal/solo; logtest takes a test's TB as an interface so that it need not
 // import testing (host/RATIONALE.md, "Why does logtest not import
 // testing?").
 func TestNoTestingLinked(t *testing.T) {

@@ -23,12 +23,12 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/airlockhq/airlock/host"
-	"github.com/airlockhq/airlock/host/build"
 	"github.com/airlockhq/airlock/host/builtin"
-	"github.com/airlockhq/airlock/host/isolate"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/host/plugin"
-	"github.com/airlockhq/airlock/host/version"
+	"github.com/airlockhq/airlock/internal/build"
+	"github.com/airlockhq/airlock/internal/isolate"
+	"github.com/airlockhq/airlock/internal/plugin"
+	"github.com/airlockhq/airlock/internal/version"
 )
 
 const usage = `airlock runs sandboxed WebAssembly plugins for device automation.

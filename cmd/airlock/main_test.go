@@ -18,9 +18,9 @@ import (
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/builtin"
 	"github.com/airlockhq/airlock/host/gate"
-	"github.com/airlockhq/airlock/host/isolate"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/host/plugin"
+	"github.com/airlockhq/airlock/internal/isolate"
+	"github.com/airlockhq/airlock/internal/plugin"
 )
 
 func repoRoot(t *testing.T) string {

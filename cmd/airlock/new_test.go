@@ -10,7 +10,7 @@ import (
 )
 
 // missing skips, or fails under AIRLOCK_TEST_STRICT=1 (CI), for an absent
-// prerequisite, as host/internal/testenv does.
+// prerequisite, as internal/testenv does.
 func missing(t *testing.T, why string) {
 	t.Helper()
 	if os.Getenv("AIRLOCK_TEST_STRICT") == "1" {
@@ -19,7 +19,7 @@ func missing(t *testing.T, why string) {
 	t.Skipf("prerequisite missing: %s", why)
 }
 
-// TestNewOutsideCheckout (host/internal/clitest) makes, builds and runs a
+// TestNewOutsideCheckout (internal/clitest) makes, builds and runs a
 // plugin in each language with the airlock binary.
 
 func TestNewErrors(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/airlockhq/airlock/host/admin"
+	"github.com/airlockhq/airlock/internal/admin"
 )
 
 // TestStatusShowsWaitingBundles: the exact words of status for a

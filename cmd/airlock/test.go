@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/airlockhq/airlock/host/solo"
+	"github.com/airlockhq/airlock/internal/solo"
 )
 
 const testSynopsis = `test [--timeout 60s] [<plugin dir>] [<scenario.toml>...]

@@ -38,7 +38,7 @@ func TestVersion(t *testing.T) {
 // is told its version and commit at link time, as the Dockerfile does.
 func TestVersionFromLdflags(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "airlock")
-	pkg := "github.com/airlockhq/airlock/host/version"
+	pkg := "github.com/airlockhq/airlock/internal/version"
 	build := exec.Command("go", "build", "-buildvcs=false", "-o", bin,
 		"-ldflags", "-X "+pkg+".Version=v9.8.7-test -X "+pkg+".Commit=0123abcd", ".")
 	if out, err := build.CombinedOutput(); err != nil {

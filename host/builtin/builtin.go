@@ -8,15 +8,15 @@ package builtin
 import (
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/metrics"
-	"github.com/airlockhq/airlock/host/mount"
-	"github.com/airlockhq/airlock/host/supervisor"
-	"github.com/airlockhq/airlock/host/udev"
 	"github.com/airlockhq/airlock/internal/cloud"
 	"github.com/airlockhq/airlock/internal/httpout"
+	"github.com/airlockhq/airlock/internal/metrics"
+	"github.com/airlockhq/airlock/internal/mount"
 	"github.com/airlockhq/airlock/internal/registry"
 	"github.com/airlockhq/airlock/internal/shared"
 	"github.com/airlockhq/airlock/internal/simdevice"
+	"github.com/airlockhq/airlock/internal/supervisor"
+	"github.com/airlockhq/airlock/internal/udev"
 )
 
 // Capabilities returns the capabilities that the airlock binary offers. A

@@ -3,7 +3,7 @@
 // through plugintest; airlock's own tests through testenv.
 //
 // The package does not import "testing": airlock test and airlock dev
-// (host/solo) use its Recorder in the production binary, which must not
+// (internal/solo) use its Recorder in the production binary, which must not
 // link the testing package. A test hands New its *testing.T as a TB.
 package logtest
 

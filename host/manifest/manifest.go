@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/airlockhq/airlock/host/cron"
+	"github.com/airlockhq/airlock/internal/cron"
 )
 
 // Limits bound one plugin instance. The runtime gives defaults and ceilings;
@@ -71,7 +71,7 @@ type Manifest struct {
 	Config      map[string]string
 	Data        bool // a private persistent /data directory
 	// Tmp is the size of a private scratch /tmp (a tmpfs where the host
-	// may mount one; see host/mount), or 0 for none. Omitted from JSON
+	// may mount one; see internal/mount), or 0 for none. Omitted from JSON
 	// when 0, so that manifests without it read as before.
 	Tmp Size `json:",omitempty"`
 	// Quota is the size bound of /data (resolved against the runtime's

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/airlockhq/airlock/host/statedir"
+	"github.com/airlockhq/airlock/internal/statedir"
 )
 
 // overlayKeys are the top-level keys an overlay may set, each with how it

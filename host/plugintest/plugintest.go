@@ -13,14 +13,14 @@ import (
 	"testing"
 	"time"
 
-	dbussim "github.com/airlockhq/airlock/host/dbus/sim"
+	dbussim "github.com/airlockhq/airlock/internal/dbus/sim"
 
 	"github.com/airlockhq/airlock/host/logtest"
-	"github.com/airlockhq/airlock/host/mount"
-	"github.com/airlockhq/airlock/host/plugin"
-	"github.com/airlockhq/airlock/host/solo"
-	"github.com/airlockhq/airlock/host/supervisor/sim"
-	"github.com/airlockhq/airlock/host/timer"
+	"github.com/airlockhq/airlock/internal/mount"
+	"github.com/airlockhq/airlock/internal/plugin"
+	"github.com/airlockhq/airlock/internal/solo"
+	"github.com/airlockhq/airlock/internal/supervisor/sim"
+	"github.com/airlockhq/airlock/internal/timer"
 )
 
 // Options adjust the harness. The zero value is a plugin alone on the

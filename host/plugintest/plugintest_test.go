@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlockhq/airlock/host/mount"
 	"github.com/airlockhq/airlock/host/plugintest"
+	"github.com/airlockhq/airlock/internal/mount"
 )
 
 func TestHelloGreets(t *testing.T) {

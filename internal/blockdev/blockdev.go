@@ -1,6 +1,6 @@
 // Package blockdev is the host's one table of block devices: what sysfs
 // says of each (its node, number, disk, whether it is removable or a loop
-// device), what its superblock says (probed with host/udev/probe, each
+// device), what its superblock says (probed with internal/udev/probe, each
 // probe bounded by a timeout and run outside the table's lock), cached
 // until a uevent or sysfs says the device changed. The udev capability
 // feeds it every block uevent and probes through it; the mount capability
@@ -18,8 +18,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/airlockhq/airlock/host/devnode"
-	"github.com/airlockhq/airlock/host/udev/probe"
+	"github.com/airlockhq/airlock/internal/devnode"
+	"github.com/airlockhq/airlock/internal/udev/probe"
 )
 
 // Device is a block device with a filesystem, as the host's own probing
@@ -98,7 +98,7 @@ func New() *Table {
 	return &Table{sysRoot: "/sys", timeout: Timeout, devs: map[string]*entry{}, subs: map[int]func(Change){}}
 }
 
-// UseNodes makes the table probe through nodes (host/devnode), so that a
+// UseNodes makes the table probe through nodes (internal/devnode), so that a
 // device plugged in after start is probed although /dev lacks its node.
 // The first call wins; the udev and mount capabilities both pass theirs.
 func (t *Table) UseNodes(n *devnode.Nodes) {

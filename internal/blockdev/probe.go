@@ -4,7 +4,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/airlockhq/airlock/host/udev/probe"
+	"github.com/airlockhq/airlock/internal/udev/probe"
 )
 
 // Timeout bounds how long one probe waits for a superblock. A dying USB

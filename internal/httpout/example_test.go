@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/airlockhq/airlock/host/mount"
 	"github.com/airlockhq/airlock/host/plugintest"
+	"github.com/airlockhq/airlock/internal/mount"
 )
 
 // The webhook example, built from source with the Go SDK and run in a real

@@ -15,8 +15,8 @@ import (
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 
-	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/internal/bundle"
 )
 
 // An airlock bundle in an OCI registry is an artifact (image-spec v1.1):

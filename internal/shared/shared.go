@@ -13,7 +13,7 @@
 //	rw = []
 //
 // The plugin sees it at /shared/<name>, through a WASI preopen that goes
-// through the same symlink-proof sandbox as /data (host/sandboxfs). It has
+// through the same symlink-proof sandbox as /data (internal/sandboxfs). It has
 // no host functions: a directory is all it gives. Every grant and refusal
 // is decided when the plugin loads, and audited as capability "shared".
 package shared

@@ -11,11 +11,11 @@ import (
 	"testing"
 
 	"github.com/airlockhq/airlock/host"
-	"github.com/airlockhq/airlock/host/bundle"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/logtest"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/internal/bundle"
 	"github.com/airlockhq/airlock/internal/shared"
 )
 
@@ -153,7 +153,7 @@ func TestPreopens(t *testing.T) {
 }
 
 // A vendor's bundle may have only the shared names, and modes, that its
-// [trust.vendor.ceiling.shared] allows (host/bundle's CheckCeiling, with
+// [trust.vendor.ceiling.shared] allows (internal/bundle's CheckCeiling, with
 // the ceiling decoded from runtime.toml in the grant's shape).
 func TestCeiling(t *testing.T) {
 	pub, _, err := ed25519.GenerateKey(nil)

@@ -9,12 +9,12 @@ import (
 	"sync"
 	"time"
 
-	dbussim "github.com/airlockhq/airlock/host/dbus/sim"
+	dbussim "github.com/airlockhq/airlock/internal/dbus/sim"
 
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/dbus"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/host/supervisor/sim"
+	"github.com/airlockhq/airlock/internal/dbus"
+	"github.com/airlockhq/airlock/internal/supervisor/sim"
 )
 
 // Player plugs the simulated device into the host's module lifecycle:

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/host/capability"
-	"github.com/airlockhq/airlock/host/timer"
-	"github.com/airlockhq/airlock/host/udev"
+	"github.com/airlockhq/airlock/internal/timer"
+	"github.com/airlockhq/airlock/internal/udev"
 )
 
 // Names lists the scenarios that runtime.toml's scenario key accepts.

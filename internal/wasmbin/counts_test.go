@@ -11,7 +11,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 
-	"github.com/airlockhq/airlock/host/isolate"
+	"github.com/airlockhq/airlock/internal/isolate"
 )
 
 func module(sections ...[]byte) []byte {

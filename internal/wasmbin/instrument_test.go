@@ -11,7 +11,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
-	"github.com/airlockhq/airlock/host/isolate"
+	"github.com/airlockhq/airlock/internal/isolate"
 )
 
 // A tiny assembler, enough for the modules below.

@@ -3,7 +3,7 @@
 // it validates, Instrument adds the watchdog's and the budget's checks,
 // ModuleFootprint counts what a module makes wazero allocate, and
 // AppendU32 and AppendS32 write LEB128 numbers (also for the tests that
-// assemble modules). It knows nothing of plugins or manifests: host/plugin
+// assemble modules). It knows nothing of plugins or manifests: internal/plugin
 // and airlock check use it through plugin.Prepare.
 package wasmbin
 

@@ -5,7 +5,7 @@
  * bytes and signature; every bad-record and bad-dbus row is refused.
  *
  * A WASI command: the table on stdin, a line per failing row on stdout,
- * exit status 1 if any row fails. host/conformance's TestWireTable builds
+ * exit status 1 if any row fails. internal/conformance's TestWireTable builds
  * it with clang for wasm32-wasi and runs it.
  */
 #define AIRLOCK_IMPLEMENTATION
