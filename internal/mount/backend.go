@@ -28,6 +28,9 @@ type backend interface {
 	// unmount unmounts path: normally, or lazily if that is busy or if
 	// lazy is set (the device is gone). It reports whether it was lazy.
 	unmount(path string, lazy bool) (bool, error)
+	// bind makes root/name as mount does and attaches there a clone of
+	// the mount at src with nosuid,nodev,noexec, read-only if ro (share.go).
+	bind(src string, ro bool, root, name string) error
 	// mountedElsewhere reports whether path is a mount point that the
 	// capability did not make (an operator's, or another run's).
 	mountedElsewhere(path string) bool

@@ -40,6 +40,7 @@ func (g *Grant) Within(ceiling any) (bool, []string) {
 		}
 		excess = append(excess, items...)
 	}
+	excess = append(excess, g.acceptsOutside(c)...)
 	return len(excess) == 0, excess
 }
 
@@ -137,5 +138,5 @@ func (g *Grant) Describe() []string {
 		}
 		out = append(out, s)
 	}
-	return out
+	return append(out, g.describeAccepts()...)
 }

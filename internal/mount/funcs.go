@@ -72,6 +72,12 @@ func (h *held) record() abi.Record {
 	if h.note != "" {
 		r = append(r, f("note", h.note))
 	}
+	if h.from != nil {
+		r = append(r, f("owner", h.from.plugin))
+	}
+	if h.shared != "" {
+		r = append(r, f("shared", h.shared))
+	}
 	return r
 }
 
@@ -79,6 +85,8 @@ func (h *held) record() abi.Record {
 type request struct {
 	source, fstype, target string
 	options                []string
+	shares                 []string // plugins offered a view (share.go)
+	shareRW                bool
 }
 
 func decodeRequest(rec abi.Record) (request, error) {
@@ -94,8 +102,18 @@ func decodeRequest(rec abi.Record) (request, error) {
 			r.target = v
 		case "option":
 			r.options = append(r.options, v)
+		case "share":
+			if !pluginID.MatchString(v) {
+				return r, fail(abi.Invalid, "mount request: share %q is not a plugin name", v)
+			}
+			r.shares = append(r.shares, v)
+		case "share_mode":
+			if v != "ro" && v != "rw" {
+				return r, fail(abi.Invalid, "mount request: share_mode %q is neither ro nor rw", v)
+			}
+			r.shareRW = v == "rw"
 		default:
-			return r, fail(abi.Invalid, "mount request: unknown field %q (this host knows source, fstype, target, option)", f.Key)
+			return r, fail(abi.Invalid, "mount request: unknown field %q (this host knows source, fstype, target, option, share, share_mode)", f.Key)
 		}
 	}
 	if r.source == "" {
@@ -237,6 +255,9 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Caller, rec abi.Record
 	if derr == nil {
 		reason += "; driver=" + drv.String()
 	}
+	if err := m.checkSharesLocked(ctx, in, req); err != nil {
+		return nil, err
+	}
 	if err := in.Check(ctx, "mount", op, gate.Allow(reason)); err != nil {
 		return nil, err
 	}
@@ -289,6 +310,7 @@ func (m *Mount) Mount(ctx context.Context, in *capability.Caller, rec abi.Record
 		m.held[host] = h
 		m.log.Info("mounted", "plugin", in.Plugin, "source", req.source, "device", d.Node, "fstype", fstype,
 			"driver", drv.String(), "target", name, "options", strings.Join(p.options, ","), "readonly", p.ro)
+		m.offerLocked(ctx, in, h, req)
 		return h, nil
 	}
 	return nil, fail(abi.Busy, "plugin %q: mount %s: the names %s to %s-100 are all taken in the media root", in.Plugin, op, base, base)
@@ -323,6 +345,9 @@ func (m *Mount) Unmount(ctx context.Context, in *capability.Caller, target strin
 	defer m.mu.Unlock()
 	host := path.Join(m.base, manifest.StateName(in.Plugin), target)
 	h := m.held[host]
+	if h == nil {
+		h = m.views[host] // a view of another plugin's mount: the reader may drop it
+	}
 	if h == nil || h.plugin != in.Plugin {
 		if m.be != nil && m.be.mountedElsewhere(host) {
 			return false, in.Check(ctx, "mount", op, gate.Deny(fmt.Sprintf("%s was not mounted by plugin %q; a plugin can unmount only what it mounted", target, in.Plugin)))
@@ -349,6 +374,7 @@ func (m *Mount) List(plugin string) []*held {
 			out = append(out, h)
 		}
 	}
+	out = append(out, m.sortedViews(func(v *held) bool { return v.plugin == plugin })...)
 	slices.SortFunc(out, func(a, b *held) int { return strings.Compare(a.name, b.name) })
 	return out
 }

@@ -16,6 +16,9 @@ type Grant struct {
 	Rules []Rule
 	// Target is where the plugin sees its media root: "/media".
 	Target string
+	// Accepts are the plugins whose shared mounts this plugin takes (a
+	// [[mount]] table with from): true where it takes them read-write.
+	Accepts map[string]bool
 }
 
 // Rule is one [[mount]] table. A mount is allowed when one rule matches
@@ -31,6 +34,8 @@ type ruleTOML struct {
 	FSType  []string `toml:"fstype"`
 	Options []string `toml:"options"`
 	Target  string   `toml:"target"`
+	From    []string `toml:"from"` // share.go
+	Mode    string   `toml:"mode"`
 }
 
 var errBadGrant = errors.New("bad [[mount]] grant")
@@ -50,6 +55,10 @@ func decodeGrant(s manifest.Section) (*Grant, error) {
 		s.Errorf(fmt.Sprintf("[%d].%s", i+1, key), hint, format, args...)
 	}
 	for i, r := range raw {
+		if len(r.From) > 0 || r.Mode != "" {
+			decodeAccept(g, i, r, bad) // share.go
+			continue
+		}
 		if len(r.Source) == 0 {
 			bad(i, "source", `list the devices it may mount, such as ["label:MEDIA*", "uuid:*"]`, "no source is granted")
 		}
@@ -187,6 +196,9 @@ func (g *Grant) decide(d *Device, fstype string, extra []string) (string, error)
 			continue
 		}
 		return fmt.Sprintf("[[mount]] %d allows %s (source %q, fstype %s)", i+1, describe(d), r.Sources[src], fstype), nil
+	}
+	if len(why) == 0 {
+		why = append(why, "the [[mount]] tables only take shares (from); none has a source")
 	}
 	slices.Sort(why)
 	why = slices.Compact(why)

@@ -52,6 +52,10 @@ type Mount struct {
 	// Scratch /tmp of plugins with [storage] tmp (tmp.go).
 	tmps     []*scratch
 	tmpLoads map[string]int // loads so far, by plugin: names each load's directory
+	// Shared mounts (share.go): plugins with a [[mount]] grant, and the
+	// views of owners' mounts in readers' media roots, by host path.
+	readers map[string]reader
+	views   map[string]*held
 }
 
 // Options configure New.
@@ -87,6 +91,8 @@ type held struct {
 	options  []string
 	readOnly bool
 	note     string
+	from     *held  // a reader's view: the owner's mount it shows (share.go)
+	shared   string // an owner's mount: its shares as offered, "reader=ro,..."
 }
 
 // New returns the capability, unprovisioned.
@@ -97,7 +103,8 @@ func New(o Options) *Mount {
 	if o.Devices == nil {
 		o.Devices = blockdev.New()
 	}
-	return &Mount{opts: o, log: slog.New(slog.DiscardHandler), held: map[string]*held{}, tmpLoads: map[string]int{}, events: make(chan blockdev.Change, 256)}
+	return &Mount{opts: o, log: slog.New(slog.DiscardHandler), held: map[string]*held{}, tmpLoads: map[string]int{},
+		readers: map[string]reader{}, views: map[string]*held{}, events: make(chan blockdev.Change, 256)}
 }
 
 var (
@@ -208,6 +215,9 @@ func (m *Mount) Preopens(man *manifest.Manifest) ([]capability.Preopen, error) {
 		if err := os.MkdirAll(root, 0o755); err != nil {
 			return nil, fmt.Errorf("media root: %w", err)
 		}
+		if err := m.addReader(man.Name, g, root); err != nil {
+			return nil, err
+		}
 		m.mu.Lock() // plugins load in parallel
 		m.users++
 		m.mu.Unlock()
@@ -242,6 +252,7 @@ func (m *Mount) InstanceEnded(plugin string) {
 			m.log.Error("unmount after the plugin's instance ended failed", "plugin", plugin, "target", h.name, "error", err.Error())
 		}
 	}
+	m.endViewsLocked(plugin, "plugin instance ended")
 	m.endTmpLocked(plugin, "plugin instance ended")
 }
 
@@ -260,11 +271,13 @@ func (m *Mount) sortedHeld(plugin string) []*held {
 // unmountLocked unmounts h: normally, then lazily if it is busy. It
 // removes the mount point, so that none is left stale.
 func (m *Mount) unmountLocked(h *held, why string, gone bool) (lazy bool, err error) {
+	m.dropViewsLocked(h, why) // readers' views of it go first
 	lazy, err = m.be.unmount(h.path, gone)
 	if err != nil {
 		return false, err
 	}
 	delete(m.held, h.path)
+	delete(m.views, h.path)
 	if err := os.Remove(h.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		// Not empty: after a lazy detach the plugin can still write into
 		// the bare directory before the host removes it, and those files

@@ -129,33 +129,50 @@ func openBeneath(dirfd int, name string) (int, error) {
 	return fd, err
 }
 
-func (b *realBackend) mount(d *Device, drv driver, p plan, root, name string) error {
-	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+// openMountPoint makes root/name (or reuses it if it is an empty
+// directory) and opens it without following a symlink or crossing a
+// mount: errSymlink for a link, errTaken for a file, a mount point or a
+// non-empty directory. created says whether it made the directory.
+func openMountPoint(root, name string) (rootfd, fd int, created bool, err error) {
+	rootfd, err = unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("media root: %w", err)
+		return -1, -1, false, fmt.Errorf("media root: %w", err)
 	}
-	defer unix.Close(rootfd)
-	created := true
+	fail := func(err error) (int, int, bool, error) {
+		unix.Close(rootfd)
+		return -1, -1, false, err
+	}
+	created = true
 	if err := unix.Mkdirat(rootfd, name, 0o755); errors.Is(err, unix.EEXIST) {
 		created = false
 	} else if err != nil {
-		return fmt.Errorf("mount point: %w", err)
+		return fail(fmt.Errorf("mount point: %w", err))
 	}
-	fd, err := openBeneath(rootfd, name)
+	fd, err = openBeneath(rootfd, name)
 	switch {
 	case errors.Is(err, unix.ELOOP):
-		return errSymlink
+		return fail(errSymlink)
 	case errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.EXDEV):
-		return errTaken // a file, or a mount point
+		return fail(errTaken) // a file, or a mount point
 	case err != nil:
-		return fmt.Errorf("mount point: %w", err)
+		return fail(fmt.Errorf("mount point: %w", err))
 	}
-	defer unix.Close(fd)
 	if !created {
 		if taken, err := notEmptyOrMounted(rootfd, fd, name); err != nil || taken {
-			return errTaken
+			unix.Close(fd)
+			return fail(errTaken)
 		}
 	}
+	return rootfd, fd, created, nil
+}
+
+func (b *realBackend) mount(d *Device, drv driver, p plan, root, name string) error {
+	rootfd, fd, created, err := openMountPoint(root, name)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rootfd)
+	defer unix.Close(fd)
 	// The kernel resolves /proc/self/fd/N to the directory we opened, so
 	// nothing can swap a symlink in between the check and the mount.
 	target := fmt.Sprintf("/proc/self/fd/%d", fd)

@@ -34,6 +34,13 @@ type MountOptions struct {
 	// Options are extra mount options the grant allows: "ro", "sync",
 	// "uid=1000". "ro" is always allowed.
 	Options []string
+	// Share offers the mount to these plugins (names as in their
+	// plugin.toml). Each must take shares from this plugin in its own
+	// [[mount]] grant (from), or the mount is denied. A reader sees it in
+	// its media root, read-only unless ShareRW is set and its grant says
+	// mode = "rw".
+	Share   []string
+	ShareRW bool
 }
 
 // MountInfo is one of the plugin's mounts.
@@ -49,16 +56,21 @@ type MountInfo struct {
 	ReadOnly bool
 	Note     string // e.g. why it is read-only
 	Driver   string // "kernel", or "fuse:HELPER" when a FUSE helper mounted it ("" from older hosts)
+	Owner    string // a view of a mount another plugin shared: that plugin ("" for the plugin's own)
+	Shared   string // the plugin's own mount: its shares as offered, "reader=ro,other=rw"
 }
 
 // MountEvent tells the plugin that the host changed one of its mounts: a
-// device pulled out while mounted was unmounted (Action "unmounted").
+// device pulled out while mounted was unmounted (Action "unmounted"), or
+// another plugin shared a mount with it (Action "shared") or its view of
+// one went away (Action "unmounted", Owner set).
 type MountEvent struct {
 	Action string // "unmounted"
 	Target string
 	Source string
 	Device string
 	Reason string // "device removed", "loop device detached (losetup -d)"
+	Owner  string // a shared mount's owner (Action "shared", or its view "unmounted")
 }
 
 // ByLabel mounts the filesystem labelled label.
@@ -88,6 +100,12 @@ func (Mounts) Source(source string, o *MountOptions) (MountInfo, error) {
 		}
 		for _, opt := range o.Options {
 			req = append(req, abi.Field{Key: "option", Value: []byte(opt)})
+		}
+		for _, p := range o.Share {
+			req = append(req, abi.Field{Key: "share", Value: []byte(p)})
+		}
+		if o.ShareRW {
+			req = append(req, abi.Field{Key: "share_mode", Value: []byte("rw")})
 		}
 	}
 	b := abi.AppendRecord(nil, req)
@@ -122,7 +140,7 @@ func (Mounts) List() ([]MountInfo, error) {
 func OnMount(h func(MountEvent) error) {
 	Handle(abi.EventMount, func(e Event) error {
 		return h(MountEvent{Action: e.Get("action"), Target: e.Get("target"), Source: e.Get("source"),
-			Device: e.Get("device"), Reason: e.Get("reason")})
+			Device: e.Get("device"), Reason: e.Get("reason"), Owner: e.Get("owner")})
 	})
 }
 
@@ -166,6 +184,10 @@ func decodeMounts(b []byte) ([]MountInfo, error) {
 			m.Note = v
 		case "driver":
 			m.Driver = v
+		case "owner":
+			m.Owner = v
+		case "shared":
+			m.Shared = v
 		}
 	}
 	return out, nil

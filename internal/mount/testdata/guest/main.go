@@ -28,7 +28,12 @@ func init() {
 		return nil
 	})
 	airlock.OnMount(func(e airlock.MountEvent) error {
-		airlock.Info(fmt.Sprintf("mount-event action=%s target=%s source=%s device=%s reason=%q", e.Action, e.Target, e.Source, e.Device, e.Reason))
+		line := fmt.Sprintf("mount-event action=%s target=%s source=%s device=%s reason=%q", e.Action, e.Target, e.Source, e.Device, e.Reason)
+		if e.Owner != "" {
+			line += " owner=" + e.Owner
+			run("shared_" + e.Action + "_" + e.Target) // a reader's script for a view coming or going
+		}
+		airlock.Info(line)
 		return nil
 	})
 }
@@ -64,6 +69,10 @@ func do(f []string) string {
 				o.Target = v
 			case "opt":
 				o.Options = append(o.Options, v)
+			case "share":
+				o.Share = append(o.Share, v)
+			case "sharerw":
+				o.ShareRW = true
 			}
 		}
 		m, err := airlock.Mount.Source(f[1], o)
@@ -73,6 +82,9 @@ func do(f []string) string {
 		line := fmt.Sprintf("%s ok target=%s path=%s device=%s readonly=%v options=%s driver=%s", head, m.Target, m.Path, m.Device, m.ReadOnly, strings.Join(m.Options, ","), m.Driver)
 		if m.Note != "" {
 			line += fmt.Sprintf(" note=%q", m.Note)
+		}
+		if m.Shared != "" {
+			line += " shared=" + m.Shared
 		}
 		return line
 	case "unmount":
@@ -87,7 +99,11 @@ func do(f []string) string {
 		}
 		var ts, ds []string
 		for _, m := range ms {
-			ts = append(ts, m.Target)
+			t := m.Target
+			if m.Owner != "" {
+				t += "(from " + m.Owner + ")"
+			}
+			ts = append(ts, t)
 			ds = append(ds, m.Driver)
 		}
 		return fmt.Sprintf("list n=%d targets=%s drivers=%s", len(ms), strings.Join(ts, ","), strings.Join(ds, ","))
