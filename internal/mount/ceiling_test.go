@@ -41,3 +41,32 @@ func TestGrantDescribe(t *testing.T) {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
 }
+
+// A vendor's [[mount]] from is bounded as its devices are: each owner
+// named in the ceiling, and rw only where the ceiling says rw.
+func TestGrantAcceptsWithin(t *testing.T) {
+	ceiling := &Grant{Target: "/media", Accepts: map[string]bool{"automount": false, "acme/copier": true}}
+	for _, tc := range []struct {
+		name    string
+		accepts map[string]bool
+		excess  []string
+	}{
+		{"none", nil, nil},
+		{"same", ceiling.Accepts, nil},
+		{"ro of an rw ceiling", map[string]bool{"acme/copier": false}, nil},
+		{"another owner", map[string]bool{"automount": false, "other": false}, []string{`from "other" is outside the ceiling`}},
+		{"rw beyond ro", map[string]bool{"automount": true}, []string{`from "automount" with mode rw is outside the ceiling (ro)`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, excess := (&Grant{Target: "/media", Accepts: tc.accepts}).Within(ceiling)
+			if ok != (len(tc.excess) == 0) || !slices.Equal(excess, tc.excess) {
+				t.Errorf("got %v %q, want %q", ok, excess, tc.excess)
+			}
+		})
+	}
+	want := []string{"sees mounts that plugin acme/copier shares with it, read-write if the owner offers it so, under /media",
+		"sees mounts that plugin automount shares with it, read-only, under /media"}
+	if got := ceiling.Describe(); !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
