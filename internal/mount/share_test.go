@@ -68,19 +68,21 @@ func TestLoopShareReadOnly(t *testing.T) {
 
 // rw only when both sides say it: own offers AIRSHB read-write to "rw"
 // (mode rw) and "ro" (mode ro), and AIRSHC read-only to "rw"; only rw's
-// write to AIRSHB lands. Then own crashes, and every view goes with its
-// mounts, and the readers are told.
+// write to AIRSHB lands. Then own crashes (on a third stick), and every
+// view goes with its mounts, and the readers are told.
 func TestLoopShareReadWriteAndCrash(t *testing.T) {
 	tl := testenv.NeedLoop(t, "attach loop devices and mount them")
 	img := tl.MakeImage(t, t.TempDir(), "shb.img", []testenv.Partition{
 		{Sfdisk: ",20M,83", FSType: "ext4", Label: "AIRSHB"}, {Sfdisk: ",,83", FSType: "ext4", Label: "AIRSHC"}})
+	crash := tl.MakeImage(t, t.TempDir(), "shd.img", []testenv.Partition{{Sfdisk: ",,83", FSType: "ext4", Label: "AIRSHD"}})
 	own := "[[mount]]\nsource = [\"label:AIRSH*\"]\nfstype = [\"ext4\"]\n" + shareTrigger
 	wr := `shared_shared_AIRSHB = "write /media/AIRSHB/%[1]s.txt x"
 shared_shared_AIRSHC = "write /media/AIRSHC/%[1]s.txt x"
 `
 	r := runHost(t, realRuntime,
 		plugin{"own", guestManifest("own", own, `add_AIRSHB = "mount label:AIRSHB share=rw share=ro sharerw"
-add_AIRSHC = "mount label:AIRSHC share=rw; crash-once"`), guest},
+add_AIRSHC = "mount label:AIRSHC share=rw"
+add_AIRSHD = "crash-once"`), guest},
 		plugin{"rw", guestManifest("rw", takes("rw"), strings.ReplaceAll(wr, "%[1]s", "rw")), guest},
 		plugin{"ro", guestManifest("ro", takes("ro"), strings.ReplaceAll(wr, "%[1]s", "ro")), guest})
 	r.log.Wait(1, "airlock running")
@@ -89,11 +91,12 @@ add_AIRSHC = "mount label:AIRSHC share=rw; crash-once"`), guest},
 	r.log.Wait(1, "write /media/AIRSHB/rw.txt x ok", "plugin=rw")
 	r.log.Wait(1, "write /media/AIRSHB/ro.txt x err=", "Read-only file system", "plugin=ro")
 	r.log.Wait(1, "write /media/AIRSHC/rw.txt x err=", "Read-only file system", "plugin=rw")
-	if _, err := os.Stat(filepath.Join(r.media("own"), "AIRSHB", "rw.txt")); err != nil && !os.IsNotExist(err) {
-		t.Error(err)
+	if _, err := os.Stat(filepath.Join(r.media("own"), "AIRSHB", "rw.txt")); err != nil {
+		t.Errorf("rw's write is not on the stick: %v", err)
 	}
-	// own crashed after mounting AIRSHC: both of its mounts end, and
-	// with them the three views.
+	// A third stick makes own crash: both of its mounts end, and with
+	// them the three views.
+	tl.Attach(t, crash, 1)
 	r.log.Wait(1, "crash-once", "plugin=own", "restarting")
 	for _, w := range [][]string{{"plugin=rw", "target=AIRSHB"}, {"plugin=ro", "target=AIRSHB"}, {"plugin=rw", "target=AIRSHC"}} {
 		r.log.Wait(1, append([]string{"mount-event action=unmounted", "owner=own", "plugin instance ended"}, w...)...)
