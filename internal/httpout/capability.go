@@ -13,14 +13,13 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/internal/secret"
 )
 
 // Name is the manifest and runtime.toml section, and the audit name.
@@ -125,11 +124,11 @@ func (c *Capability) Provision(ctx context.Context, env capability.Env) error {
 	c.secrets, c.secretErr = map[string]string{}, map[string]string{}
 	for _, name := range sortedKeys(c.cfg.Secrets) {
 		src := c.cfg.Secrets[name]
-		v, err := readSecret(name, src, c.opts.Getenv)
-		if src.File != "" && env.Runtime != nil && under(src.File, env.Runtime.StateDir) {
-			// Plugins' /data directories live there: a plugin could read it.
-			v, err = "", fmt.Errorf("secret %q: %s is under state_dir (%s), where plugins' /data directories live; keep it elsewhere on /data", name, src.File, env.Runtime.StateDir)
+		stateDir := ""
+		if env.Runtime != nil {
+			stateDir = env.Runtime.StateDir
 		}
+		v, err := secret.Load(name, src, c.opts.Getenv, stateDir)
 		if err != nil && env.Sim {
 			// The simulated device has no secrets of its own: a made-up
 			// one shows the path, and where it would come from.
@@ -156,15 +155,6 @@ func (c *Capability) Provision(ctx context.Context, env capability.Env) error {
 	}
 	c.provisioned = true
 	return nil
-}
-
-// under reports whether path is dir or inside it, after cleaning both.
-func under(path, dir string) bool {
-	if dir == "" {
-		return false
-	}
-	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // supervisorAddress is the host:port of BALENA_SUPERVISOR_ADDRESS (or its

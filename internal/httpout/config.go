@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/manifest"
+	"github.com/airlockhq/airlock/internal/secret"
 )
 
 // Config is runtime.toml's [http] section.
@@ -32,19 +32,9 @@ type Config struct {
 	Secrets map[string]SecretSource
 }
 
-// SecretSource says where a named secret is read from: an environment
-// variable or a file (on a device, under /data). Exactly one is set.
-type SecretSource struct {
-	Env  string
-	File string
-}
-
-func (s SecretSource) String() string {
-	if s.Env != "" {
-		return "env " + s.Env
-	}
-	return "file " + s.File
-}
+// SecretSource says where a named secret is read from (package secret
+// reads it).
+type SecretSource = secret.Source
 
 // Defaults of an absent [http] section.
 const (
@@ -53,7 +43,6 @@ const (
 	DefaultMaxRequestBody = 1 << 20
 	DefaultMaxRedirects   = 5
 	maxRedirectsCeiling   = 20
-	maxSecretLen          = 8 << 10
 )
 
 // DefaultConfig is what an absent [http] section means.
@@ -158,37 +147,6 @@ func loadRoots(caFile string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("CA file %s holds no PEM certificate", caFile)
 	}
 	return pool, nil
-}
-
-// readSecret reads one secret's value. Its errors name the source, never
-// the value.
-func readSecret(name string, src SecretSource, getenv func(string) string) (string, error) {
-	var v string
-	if src.Env != "" {
-		v = getenv(src.Env)
-	} else {
-		st, err := os.Stat(src.File)
-		if err != nil {
-			return "", fmt.Errorf("secret %q: %w", name, err)
-		}
-		if !st.Mode().IsRegular() || st.Size() > maxSecretLen {
-			return "", fmt.Errorf("secret %q: %s is not a regular file of at most %d bytes", name, src.File, maxSecretLen)
-		}
-		b, err := os.ReadFile(src.File)
-		if err != nil {
-			return "", fmt.Errorf("secret %q: %w", name, err)
-		}
-		v = strings.TrimRight(string(b), "\r\n")
-	}
-	switch {
-	case v == "":
-		return "", fmt.Errorf("secret %q: %s is empty or unset", name, src)
-	case len(v) > maxSecretLen:
-		return "", fmt.Errorf("secret %q: %s is longer than %d bytes", name, src, maxSecretLen)
-	case strings.ContainsAny(v, "\r\n\x00"):
-		return "", fmt.Errorf("secret %q: %s holds a line break or NUL, which no header may carry", name, src)
-	}
-	return v, nil
 }
 
 var _ = capability.MaxResult
