@@ -381,7 +381,7 @@ func (h *Host) Run(ctx context.Context) error {
 	for _, c := range caps {
 		if t, ok := c.(capability.Triggerer); ok {
 			for name, e := range h.plugins {
-				t.Subscribe(name, e.p.M.Triggers[t.Trigger()])
+				capability.Subscribe(t, name, e.p.M)
 			}
 			if err := t.Start(runCtx, h.Deliver); err != nil {
 				h.log.Error("trigger source failed to start", "capability", c.Name(), "error", err.Error())

@@ -175,11 +175,7 @@ func (h *Host) reloadFailed(src string, old *entry, err error) {
 func (h *Host) subscribe(name string, m *manifest.Manifest) {
 	for _, c := range h.opts.Capabilities {
 		if t, ok := c.(capability.Triggerer); ok {
-			var rules any
-			if m != nil {
-				rules = m.Triggers[t.Trigger()]
-			}
-			t.Subscribe(name, rules)
+			capability.Subscribe(t, name, m)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/airlockhq/airlock/internal/httpout"
 	"github.com/airlockhq/airlock/internal/metrics"
 	"github.com/airlockhq/airlock/internal/mount"
+	"github.com/airlockhq/airlock/internal/mqtt"
 	"github.com/airlockhq/airlock/internal/registry"
 	"github.com/airlockhq/airlock/internal/shared"
 	"github.com/airlockhq/airlock/internal/simdevice"
@@ -36,7 +37,7 @@ func CapabilitiesWith(mo mount.Options) []capability.Capability {
 	// simulated backends; it is a module of the host, not a power plugins
 	// can hold.
 	sim := simdevice.New(simdevice.Options{Udev: u, Supervisor: s.Sim})
-	return []capability.Capability{u, sim.NewDBus(), s, m, shared.New(), cloud.New(cloud.Options{}), httpout.New(httpout.Options{}), sim}
+	return []capability.Capability{u, sim.NewDBus(), s, m, shared.New(), cloud.New(cloud.Options{}), httpout.New(httpout.Options{}), mqtt.New(mqtt.Options{}), sim}
 }
 
 // Options returns o with what the airlock binary adds to the core, where

@@ -76,6 +76,30 @@ type Triggerer interface {
 	Start(ctx context.Context, deliver Deliver) error
 }
 
+// GrantSubscriber is a Triggerer whose trigger rules must fall within the
+// plugin's grant (mqtt's topic filters): the host calls SubscribeGranted,
+// with the plugin's decoded grant (nil if none), instead of Subscribe.
+type GrantSubscriber interface {
+	SubscribeGranted(plugin string, rules, grant any)
+}
+
+// Subscribe tells t of plugin's trigger rules in m (m nil: none), with its
+// grant if t is a GrantSubscriber.
+func Subscribe(t Triggerer, plugin string, m *manifest.Manifest) {
+	var rules, grant any
+	if m != nil {
+		rules = m.Triggers[t.Trigger()]
+		if c, ok := t.(Capability); ok {
+			grant = m.Grants[c.Name()]
+		}
+	}
+	if gs, ok := t.(GrantSubscriber); ok {
+		gs.SubscribeGranted(plugin, rules, grant)
+		return
+	}
+	t.Subscribe(plugin, rules)
+}
+
 // Deliver hands an event to a plugin's queue. It never blocks; it reports
 // false if the plugin is unknown or stopped.
 type Deliver func(plugin string, ev Event) bool

@@ -116,7 +116,7 @@ func (c *Capability) Provision(ctx context.Context, env capability.Env) error {
 	if cfg, ok := env.Config.(*Config); ok && cfg != nil {
 		c.cfg = *cfg
 	}
-	roots, err := loadRoots(c.cfg.CAFile)
+	roots, err := LoadRoots(c.cfg.CAFile)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}

@@ -78,7 +78,7 @@ func decodeConfig(s manifest.Section) (*Config, error) {
 	c := DefaultConfig()
 	ok := true
 	if t.CAFile != "" {
-		if _, err := loadRoots(t.CAFile); err != nil {
+		if _, err := LoadRoots(t.CAFile); err != nil {
 			ok = false
 			s.Errorf("ca_file", "name a PEM file of CA certificates, such as /data/ca.pem", "%v", err)
 		}
@@ -130,8 +130,9 @@ func decodeConfig(s manifest.Section) (*Config, error) {
 	return &c, nil
 }
 
-// loadRoots returns the system roots plus the certificates of caFile.
-func loadRoots(caFile string) (*x509.CertPool, error) {
+// LoadRoots returns the system roots plus the certificates of caFile (mqtt
+// uses it for its brokers too).
+func LoadRoots(caFile string) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()

@@ -13,6 +13,7 @@ const (
 	ModuleMount      = "airlock_mount_v1"      // external storage
 	ModuleCloud      = "airlock_cloud_v1"      // this device's record in the balena cloud
 	ModuleHTTP       = "airlock_http_v1"       // outbound HTTP(S)
+	ModuleMQTT       = "airlock_mqtt_v1"       // MQTT publish (subscriptions are triggers)
 )
 
 // Guest exports.
@@ -52,11 +53,12 @@ const (
 	EventDBusSignal EventKind = 5 // fields: sender, path, interface, member, body
 	EventDropped    EventKind = 6 // fields: count, reason; events were lost to overflow
 	EventMount      EventKind = 7 // fields: action, target, source, reason
+	EventMQTT       EventKind = 8 // fields: broker, topic, payload, qos, retained
 )
 
 var eventNames = map[EventKind]string{
 	EventStart: "start", EventStop: "stop", EventTimer: "timer", EventUdev: "udev",
-	EventDBusSignal: "dbus_signal", EventDropped: "dropped", EventMount: "mount",
+	EventDBusSignal: "dbus_signal", EventDropped: "dropped", EventMount: "mount", EventMQTT: "mqtt",
 }
 
 // String returns the kind's name as manifests and logs spell it.
