@@ -10,9 +10,9 @@ import (
 	"github.com/airlockhq/airlock/host/capability"
 )
 
-// kindSlots indexes Losses by event kind: abi kinds 1 to 7, and 0 for any
+// kindSlots indexes Losses by event kind: abi kinds 1 to 8, and 0 for any
 // kind a later host adds before this table knows it.
-const kindSlots = 8
+const kindSlots = 9
 
 func slot(kind uint32) int {
 	if kind < kindSlots {
