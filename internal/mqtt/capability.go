@@ -66,6 +66,7 @@ type Capability struct {
 	deliver capability.Deliver       // set by Start
 
 	provisioned bool
+	sim         []*LocalBroker // the simulated device's brokers
 }
 
 // subscription is one plugin's granted filters on its broker.
@@ -136,6 +137,9 @@ func (c *Capability) Provision(ctx context.Context, env capability.Env) error {
 		if h, ok := env.Runtime.Sections[httpout.Name].(*httpout.Config); ok && h != nil {
 			declared = h.Secrets
 		}
+	}
+	if env.Sim {
+		c.startSim(stateDir, declared)
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.cfg.Brokers)) {
 		b := c.cfg.Brokers[name]
@@ -293,6 +297,9 @@ func (c *Capability) route(broker, topic string, payload []byte, qos byte, retai
 func (c *Capability) Close() error {
 	for _, b := range c.brokers {
 		b.close()
+	}
+	for _, b := range c.sim {
+		b.Stop()
 	}
 	return nil
 }
