@@ -199,7 +199,7 @@ func TestTrigger(t *testing.T) {
 		{admin.TriggerRequest{Plugin: "nope", Kind: "timer", Args: []string{"name=tick"}}, `no plugin "nope" is running (see airlock status)`},
 		{admin.TriggerRequest{Plugin: "echo", Kind: "udev", Args: []string{"ACTION=add", "DEVPATH=sdz"}}, "udev needs an ACTION and a DEVPATH starting with /"},
 		{admin.TriggerRequest{Plugin: "echo", Kind: "udev", Args: []string{"ACTION=add", "DEVPATH=/x", "ACTION=remove"}}, "give it as the ACTION or DEVPATH argument"},
-		{admin.TriggerRequest{Plugin: "echo", Kind: "mount"}, `unknown event "mount" (use timer, udev or dbus)`},
+		{admin.TriggerRequest{Plugin: "echo", Kind: "mount"}, `unknown event "mount" (use timer, udev, dbus or mqtt)`},
 		{admin.TriggerRequest{Plugin: "timer-only", Kind: "udev", Args: []string{"ACTION=add", "DEVPATH=/x"}}, `plugin "timer-only" has no [[trigger.udev]], so it never receives a device event (add one to `},
 		{admin.TriggerRequest{Plugin: "timer-only", Kind: "dbus", Args: []string{"path=/x", "interface=a.b", "member=C"}}, `plugin "timer-only" has no [[trigger.dbus]], so it never receives a D-Bus signal`},
 	}

@@ -259,16 +259,7 @@ func (c *Capability) route(broker, topic string, payload []byte, qos byte, retai
 		c.log.Warn("mqtt message dropped: payload over mqtt.max_payload", "broker", broker, "topic", clip(topic), "bytes", len(payload), "max_payload", c.cfg.MaxPayload)
 		return
 	}
-	ev := capability.Event{Kind: uint32(abi.EventMQTT), Payload: abi.AppendRecord(nil, abi.Record{
-		{Key: fieldBroker, Value: []byte(broker)},
-		{Key: fieldTopic, Value: []byte(topic)},
-		{Key: fieldPayload, Value: payload},
-		{Key: fieldQoS, Value: []byte{'0' + qos}},
-		{Key: fieldRetained, Value: []byte(strconv.FormatBool(retained))},
-	})}
-	if qos == 0 {
-		ev.Coalesce = "mqtt:" + broker + ":" + topic
-	}
+	ev := c.event(broker, topic, payload, qos, retained)
 	c.mu.Lock()
 	deliver := c.deliver
 	var to []string
@@ -291,6 +282,22 @@ func (c *Capability) route(broker, topic string, payload []byte, qos byte, retai
 	for _, p := range to {
 		deliver(p, ev)
 	}
+}
+
+// event is the EventMQTT of one message. A QoS 0 message replaces a
+// queued, unhandled one of the same broker and topic.
+func (c *Capability) event(broker, topic string, payload []byte, qos byte, retained bool) capability.Event {
+	ev := capability.Event{Kind: uint32(abi.EventMQTT), Payload: abi.AppendRecord(nil, abi.Record{
+		{Key: fieldBroker, Value: []byte(broker)},
+		{Key: fieldTopic, Value: []byte(topic)},
+		{Key: fieldPayload, Value: payload},
+		{Key: fieldQoS, Value: []byte{'0' + qos}},
+		{Key: fieldRetained, Value: []byte(strconv.FormatBool(retained))},
+	})}
+	if qos == 0 {
+		ev.Coalesce = "mqtt:" + broker + ":" + topic
+	}
+	return ev
 }
 
 // Close disconnects every broker.

@@ -50,8 +50,8 @@ log = "done"
 		t.Errorf("step 4 log %q", got)
 	}
 	for text, msg := range map[string]string{
-		"[[step]]\nmount = \"x\"\n":                        "unknown key step.mount in step 1 (a step is an event, one of timer, udev, dbus, or plug, pull",
-		"[[step]]\ntimer = \"a\"\nlog = \"b\"\n":           "step 1 has 2 actions; give each [[step]] exactly one of timer, udev, dbus, plug",
+		"[[step]]\nmount = \"x\"\n":                        "unknown key step.mount in step 1 (a step is an event, one of timer, udev, dbus, mqtt, or plug, pull",
+		"[[step]]\ntimer = \"a\"\nlog = \"b\"\n":           "step 1 has 2 actions; give each [[step]] exactly one of timer, udev, dbus, mqtt, plug",
 		"[[step]]\ndbus = \"x\"\n":                         "step 1: dbus: write a table of an object path, an interface and a member",
 		"[[step]]\ndata = { path = \"a\", contans = 1 }\n": "unknown key step.data.contans",
 	} {
