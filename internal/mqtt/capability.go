@@ -24,6 +24,7 @@ import (
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/internal/httpout"
+	"github.com/airlockhq/airlock/internal/mqtt/mosquitto"
 	"github.com/airlockhq/airlock/internal/secret"
 )
 
@@ -66,7 +67,7 @@ type Capability struct {
 	deliver capability.Deliver       // set by Start
 
 	provisioned bool
-	sim         []*LocalBroker // the simulated device's brokers
+	sim         []*mosquitto.Broker // the simulated device's brokers
 }
 
 // subscription is one plugin's granted filters on its broker.

@@ -19,6 +19,7 @@ import (
 	"github.com/airlockhq/airlock/host/logtest"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/internal/httpout"
+	"github.com/airlockhq/airlock/internal/mqtt/mosquitto"
 )
 
 // rig is the capability provisioned as the host would, against a real
@@ -29,7 +30,7 @@ type rig struct {
 	c    *Capability
 	g    *gate.Gate
 	logs *logtest.Log
-	mq   *LocalBroker
+	mq   *mosquitto.Broker
 	env  map[string]string
 
 	mu     sync.Mutex
@@ -150,7 +151,7 @@ func (r *rig) mqPassword() string { return r.env["TEST_MQTT_PASSWORD"] }
 // startBroker is testenv.StartMosquitto, which this package cannot import
 // until host/internal moves to the module root: skip without mosquitto, or
 // fail under AIRLOCK_TEST_STRICT=1.
-func startBroker(t *testing.T, user, password string) *LocalBroker {
+func startBroker(t *testing.T, user, password string) *mosquitto.Broker {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -158,8 +159,8 @@ func startBroker(t *testing.T, user, password string) *LocalBroker {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	b, err := StartLocalBroker(LocalBrokerOptions{Dir: t.TempDir(), Addr: addr, User: user, Password: password})
-	if errors.Is(err, ErrNoMosquitto) && os.Getenv("AIRLOCK_TEST_STRICT") != "1" {
+	b, err := mosquitto.Start(mosquitto.Options{Dir: t.TempDir(), Addr: addr, User: user, Password: password})
+	if errors.Is(err, mosquitto.ErrMissing) && os.Getenv("AIRLOCK_TEST_STRICT") != "1" {
 		t.Skipf("prerequisite missing: %v (set AIRLOCK_TEST_STRICT=1 to fail instead)", err)
 	}
 	if err != nil {

@@ -8,12 +8,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/airlockhq/airlock/internal/mqtt/mosquitto"
 	"github.com/airlockhq/airlock/internal/secret"
 )
 
 // startSim gives the simulated device its brokers: each [[mqtt.broker]] on
 // a loopback address where nothing listens yet gets a mosquitto there
-// (StartLocalBroker), with its username and password if it has them.
+// (package mosquitto), with its username and password if it has them.
 // Without mosquitto the device runs on without a broker, and says so:
 // publishes get abi.Unavailable.
 func (c *Capability) startSim(stateDir string, declared map[string]secret.Source) {
@@ -27,7 +28,7 @@ func (c *Capability) startSim(stateDir string, declared map[string]secret.Source
 			conn.Close()
 			continue // a broker of the developer's is there
 		}
-		o := LocalBrokerOptions{Dir: filepath.Join(stateDir, "sim-mqtt", b.Name), Addr: addr}
+		o := mosquitto.Options{Dir: filepath.Join(stateDir, "sim-mqtt", b.Name), Addr: addr}
 		if b.PasswordSecret != "" {
 			if src, ok := declared[b.PasswordSecret]; ok {
 				if pw, err := secret.Load(b.PasswordSecret, src, c.opts.Getenv, ""); err == nil {
@@ -39,9 +40,9 @@ func (c *Capability) startSim(stateDir string, declared map[string]secret.Source
 			c.log.Warn("simulated MQTT broker not started", "broker", b.Name, "error", err.Error())
 			continue
 		}
-		lb, err := StartLocalBroker(o)
+		lb, err := mosquitto.Start(o)
 		switch {
-		case errors.Is(err, ErrNoMosquitto):
+		case errors.Is(err, mosquitto.ErrMissing):
 			c.log.Info("simulated MQTT broker not started: mosquitto is not installed (apt-get install mosquitto); MQTT publishes will be unavailable", "broker", b.Name)
 		case err != nil:
 			c.log.Warn("simulated MQTT broker not started; MQTT publishes will be unavailable", "broker", b.Name, "error", err.Error())

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/airlockhq/airlock/internal/mqtt"
+	"github.com/airlockhq/airlock/internal/mqtt/mosquitto"
 )
 
 // MosquittoOptions configure StartMosquitto.
@@ -17,16 +17,16 @@ type MosquittoOptions struct {
 }
 
 // StartMosquitto starts an MQTT broker, Debian's mosquitto, on loopback
-// with a private config (mqtt.StartLocalBroker), stopped when the test
+// with a private config (package internal/mqtt/mosquitto), stopped when the test
 // ends. Without mosquitto the test is skipped, or fails under
 // AIRLOCK_TEST_STRICT=1. .ci/run installs it.
-func StartMosquitto(t testing.TB, o MosquittoOptions) *mqtt.LocalBroker {
+func StartMosquitto(t testing.TB, o MosquittoOptions) *mosquitto.Broker {
 	t.Helper()
 	if o.Addr == "" {
 		o.Addr = FreeLoopbackAddr(t)
 	}
-	b, err := mqtt.StartLocalBroker(mqtt.LocalBrokerOptions{Dir: t.TempDir(), Addr: o.Addr, User: o.User, Password: o.Password})
-	if errors.Is(err, mqtt.ErrNoMosquitto) {
+	b, err := mosquitto.Start(mosquitto.Options{Dir: t.TempDir(), Addr: o.Addr, User: o.User, Password: o.Password})
+	if errors.Is(err, mosquitto.ErrMissing) {
 		Missing(t, err.Error())
 	}
 	if err != nil {

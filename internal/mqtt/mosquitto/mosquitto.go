@@ -1,4 +1,8 @@
-package mqtt
+// Package mosquitto runs Debian's mosquitto as a child process on loopback,
+// with a private config file and no persistence: the simulated device's
+// MQTT broker (package mqtt) and the tests' (testenv.StartMosquitto). It
+// imports nothing of airlock, so that the test helpers can use it.
+package mosquitto
 
 import (
 	"errors"
@@ -13,10 +17,10 @@ import (
 	"time"
 )
 
-// LocalBroker is Debian's mosquitto run as a child process on loopback,
+// Broker is Debian's mosquitto run as a child process on loopback,
 // with a private config file in its own directory and no persistence: the
 // simulated device's broker and the tests'. No system service is used.
-type LocalBroker struct {
+type Broker struct {
 	Addr string // host:port
 	URL  string // tcp://host:port
 	bin  string
@@ -28,8 +32,8 @@ type LocalBroker struct {
 	out  *tailBuffer
 }
 
-// LocalBrokerOptions configure StartLocalBroker.
-type LocalBrokerOptions struct {
+// Options configure Start.
+type Options struct {
 	Dir  string // holds the config and password files; must exist
 	Addr string // 127.0.0.1:port to listen on
 	// User and Password, when set, are the broker's one account, and
@@ -37,16 +41,16 @@ type LocalBrokerOptions struct {
 	User, Password string
 }
 
-// ErrNoMosquitto is returned when mosquitto is not installed.
-var ErrNoMosquitto = errors.New("mosquitto not found; install it with apt-get install mosquitto")
+// ErrMissing is returned when mosquitto is not installed.
+var ErrMissing = errors.New("mosquitto not found; install it with apt-get install mosquitto")
 
-// StartLocalBroker starts mosquitto and waits until it accepts
+// Start starts mosquitto and waits until it accepts
 // connections.
-func StartLocalBroker(o LocalBrokerOptions) (*LocalBroker, error) {
+func Start(o Options) (*Broker, error) {
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr != nil {
-			return nil, ErrNoMosquitto
+			return nil, ErrMissing
 		}
 		bin = "/usr/sbin/mosquitto"
 	}
@@ -70,14 +74,14 @@ func StartLocalBroker(o LocalBrokerOptions) (*LocalBroker, error) {
 	} else {
 		conf += "allow_anonymous true\n"
 	}
-	b := &LocalBroker{Addr: o.Addr, URL: "tcp://" + o.Addr, bin: bin, conf: filepath.Join(o.Dir, "mosquitto.conf"), out: &tailBuffer{}}
+	b := &Broker{Addr: o.Addr, URL: "tcp://" + o.Addr, bin: bin, conf: filepath.Join(o.Dir, "mosquitto.conf"), out: &tailBuffer{}}
 	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
 	return b, b.start()
 }
 
-func (b *LocalBroker) start() error {
+func (b *Broker) start() error {
 	cmd := exec.Command(b.bin, "-c", b.conf)
 	cmd.Stdout, cmd.Stderr = b.out, b.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -108,7 +112,7 @@ func (b *LocalBroker) start() error {
 }
 
 // Stop ends the broker and waits for it.
-func (b *LocalBroker) Stop() {
+func (b *Broker) Stop() {
 	b.mu.Lock()
 	cmd, done := b.cmd, b.done
 	b.cmd = nil
@@ -127,7 +131,7 @@ func (b *LocalBroker) Stop() {
 
 // Restart stops the broker and starts it again on the same address, with
 // no memory of sessions or retained messages.
-func (b *LocalBroker) Restart() error {
+func (b *Broker) Restart() error {
 	b.Stop()
 	return b.start()
 }
