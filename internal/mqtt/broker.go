@@ -39,7 +39,7 @@ func (c *Capability) connect(b Broker, password string) (*broker, error) {
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(30 * time.Second).
-		SetOrderMatters(false).
+		SetOrderMatters(true). // a newer QoS 0 value replaces an older one, never the reverse
 		SetConnectTimeout(10 * time.Second)
 	if b.ClientID == "" {
 		o.SetClientID("airlock-" + b.Name)
