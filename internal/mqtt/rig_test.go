@@ -2,10 +2,7 @@ package mqtt
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +17,7 @@ import (
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/internal/httpout"
 	"github.com/airlockhq/airlock/internal/mqtt/mosquitto"
+	"github.com/airlockhq/airlock/internal/testenv"
 )
 
 // rig is the capability provisioned as the host would, against a real
@@ -148,26 +146,10 @@ func (r *rig) outsider() paho.Client {
 func (r *rig) mqUser() string     { return r.env["TEST_MQTT_USER"] }
 func (r *rig) mqPassword() string { return r.env["TEST_MQTT_PASSWORD"] }
 
-// startBroker is testenv.StartMosquitto, which this package cannot import
-// until host/internal moves to the module root: skip without mosquitto, or
-// fail under AIRLOCK_TEST_STRICT=1.
+// startBroker is a mosquitto on loopback, with an account if user is set.
 func startBroker(t *testing.T, user, password string) *mosquitto.Broker {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	b, err := mosquitto.Start(mosquitto.Options{Dir: t.TempDir(), Addr: addr, User: user, Password: password})
-	if errors.Is(err, mosquitto.ErrMissing) && os.Getenv("AIRLOCK_TEST_STRICT") != "1" {
-		t.Skipf("prerequisite missing: %v (set AIRLOCK_TEST_STRICT=1 to fail instead)", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Stop)
-	return b
+	return testenv.StartMosquitto(t, testenv.MosquittoOptions{User: user, Password: password})
 }
 
 // waitFor polls cond; only a real hang fails it.
