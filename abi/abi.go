@@ -54,6 +54,10 @@ const (
 	EventDropped    EventKind = 6 // fields: count, reason; events were lost to overflow
 	EventMount      EventKind = 7 // fields: action, target, source, reason
 	EventMQTT       EventKind = 8 // fields: broker, topic, payload, qos, retained
+
+	// LastEventKind is the highest kind this ABI defines: tables indexed by
+	// kind are sized from it, so a new kind is added here and nowhere else.
+	LastEventKind = EventMQTT
 )
 
 var eventNames = map[EventKind]string{

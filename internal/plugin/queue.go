@@ -10,12 +10,12 @@ import (
 	"github.com/airlockhq/airlock/host/capability"
 )
 
-// kindSlots indexes Losses by event kind: abi kinds 1 to 8, and 0 for any
-// kind a later host adds before this table knows it.
-const kindSlots = 9
+// kindSlots indexes Losses by event kind: abi kinds 1 to
+// abi.LastEventKind, and 0 for any kind outside them.
+const kindSlots = int(abi.LastEventKind) + 1
 
 func slot(kind uint32) int {
-	if kind < kindSlots {
+	if kind < uint32(kindSlots) {
 		return int(kind)
 	}
 	return 0
