@@ -258,3 +258,20 @@ func TestCheckRefusesUngrantedImport(t *testing.T) {
 		t.Fatalf("%v\nwant exit 1 and %q", r, want)
 	}
 }
+
+// TestCheckNamesTheHostFunction: a module that imports a granted host
+// function with the wrong signature is refused by check, as by run, with
+// the host function's parameter names (before, check passed it and run
+// failed at instantiation with wazero's bare types).
+func TestCheckNamesTheHostFunction(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "plugin.toml"), []byte("name = \"baddbus\"\nversion = \"0.1.0\"\n[[dbus.call]]\ndestination = \"org.freedesktop.hostname1\"\npath = \"/org/freedesktop/hostname1\"\ninterface = \"org.freedesktop.hostname1\"\nmember = \"SetHostname\"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "baddbus.wasm"), abiModule(true), 0o644) // imports call as (i32, i32) -> i32
+	conf := filepath.Join(t.TempDir(), "runtime.toml")
+	os.WriteFile(conf, []byte("plugins = [\"plugins\"]\n"), 0o644)
+	r := airlock("check", dir, "--config", conf)
+	want := "imports airlock_dbus_v1.call as (i32, i32) -> (i32), but the host's is call(req_ptr, req_len, out_ptr, out_cap, out_len_ptr) -> (i32)"
+	if r.code != 1 || !strings.Contains(r.stderr, want) {
+		t.Fatalf("%v\nwant exit 1 and %q", r, want)
+	}
+}

@@ -3,10 +3,12 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/airlockhq/airlock/abi"
@@ -123,6 +125,9 @@ func checkImports(ctx context.Context, c wazero.CompiledModule, m *manifest.Mani
 			problems = append(problems, fmt.Sprintf("imports %s.%s from unknown module %q (built for a newer airlock? this host provides %s)", mod, name, mod, knownModules(byModule)))
 			continue
 		}
+		if problem := importMismatch(capa, mod, name, f); problem != "" {
+			problems = append(problems, problem)
+		}
 		if _, seen := wanted[mod]; seen {
 			continue
 		}
@@ -143,6 +148,42 @@ func checkImports(ctx context.Context, c wazero.CompiledModule, m *manifest.Mani
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
 	return out, nil
+}
+
+// importMismatch says what is wrong with an import of mod.name that the
+// host cannot link, naming the host function's parameters as ABI.md does
+// ("" if it links). wazero would refuse it too, but only at instantiation
+// and without the names; airlock check would not see it at all.
+func importMismatch(capa capability.Capability, mod, name string, f api.FunctionDefinition) string {
+	var names []string
+	for _, hf := range capa.Functions() {
+		if hf.Name != name {
+			names = append(names, hf.Name)
+			continue
+		}
+		if slices.Equal(hf.Params, f.ParamTypes()) && slices.Equal(hf.Results, f.ResultTypes()) {
+			return ""
+		}
+		return fmt.Sprintf("imports %s.%s as %s, but the host's is %s -> %s (rebuild it with this airlock's SDK)",
+			mod, name, typesOf(f.ParamTypes(), f.ResultTypes()), hf.Signature(), typesOf(nil, hf.Results))
+	}
+	return fmt.Sprintf("imports %s.%s, which this host does not have (%s has %s; built for a newer airlock?)", mod, name, mod, strings.Join(names, ", "))
+}
+
+// typesOf writes wasm value types as "(i32, i64) -> i32", or just the
+// results when params is nil.
+func typesOf(params, results []api.ValueType) string {
+	str := func(ts []api.ValueType) string {
+		out := make([]string, len(ts))
+		for i, t := range ts {
+			out[i] = api.ValueTypeName(t)
+		}
+		return strings.Join(out, ", ")
+	}
+	if params == nil {
+		return "(" + str(results) + ")"
+	}
+	return "(" + str(params) + ") -> (" + str(results) + ")"
 }
 
 func knownModules(m map[string]capability.Capability) string {
