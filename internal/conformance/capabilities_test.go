@@ -3,6 +3,7 @@ package conformance
 import (
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
+	"github.com/airlockhq/airlock/internal/cloud"
 	"github.com/airlockhq/airlock/internal/dbus"
 	"github.com/airlockhq/airlock/internal/mount"
 	"github.com/airlockhq/airlock/internal/supervisor"
@@ -18,8 +19,12 @@ type device struct {
 }
 
 func newDevice() *device {
-	d := &device{sup: supervisor.NewCapability(supervisor.CapabilityOptions{Getenv: func(string) string { return "" }})}
-	d.caps = []capability.Capability{d.sup, mount.New(mount.Options{}), dbus.New()}
+	noEnv := func(string) string { return "" }
+	d := &device{sup: supervisor.NewCapability(supervisor.CapabilityOptions{Getenv: noEnv})}
+	// The simulated cloud: this device (cloud.SimUUID, with its API key),
+	// a neighbour in the same fleet, tags, variables and the fleet.
+	so := cloud.DefaultSim()
+	d.caps = []capability.Capability{d.sup, mount.New(mount.Options{}), dbus.New(), cloud.New(cloud.Options{Getenv: noEnv, Sim: &so})}
 	return d
 }
 
@@ -95,6 +100,23 @@ func (d *device) steps() []capStep {
 		{name: "sup:apps", marker: "ops2"},
 		{name: "sup:logs-other", marker: "ops3"},  // denied: another service
 		{name: "sup:tag-hostile", marker: "ops4"}, // invalid: a space in the key
+
+		// cloud: the simulated cloud API (DefaultSim: device airlock-sim,
+		// tags location=lab and owner=ops). The manifest grants every
+		// operation, but tags.set only for location and tags.delete only
+		// for owner. Markers of their own, as above.
+		{name: "cloud:device", marker: "cloud1"},
+		{name: "cloud:tags", marker: "cloud2"},
+		{name: "cloud:tag-set", marker: "cloud3"},    // location=roof
+		{name: "cloud:tag-delete", marker: "cloud4"}, // owner: deleted=true
+		{name: "cloud:tags", marker: "cloud5"},       // location=roof
+		{name: "cloud:name", marker: "cloud6"},
+		{name: "cloud:device", marker: "cloud7"}, // the new name
+		{name: "cloud:env", marker: "cloud8"},    // device and fleet scope
+		{name: "cloud:config", marker: "cloud9"}, // device and fleet scope
+		{name: "cloud:fleet", marker: "cloud10"},
+		{name: "cloud:tag-denied", marker: "cloud11"},   // denied: tags.set:owner
+		{name: "cloud:name-invalid", marker: "cloud12"}, // invalid: an empty name
 	}
 }
 

@@ -61,6 +61,9 @@ const grants = `
 [supervisor]
 allow = ["blink", "reboot", "device.read", "service.restart:main", "app.read", "logs.read:main"]
 
+[cloud]
+allow = ["device.read", "name.set", "tags.read", "tags.set:location", "tags.delete:owner", "env.read", "config.read", "fleet.read"]
+
 [[mount]]
 source = ["label:MEDIA*", "device:/dev/sd*"]
 fstype = ["vfat"]

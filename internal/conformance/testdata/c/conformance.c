@@ -379,6 +379,114 @@ static int on_signal(const airlock_dbus_signal *s) {
 	return 0;
 }
 
+/* vars appends a reply's fields to line as "k=v,k=v", in the host's order. */
+static int vars(char *line, size_t cap, int n, const airlock_record *r) {
+	for (uint32_t i = 0; i < r->count && n < (int)cap; i++)
+		n += snprintf(line + n, cap - n, "%s%s=%s", i ? "," : "", r->fields[i].key, r->fields[i].value);
+	return n;
+}
+
+/* scopes logs a kind of variables for the device, then for its fleet. */
+static void scopes(const char *what, airlock_result (*read)(bool, airlock_record *)) {
+	airlock_record d, f;
+	airlock_result r = read(false, &d);
+	if (r.err != AIRLOCK_OK) {
+		airlock_record_free(&d);
+		result(what, &r);
+		return;
+	}
+	airlock_result_free(&r);
+	r = read(true, &f);
+	if (r.err != AIRLOCK_OK) {
+		airlock_record_free(&d);
+		airlock_record_free(&f);
+		result(what, &r);
+		return;
+	}
+	airlock_result_free(&r);
+	char line[512];
+	int n = snprintf(line, sizeof line, "%s: ok device ", what);
+	n = vars(line, sizeof line, n, &d);
+	if (n < (int)sizeof line)
+		n += snprintf(line + n, sizeof line - n, " fleet ");
+	vars(line, sizeof line, n, &f);
+	airlock_info(line);
+	airlock_record_free(&d);
+	airlock_record_free(&f);
+}
+
+/* cloud_step runs one operation against the simulated cloud API. The
+ * manifest grants every operation, tags.set only for location and
+ * tags.delete only for owner. */
+static void cloud_step(const char *step) {
+	char what[64];
+	snprintf(what, sizeof what, "cloud %s", step);
+	airlock_record rep;
+	airlock_result r;
+	if (!strcmp(step, "device")) {
+		r = airlock_cloud_device(&rep);
+		if (r.err == AIRLOCK_OK) {
+			airlock_infof("%s: ok uuid=%s name=%s", what, airlock_str(airlock_record_get(&rep, "uuid")),
+			              airlock_str(airlock_record_get(&rep, "name")));
+			airlock_result_free(&r);
+		} else {
+			result(what, &r);
+		}
+		airlock_record_free(&rep);
+	} else if (!strcmp(step, "tags")) {
+		r = airlock_cloud_tags(&rep);
+		if (r.err == AIRLOCK_OK) {
+			char line[512];
+			int n = snprintf(line, sizeof line, "%s: ok ", what);
+			vars(line, sizeof line, n, &rep);
+			airlock_info(line);
+			airlock_result_free(&r);
+		} else {
+			result(what, &r);
+		}
+		airlock_record_free(&rep);
+	} else if (!strcmp(step, "tag-set")) {
+		r = airlock_cloud_set_tag("location", "roof");
+		result(what, &r);
+	} else if (!strcmp(step, "tag-delete")) {
+		r = airlock_cloud_delete_tag("owner");
+		if (r.err == AIRLOCK_OK) {
+			airlock_infof("%s: ok deleted=%s", what, r.data);
+			airlock_result_free(&r);
+		} else {
+			result(what, &r);
+		}
+	} else if (!strcmp(step, "name")) {
+		r = airlock_cloud_set_name("kitchen sensor");
+		result(what, &r);
+	} else if (!strcmp(step, "env")) {
+		scopes(what, airlock_cloud_env);
+	} else if (!strcmp(step, "config")) {
+		scopes(what, airlock_cloud_config);
+	} else if (!strcmp(step, "fleet")) {
+		r = airlock_cloud_fleet(&rep);
+		if (r.err == AIRLOCK_OK) {
+			airlock_infof("%s: ok id=%s name=%s slug=%s device_type=%s public=%s", what,
+			              airlock_str(airlock_record_get(&rep, "id")), airlock_str(airlock_record_get(&rep, "name")),
+			              airlock_str(airlock_record_get(&rep, "slug")),
+			              airlock_str(airlock_record_get(&rep, "device_type")),
+			              strcmp(airlock_str(airlock_record_get(&rep, "is_public")), "true") ? "false" : "true");
+			airlock_result_free(&r);
+		} else {
+			result(what, &r);
+		}
+		airlock_record_free(&rep);
+	} else if (!strcmp(step, "tag-denied")) {
+		r = airlock_cloud_set_tag("owner", "me");
+		result(what, &r);
+	} else if (!strcmp(step, "name-invalid")) {
+		r = airlock_cloud_set_name("");
+		result(what, &r);
+	} else {
+		airlock_warnf("unknown cloud step %s", step);
+	}
+}
+
 static int on_timer(const airlock_timer *t) {
 	const char *colon = strchr(t->name, ':');
 	size_t cl = colon ? (size_t)(colon - t->name) : strlen(t->name);
@@ -458,6 +566,8 @@ static int on_timer(const airlock_timer *t) {
 		mount_step(arg);
 	} else if (!strcmp(cmd, "dbus")) {
 		dbus_step(arg);
+	} else if (!strcmp(cmd, "cloud")) {
+		cloud_step(arg);
 	} else {
 		airlock_warnf("unknown step %s", cmd);
 	}

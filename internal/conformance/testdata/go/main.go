@@ -127,6 +127,8 @@ func init() {
 			mountStep(arg)
 		case "dbus":
 			dbusStep(arg)
+		case "cloud":
+			cloudStep(arg)
 		default:
 			airlock.Warn("unknown step " + cmd)
 		}

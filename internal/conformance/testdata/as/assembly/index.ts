@@ -5,6 +5,7 @@ export { airlock_abi_v1, airlock_on_event } from "../../../../../sdk/assemblyscr
 import * as supervisor from "../../../../../sdk/assemblyscript/assembly/supervisor";
 import * as mount from "../../../../../sdk/assemblyscript/assembly/mount";
 import * as dbus from "../../../../../sdk/assemblyscript/assembly/dbus";
+import * as cloud from "../../../../../sdk/assemblyscript/assembly/cloud";
 
 // count shows that the instance's memory lives from one event to the next.
 let count = 0;
@@ -17,6 +18,66 @@ function sum(b: Uint8Array): u32 {
 
 function utf8(s: string): Uint8Array {
   return Uint8Array.wrap(String.UTF8.encode(s));
+}
+
+/** vars prints a reply's fields as "k=v,k=v", in the host's order. */
+function vars(r: airlock.Record): string {
+  const kv: string[] = [];
+  for (let i = 0; i < r.fields.length; i++) kv.push(r.fields[i].key + "=" + r.fields[i].text);
+  return kv.join(",");
+}
+
+/** scopes reads a kind of variables for the device, then for its fleet. */
+function scopes(read: (fleet: bool) => airlock.Result<airlock.Record>): string {
+  const d = read(false);
+  if (!d.ok) return d.toString();
+  const f = read(true);
+  if (!f.ok) return f.toString();
+  return "ok device " + vars(d.value) + " fleet " + vars(f.value);
+}
+
+/** cloudStep runs one operation against the simulated cloud API. The
+ * manifest grants every operation, tags.set only for location and
+ * tags.delete only for owner. */
+function cloudStep(step: string): void {
+  const what = "cloud " + step + ": ";
+  if (step == "device") {
+    const r = cloud.device();
+    if (!r.ok) {
+      airlock.info(what + r.toString());
+      return;
+    }
+    airlock.info(what + "ok uuid=" + r.value.str("uuid") + " name=" + r.value.str("name"));
+  } else if (step == "tags") {
+    const r = cloud.tags();
+    airlock.info(what + (r.ok ? "ok " + vars(r.value) : r.toString()));
+  } else if (step == "tag-set") {
+    airlock.info(what + cloud.setTag("location", "roof").toString());
+  } else if (step == "tag-delete") {
+    const r = cloud.deleteTag("owner");
+    airlock.info(what + (r.ok ? "ok deleted=" + (r.value ? "true" : "false") : r.toString()));
+  } else if (step == "name") {
+    airlock.info(what + cloud.setName("kitchen sensor").toString());
+  } else if (step == "env") {
+    airlock.info(what + scopes(cloud.env));
+  } else if (step == "config") {
+    airlock.info(what + scopes(cloud.config));
+  } else if (step == "fleet") {
+    const r = cloud.fleet();
+    if (!r.ok) {
+      airlock.info(what + r.toString());
+      return;
+    }
+    const f = r.value;
+    airlock.info(what + "ok id=" + f.str("id") + " name=" + f.str("name") + " slug=" + f.str("slug") +
+      " device_type=" + f.str("device_type") + " public=" + (f.str("is_public") == "true" ? "true" : "false"));
+  } else if (step == "tag-denied") {
+    airlock.info(what + cloud.setTag("owner", "me").toString());
+  } else if (step == "name-invalid") {
+    airlock.info(what + cloud.setName("").toString());
+  } else {
+    airlock.warn("unknown cloud step " + step);
+  }
 }
 
 /** supervisorStep runs one operation against the simulated supervisor. */
@@ -240,6 +301,8 @@ function onTimer(t: airlock.Timer): string | null {
     return "handler failed on purpose";
   } else if (cmd == "sup") {
     supervisorStep(arg);
+  } else if (cmd == "cloud") {
+    cloudStep(arg);
   } else if (cmd == "mount") {
     mountStep(arg);
   } else if (cmd == "dbus") {

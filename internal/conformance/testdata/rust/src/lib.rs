@@ -24,6 +24,55 @@ fn result<T>(r: &airlock::Result<T>) -> String {
     }
 }
 
+/// A reply's fields as "k=v,k=v", in the host's order.
+fn vars(r: &airlock::Record) -> String {
+    let kv: Vec<String> = r.fields.iter().map(|(k, v)| format!("{}={}", k, String::from_utf8_lossy(v))).collect();
+    kv.join(",")
+}
+
+/// A kind of variables for the device, then for its fleet.
+fn scopes(read: fn(bool) -> airlock::Result<airlock::Record>) -> String {
+    match (read(false), read(true)) {
+        (Ok(d), Ok(f)) => format!("ok device {} fleet {}", vars(&d), vars(&f)),
+        (Err(e), _) | (_, Err(e)) => e.to_string(),
+    }
+}
+
+/// Runs one operation against the simulated cloud API. The manifest grants
+/// every operation, tags.set only for location and tags.delete only for owner.
+fn cloud_step(step: &str) {
+    use airlock::cloud;
+    let log = |s: &str| airlock::info(&format!("cloud {}: {}", step, s));
+    match step {
+        "device" => match cloud::read_device() {
+            Ok(d) => log(&format!("ok uuid={} name={}", d.uuid, d.name)),
+            Err(e) => log(&e.to_string()),
+        },
+        "tags" => match cloud::tags() {
+            Ok(t) => log(&format!("ok {}", vars(&t))),
+            Err(e) => log(&e.to_string()),
+        },
+        "tag-set" => log(&result(&cloud::set_tag("location", "roof"))),
+        "tag-delete" => match cloud::delete_tag("owner") {
+            Ok(d) => log(&format!("ok deleted={}", d)),
+            Err(e) => log(&e.to_string()),
+        },
+        "name" => log(&result(&cloud::set_name("kitchen sensor"))),
+        "env" => log(&scopes(cloud::env)),
+        "config" => log(&scopes(cloud::config)),
+        "fleet" => match cloud::read_fleet() {
+            Ok(f) => log(&format!(
+                "ok id={} name={} slug={} device_type={} public={}",
+                f.id, f.name, f.slug, f.device_type, f.public
+            )),
+            Err(e) => log(&e.to_string()),
+        },
+        "tag-denied" => log(&result(&cloud::set_tag("owner", "me"))),
+        "name-invalid" => log(&result(&cloud::set_name(""))),
+        _ => airlock::warn(&format!("unknown cloud step {}", step)),
+    }
+}
+
 /// Runs one operation against the simulated supervisor.
 fn supervisor_step(step: &str) {
     use airlock::supervisor;
@@ -242,6 +291,7 @@ fn on_timer(t: &airlock::Timer) -> airlock::Result {
         "clock" => airlock::info(&format!("clock ok={}", airlock::now_ns() > 1_600_000_000_000_000_000)),
         "fail" => return Err("handler failed on purpose".into()),
         "sup" => supervisor_step(arg),
+        "cloud" => cloud_step(arg),
         "mount" => mount_step(arg),
         "dbus" => dbus_step(arg),
         _ => airlock::warn(&format!("unknown step {}", cmd)),
