@@ -459,7 +459,8 @@ airlock_result airlock_cloud_set_name(const char *name);
 airlock_result airlock_cloud_tags(airlock_record *tags);
 /* Grant "tags.set:<key>". */
 airlock_result airlock_cloud_set_tag(const char *key, const char *value);
-/* Reply field deleted: "true" or "false". Grant "tags.delete:<key>". */
+/* On success r.data is "true" if the device had the tag, else "false".
+ * Grant "tags.delete:<key>". */
 airlock_result airlock_cloud_delete_tag(const char *key);
 /* One field per variable, of the device or (fleet) its fleet. */
 airlock_result airlock_cloud_env(bool fleet, airlock_record *vars);    /* grant "env.read" */
