@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/internal/admin"
-	"github.com/airlockhq/airlock/internal/dbus/sim"
+	"github.com/airlockhq/airlock/internal/simdevice/dbussim"
 	"github.com/airlockhq/airlock/internal/testenv"
 )
 
@@ -271,13 +271,13 @@ func TestKill9LeavesNoDBusDaemon(t *testing.T) {
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	busConf := filepath.Join(simDir, "bus.conf")
-	if !sim.OwnDaemon(pid, busConf) {
+	if !dbussim.OwnDaemon(pid, busConf) {
 		t.Fatalf("pid %d is not the host's dbus-daemon", pid)
 	}
 	r.cmd.Process.Kill()
 	r.cmd.Wait()
 	// A liveness bound: the kernel kills it at once.
-	for deadline := time.Now().Add(30 * time.Second); sim.OwnDaemon(pid, busConf); {
+	for deadline := time.Now().Add(30 * time.Second); dbussim.OwnDaemon(pid, busConf); {
 		if time.Now().After(deadline) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Fatalf("dbus-daemon %d outlived the host killed with SIGKILL", pid)

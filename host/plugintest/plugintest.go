@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
-	dbussim "github.com/airlockhq/airlock/internal/dbus/sim"
+	"github.com/airlockhq/airlock/internal/simdevice/dbussim"
 
 	"github.com/airlockhq/airlock/host/logtest"
 	"github.com/airlockhq/airlock/internal/mount"
 	"github.com/airlockhq/airlock/internal/plugin"
+	"github.com/airlockhq/airlock/internal/simdevice/supsim"
 	"github.com/airlockhq/airlock/internal/solo"
-	"github.com/airlockhq/airlock/internal/supervisor/sim"
 	"github.com/airlockhq/airlock/internal/timer"
 )
 
@@ -171,7 +171,7 @@ func (h *Harness) DataFile(path string) []byte {
 
 // Supervisor is the simulated device supervisor: its State shows reboots,
 // services and locks, and Lock takes an update lock.
-func (h *Harness) Supervisor() *sim.Server {
+func (h *Harness) Supervisor() *supsim.Server {
 	if s := h.s.Supervisor(); s != nil {
 		return s
 	}

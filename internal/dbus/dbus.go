@@ -24,7 +24,7 @@ import (
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/internal/dbus/sim"
+	"github.com/airlockhq/airlock/internal/simdevice/dbussim"
 )
 
 // DBus is the capability. Create it with New.
@@ -34,7 +34,7 @@ type DBus struct {
 	// Set by Provision, read-only after.
 	cfg  Config
 	log  *slog.Logger
-	sim  *sim.Run
+	sim  *dbussim.Run
 	addr string
 
 	ctx    context.Context
@@ -144,7 +144,7 @@ func (d *DBus) Provision(ctx context.Context, env capability.Env) error {
 	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if env.Sim && d.cfg.Address == "" {
 		dir := filepath.Join(env.Runtime.StateDir, "sim-dbus")
-		r, err := sim.Start(ctx, dir)
+		r, err := dbussim.Start(ctx, dir)
 		if err != nil {
 			// The simulated device runs on without D-Bus; say how to get it.
 			d.log.Warn("simulated system bus not started; D-Bus calls will be unavailable", "error", err.Error())
@@ -164,7 +164,7 @@ func (d *DBus) Provision(ctx context.Context, env capability.Env) error {
 }
 
 // Sim returns the simulated device's services, or nil on a real device.
-func (d *DBus) Sim() *sim.Run { return d.sim }
+func (d *DBus) Sim() *dbussim.Run { return d.sim }
 
 // Close stops the connection loop and the simulated bus. It is safe after
 // a partial Provision and more than once.

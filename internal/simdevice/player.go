@@ -9,12 +9,12 @@ import (
 	"sync"
 	"time"
 
-	dbussim "github.com/airlockhq/airlock/internal/dbus/sim"
+	"github.com/airlockhq/airlock/internal/simdevice/dbussim"
 
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/manifest"
 	"github.com/airlockhq/airlock/internal/dbus"
-	"github.com/airlockhq/airlock/internal/supervisor/sim"
+	"github.com/airlockhq/airlock/internal/simdevice/supsim"
 )
 
 // Player plugs the simulated device into the host's module lifecycle:
@@ -39,7 +39,7 @@ type Player struct {
 type Options struct {
 	Udev       capability.Synthesizer // injects the stick's uevents
 	DBus       func() *dbussim.Run    // the simulated system bus, or nil; NewDBus sets it
-	Supervisor func() *sim.Server     // the simulated supervisor, or nil
+	Supervisor func() *supsim.Server  // the simulated supervisor, or nil
 }
 
 // Config is the [scenario] section of runtime.toml.
@@ -82,7 +82,7 @@ func (p *Player) DBus() *dbussim.Run {
 }
 
 // Supervisor is the simulated supervisor, or nil.
-func (p *Player) Supervisor() *sim.Server {
+func (p *Player) Supervisor() *supsim.Server {
 	if p == nil || p.o.Supervisor == nil {
 		return nil
 	}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	dbussim "github.com/airlockhq/airlock/internal/dbus/sim"
+	"github.com/airlockhq/airlock/internal/simdevice/dbussim"
 
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/builtin"
@@ -29,7 +29,7 @@ import (
 	"github.com/airlockhq/airlock/internal/build"
 	"github.com/airlockhq/airlock/internal/mount"
 	"github.com/airlockhq/airlock/internal/simdevice"
-	"github.com/airlockhq/airlock/internal/supervisor/sim"
+	"github.com/airlockhq/airlock/internal/simdevice/supsim"
 )
 
 // Options adjust a session. The zero value is the plugin as its directory
@@ -261,7 +261,7 @@ func (s *Session) trigger(m *manifest.Manifest, kind string, args []string) erro
 
 // Supervisor is the simulated device supervisor: its State shows reboots,
 // services and locks, its Events the requests it handled.
-func (s *Session) Supervisor() *sim.Server { return s.device().Supervisor() }
+func (s *Session) Supervisor() *supsim.Server { return s.device().Supervisor() }
 
 // DBus is the simulated system bus and its services, or nil if
 // dbus-daemon is not installed.

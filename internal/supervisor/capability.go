@@ -11,7 +11,7 @@ import (
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/manifest"
-	"github.com/airlockhq/airlock/internal/supervisor/sim"
+	"github.com/airlockhq/airlock/internal/simdevice/supsim"
 )
 
 // CapabilityName is the manifest section, the runtime.toml section and the
@@ -33,7 +33,7 @@ type CapabilityOptions struct {
 	// Sim configures the simulated supervisor started on the simulated
 	// device. Services defaults to DefaultSimServices; the logger is the
 	// capability's.
-	Sim sim.Options
+	Sim supsim.Options
 }
 
 // Capability is the "supervisor" capability: the [supervisor] grant, the
@@ -51,7 +51,7 @@ type Capability struct {
 	keyEnv string // runtime.toml's api_key_env, "" for the default
 	// notReady says why calls fail with abi.Unavailable when client is nil.
 	notReady string
-	sim      *sim.Server
+	sim      *supsim.Server
 	log      *slog.Logger
 }
 
@@ -135,7 +135,7 @@ func (c *Capability) Provision(_ context.Context, env capability.Env) error {
 		if so.Logger == nil {
 			so.Logger = c.log
 		}
-		c.sim = sim.New(so)
+		c.sim = supsim.New(so)
 		url, err := c.sim.Start("127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("starting the simulated supervisor: %w", err)
@@ -191,7 +191,7 @@ func (c *Capability) resolve(rc RuntimeConfig, base Config) (Config, string) {
 
 // Sim returns the simulated supervisor, or nil on a real device. Tests and
 // the scripted demo use it to watch and steer the device.
-func (c *Capability) Sim() *sim.Server { return c.sim }
+func (c *Capability) Sim() *supsim.Server { return c.sim }
 
 // Close stops the simulator and drops idle connections. It is safe after a
 // partial Provision and more than once.

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/abi"
-	"github.com/airlockhq/airlock/internal/supervisor/sim"
+	"github.com/airlockhq/airlock/internal/simdevice/supsim"
 )
 
 // testKey is long and distinctive, so that a leak of any of it is easy to find.
@@ -41,7 +41,7 @@ func (s *syncBuffer) String() string {
 }
 
 type rig struct {
-	sim  *sim.Server
+	sim  *supsim.Server
 	c    *Client
 	url  string
 	logs *syncBuffer
@@ -49,7 +49,7 @@ type rig struct {
 
 // newRig starts a simulator and a client wired to it over loopback. mod may
 // adjust the client's config (a wrong key, no retries...).
-func newRig(t *testing.T, opts sim.Options, mod func(*Config)) *rig {
+func newRig(t *testing.T, opts supsim.Options, mod func(*Config)) *rig {
 	t.Helper()
 	if opts.APIKey == "" {
 		opts.APIKey = testKey
@@ -63,7 +63,7 @@ func newRig(t *testing.T, opts sim.Options, mod func(*Config)) *rig {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.Logger = log
-	s := sim.New(opts)
+	s := supsim.New(opts)
 	url, err := s.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func newRig(t *testing.T, opts sim.Options, mod func(*Config)) *rig {
 	return &rig{sim: s, c: c, url: url, logs: logs}
 }
 
-func settle(t *testing.T, s *sim.Server) {
+func settle(t *testing.T, s *supsim.Server) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -100,24 +100,24 @@ func TestEndpoints(t *testing.T) {
 		name  string
 		call  func(*Client) error
 		path  string // the request the simulator must have seen
-		check func(*testing.T, sim.State)
+		check func(*testing.T, supsim.State)
 	}{
 		{"ping", func(c *Client) error { return c.Ping(ctx) }, "GET /ping", nil},
 		{"healthy", func(c *Client) error { return c.Healthy(ctx) }, "GET /v1/healthy", nil},
 		{"blink", func(c *Client) error { return c.Blink(ctx) }, "POST /v1/blink",
-			func(t *testing.T, st sim.State) {
+			func(t *testing.T, st supsim.State) {
 				if st.Blinks != 1 {
 					t.Errorf("blinks %d", st.Blinks)
 				}
 			}},
 		{"reboot", func(c *Client) error { return c.Reboot(ctx, false) }, "POST /v1/reboot",
-			func(t *testing.T, st sim.State) {
+			func(t *testing.T, st supsim.State) {
 				if !st.Rebooting {
 					t.Errorf("not rebooting: %+v", st)
 				}
 			}},
 		{"shutdown", func(c *Client) error { return c.Shutdown(ctx, false) }, "POST /v1/shutdown",
-			func(t *testing.T, st sim.State) {
+			func(t *testing.T, st supsim.State) {
 				if !st.ShuttingDown {
 					t.Errorf("not shutting down: %+v", st)
 				}
@@ -128,13 +128,13 @@ func TestEndpoints(t *testing.T) {
 				err = errors.New("204 not reported as triggered")
 			}
 			return err
-		}, "POST /v1/update", func(t *testing.T, st sim.State) {
+		}, "POST /v1/update", func(t *testing.T, st supsim.State) {
 			if st.Updates != 1 {
 				t.Errorf("updates %d", st.Updates)
 			}
 		}},
 		{"app.restart", func(c *Client) error { return c.RestartApp(ctx, false) }, "POST /v2/applications/42/restart",
-			func(t *testing.T, st sim.State) {
+			func(t *testing.T, st supsim.State) {
 				for _, sv := range st.Services {
 					if sv.Restarts != 1 {
 						t.Errorf("%s restarts %d", sv.Name, sv.Restarts)
@@ -142,13 +142,13 @@ func TestEndpoints(t *testing.T) {
 				}
 			}},
 		{"app.purge", func(c *Client) error { return c.Purge(ctx, false) }, "POST /v2/applications/42/purge",
-			func(t *testing.T, st sim.State) {
+			func(t *testing.T, st supsim.State) {
 				if st.Purges != 1 {
 					t.Errorf("purges %d", st.Purges)
 				}
 			}},
 		{"service.restart", func(c *Client) error { return c.RestartService(ctx, "worker", false) }, "POST /v2/applications/42/restart-service",
-			func(t *testing.T, st sim.State) {
+			func(t *testing.T, st supsim.State) {
 				w, _ := st.Service("worker")
 				m, _ := st.Service("main")
 				if w.Restarts != 1 || m.Restarts != 0 {
@@ -156,8 +156,8 @@ func TestEndpoints(t *testing.T) {
 				}
 			}},
 		{"service.stop", func(c *Client) error { return c.StopService(ctx, "worker", false) }, "POST /v2/applications/42/stop-service",
-			func(t *testing.T, st sim.State) {
-				if w, _ := st.Service("worker"); w.Status != sim.Stopped {
+			func(t *testing.T, st supsim.State) {
+				if w, _ := st.Service("worker"); w.Status != supsim.Stopped {
 					t.Errorf("worker %+v", w)
 				}
 			}},
@@ -167,28 +167,28 @@ func TestEndpoints(t *testing.T) {
 			}
 			return c.StartService(ctx, "main", false)
 		}, "POST /v2/applications/42/start-service",
-			func(t *testing.T, st sim.State) {
-				if m, _ := st.Service("main"); m.Status != sim.Running || m.Restarts != 1 {
+			func(t *testing.T, st supsim.State) {
+				if m, _ := st.Service("main"); m.Status != supsim.Running || m.Restarts != 1 {
 					t.Errorf("main %+v", m)
 				}
 			}},
 		{"device", func(c *Client) error {
 			d, err := c.Device(ctx)
-			if err == nil && (d.SupervisorVersion != sim.SupervisorVersion || d.Commit != sim.Release || d.Status != "Idle" || len(d.Raw) == 0) {
+			if err == nil && (d.SupervisorVersion != supsim.SupervisorVersion || d.Commit != supsim.Release || d.Status != "Idle" || len(d.Raw) == 0) {
 				err = fmt.Errorf("device %+v", d)
 			}
 			return err
 		}, "GET /v1/device", nil},
 		{"state status", func(c *Client) error {
 			s, err := c.StateStatus(ctx)
-			if err == nil && (s.AppState != "applied" || len(s.Containers) != 2 || s.Containers[1].ServiceName != "worker" || s.Containers[0].Status != sim.Running || s.Release != sim.Release) {
+			if err == nil && (s.AppState != "applied" || len(s.Containers) != 2 || s.Containers[1].ServiceName != "worker" || s.Containers[0].Status != supsim.Running || s.Release != supsim.Release) {
 				err = fmt.Errorf("status %+v", s)
 			}
 			return err
 		}, "GET /v2/state/status", nil},
 		{"version", func(c *Client) error {
 			v, err := c.Version(ctx)
-			if err == nil && v != sim.SupervisorVersion {
+			if err == nil && v != supsim.SupervisorVersion {
 				err = fmt.Errorf("version %q", v)
 			}
 			return err
@@ -215,7 +215,7 @@ func TestEndpoints(t *testing.T) {
 			return err
 		}, "GET /v1/device/host-config", nil},
 		{"hostname.set", func(c *Client) error { return c.SetHostname(ctx, "kiosk-7", false) }, "PATCH /v1/device/host-config",
-			func(t *testing.T, st sim.State) {
+			func(t *testing.T, st supsim.State) {
 				if st.Hostname != "kiosk-7" {
 					t.Errorf("hostname %q", st.Hostname)
 				}
@@ -224,7 +224,7 @@ func TestEndpoints(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			// The reboot must stay pending while the test looks at it.
-			r := newRig(t, sim.Options{Services: []string{"main", "worker"}, RebootDelay: time.Hour}, nil)
+			r := newRig(t, supsim.Options{Services: []string{"main", "worker"}, RebootDelay: time.Hour}, nil)
 			if err := tc.call(r.c); err != nil {
 				t.Fatal(err)
 			}
@@ -238,7 +238,7 @@ func TestEndpoints(t *testing.T) {
 
 // sawOnce checks that the simulator saw "METHOD /path" exactly once and
 // answered every request with a success.
-func sawOnce(t *testing.T, s *sim.Server, request string) {
+func sawOnce(t *testing.T, s *supsim.Server, request string) {
 	t.Helper()
 	method, path, _ := strings.Cut(request, " ")
 	if n := s.Count(method, path); n != 1 {
@@ -272,7 +272,7 @@ func TestErrorsMapToABI(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Two services: on a one-service app the supervisor acts on
 			// that service whatever name a request gives.
-			r := newRig(t, sim.Options{Services: []string{"main", "worker"}}, nil)
+			r := newRig(t, supsim.Options{Services: []string{"main", "worker"}}, nil)
 			err := tc.call(r.c)
 			var e *Error
 			if !errors.As(err, &e) {
@@ -289,7 +289,7 @@ func TestErrorsMapToABI(t *testing.T) {
 }
 
 func TestNoAppID(t *testing.T) {
-	r := newRig(t, sim.Options{}, func(c *Config) { c.AppID = 0 })
+	r := newRig(t, supsim.Options{}, func(c *Config) { c.AppID = 0 })
 	err := r.c.RestartService(context.Background(), "main", false)
 	if Errno(err) != abi.Unavailable || !strings.Contains(err.Error(), "BALENA_APP_ID") {
 		t.Fatalf("err %v, want unavailable naming BALENA_APP_ID", err)
@@ -301,7 +301,7 @@ func TestNoAppID(t *testing.T) {
 
 func TestWrongKey(t *testing.T) {
 	const wrong = "wr0ng-k3y-that-must-not-leak-1234"
-	r := newRig(t, sim.Options{}, func(c *Config) { c.APIKey = wrong })
+	r := newRig(t, supsim.Options{}, func(c *Config) { c.APIKey = wrong })
 	ctx := context.Background()
 	for name, call := range map[string]func() error{
 		"reboot":  func() error { return r.c.Reboot(ctx, false) },
@@ -338,7 +338,7 @@ func TestWrongKey(t *testing.T) {
 // TestOutOfScopeAppID: a route's own 401 (JSON) says the app id, not the
 // key, is wrong; the auth middleware's (plain text) says the key is.
 func TestOutOfScopeAppID(t *testing.T) {
-	r := newRig(t, sim.Options{}, func(c *Config) { c.AppID = 43 })
+	r := newRig(t, supsim.Options{}, func(c *Config) { c.AppID = 43 })
 	ctx := context.Background()
 	for name, call := range map[string]func() error{
 		"app.restart": func() error { return r.c.RestartApp(ctx, false) },
@@ -371,7 +371,7 @@ func TestUpdateLock(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, sim.Options{}, nil)
+			r := newRig(t, supsim.Options{}, nil)
 			r.sim.Lock("main")
 			before := r.sim.State()
 			err := tc.call(r.c, false)
@@ -402,7 +402,7 @@ func TestUpdateLock(t *testing.T) {
 }
 
 func TestRebootEffects(t *testing.T) {
-	r := newRig(t, sim.Options{Services: []string{"main", "worker"}}, nil)
+	r := newRig(t, supsim.Options{Services: []string{"main", "worker"}}, nil)
 	ctx := context.Background()
 	r.sim.Lock("main")
 	if err := r.c.Reboot(ctx, true); err != nil {
@@ -422,7 +422,7 @@ func TestRebootEffects(t *testing.T) {
 		t.Fatalf("after reboot: %+v", st)
 	}
 	for _, sv := range st.Services {
-		if sv.Status != sim.Running || sv.Restarts != 1 {
+		if sv.Status != supsim.Running || sv.Restarts != 1 {
 			t.Errorf("%s after reboot: %+v", sv.Name, sv)
 		}
 	}
@@ -437,7 +437,7 @@ func TestRebootEffects(t *testing.T) {
 }
 
 func TestShutdownThenUnavailable(t *testing.T) {
-	r := newRig(t, sim.Options{}, func(c *Config) { c.Retries = -1 })
+	r := newRig(t, supsim.Options{}, func(c *Config) { c.Retries = -1 })
 	ctx := context.Background()
 	if err := r.c.Shutdown(ctx, false); err != nil {
 		t.Fatal(err)
@@ -452,7 +452,7 @@ func TestShutdownThenUnavailable(t *testing.T) {
 func TestRetries(t *testing.T) {
 	ctx := context.Background()
 	t.Run("safe reads retry", func(t *testing.T) {
-		r := newRig(t, sim.Options{}, func(c *Config) { c.Retries = 2 })
+		r := newRig(t, supsim.Options{}, func(c *Config) { c.Retries = 2 })
 		r.sim.FailNext(2)
 		if _, err := r.c.Device(ctx); err != nil {
 			t.Fatalf("after two failures: %v", err)
@@ -462,7 +462,7 @@ func TestRetries(t *testing.T) {
 		}
 	})
 	t.Run("retries run out", func(t *testing.T) {
-		r := newRig(t, sim.Options{}, func(c *Config) { c.Retries = 2 })
+		r := newRig(t, supsim.Options{}, func(c *Config) { c.Retries = 2 })
 		r.sim.FailNext(10)
 		_, err := r.c.Version(ctx)
 		var e *Error
@@ -474,7 +474,7 @@ func TestRetries(t *testing.T) {
 		}
 	})
 	t.Run("reboot never retries", func(t *testing.T) {
-		r := newRig(t, sim.Options{}, func(c *Config) { c.Retries = 5 })
+		r := newRig(t, supsim.Options{}, func(c *Config) { c.Retries = 5 })
 		r.sim.FailNext(1)
 		err := r.c.Reboot(ctx, false)
 		if Errno(err) != abi.Failed {
@@ -488,7 +488,7 @@ func TestRetries(t *testing.T) {
 		}
 	})
 	t.Run("no mutation retries", func(t *testing.T) {
-		r := newRig(t, sim.Options{}, func(c *Config) { c.Retries = 5 })
+		r := newRig(t, supsim.Options{}, func(c *Config) { c.Retries = 5 })
 		for _, call := range []func() error{
 			func() error { return r.c.Blink(ctx) },
 			func() error { return r.c.Shutdown(ctx, false) },

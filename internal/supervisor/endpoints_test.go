@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/abi"
-	"github.com/airlockhq/airlock/internal/supervisor/sim"
+	"github.com/airlockhq/airlock/internal/simdevice/supsim"
 )
 
 // wordKey is a key the Authorization header can carry, as a real one is.
@@ -26,11 +26,11 @@ func TestNewEndpoints(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
 		name string
-		opts sim.Options
-		call func(*testing.T, *Client, *sim.Server) error
+		opts supsim.Options
+		call func(*testing.T, *Client, *supsim.Server) error
 		path string // the one request the simulator must have seen
 	}{
-		{"v1 restart", sim.Options{}, func(t *testing.T, c *Client, s *sim.Server) error {
+		{"v1 restart", supsim.Options{}, func(t *testing.T, c *Client, s *supsim.Server) error {
 			if err := c.RestartAppV1(ctx, false); err != nil {
 				return err
 			}
@@ -39,7 +39,7 @@ func TestNewEndpoints(t *testing.T) {
 			}
 			return nil
 		}, "POST /v1/restart"},
-		{"v1 purge", sim.Options{}, func(t *testing.T, c *Client, s *sim.Server) error {
+		{"v1 purge", supsim.Options{}, func(t *testing.T, c *Client, s *supsim.Server) error {
 			if err := c.PurgeV1(ctx, true); err != nil {
 				return err
 			}
@@ -48,72 +48,72 @@ func TestNewEndpoints(t *testing.T) {
 			}
 			return nil
 		}, "POST /v1/purge"},
-		{"v1 app", sim.Options{Services: []string{"main"}}, func(t *testing.T, c *Client, s *sim.Server) error {
+		{"v1 app", supsim.Options{Services: []string{"main"}}, func(t *testing.T, c *Client, s *supsim.Server) error {
 			a, err := c.AppV1(ctx)
-			if err == nil && (a.AppID != 42 || a.Commit != sim.Release || a.ContainerID == "" || a.ImageID == "" || a.ReleaseID != 1) {
+			if err == nil && (a.AppID != 42 || a.Commit != supsim.Release || a.ContainerID == "" || a.ImageID == "" || a.ReleaseID != 1) {
 				err = fmt.Errorf("app %+v", a)
 			}
 			return err
 		}, "GET /v1/apps/42"},
-		{"v1 stop", sim.Options{Services: []string{"main"}}, func(t *testing.T, c *Client, s *sim.Server) error {
+		{"v1 stop", supsim.Options{Services: []string{"main"}}, func(t *testing.T, c *Client, s *supsim.Server) error {
 			id, err := c.StopAppV1(ctx, false)
-			if m, _ := s.State().Service("main"); err == nil && (id != m.ContainerID || m.Status != sim.Stopped) {
+			if m, _ := s.State().Service("main"); err == nil && (id != m.ContainerID || m.Status != supsim.Stopped) {
 				err = fmt.Errorf("container %q, main %+v", id, m)
 			}
 			return err
 		}, "POST /v1/apps/42/stop"},
-		{"v1 start", sim.Options{Services: []string{"main"}}, func(t *testing.T, c *Client, s *sim.Server) error {
+		{"v1 start", supsim.Options{Services: []string{"main"}}, func(t *testing.T, c *Client, s *supsim.Server) error {
 			s.Crash("main")
 			id, err := c.StartAppV1(ctx, false)
-			if m, _ := s.State().Service("main"); err == nil && (id != m.ContainerID || m.Status != sim.Running) {
+			if m, _ := s.State().Service("main"); err == nil && (id != m.ContainerID || m.Status != supsim.Running) {
 				err = fmt.Errorf("container %q, main %+v", id, m)
 			}
 			return err
 		}, "POST /v1/apps/42/start"},
-		{"apps state", sim.Options{}, func(t *testing.T, c *Client, s *sim.Server) error {
+		{"apps state", supsim.Options{}, func(t *testing.T, c *Client, s *supsim.Server) error {
 			v, err := c.AppsState(ctx)
-			a := v[sim.AppName]
-			if err == nil && (a.AppID != 42 || a.AppUUID != sim.AppUUID || a.UpdateStatus != "done" || a.Services["worker"].Image == "" || a.Services["worker"].Status != sim.Running) {
+			a := v[supsim.AppName]
+			if err == nil && (a.AppID != 42 || a.AppUUID != supsim.AppUUID || a.UpdateStatus != "done" || a.Services["worker"].Image == "" || a.Services["worker"].Status != supsim.Running) {
 				err = fmt.Errorf("apps state %+v", v)
 			}
 			return err
 		}, "GET /v2/applications/state"},
-		{"app state", sim.Options{}, func(t *testing.T, c *Client, s *sim.Server) error {
+		{"app state", supsim.Options{}, func(t *testing.T, c *Client, s *supsim.Server) error {
 			v, err := c.AppState(ctx)
-			if err == nil && (v.Commit != sim.Release || v.Local["42"].Services["1001"].Status != sim.Running || len(v.Raw) == 0) {
+			if err == nil && (v.Commit != supsim.Release || v.Local["42"].Services["1001"].Status != supsim.Running || len(v.Raw) == 0) {
 				err = fmt.Errorf("app state %+v", v)
 			}
 			return err
 		}, "GET /v2/applications/42/state"},
-		{"vpn", sim.Options{}, func(t *testing.T, c *Client, s *sim.Server) error {
+		{"vpn", supsim.Options{}, func(t *testing.T, c *Client, s *supsim.Server) error {
 			v, err := c.VPN(ctx)
 			if err == nil && (!v.Enabled || v.Connected) {
 				err = fmt.Errorf("vpn %+v", v)
 			}
 			return err
 		}, "GET /v2/device/vpn"},
-		{"container id", sim.Options{}, func(t *testing.T, c *Client, s *sim.Server) error {
+		{"container id", supsim.Options{}, func(t *testing.T, c *Client, s *supsim.Server) error {
 			id, err := c.ContainerID(ctx, "worker")
 			if w, _ := s.State().Service("worker"); err == nil && id != w.ContainerID {
 				err = fmt.Errorf("container id %q, want %q", id, w.ContainerID)
 			}
 			return err
 		}, "GET /v2/containerId"},
-		{"container ids", sim.Options{}, func(t *testing.T, c *Client, s *sim.Server) error {
+		{"container ids", supsim.Options{}, func(t *testing.T, c *Client, s *supsim.Server) error {
 			ids, err := c.ContainerIDs(ctx)
 			if err == nil && (len(ids) != 2 || ids["main"] == "") {
 				err = fmt.Errorf("container ids %v", ids)
 			}
 			return err
 		}, "GET /v2/containerId"},
-		{"device info", sim.Options{}, func(t *testing.T, c *Client, s *sim.Server) error {
+		{"device info", supsim.Options{}, func(t *testing.T, c *Client, s *supsim.Server) error {
 			v, err := c.LocalDeviceInfo(ctx)
-			if err == nil && (v.Arch != sim.DeviceArch || v.DeviceType != sim.DeviceType) {
+			if err == nil && (v.Arch != supsim.DeviceArch || v.DeviceType != supsim.DeviceType) {
 				err = fmt.Errorf("device info %+v", v)
 			}
 			return err
 		}, "GET /v2/local/device-info"},
-		{"cleanup volumes", sim.Options{}, func(t *testing.T, c *Client, s *sim.Server) error {
+		{"cleanup volumes", supsim.Options{}, func(t *testing.T, c *Client, s *supsim.Server) error {
 			s.AddVolume("42_left_behind")
 			if err := c.CleanupVolumes(ctx); err != nil {
 				return err
@@ -123,7 +123,7 @@ func TestNewEndpoints(t *testing.T) {
 			}
 			return nil
 		}, "GET /v2/cleanup-volumes"},
-		{"set tags", sim.Options{}, func(t *testing.T, c *Client, s *sim.Server) error {
+		{"set tags", supsim.Options{}, func(t *testing.T, c *Client, s *supsim.Server) error {
 			if err := c.SetTags(ctx, map[string]string{"role": "kiosk", "floor": "2"}); err != nil {
 				return err
 			}
@@ -133,7 +133,7 @@ func TestNewEndpoints(t *testing.T) {
 			}
 			return err
 		}, "PATCH /v2/device/tags"},
-		{"local target state", sim.Options{LocalMode: true}, func(t *testing.T, c *Client, s *sim.Server) error {
+		{"local target state", supsim.Options{LocalMode: true}, func(t *testing.T, c *Client, s *supsim.Server) error {
 			if err := c.SetLocalTargetState(ctx, []byte(`{"local":{"name":"dev","config":{},"apps":{}}}`), true); err != nil {
 				return err
 			}
@@ -165,7 +165,7 @@ func TestUpdateReportsWhatTheSupervisorDid(t *testing.T) {
 	for _, c := range []struct {
 		instantOff, force, want bool
 	}{{false, false, true}, {false, true, true}, {true, false, false}, {true, true, true}} {
-		r := newRig(t, sim.Options{NoInstantUpdates: c.instantOff}, nil)
+		r := newRig(t, supsim.Options{NoInstantUpdates: c.instantOff}, nil)
 		got, err := r.c.Update(ctx, c.force)
 		if err != nil || got != c.want {
 			t.Errorf("instant updates off=%v force=%v: triggered %v (%v), want %v", c.instantOff, c.force, got, err, c.want)
@@ -184,7 +184,7 @@ func TestKeyTransport(t *testing.T) {
 	for _, c := range []struct {
 		key, want string
 	}{{wordKey, "header"}, {testKey, "query"}, {"k+y/with%odd=chars&more", "query"}} {
-		r := newRig(t, sim.Options{APIKey: c.key}, nil)
+		r := newRig(t, supsim.Options{APIKey: c.key}, nil)
 		if _, err := r.c.Version(ctx); err != nil {
 			t.Fatalf("key %q: %v", c.key, err)
 		}
@@ -254,7 +254,7 @@ func keyForms(k string) []string {
 // TestRegenerateAPIKey: the client takes the new key, which works, and
 // neither key shows anywhere.
 func TestRegenerateAPIKey(t *testing.T) {
-	r := newRig(t, sim.Options{APIKey: wordKey}, nil)
+	r := newRig(t, supsim.Options{APIKey: wordKey}, nil)
 	ctx := context.Background()
 	if err := r.c.RegenerateAPIKey(ctx); err != nil {
 		t.Fatal(err)
@@ -281,7 +281,7 @@ func TestRegenerateAPIKey(t *testing.T) {
 
 // TestLocalLogsStream reads the service logs line by line.
 func TestLocalLogsStream(t *testing.T) {
-	r := newRig(t, sim.Options{LocalMode: true}, nil)
+	r := newRig(t, supsim.Options{LocalMode: true}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := r.c.LocalLogs(ctx, StreamLimits{})
@@ -308,7 +308,7 @@ func TestLocalLogsStream(t *testing.T) {
 
 // TestJournalLogsChunks reads the journal in chunks of whole lines.
 func TestJournalLogsChunks(t *testing.T) {
-	r := newRig(t, sim.Options{}, nil)
+	r := newRig(t, supsim.Options{}, nil)
 	ctx := context.Background()
 	st, err := r.c.JournalLogs(ctx, JournalQuery{Format: "cat"}, StreamLimits{})
 	if err != nil {

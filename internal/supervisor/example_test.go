@@ -6,14 +6,14 @@ import (
 	"fmt"
 
 	"github.com/airlockhq/airlock/abi"
+	"github.com/airlockhq/airlock/internal/simdevice/supsim"
 	"github.com/airlockhq/airlock/internal/supervisor"
-	"github.com/airlockhq/airlock/internal/supervisor/sim"
 )
 
 // A plugin's reboot request, end to end against the simulated supervisor:
 // the grant allows it, the app's update lock refuses it, force overrides.
 func Example() {
-	dev := sim.New(sim.Options{AppID: 7})
+	dev := supsim.New(supsim.Options{AppID: 7})
 	url, err := dev.Start("127.0.0.1:0")
 	if err != nil {
 		panic(err)

@@ -18,8 +18,8 @@ import (
 	"github.com/airlockhq/airlock/host"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/internal/plugin"
+	"github.com/airlockhq/airlock/internal/simdevice/supsim"
 	"github.com/airlockhq/airlock/internal/supervisor"
-	"github.com/airlockhq/airlock/internal/supervisor/sim"
 	"github.com/airlockhq/airlock/internal/testenv"
 	"github.com/airlockhq/airlock/internal/timer"
 )
@@ -59,7 +59,7 @@ func (r *rig) running(name string) {
 // example plugin; a supervisor that goes away.
 func TestSimulatedDevice(t *testing.T) {
 	key := randomKey(t)
-	r := start(t, "sim", "", supervisor.CapabilityOptions{Sim: sim.Options{APIKey: key, RebootDelay: 20 * time.Millisecond}}, key,
+	r := start(t, "sim", "", supervisor.CapabilityOptions{Sim: supsim.Options{APIKey: key, RebootDelay: 20 * time.Millisecond}}, key,
 		plug{"p", manifest("p", everything, ""), guestSrc},
 		plug{"narrow", manifest("narrow", `"service.restart:main"`, ""), guestSrc},
 		plug{"greedy", "# BROKEN\n" + manifest("greedy", "-", ""), guestSrc},
@@ -107,11 +107,11 @@ func TestSimulatedDevice(t *testing.T) {
 		dev.SetHealthy(false)
 		r.expect("p", "healthy", "ok false")
 		dev.SetHealthy(true)
-		r.expect("p", "version", "ok "+sim.SupervisorVersion)
+		r.expect("p", "version", "ok "+supsim.SupervisorVersion)
 		r.expect("p", "name", "ok airlock-sim")
 		r.expect("p", "tags", "ok map[role:simulated]")
 		r.expect("p", "hostname", "ok airlock-sim")
-		r.expect("p", "device", "ok status=Idle supervisor="+sim.SupervisorVersion+" json=true")
+		r.expect("p", "device", "ok status=Idle supervisor="+supsim.SupervisorVersion+" json=true")
 		r.expect("p", "state", "ok app=applied services=bluetooth-helper=Running,main=Running")
 		r.expect("p", "apps", "ok airlock-sim:done:2")
 		r.expect("p", "app-state", "ok commit=true json=true")
@@ -144,11 +144,11 @@ func TestSimulatedDevice(t *testing.T) {
 			t.Errorf("main restarts %d → %d, want one more", before.Restarts, after.Restarts)
 		}
 		r.expect("p", "stop bluetooth-helper", "ok")
-		if sv, _ := dev.State().Service("bluetooth-helper"); sv.Status != sim.Stopped {
+		if sv, _ := dev.State().Service("bluetooth-helper"); sv.Status != supsim.Stopped {
 			t.Errorf("bluetooth-helper is %s after stop", sv.Status)
 		}
 		r.expect("p", "start bluetooth-helper", "ok")
-		if sv, _ := dev.State().Service("bluetooth-helper"); sv.Status != sim.Running {
+		if sv, _ := dev.State().Service("bluetooth-helper"); sv.Status != supsim.Running {
 			t.Errorf("bluetooth-helper is %s after start", sv.Status)
 		}
 		r.expect("p", "set-tag location=lab", "ok ")
@@ -265,7 +265,7 @@ func TestSimulatedDevice(t *testing.T) {
 // wrong key.
 func TestConfiguredSupervisor(t *testing.T) {
 	key := randomKey(t)
-	dev := sim.New(sim.Options{APIKey: key, RebootDelay: 20 * time.Millisecond})
+	dev := supsim.New(supsim.Options{APIKey: key, RebootDelay: 20 * time.Millisecond})
 	defer dev.Close()
 	var mode atomic.Value
 	mode.Store("")

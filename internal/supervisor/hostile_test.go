@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/abi"
-	"github.com/airlockhq/airlock/internal/supervisor/sim"
+	"github.com/airlockhq/airlock/internal/simdevice/supsim"
 )
 
 // TestHostileValuesNeverReachTheWire: a value that could walk a path
@@ -20,7 +20,7 @@ import (
 // an option is refused as Invalid, and no request is sent.
 func TestHostileValuesNeverReachTheWire(t *testing.T) {
 	ctx := context.Background()
-	r := newRig(t, sim.Options{Services: []string{"main", "worker"}}, nil)
+	r := newRig(t, supsim.Options{Services: []string{"main", "worker"}}, nil)
 	hostile := []string{"../../v1/reboot", "main/../worker", "..", "%2e%2e%2fv1%2freboot", "main\r\nX-Injected: 1", "main\n", "ma\x00in", "main?apikey=x", "main#x", "ma in", "é"}
 	for _, v := range hostile {
 		calls := map[string]func() error{

@@ -14,7 +14,7 @@ import (
 	"github.com/airlockhq/airlock/abi"
 	"github.com/airlockhq/airlock/host/capability"
 	"github.com/airlockhq/airlock/host/gate"
-	"github.com/airlockhq/airlock/internal/supervisor/sim"
+	"github.com/airlockhq/airlock/internal/simdevice/supsim"
 )
 
 // opsRig is the capability over a client to sim (or to cfg's peer), with
@@ -26,7 +26,7 @@ type opsRig struct {
 	in  *capability.Caller
 }
 
-func newOpsRig(t *testing.T, opts sim.Options, mod func(*Config), allow ...string) *opsRig {
+func newOpsRig(t *testing.T, opts supsim.Options, mod func(*Config), allow ...string) *opsRig {
 	t.Helper()
 	r := newRig(t, opts, mod)
 	g, err := ParseGrant(allow)
@@ -59,7 +59,7 @@ func get(r abi.Record, k string) string {
 // TestNewOpsOutsideTheGrant: every new operation, and every scoped one for
 // a name its grant does not list, is denied before any request.
 func TestNewOpsOutsideTheGrant(t *testing.T) {
-	o := newOpsRig(t, sim.Options{LocalMode: true}, nil,
+	o := newOpsRig(t, supsim.Options{LocalMode: true}, nil,
 		"device.read", "tags.set:location", "logs.read:main", "journal.read:ssh")
 	for _, c := range [][]string{
 		{OpAppRead, "what", "app"},
@@ -92,7 +92,7 @@ func TestNewOpsOutsideTheGrant(t *testing.T) {
 // other guest string that could walk a path, split a header or a URL, or
 // be read as an option is refused as invalid, and nothing is sent.
 func TestNewOpsRefuseHostileNames(t *testing.T) {
-	o := newOpsRig(t, sim.Options{LocalMode: true}, nil,
+	o := newOpsRig(t, supsim.Options{LocalMode: true}, nil,
 		"logs.read:*", "journal.read:*", "tags.set:*", "service.restart:*", "service.stop:*", "app.read")
 	names := []string{"../x", "..", "%2e%2e", "%2e%2e%2fv1%2freboot", "main/../worker", "a/b", "/", "ma\x00in",
 		"main\r\nX-Injected: 1", "main\n", "-u", "--file=/etc/shadow", "ma in", "main?apikey=x"}
@@ -136,7 +136,7 @@ func TestNewOpsRefuseHostileNames(t *testing.T) {
 // every service's lines; a plugin granted logs.read:main gets main's only,
 // and the others are counted as dropped.
 func TestLogsOfAnUngrantedServiceNeverReachThePlugin(t *testing.T) {
-	o := newOpsRig(t, sim.Options{LocalMode: true}, nil, "logs.read:main")
+	o := newOpsRig(t, supsim.Options{LocalMode: true}, nil, "logs.read:main")
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -199,7 +199,7 @@ func journalPeer(t *testing.T, body string) (*Config, func() []string) {
 func TestJournalContainerOnlyWithTheWildcard(t *testing.T) {
 	peer, bodies := journalPeer(t, "one\ntwo\n")
 	use := func(c *Config) { *c = *peer }
-	unit := newOpsRig(t, sim.Options{}, use, "journal.read:ssh")
+	unit := newOpsRig(t, supsim.Options{}, use, "journal.read:ssh")
 	if _, err := unit.call(OpJournalRead, "unit", "ssh", "container", "abc123"); errnoOf(err) != abi.Denied {
 		t.Fatalf("container under journal.read:ssh: %v, want denied", err)
 	}
@@ -214,7 +214,7 @@ func TestJournalContainerOnlyWithTheWildcard(t *testing.T) {
 	if len(got) != 1 || got[0] != `POST /v2/journal-logs {"count":2,"unit":"ssh"}` {
 		t.Fatalf("sent %q", got)
 	}
-	all := newOpsRig(t, sim.Options{}, use, "journal.read:*")
+	all := newOpsRig(t, supsim.Options{}, use, "journal.read:*")
 	if _, err := all.call(OpJournalRead, "container", "abc123"); err != nil {
 		t.Fatalf("container under journal.read:*: %v", err)
 	}
@@ -228,7 +228,7 @@ func TestJournalContainerOnlyWithTheWildcard(t *testing.T) {
 // max_bytes, or the stream's byte budget for lines the plugin may not see.
 func TestStreamReadsAreBounded(t *testing.T) {
 	t.Run("follow ends at the wait", func(t *testing.T) {
-		o := newOpsRig(t, sim.Options{}, nil, "journal.read:ssh")
+		o := newOpsRig(t, supsim.Options{}, nil, "journal.read:ssh")
 		start := time.Now()
 		r, err := o.call(OpJournalRead, "unit", "ssh", "follow", "true", "wait_ms", "100")
 		if err != nil || get(r, "end") != endDeadline {
@@ -240,7 +240,7 @@ func TestStreamReadsAreBounded(t *testing.T) {
 		}
 	})
 	t.Run("many lines", func(t *testing.T) {
-		o := newOpsRig(t, sim.Options{}, nil, "journal.read:ssh")
+		o := newOpsRig(t, supsim.Options{}, nil, "journal.read:ssh")
 		for range 3000 {
 			o.sim.HostLog("ssh.service", strings.Repeat("z", 100))
 		}
@@ -255,7 +255,7 @@ func TestStreamReadsAreBounded(t *testing.T) {
 	})
 	endlessRig := func(t *testing.T, chunk, allow string) *opsRig {
 		srv, _ := endless(t, chunk)
-		return newOpsRig(t, sim.Options{}, func(c *Config) { c.Address = srv.URL }, allow)
+		return newOpsRig(t, supsim.Options{}, func(c *Config) { c.Address = srv.URL }, allow)
 	}
 	t.Run("endless granted lines", func(t *testing.T) {
 		o := endlessRig(t, `{"serviceName":"main","message":"m"}`+"\n", "logs.read:main")
@@ -309,7 +309,7 @@ func TestNeverGrantedEndpointsAreUnreachable(t *testing.T) {
 			all = append(all, op.Name)
 		}
 	}
-	o := newOpsRig(t, sim.Options{LocalMode: true}, nil, all...)
+	o := newOpsRig(t, supsim.Options{LocalMode: true}, nil, all...)
 	for _, n := range names {
 		if _, err := o.call(n, "force", "true"); errnoOf(err) != abi.Denied {
 			t.Errorf("%q: %v, want denied", n, err)
@@ -324,7 +324,7 @@ func TestNeverGrantedEndpointsAreUnreachable(t *testing.T) {
 // app's only service whatever name it is given, so service.restart:worker
 // must not restart main: the host checks that worker exists first.
 func TestOneServiceAppChecksTheName(t *testing.T) {
-	o := newOpsRig(t, sim.Options{Services: []string{"main"}}, nil, "service.restart:worker", "service.stop:worker")
+	o := newOpsRig(t, supsim.Options{Services: []string{"main"}}, nil, "service.restart:worker", "service.stop:worker")
 	before, _ := o.sim.State().Service("main")
 	for _, op := range []string{OpServiceRestart, OpServiceStop} {
 		if _, err := o.call(op, "service", "worker"); errnoOf(err) != abi.NotFound {
@@ -340,7 +340,7 @@ func TestOneServiceAppChecksTheName(t *testing.T) {
 // TestNewOpsOnTheSimulator: each new read and action does what its
 // endpoint does.
 func TestNewOpsOnTheSimulator(t *testing.T) {
-	o := newOpsRig(t, sim.Options{Services: []string{"main"}}, nil,
+	o := newOpsRig(t, supsim.Options{Services: []string{"main"}}, nil,
 		"app.read", "device.read", "volumes.cleanup", "app.restart", "app.purge")
 	for _, c := range []struct {
 		req  []string

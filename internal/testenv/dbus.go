@@ -12,16 +12,16 @@ import (
 
 	godbus "github.com/godbus/dbus/v5"
 
-	"github.com/airlockhq/airlock/internal/dbus/sim"
+	"github.com/airlockhq/airlock/internal/simdevice/dbussim"
 )
 
 // DBusEnv is a private system bus for a test: a dbus-daemon on a socket in
-// a temporary directory, the Go services of internal/dbus/sim on it, and, when
+// a temporary directory, the Go services of internal/simdevice/dbussim on it, and, when
 // asked for, the real systemd-timedated and systemd-hostnamed, activated by
 // the bus on first use.
 type DBusEnv struct {
-	Bus    *sim.Bus
-	Device *sim.Device // the Go services (systemd1, login1, and any not run for real)
+	Bus    *dbussim.Bus
+	Device *dbussim.Device // the Go services (systemd1, login1, and any not run for real)
 	// Real lists the names served by real systemd binaries.
 	Real []string
 	// Etc is the scratch /etc that the real services see.
@@ -50,7 +50,7 @@ var realServices = []struct{ name, bin string }{
 // machine's clock by the zone's offset.
 func StartDBus(t testing.TB, real bool) *DBusEnv {
 	t.Helper()
-	return startDBus(t, real, sim.AllowAll)
+	return startDBus(t, real, dbussim.AllowAll)
 }
 
 // StartSystemDBus starts a private bus whose policy is that of a device's
@@ -70,7 +70,7 @@ func StartSystemDBus(t testing.TB, names ...string) *DBusEnv {
 	return startDBus(t, false, systemPolicy(u.Username, append(slices.Clone(simNames), names...)))
 }
 
-// simNames are the services that internal/dbus/sim serves.
+// simNames are the services that internal/simdevice/dbussim serves.
 var simNames = []string{"org.freedesktop.systemd1", "org.freedesktop.login1", "org.freedesktop.timedate1", "org.freedesktop.hostname1"}
 
 func systemPolicy(privileged string, names []string) string {
@@ -125,7 +125,7 @@ func startDBus(t testing.TB, real bool, policy string) *DBusEnv {
 			t.Fatal(err)
 		}
 	}
-	b, err := sim.StartBusWithPolicy(dir, svcDir, policy)
+	b, err := dbussim.StartBusWithPolicy(dir, svcDir, policy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func (e *DBusEnv) serve() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	dev, err := sim.Serve(conn, e.names)
+	dev, err := dbussim.Serve(conn, e.names)
 	if err != nil {
 		conn.Close()
 		e.t.Fatal(err)

@@ -1,8 +1,8 @@
-// Package sim is the simulated device's system bus: a private dbus-daemon
+// Package dbussim is the simulated device's system bus: a private dbus-daemon
 // and small Go services that play systemd1's Manager, logind's Manager,
 // timedate1 and hostname1. The embedded default device runs them, and tests
 // use them as peers beside the real systemd-timedated and systemd-hostnamed.
-package sim
+package dbussim
 
 import (
 	"bufio"

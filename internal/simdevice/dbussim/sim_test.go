@@ -1,4 +1,4 @@
-package sim_test
+package dbussim_test
 
 import (
 	"os"
@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/airlockhq/airlock/internal/dbus/sim"
+	"github.com/airlockhq/airlock/internal/simdevice/dbussim"
 	"github.com/airlockhq/airlock/internal/testenv"
 )
 
@@ -18,7 +18,7 @@ import (
 func TestStartReapsLeftoverDaemon(t *testing.T) {
 	testenv.NeedCommand(t, "dbus-daemon", "dbus")
 	dir := t.TempDir()
-	b, err := sim.StartBus(dir, "")
+	b, err := dbussim.StartBus(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,14 +36,14 @@ func TestStartReapsLeftoverDaemon(t *testing.T) {
 	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(pid)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if !sim.OwnDaemon(pid, b.Config()) {
+	if !dbussim.OwnDaemon(pid, b.Config()) {
 		t.Fatalf("OwnDaemon does not recognise the leftover %d", pid)
 	}
 	if err := b.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer b.Stop()
-	if sim.OwnDaemon(pid, b.Config()) {
+	if dbussim.OwnDaemon(pid, b.Config()) {
 		t.Errorf("the leftover dbus-daemon %d survived the next start", pid)
 	}
 	// A pid file that names someone else (our own process) kills no one.

@@ -1,8 +1,8 @@
-// Package sim is a simulated balena device supervisor: an HTTP server on
+// Package supsim is a simulated balena device supervisor: an HTTP server on
 // loopback that speaks the published Supervisor API (paths, auth, status codes
 // and bodies) and keeps the device state that requests change, so that tests
 // and the embedded demo device can watch the effects of what plugins ask for.
-package sim
+package supsim
 
 import (
 	"context"

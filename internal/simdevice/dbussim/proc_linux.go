@@ -1,4 +1,4 @@
-package sim
+package dbussim
 
 import (
 	"os/exec"
