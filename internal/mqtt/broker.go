@@ -1,8 +1,12 @@
 package mqtt
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
-
+	"encoding/hex"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,7 +46,7 @@ func (c *Capability) connect(b Broker, password string) (*broker, error) {
 		SetOrderMatters(true). // a newer QoS 0 value replaces an older one, never the reverse
 		SetConnectTimeout(10 * time.Second)
 	if b.ClientID == "" {
-		o.SetClientID("airlock-" + b.Name)
+		o.SetClientID(c.defaultClientID(b.Name))
 	}
 	if b.Username != "" {
 		o.SetUsername(b.Username)
@@ -146,4 +150,30 @@ func (b *broker) close() {
 	if b.client != nil {
 		b.client.Disconnect(250)
 	}
+}
+
+// defaultClientID is the client id of a broker whose runtime.toml names
+// none: "airlock-" and 15 hex digits of a hash of this device's identity
+// and the broker's name (23 characters, MQTT 3.1.1's portable limit). A
+// broker closes the older of two connections with one client id, so a
+// fixed default ("airlock-hub") made every device of a fleet on a shared
+// broker, or two simulated devices on one machine, take the connection
+// from each other for ever. The id is stable across restarts of a real
+// device (its session, with QoS 1 subscriptions, survives); a simulated
+// device adds its process id, as two may run side by side.
+func (c *Capability) defaultClientID(broker string) string {
+	id := c.opts.Getenv("BALENA_DEVICE_UUID")
+	if id == "" {
+		if b, err := os.ReadFile("/etc/machine-id"); err == nil {
+			id = strings.TrimSpace(string(b))
+		}
+	}
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	if c.onSim {
+		id += "/sim/" + strconv.Itoa(os.Getpid())
+	}
+	sum := sha256.Sum256([]byte(id + "\x00" + broker))
+	return "airlock-" + hex.EncodeToString(sum[:])[:15]
 }

@@ -68,6 +68,7 @@ type Capability struct {
 
 	provisioned bool
 	sim         []*mosquitto.Broker // the simulated device's brokers
+	onSim       bool                // the device is simulated (see defaultClientID)
 }
 
 // subscription is one plugin's granted filters on its broker.
@@ -139,6 +140,7 @@ func (c *Capability) Provision(ctx context.Context, env capability.Env) error {
 			declared = h.Secrets
 		}
 	}
+	c.onSim = env.Sim
 	if env.Sim {
 		c.startSim(stateDir, declared)
 	}
